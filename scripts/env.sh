@@ -1,0 +1,11 @@
+# Source this file to use the package built by scripts/setup in the current shell.
+_gpt4scene_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck disable=SC1091
+source "$_gpt4scene_root/.venv/bin/activate"
+export AMENT_PREFIX_PATH="$_gpt4scene_root/.venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+# shellcheck disable=SC1091
+source "$_gpt4scene_root/.build/install/local_setup.bash"
+export RMW_IMPLEMENTATION=${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}
+# Keep DDS discovery on this machine unless the caller chose otherwise.
+export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
+unset _gpt4scene_root
