@@ -8,4 +8,6 @@ source "$_gpt4scene_root/.build/install/local_setup.bash"
 export RMW_IMPLEMENTATION=${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}
 # Keep DDS discovery on this machine unless the caller chose otherwise.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
+# Shared memory large enough for whole images, fast acknowledgements (see the file).
+export FASTDDS_DEFAULT_PROFILES_FILE=${FASTDDS_DEFAULT_PROFILES_FILE:-$_gpt4scene_root/config/fastdds.xml}
 unset _gpt4scene_root

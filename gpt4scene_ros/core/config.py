@@ -76,7 +76,7 @@ class PlayerConfig:
                               'child frame of the odometry.', read_only=True)
     optical_frame: str = setting('camera_color_optical_frame', 'Optical frame (z forward, y down) of the '
                                  'colour and depth images.', read_only=True)
-    wait_for_subscribers: int = setting(0, 'Wait until this many subscribers match the colour topic before '
+    wait_for_subscribers: int = setting(0, 'Wait until this many subscribers match each data topic before '
                                         'playing.', minimum=0, read_only=True)
     wait_for_subscribers_timeout_s: float = setting(30.0, 'Give up waiting for subscribers after this long '
                                                     '(exit code 1).', minimum=0.0, read_only=True)

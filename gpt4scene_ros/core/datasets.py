@@ -292,7 +292,7 @@ class TumSequence(RgbdSequence):
             raise FrameError(str(error)) from None
 
     def _unit_quaternion(self, row: int) -> np.ndarray:
-        """The groundtruth quaternion (x, y, z, w) of ``row``, normalised; FrameError if not near unit."""
+        """Return the groundtruth quaternion (x, y, z, w) of ``row``, normalised; FrameError if not near unit."""
         q = self._gt_values[row, 3:]
         line = self._gt_lines[row]
         if not np.all(np.isfinite(self._gt_values[row])):

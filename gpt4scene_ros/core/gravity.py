@@ -10,8 +10,11 @@ Method (``estimate_gravity_alignment``):
 1. Sample up to ``max_frames`` frames evenly; frames that raise FrameError are
    skipped. Each depth image is subsampled every ``pixel_step`` pixels and
    back-projected; a point's normal is the cross product of the central
-   differences to its image-grid neighbours, dropped at depth discontinuities,
-   oriented towards the camera and rotated into the world frame.
+   differences to its image-grid neighbours, oriented towards the camera and
+   rotated into the world frame. Points are dropped at depth discontinuities
+   and on creases (where floor meets wall, the normals from the forward and
+   the backward neighbours differ by more than ``MAX_CREASE_DEG``), whose
+   mixed normals would tilt the estimate.
 2. Prior: up = -(mean camera y axis in the world), since the optical y axis
    points down in an upright camera.
 3. Coarse search: among directions within ``COARSE_SEARCH_DEG`` of the prior,
@@ -22,11 +25,13 @@ Method (``estimate_gravity_alignment``):
    it stops moving.
 5. Rotation: the smallest rotation taking up to +z (Rodrigues), so the map's
    yaw stays as close to the world's as possible. Translation: z is shifted
-   so that the floor is at z = 0, the floor being the ``FLOOR_PERCENTILE``-th
-   percentile of the heights of points whose normal is within
-   ``FLOOR_NORMAL_DEG`` of up (of all points when fewer than
-   ``MIN_FLOOR_POINTS`` face up). Without a visible floor this is the lowest
-   upward-facing surface.
+   so that the floor is at z = 0. Floor: among the points whose normal is
+   within ``FLOOR_NORMAL_DEG`` of up (all points when fewer than
+   ``MIN_FLOOR_POINTS`` face up), take the height below which
+   ``FLOOR_PERCENTILE`` % of them lie, then the median height of those within
+   ``FLOOR_BAND_M`` above it, so that the floor plane sits in the middle of
+   its depth noise rather than at its lower tail. Without a visible floor
+   this is the lowest upward-facing surface.
 """
 
 from __future__ import annotations
@@ -51,11 +56,14 @@ REFINE_MAX_ITERATIONS = 100
 REFINE_CONVERGED_RAD = 1e-6
 FLOOR_NORMAL_DEG = 15.0
 FLOOR_PERCENTILE = 1.0
+FLOOR_BAND_M = 0.10
 MIN_NORMALS = 200
 """Fewest valid surface normals (and fewest in the refinement cone) for an estimate."""
 MIN_FLOOR_POINTS = 100
 MAX_DEPTH_JUMP_RATIO = 4.0
 """A neighbour whose depth differs by more than this many lateral grid spacings is across a discontinuity."""
+MAX_CREASE_DEG = 20.0
+"""Largest angle between the normals from the forward and the backward neighbours (larger: a crease, dropped)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +101,7 @@ class GravityAlignment:
 
 
 def identity_alignment(reason: str) -> GravityAlignment:
-    """The world frame used as the map frame as it is; ``reason`` says why (it goes into ``method``)."""
+    """Use the world frame as the map frame as it is; ``reason`` says why (it goes into ``method``)."""
     if not isinstance(reason, str) or not reason.strip():
         raise ValueError('identity_alignment needs a non-empty reason')
     return GravityAlignment(T_map_world=np.eye(4), up_in_world=np.array([0.0, 0.0, 1.0]), floor_height_m=0.0,
@@ -106,8 +114,8 @@ def frame_surface_samples(frame: RgbdFrame, intrinsics: CameraIntrinsics,
 
     Points are taken every ``pixel_step`` pixels; a normal is the cross product
     of the central differences to the horizontal and vertical grid neighbours.
-    Points with an invalid or farther than ``max_depth_m`` neighbour, or across
-    a depth discontinuity, are dropped.
+    Points with an invalid or farther than ``max_depth_m`` neighbour, across a
+    depth discontinuity or on a crease are dropped.
     """
     if isinstance(pixel_step, bool) or not isinstance(pixel_step, (int, np.integer)) or pixel_step < 1:
         raise ValueError(f'pixel_step must be an integer >= 1, got {pixel_step!r}')
@@ -132,13 +140,15 @@ def frame_surface_samples(frame: RgbdFrame, intrinsics: CameraIntrinsics,
     for index in neighbours.values():
         zn = z[index]
         valid &= (zn > 0) & (np.abs(zn - z0) <= max_jump)
-    du = P[neighbours['right']] - P[neighbours['left']]
-    dv = P[neighbours['down']] - P[neighbours['up']]
-    normals = np.cross(du, dv)[valid]
-    points = P[centre][valid]
-    lengths = np.linalg.norm(normals, axis=1)
-    keep = lengths > 0
-    normals = normals[keep] / lengths[keep, None]
+    P0 = P[centre]
+    forward = _unit(np.cross(P[neighbours['right']] - P0, P[neighbours['down']] - P0))
+    backward = _unit(np.cross(P0 - P[neighbours['left']], P0 - P[neighbours['up']]))
+    valid &= np.einsum('...i,...i->...', forward, backward) >= math.cos(math.radians(MAX_CREASE_DEG))
+    normals = _unit(np.cross(P[neighbours['right']] - P[neighbours['left']],
+                             P[neighbours['down']] - P[neighbours['up']]))[valid]
+    points = P0[valid]
+    keep = np.linalg.norm(normals, axis=1) > 0.5
+    normals = normals[keep]
     points = points[keep]
     normals[np.einsum('ij,ij->i', normals, points) > 0] *= -1.0     # face the camera
 
@@ -205,22 +215,25 @@ def estimate_gravity_alignment(sequence, max_frames: int = 40, *, pixel_step: in
     heights = P @ up
     facing_up = N @ up >= math.cos(math.radians(FLOOR_NORMAL_DEG))
     if np.count_nonzero(facing_up) >= MIN_FLOOR_POINTS:
-        floor = float(np.percentile(heights[facing_up], FLOOR_PERCENTILE))
-        floor_source = f'of upward-facing (within {FLOOR_NORMAL_DEG:g} deg) surface points'
+        floor_heights = heights[facing_up]
+        floor_source = f'upward-facing (within {FLOOR_NORMAL_DEG:g} deg) surface points'
     else:
         logger.warning('%s: only %d upward-facing points; floor taken from all points',
                        name, np.count_nonzero(facing_up))
-        floor = float(np.percentile(heights, FLOOR_PERCENTILE))
-        floor_source = 'of all points (too few upward-facing ones)'
+        floor_heights = heights
+        floor_source = 'all points (too few face up)'
+    lowest = float(np.percentile(floor_heights, FLOOR_PERCENTILE))
+    floor = float(np.median(floor_heights[(floor_heights >= lowest) & (floor_heights <= lowest + FLOOR_BAND_M)]))
 
     T = np.eye(4)
     T[:3, :3] = rotation_between(up, np.array([0.0, 0.0, 1.0]))
     T[2, 3] = -floor
-    method = (f'Up = principal axis of the {support} surface normals (of {len(N)}, from {len(camera_y)} frames of '
-              f'{name}) within {REFINE_CONE_DEG:g} deg of it, started from the most common normal direction within '
-              f'{COARSE_SEARCH_DEG:g} deg of minus the mean camera y axis; the map is the world turned by the '
-              f'smallest rotation taking up to +z and shifted so that the {FLOOR_PERCENTILE:g}st percentile height '
-              f'{floor_source} is z = 0.')
+    method = (f'Gravity from the data: up is the principal axis of the {support} surface normals (of {len(N)} '
+              f'from {len(camera_y)} frames of {name}) within {REFINE_CONE_DEG:g} deg of it, iterated from the '
+              f'most common normal direction within {COARSE_SEARCH_DEG:g} deg of the cameras\' mean up (minus their '
+              f'mean y axis); the map frame is the world turned by the smallest rotation taking up to +z and shifted '
+              f'along z so that the floor (the median height of the {floor_source} within {FLOOR_BAND_M:g} m above '
+              f'their {FLOOR_PERCENTILE:g} % height quantile) is at z = 0.')
     alignment = GravityAlignment(T_map_world=T, up_in_world=up, floor_height_m=floor, support=support, method=method)
     logger.info('%s: up in world %s (%.1f deg from the camera prior), floor at %.3f m, %d supporting normals',
                 name, np.round(up, 4).tolist(), math.degrees(math.acos(min(1.0, float(up @ prior)))), floor, support)
@@ -229,8 +242,13 @@ def estimate_gravity_alignment(sequence, max_frames: int = 40, *, pixel_step: in
 
 def rotation_between(a, b) -> np.ndarray:
     """Smallest rotation (3x3) taking unit vector ``a`` to unit vector ``b`` (Rodrigues)."""
-    a = np.asarray(a, dtype=np.float64) / np.linalg.norm(a)
-    b = np.asarray(b, dtype=np.float64) / np.linalg.norm(b)
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != (3,) or b.shape != (3,) or not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))) \
+            or np.linalg.norm(a) == 0 or np.linalg.norm(b) == 0:
+        raise ValueError(f'rotation_between needs two finite non-zero 3-vectors, got {a.tolist()} and {b.tolist()}')
+    a = a / np.linalg.norm(a)
+    b = b / np.linalg.norm(b)
     axis = np.cross(a, b)
     sin_angle = float(np.linalg.norm(axis))
     cos_angle = float(a @ b)
@@ -246,8 +264,14 @@ def rotation_between(a, b) -> np.ndarray:
     return np.eye(3) + K + K @ K * ((1.0 - cos_angle) / sin_angle ** 2)
 
 
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; zero rows stay zero."""
+    lengths = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return np.divide(vectors, lengths, out=np.zeros_like(vectors), where=lengths > 0)
+
+
 def _coarse_up(N: np.ndarray, prior: np.ndarray) -> np.ndarray:
-    """The direction within COARSE_SEARCH_DEG of ``prior`` with the most normals within COARSE_WINDOW_DEG of +/- it."""
+    """Find the direction within COARSE_SEARCH_DEG of ``prior`` with most normals within COARSE_WINDOW_DEG of it."""
     candidates = _fibonacci_sphere(COARSE_CANDIDATES_ON_SPHERE)
     candidates = candidates[candidates @ prior >= math.cos(math.radians(COARSE_SEARCH_DEG))]
     candidates = np.vstack([prior, candidates])

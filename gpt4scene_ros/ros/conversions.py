@@ -114,13 +114,22 @@ def transform_to_msg(T: np.ndarray) -> Transform:
                      rotation=pose.orientation)
 
 
+def _rigid_from(translation, quaternion) -> np.ndarray:
+    if not np.all(np.isfinite(translation)):
+        raise ValueError(f'translation is not finite: {translation}')
+    return make_transform(matrix_from_quaternion(quaternion), translation)
+
+
 def pose_to_transform(pose: Pose) -> np.ndarray:
     """4x4 matrix of a Pose; ValueError for NaN or a non-unit quaternion."""
-    q = pose.orientation
-    t = (pose.position.x, pose.position.y, pose.position.z)
-    if not np.all(np.isfinite(t)):
-        raise ValueError(f'pose position is not finite: {t}')
-    return make_transform(matrix_from_quaternion((q.x, q.y, q.z, q.w)), t)
+    p, q = pose.position, pose.orientation
+    return _rigid_from((p.x, p.y, p.z), (q.x, q.y, q.z, q.w))
+
+
+def transform_from_msg(msg: Transform) -> np.ndarray:
+    """4x4 matrix of a Transform; ValueError for NaN or a non-unit quaternion."""
+    t, q = msg.translation, msg.rotation
+    return _rigid_from((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
 
 
 def object_box_to_msg(box: ObjectBox) -> ObjectInstance:

@@ -74,6 +74,7 @@ class PlayerNode(Node):
         self.depth_pub = self.create_publisher(Image, 'camera/depth/image_raw', qos)
         self.info_pub = self.create_publisher(CameraInfo, 'camera/color/camera_info', qos)
         self.odom_pub = self.create_publisher(Odometry, 'odom', qos)
+        self.data_publishers = (self.color_pub, self.depth_pub, self.info_pub, self.odom_pub)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.alignment_pub = self.create_publisher(TransformStamped, '~/dataset_alignment', latched)
@@ -174,8 +175,7 @@ class PlayerNode(Node):
     def wait_for_acknowledgements(self, timeout_s: float = 5.0) -> bool:
         """Block until reliable subscribers acknowledged everything published."""
         timeout = Duration(seconds=timeout_s)
-        return all(pub.wait_for_all_acked(timeout)
-                   for pub in (self.color_pub, self.depth_pub, self.info_pub, self.odom_pub))
+        return all(pub.wait_for_all_acked(timeout) for pub in self.data_publishers)
 
     def _on_step(self, request, response):
         if self.finished:
@@ -190,11 +190,11 @@ class PlayerNode(Node):
 def _wait_for_subscribers(node: PlayerNode, executor) -> bool:
     wanted = node.config.wait_for_subscribers
     deadline = time.monotonic() + node.config.wait_for_subscribers_timeout_s
-    while node.color_pub.get_subscription_count() < wanted:
+    while (matched := min(pub.get_subscription_count() for pub in node.data_publishers)) < wanted:
         if time.monotonic() > deadline:
             node.get_logger().error(
-                f'only {node.color_pub.get_subscription_count()} of {wanted} subscribers matched '
-                f'{node.color_pub.topic_name} within {node.config.wait_for_subscribers_timeout_s} s')
+                f'only {matched} of {wanted} subscribers matched every data topic within '
+                f'{node.config.wait_for_subscribers_timeout_s} s')
             return False
         executor.spin_once(timeout_sec=0.05)
     return True
