@@ -138,4 +138,3 @@ def call_service(node, client, request, timeout_s: float = 30.0):
     future = client.call_async(request)
     wait_for(future.done, timeout_s, f'a response from {client.srv_name}')
     return future.result()
-

@@ -115,4 +115,3 @@ def answer_query(request: QueryRequest, config: QueryConfig, objects) -> QueryRe
         wanted = set(request.object_ids)
         selected = tuple(obj for obj in objects if obj.id in wanted)
     return QueryResult(error_code=ErrorCode.NONE, answer=describe_objects(selected), objects=selected)
-

@@ -83,8 +83,6 @@ _DEEPEST_WALL_OBJECT_M = 0.46
 """Wall-standing objects reach at most this far into the room (plus ``_WALL_GAP_M``)."""
 _CLUTTER_WALL_GAP_M = (0.05, 0.3)
 """Floor clutter stands this far from a wall."""
-_INNER_LOOP_SCALE = 0.55
-"""The camera loop shrinks to this fraction while the camera looks away from the centre."""
 _MIN_ROOM_X_M = 4.5
 _MIN_ROOM_Y_M = 4.0
 _MAX_ROOM_M = 10.0
@@ -122,8 +120,8 @@ class SyntheticSceneConfig:
     camera_height_m: float = _param(1.4, 'Mean camera height above the floor, metres.')
     camera_bob_m: float = _param(0.1, 'Amplitude of the vertical camera bob, metres.')
     camera_wall_margin_m: float = _param(0.75, 'Distance of the camera loop from the walls, metres.')
-    camera_turn_away_deg: float = _param(
-        180.0, 'Largest camera yaw away from the room centre, degrees (180: looks at the walls at times).')
+    camera_look_aside_deg: float = _param(
+        70.0, 'Largest camera yaw away from the room centre, degrees (objects at the walls are seen obliquely).')
     jpeg_quality: int = _param(95, 'JPEG quality of the colour images (1-100).')
 
     def __post_init__(self):
@@ -177,8 +175,8 @@ class SyntheticSceneConfig:
             fail('room_size_y_m', f'in [{_MIN_ROOM_Y_M}, {_MAX_ROOM_M}] (room for the furniture)')
         if not 2.2 <= self.room_height_m <= 5.0:
             fail('room_height_m', 'in [2.2, 5.0]')
-        if not 0 <= self.camera_turn_away_deg <= 180:
-            fail('camera_turn_away_deg', 'in [0, 180]')
+        if not 0 <= self.camera_look_aside_deg <= 180:
+            fail('camera_look_aside_deg', 'in [0, 180]')
         if not 0 <= self.camera_bob_m <= 0.3:
             fail('camera_bob_m', 'in [0, 0.3]')
         low = _TALLEST_LOW_OBJECT_M + 0.1 + self.camera_bob_m
@@ -828,38 +826,36 @@ def _rng(seed, stream):
 # Camera path
 
 def camera_path(config: SyntheticSceneConfig) -> list[np.ndarray]:
-    """Return ``config.num_frames`` poses ``T_world_camera`` on a smooth closed path (two laps of the room).
+    """Return ``config.num_frames`` poses ``T_world_camera`` on a smooth closed path: two laps of the room.
 
-    The camera circles the room centre twice at about ``camera_height_m``
-    (bobbing by ``camera_bob_m``), ``camera_wall_margin_m`` inside the walls
-    while it looks at the middle of the room. Over the sequence it gradually
-    turns away from the centre (up to ``camera_turn_away_deg``, turning towards
-    the direction of travel) while the loop tightens, so that objects near the
-    walls and the walls themselves are also seen from the room side; each
-    place is passed once looking inwards and once looking outwards. Pitch
-    wanders between about 8 and 38 degrees down (the ceiling is seen at times)
-    and roll by a few degrees.
+    The camera circles the room centre twice on a slightly wobbling ellipse
+    ``camera_wall_margin_m`` inside the walls, at about ``camera_height_m``
+    (bobbing by ``camera_bob_m``). It faces the middle of the room, swinging up
+    to ``camera_look_aside_deg`` to either side; the swing is reversed on the
+    second lap, so each place is passed once looking ahead and once looking
+    back, and objects near the walls are seen from both sides as well as from
+    across the room. Pitch wanders between about 5 and 40 degrees down (the
+    ceiling is seen at times) and roll by a few degrees.
     """
     rng = _rng(config.seed, _STREAM_CAMERA)
     semi_x = config.room_size_x_m / 2 - config.camera_wall_margin_m
     semi_y = config.room_size_y_m / 2 - config.camera_wall_margin_m
     start = rng.uniform(0, 2 * np.pi)
     direction = rng.choice([-1.0, 1.0])
-    phases = rng.uniform(0, 2 * np.pi, size=5)
-    turn_away = math.radians(config.camera_turn_away_deg)
+    phases = rng.uniform(0, 2 * np.pi, size=6)
+    look_aside = math.radians(config.camera_look_aside_deg)
     poses = []
     for i in range(config.num_frames):
         s = 2 * np.pi * i / config.num_frames
         angle = start + direction * 2 * s
-        away = 0.5 - 0.5 * math.cos(s)  # 0: looking at the centre from the outer loop, 1: turned away most
-        scale = 1.0 - (1.0 - _INNER_LOOP_SCALE) * away
+        scale = 1.0 - 0.15 * (0.5 + 0.5 * math.sin(4 * s + phases[0]))
         position = np.array([
             semi_x * scale * math.cos(angle), semi_y * scale * math.sin(angle),
-            config.camera_height_m + config.camera_bob_m * math.sin(5 * s + phases[0])])
-        yaw = (math.atan2(-position[1], -position[0]) - direction * turn_away * away
-               + math.radians(12.0) * math.sin(7 * s + phases[1]))
-        pitch = -math.radians(23.0 + 15.0 * math.sin(3 * s + phases[2]) + 3.0 * math.sin(11 * s + phases[3]))
-        roll = math.radians(3.0) * math.sin(5 * s + phases[4])
+            config.camera_height_m + config.camera_bob_m * math.sin(5 * s + phases[1])])
+        # An odd multiple of s: opposite swing at the same place on the second lap.
+        yaw = math.atan2(-position[1], -position[0]) + look_aside * math.sin(3 * s + phases[2])
+        pitch = -math.radians(22.0 + 15.0 * math.sin(4 * s + phases[3]) + 3.0 * math.sin(11 * s + phases[4]))
+        roll = math.radians(3.0) * math.sin(5 * s + phases[5])
         forward = np.array([math.cos(pitch) * math.cos(yaw), math.cos(pitch) * math.sin(yaw), math.sin(pitch)])
         right = np.array([math.sin(yaw), -math.cos(yaw), 0.0])  # forward x up, normalised
         down = np.cross(forward, right)
