@@ -311,7 +311,7 @@ class SyntheticScene:
         raise KeyError(f'no object with id {instance_id} (ids 1..{len(self.objects)})')
 
     def ground_truth(self) -> dict:
-        """The JSON-serialisable content of ``instances.json``."""
+        """Return the JSON-serialisable content of ``instances.json``."""
         config = self.config
         return {
             'generator': GENERATOR_NAME,
@@ -502,7 +502,7 @@ def _against_y_wall(rng, half_x, half_y, width, depth, side):
 
 
 def _storage(rng, half_x, half_y, side):
-    """A cabinet (closed box with handles) or an open shelf against a y wall."""
+    """Build a cabinet (closed box with handles) or an open shelf against a y wall."""
     if rng.random() < 0.5:
         width, depth, height = rng.uniform(0.8, 1.1), rng.uniform(0.4, 0.44), rng.uniform(0.8, 1.0)
         lo2, hi2 = _against_y_wall(rng, half_x, half_y, width, depth - 0.02, side)
@@ -532,7 +532,7 @@ def _storage(rng, half_x, half_y, side):
 
 
 def _seating(rng, half_x, half_y, side):
-    """A sofa or a single bed with its long side against an x wall."""
+    """Build a sofa or a single bed with its long side against an x wall."""
     sofa = rng.random() < 0.5
     length = rng.uniform(1.6, 2.0) if sofa else rng.uniform(1.9, 2.0)
     depth = rng.uniform(0.8, 0.9) if sofa else rng.uniform(0.9, 1.0)
