@@ -37,8 +37,7 @@ def test_colcon_build_in_a_workspace_gives_interfaces_executables_and_share_file
         assert os.access(install / 'lib' / 'gpt4scene_ros' / name, os.X_OK), name
     for relative in ('launch/gpt4scene.launch.py', 'config/gpt4scene.yaml', 'config/fastdds.xml', 'package.xml'):
         assert (install / 'share' / 'gpt4scene_ros' / relative).is_file(), relative
-    assert (workspace / 'install' / 'share' / 'ament_index' / 'resource_index' / 'packages' / 'gpt4scene_ros').exists() \
-        or (install / 'share' / 'ament_index' / 'resource_index' / 'packages' / 'gpt4scene_ros').exists()
+    assert (install / 'share' / 'ament_index' / 'resource_index' / 'packages' / 'gpt4scene_ros').exists()
     check = ('import gpt4scene_ros, gpt4scene_ros.ros.query_node\n'
              'from gpt4scene_ros.srv import SceneQuery, FilePath\n'
              'from gpt4scene_ros.msg import ObjectInstance, ObjectInstanceArray\n'
