@@ -1,5 +1,7 @@
 # Source this file to use the package built by scripts/setup in the current shell.
 _gpt4scene_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The colcon and venv scripts read unset variables: relax `set -u` while sourcing them.
+case $- in *u*) _gpt4scene_nounset=1; set +u ;; *) _gpt4scene_nounset= ;; esac
 # shellcheck disable=SC1091
 source "$_gpt4scene_root/.venv/bin/activate"
 export AMENT_PREFIX_PATH="$_gpt4scene_root/.venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
@@ -10,4 +12,5 @@ export RMW_IMPLEMENTATION=${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}
 export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
 # Shared memory large enough for whole images, fast acknowledgements (see the file).
 export FASTDDS_DEFAULT_PROFILES_FILE=${FASTDDS_DEFAULT_PROFILES_FILE:-$_gpt4scene_root/config/fastdds.xml}
-unset _gpt4scene_root
+[ -n "$_gpt4scene_nounset" ] && set -u
+unset _gpt4scene_root _gpt4scene_nounset

@@ -22,8 +22,7 @@ import rclpy
 from geometry_msgs.msg import TransformStamped
 from nav_msgs.msg import Odometry
 from rclpy.duration import Duration
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -35,6 +34,7 @@ from ..core.gravity import estimate_gravity_alignment, identity_alignment
 from ..core.transforms import R_BASE_OPTICAL, invert_transform, make_transform
 from .conversions import (intrinsics_to_camera_info, numpy_to_image, time_to_msg, transform_to_msg,
                           transform_to_pose)
+from .entry import EXIT_FAILED, EXIT_OK, run_node
 from .params import declare_settings
 
 try:  # TF is optional: tf2_ros is not pip-installable.
@@ -42,15 +42,16 @@ try:  # TF is optional: tf2_ros is not pip-installable.
 except ImportError:  # pragma: no cover - depends on the installation
     TransformBroadcaster = StaticTransformBroadcaster = None
 
-EXIT_OK, EXIT_NOTHING_PLAYED, EXIT_BAD_INPUT = 0, 1, 2
 T_OPTICAL_BASE = invert_transform(make_transform(R_BASE_OPTICAL, np.zeros(3)))
 
 
 class PlayerNode(Node):
     """Publishes one frame per :meth:`publish_next` call; ``main`` paces the calls."""
 
+    NODE_NAME = 'player'
+
     def __init__(self, **node_kwargs):
-        super().__init__('player', **node_kwargs)
+        super().__init__(self.NODE_NAME, **node_kwargs)
         self.config = declare_settings(self, PlayerConfig)
         if not self.config.data_dir:
             raise ValueError('parameter data_dir is empty: set it to a 7-Scenes or TUM RGB-D folder')
@@ -204,7 +205,7 @@ def play(node: PlayerNode, executor) -> int:
     """Run playback to the end (or forever when looping); return the exit code."""
     node.publish_alignment()
     if not _wait_for_subscribers(node, executor):
-        return EXIT_NOTHING_PLAYED
+        return EXIT_FAILED
     mode = node.config.playback_mode
     while rclpy.ok() and not node.finished:
         if mode == 'stepped':
@@ -221,25 +222,17 @@ def play(node: PlayerNode, executor) -> int:
         # Let late-joining and slow reliable subscribers take the last frames.
         node.wait_for_acknowledgements()
     node.get_logger().info(f'done: {node.published} frames published, {node.skipped} skipped')
-    return EXIT_OK if node.published else EXIT_NOTHING_PLAYED
+    return EXIT_OK if node.published else EXIT_FAILED
+
+
+def _play(node: PlayerNode) -> int:
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    return play(node, executor)
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    try:
-        try:
-            node = PlayerNode()
-        except (ValueError, ParameterException) as error:  # SequenceError is a ValueError
-            rclpy.logging.get_logger('player').fatal(str(error))
-            return EXIT_BAD_INPUT
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        return play(node, executor)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        return EXIT_OK
-    finally:
-        if rclpy.ok():
-            rclpy.shutdown()
+    return run_node(PlayerNode, _play, args)
 
 
 if __name__ == '__main__':

@@ -11,10 +11,8 @@ from __future__ import annotations
 import threading
 import time
 
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
@@ -23,14 +21,15 @@ from ..core.scene_query import ErrorCode, QueryResult, answer_query
 from ..msg import ObjectInstanceArray
 from ..srv import SceneQuery
 from .conversions import fill_query_response, object_box_from_msg, query_request_from_msg
+from .entry import EXIT_OK, run_node
 from .params import declare_settings
-
-EXIT_OK, EXIT_BAD_CONFIG = 0, 2
 
 
 class QueryNode(Node):
+    NODE_NAME = 'query_node'
+
     def __init__(self, **node_kwargs):
-        super().__init__('query_node', **node_kwargs)
+        super().__init__(self.NODE_NAME, **node_kwargs)
         self.config = declare_settings(self, QueryConfig)
         self._lock = threading.Lock()
         self._instances = ObjectInstanceArray()
@@ -64,23 +63,15 @@ class QueryNode(Node):
         return response
 
 
+def _spin(node: QueryNode) -> int:
+    executor = MultiThreadedExecutor()
+    executor.add_node(node)
+    executor.spin()
+    return EXIT_OK
+
+
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    try:
-        try:
-            node = QueryNode()
-        except (ValueError, ParameterException) as error:
-            rclpy.logging.get_logger('query_node').fatal(str(error))
-            return EXIT_BAD_CONFIG
-        executor = MultiThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-        return EXIT_OK
-    except (KeyboardInterrupt, ExternalShutdownException):
-        return EXIT_OK
-    finally:
-        if rclpy.ok():
-            rclpy.shutdown()
+    return run_node(QueryNode, _spin, args)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,36 @@
+"""The shared ``main`` skeleton of every node: init, build, run, clean shutdown, exit code."""
+
+from __future__ import annotations
+
+import sys
+
+import rclpy
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
+
+
+def run_node(node_class, run, args=None) -> int:
+    """Create ``node_class()`` and return ``run(node)``'s exit code.
+
+    A configuration the node refuses (ValueError, bad parameter) is logged as
+    FATAL and gives EXIT_BAD_CONFIG; Ctrl-C and external shutdown give EXIT_OK.
+    """
+    try:
+        rclpy.init(args=args)
+    except Exception as error:  # e.g. malformed --ros-args
+        print(f'[FATAL] cannot initialise ROS: {error}', file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    try:
+        try:
+            node = node_class()
+        except (ValueError, ParameterException) as error:
+            rclpy.logging.get_logger(node_class.NODE_NAME).fatal(str(error))
+            return EXIT_BAD_CONFIG
+        return run(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return EXIT_OK
+    finally:
+        if rclpy.ok():
+            rclpy.shutdown()
