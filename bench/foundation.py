@@ -44,7 +44,8 @@ def bench_dataset(kitchen: Path) -> list:
     rows = [row('open 7-Scenes folder (1000 frames)', timed(lambda: open_sequence(kitchen), 10))]
     sequence = open_sequence(kitchen)
     positions = iter(range(0, 1000, 5))
-    rows.append(row('load one 7-Scenes frame (JPEG + PNG + pose)', timed(lambda: sequence.load(next(positions)), 200)))
+    rows.append(row('load one 7-Scenes frame (JPEG + PNG + pose)',
+                    timed(lambda: sequence.load(next(positions)), 200)))
     rows.append(row('gravity alignment (40 frames)', timed(lambda: estimate_gravity_alignment(sequence), 5)))
     return rows
 
@@ -54,7 +55,8 @@ def bench_synthetic() -> list:
     scene = build_scene(config)
     poses = iter(camera_path(config) * 2)
     rng = np.random.default_rng(0)
-    rows = [row('synthetic: render one 640x480 frame', timed(lambda: render_frame(scene, next(poses), config, rng), 60))]
+    rows = [row('synthetic: render one 640x480 frame',
+                timed(lambda: render_frame(scene, next(poses), config, rng), 60))]
     with tempfile.TemporaryDirectory() as folder:
         total = timed(lambda: write_sequence(config, Path(folder) / 'scene'), 1)
     rows.append(row('synthetic: write 60 frames (per frame)', total / 60, f'{total[0] / 1000:.1f} s in all'))
@@ -109,7 +111,8 @@ def main():
     parser.add_argument('--frames', type=int, default=300)
     args = parser.parse_args()
     os.environ.setdefault('ROS_DOMAIN_ID', str(60 + os.getpid() % 30))
-    print(f'{time.strftime("%Y-%m-%d")}, {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}')
+    print(f'{time.strftime("%Y-%m-%d")}, {platform.machine()}, {os.cpu_count()} cores, '
+          f'Python {platform.python_version()}')
     print('| step | median ms | p95 ms | runs | note |')
     print('|---|---|---|---|---|')
     rows = []

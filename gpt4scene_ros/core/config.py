@@ -15,11 +15,15 @@ from typing import Any
 
 
 def setting(default: Any, description: str, *, choices: tuple = (), minimum: float | None = None,
-            maximum: float | None = None, read_only: bool = False):
-    """A dataclass field carrying its description and validation rules."""
+            maximum: float | None = None, greater_than: float | None = None, less_than: float | None = None,
+            read_only: bool = False):
+    """A dataclass field carrying its description and validation rules.
+
+    ``minimum``/``maximum`` are inclusive bounds, ``greater_than``/``less_than`` exclusive ones.
+    """
     return field(default=default, metadata={
         'description': description, 'choices': tuple(choices), 'minimum': minimum,
-        'maximum': maximum, 'read_only': read_only})
+        'maximum': maximum, 'greater_than': greater_than, 'less_than': less_than, 'read_only': read_only})
 
 
 def check_settings(config) -> None:
@@ -42,6 +46,10 @@ def check_settings(config) -> None:
             raise ValueError(f'{where}: must be >= {rules["minimum"]}')
         if rules.get('maximum') is not None and value > rules['maximum']:
             raise ValueError(f'{where}: must be <= {rules["maximum"]}')
+        if rules.get('greater_than') is not None and value <= rules['greater_than']:
+            raise ValueError(f'{where}: must be > {rules["greater_than"]}')
+        if rules.get('less_than') is not None and value >= rules['less_than']:
+            raise ValueError(f'{where}: must be < {rules["less_than"]}')
 
 
 PLAYBACK_MODES = ('realtime', 'as_fast_as_possible', 'stepped')

@@ -26,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gpt4scene_ros.core.transforms import make_transform, matrix_from_quaternion, slerp
 from gpt4scene_ros.core.types import CameraIntrinsics, RgbdFrame, check_rigid_transform
 
 logger = logging.getLogger(__name__)
@@ -276,18 +277,20 @@ class TumSequence(RgbdSequence):
         q0 = self._unit_quaternion(before)
         t0 = self._gt_values[before, :3]
         if after == before:
-            translation, rotation = t0, quaternion_to_matrix(q0)
+            translation, q = t0, q0
         else:
             alpha = (t - times[before]) / (times[after] - times[before])
             q1 = self._unit_quaternion(after)
             t1 = self._gt_values[after, :3]
             translation = (1.0 - alpha) * t0 + alpha * t1
-            rotation = quaternion_to_matrix(slerp(q0, q1, alpha))
-        pose = np.eye(4)
-        pose[:3, :3] = rotation
-        pose[:3, 3] = translation
+            q = slerp(q0, q1, alpha)
+        name = f'{self._gt_file}: pose of frame {i}'
         try:
-            return check_rigid_transform(pose, name=f'{self._gt_file}: pose of frame {i}')
+            rotation = matrix_from_quaternion(q)
+        except ValueError as error:
+            raise FrameError(f'{name}: {error}') from None
+        try:
+            return check_rigid_transform(make_transform(rotation, translation), name=name)
         except ValueError as error:
             raise FrameError(str(error)) from None
 
@@ -327,33 +330,6 @@ def open_sequence(path, frame_rate_hz: float = 30.0) -> RgbdSequence:
                             f'nor a 7-Scenes folder (frame-XXXXXX.depth.png, .color.jpg, .pose.txt)')
     logger.debug('opened %r', sequence)
     return sequence
-
-
-# -- quaternions ---------------------------------------------------------------------------
-
-def quaternion_to_matrix(q) -> np.ndarray:
-    """3x3 rotation matrix of a unit quaternion given as (x, y, z, w)."""
-    x, y, z, w = (float(v) for v in q)
-    return np.array([
-        [1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y - z * w), 2.0 * (x * z + y * w)],
-        [2.0 * (x * y + z * w), 1.0 - 2.0 * (x * x + z * z), 2.0 * (y * z - x * w)],
-        [2.0 * (x * z - y * w), 2.0 * (y * z + x * w), 1.0 - 2.0 * (x * x + y * y)],
-    ])
-
-
-def slerp(q0, q1, alpha: float) -> np.ndarray:
-    """Spherical linear interpolation of unit quaternions (x, y, z, w) along the shorter arc."""
-    q0 = np.asarray(q0, dtype=np.float64)
-    q1 = np.asarray(q1, dtype=np.float64)
-    dot = float(np.dot(q0, q1))
-    if dot < 0.0:            # q and -q are the same rotation; take the short way round
-        q1, dot = -q1, -dot
-    if dot > 0.9995:         # nearly parallel: linear interpolation is exact to rounding
-        q = q0 + alpha * (q1 - q0)
-        return q / np.linalg.norm(q)
-    theta = math.acos(min(dot, 1.0))
-    sin_theta = math.sin(theta)
-    return (math.sin((1.0 - alpha) * theta) * q0 + math.sin(alpha * theta) * q1) / sin_theta
 
 
 # -- helpers --------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ import cv2
 import numpy as np
 import open3d as o3d
 
+from gpt4scene_ros.core.config import check_settings, setting
 from gpt4scene_ros.core.types import CameraIntrinsics, check_rigid_transform
 
 logger = logging.getLogger(__name__)
@@ -86,108 +87,78 @@ _CLUTTER_WALL_GAP_M = (0.05, 0.3)
 _MIN_ROOM_X_M = 4.5
 _MIN_ROOM_Y_M = 4.0
 _MAX_ROOM_M = 10.0
-
-
-def _param(default, description: str):
-    return field(default=default, metadata={'description': description})
+_MAX_STORABLE_DEPTH_M = np.iinfo(np.uint16).max / DEPTH_SCALE_PER_M
+"""Farthest depth a uint16 millimetre PNG can hold, metres."""
 
 
 @dataclass(frozen=True)
 class SyntheticSceneConfig:
     """Everything that determines a synthetic sequence; validated on construction."""
 
-    seed: int = _param(0, 'Seed of the layout, textures, camera path and sensor noise.')
-    num_frames: int = _param(300, 'Number of frames along one loop of the camera path.')
-    width: int = _param(640, 'Image width in pixels.')
-    height: int = _param(480, 'Image height in pixels.')
-    fx: float = _param(525.0, 'Focal length along x in pixels.')
-    fy: float = _param(525.0, 'Focal length along y in pixels.')
-    cx: float = _param(319.5, 'Principal point x in pixels (pixel centres at integer coordinates).')
-    cy: float = _param(239.5, 'Principal point y in pixels (pixel centres at integer coordinates).')
-    depth_noise: bool = _param(True, 'Simulate depth noise and dropout; off gives exact depth in range.')
-    noise_sigma_base_m: float = _param(0.0012, 'Depth noise sigma at the offset depth, metres.')
-    noise_sigma_quadratic_per_m: float = _param(
-        0.0019, 'Quadratic growth of depth noise sigma: sigma += k (z - offset)^2, in 1/m.')
-    noise_sigma_offset_m: float = _param(0.4, 'Depth at which the noise sigma is smallest, metres.')
-    dropout_fraction: float = _param(0.01, 'Fraction of pixels randomly dropped (depth 0).')
-    grazing_dropout_cos: float = _param(
-        0.15, 'Drop depth where |cos| between ray and surface normal is below this.')
-    min_depth_m: float = _param(0.3, 'Closest measurable depth, metres.')
-    max_depth_m: float = _param(4.5, 'Farthest measurable depth, metres.')
-    room_size_x_m: float = _param(5.0, 'Room length along world x, metres.')
-    room_size_y_m: float = _param(4.0, 'Room length along world y, metres.')
-    room_height_m: float = _param(2.6, 'Floor-to-ceiling height, metres.')
-    camera_height_m: float = _param(1.4, 'Mean camera height above the floor, metres.')
-    camera_bob_m: float = _param(0.1, 'Amplitude of the vertical camera bob, metres.')
-    camera_wall_margin_m: float = _param(0.75, 'Distance of the camera loop from the walls, metres.')
-    camera_look_aside_deg: float = _param(
-        70.0, 'Largest camera yaw away from the room centre, degrees (objects at the walls are seen obliquely).')
-    jpeg_quality: int = _param(95, 'JPEG quality of the colour images (1-100).')
+    seed: int = setting(0, 'Seed of the layout, textures, camera path and sensor noise.',
+                        minimum=0, maximum=2**63 - 1)
+    num_frames: int = setting(300, 'Number of frames along one loop of the camera path.',
+                              minimum=1, maximum=1_000_000)
+    width: int = setting(640, 'Image width in pixels.', minimum=16, maximum=8192)
+    height: int = setting(480, 'Image height in pixels.', minimum=16, maximum=8192)
+    fx: float = setting(525.0, 'Focal length along x in pixels.', greater_than=0.0)
+    fy: float = setting(525.0, 'Focal length along y in pixels.', greater_than=0.0)
+    cx: float = setting(319.5, 'Principal point x in pixels (pixel centres at integer coordinates); '
+                        'at most width.', minimum=0.0)
+    cy: float = setting(239.5, 'Principal point y in pixels (pixel centres at integer coordinates); '
+                        'at most height.', minimum=0.0)
+    depth_noise: bool = setting(True, 'Simulate depth noise and dropout; off gives exact depth in range.')
+    noise_sigma_base_m: float = setting(0.0012, 'Depth noise sigma at the offset depth, metres.',
+                                        minimum=0.0, maximum=0.1)
+    noise_sigma_quadratic_per_m: float = setting(
+        0.0019, 'Quadratic growth of depth noise sigma: sigma += k (z - offset)^2, in 1/m.',
+        minimum=0.0, maximum=0.1)
+    noise_sigma_offset_m: float = setting(0.4, 'Depth at which the noise sigma is smallest, metres.',
+                                          minimum=0.0, maximum=10.0)
+    dropout_fraction: float = setting(0.01, 'Fraction of pixels randomly dropped (depth 0).',
+                                      minimum=0.0, less_than=1.0)
+    grazing_dropout_cos: float = setting(
+        0.15, 'Drop depth where |cos| between ray and surface normal is below this.', minimum=0.0, less_than=1.0)
+    min_depth_m: float = setting(0.3, 'Closest measurable depth, metres.', greater_than=0.0)
+    max_depth_m: float = setting(4.5, 'Farthest measurable depth, metres; above min_depth_m and at most the '
+                                 'largest depth a uint16 millimetre PNG holds.', maximum=_MAX_STORABLE_DEPTH_M)
+    room_size_x_m: float = setting(5.0, 'Room length along world x, metres (the lower bound leaves room for '
+                                   'the furniture).', minimum=_MIN_ROOM_X_M, maximum=_MAX_ROOM_M)
+    room_size_y_m: float = setting(4.0, 'Room length along world y, metres (the lower bound leaves room for '
+                                   'the furniture).', minimum=_MIN_ROOM_Y_M, maximum=_MAX_ROOM_M)
+    room_height_m: float = setting(2.6, 'Floor-to-ceiling height, metres.', minimum=2.2, maximum=5.0)
+    camera_height_m: float = setting(1.4, 'Mean camera height above the floor, metres; above the furniture '
+                                     'and below the ceiling, including camera_bob_m.')
+    camera_bob_m: float = setting(0.1, 'Amplitude of the vertical camera bob, metres.', minimum=0.0, maximum=0.3)
+    camera_wall_margin_m: float = setting(0.75, 'Distance of the camera loop from the walls, metres; clear of '
+                                          'the wall furniture, and small enough for the loop not to degenerate.')
+    camera_look_aside_deg: float = setting(
+        70.0, 'Largest camera yaw away from the room centre, degrees (objects at the walls are seen obliquely).',
+        minimum=0.0, maximum=180.0)
+    jpeg_quality: int = setting(95, 'JPEG quality of the colour images.', minimum=1, maximum=100)
 
     def __post_init__(self):
+        check_settings(self)
+
         def fail(name, rule):
-            raise ValueError(f'SyntheticSceneConfig.{name} must be {rule}, got {getattr(self, name)!r}')
+            raise ValueError(f'SyntheticSceneConfig.{name}={getattr(self, name)!r}: must be {rule}')
 
-        def is_int(value):
-            return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-        def is_number(value):
-            return (isinstance(value, (int, float, np.integer, np.floating))
-                    and not isinstance(value, (bool, np.bool_)) and math.isfinite(value))
-
-        int_rules = {
-            'seed': (0, 2**63 - 1), 'num_frames': (1, 1_000_000), 'width': (16, 8192), 'height': (16, 8192),
-            'jpeg_quality': (1, 100)}
-        for name, (low, high) in int_rules.items():
-            value = getattr(self, name)
-            if not is_int(value) or not low <= value <= high:
-                fail(name, f'an integer in [{low}, {high}]')
-        if not isinstance(self.depth_noise, (bool, np.bool_)):
-            fail('depth_noise', 'a bool')
-        for field_ in dataclasses.fields(self):
-            if field_.type == 'float' and not is_number(getattr(self, field_.name)):
-                fail(field_.name, 'a finite number')
-        if self.fx <= 0:
-            fail('fx', '> 0')
-        if self.fy <= 0:
-            fail('fy', '> 0')
-        if not 0 <= self.cx <= self.width:
-            fail('cx', f'in [0, width={self.width}]')
-        if not 0 <= self.cy <= self.height:
-            fail('cy', f'in [0, height={self.height}]')
-        for name in ('noise_sigma_base_m', 'noise_sigma_quadratic_per_m'):
-            if not 0 <= getattr(self, name) <= 0.1:
-                fail(name, 'in [0, 0.1]')
-        if not 0 <= self.noise_sigma_offset_m <= 10:
-            fail('noise_sigma_offset_m', 'in [0, 10]')
-        if not 0 <= self.dropout_fraction < 1:
-            fail('dropout_fraction', 'in [0, 1)')
-        if not 0 <= self.grazing_dropout_cos < 1:
-            fail('grazing_dropout_cos', 'in [0, 1)')
-        if self.min_depth_m <= 0:
-            fail('min_depth_m', '> 0')
-        max_storable_m = np.iinfo(np.uint16).max / DEPTH_SCALE_PER_M
-        if not self.min_depth_m < self.max_depth_m <= max_storable_m:
-            fail('max_depth_m', f'> min_depth_m={self.min_depth_m} and <= {max_storable_m} (uint16 mm)')
-        if not _MIN_ROOM_X_M <= self.room_size_x_m <= _MAX_ROOM_M:
-            fail('room_size_x_m', f'in [{_MIN_ROOM_X_M}, {_MAX_ROOM_M}] (room for the furniture)')
-        if not _MIN_ROOM_Y_M <= self.room_size_y_m <= _MAX_ROOM_M:
-            fail('room_size_y_m', f'in [{_MIN_ROOM_Y_M}, {_MAX_ROOM_M}] (room for the furniture)')
-        if not 2.2 <= self.room_height_m <= 5.0:
-            fail('room_height_m', 'in [2.2, 5.0]')
-        if not 0 <= self.camera_look_aside_deg <= 180:
-            fail('camera_look_aside_deg', 'in [0, 180]')
-        if not 0 <= self.camera_bob_m <= 0.3:
-            fail('camera_bob_m', 'in [0, 0.3]')
+        if self.cx > self.width:
+            fail('cx', f'<= width={self.width}')
+        if self.cy > self.height:
+            fail('cy', f'<= height={self.height}')
+        if self.max_depth_m <= self.min_depth_m:
+            fail('max_depth_m', f'> min_depth_m={self.min_depth_m}')
         low = _TALLEST_LOW_OBJECT_M + 0.1 + self.camera_bob_m
         high = self.room_height_m - 0.3 - self.camera_bob_m
         if not low <= self.camera_height_m <= high:
             fail('camera_height_m', f'in [{low:.2f}, {high:.2f}] (above the furniture, below the ceiling, '
-                                    f'including camera_bob_m)')
+                                    f'including camera_bob_m={self.camera_bob_m})')
         low = _DEEPEST_WALL_OBJECT_M + _WALL_GAP_M + 0.1
         high = min(self.room_size_x_m, self.room_size_y_m) / 2 - 0.5
         if not low <= self.camera_wall_margin_m <= high:
-            fail('camera_wall_margin_m', f'in [{low:.2f}, {high:.2f}] (clear of wall furniture, loop not degenerate)')
+            fail('camera_wall_margin_m', f'in [{low:.2f}, {high:.2f}] (clear of wall furniture, loop not degenerate; '
+                                         f'room_size_x_m={self.room_size_x_m}, room_size_y_m={self.room_size_y_m})')
 
     @property
     def intrinsics(self) -> CameraIntrinsics:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 R_BASE_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
@@ -49,3 +51,18 @@ def matrix_from_quaternion(q) -> np.ndarray:
         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
         [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
     ])
+
+
+def slerp(q0, q1, alpha: float) -> np.ndarray:
+    """Spherical linear interpolation of unit quaternions (x, y, z, w) along the shorter arc."""
+    q0 = np.asarray(q0, dtype=np.float64)
+    q1 = np.asarray(q1, dtype=np.float64)
+    dot = float(np.dot(q0, q1))
+    if dot < 0.0:            # q and -q are the same rotation; take the short way round
+        q1, dot = -q1, -dot
+    if dot > 0.9995:         # nearly parallel: linear interpolation is exact to rounding
+        q = q0 + alpha * (q1 - q0)
+        return q / np.linalg.norm(q)
+    theta = math.acos(min(dot, 1.0))
+    sin_theta = math.sin(theta)
+    return (math.sin((1.0 - alpha) * theta) * q0 + math.sin(alpha * theta) * q1) / sin_theta

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from gpt4scene_ros.core import datasets
-from gpt4scene_ros.core.datasets import FrameError, SequenceError, open_sequence, quaternion_to_matrix, slerp
+from gpt4scene_ros.core.datasets import FrameError, SequenceError, open_sequence
+from gpt4scene_ros.core.transforms import matrix_from_quaternion
 from gpt4scene_ros.core.types import check_rigid_transform
 
 REPO = Path(__file__).resolve().parents[2]
@@ -395,7 +396,7 @@ def test_tum_exact_groundtruth_time(tum):
     write_groundtruth(tum, lines)
     pose = open_sequence(tum).load(2).T_world_camera
     np.testing.assert_allclose(pose[:3, 3], (4, 5, 6))
-    np.testing.assert_allclose(pose[:3, :3], quaternion_to_matrix(Q_Z90), atol=1e-9)
+    np.testing.assert_allclose(pose[:3, :3], matrix_from_quaternion(Q_Z90), atol=1e-9)
 
 
 def test_tum_frame_outside_groundtruth(tum):
@@ -478,24 +479,3 @@ def test_tum_intrinsics(tum, tmp_path, caplog):
     (unknown / 'camera-intrinsics.txt').write_text('500 0 300\n')
     with pytest.raises(SequenceError, match='malformed camera intrinsics'):
         open_sequence(unknown)
-
-
-# -- quaternion helpers ----------------------------------------------------------------------
-
-def test_slerp_endpoints_and_midpoint():
-    q = slerp(Q_IDENTITY, Q_Z90, 0.5)
-    np.testing.assert_allclose(q, (0, 0, math.sin(math.pi / 8), math.cos(math.pi / 8)), atol=1e-12)
-    np.testing.assert_allclose(slerp(Q_IDENTITY, Q_Z90, 0.0), Q_IDENTITY, atol=1e-12)
-    np.testing.assert_allclose(slerp(Q_IDENTITY, Q_Z90, 1.0), Q_Z90, atol=1e-12)
-
-
-def test_quaternion_to_matrix_is_a_rotation():
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        q = rng.normal(size=4)
-        q /= np.linalg.norm(q)
-        R = quaternion_to_matrix(q)
-        np.testing.assert_allclose(R.T @ R, np.eye(3), atol=1e-12)
-        assert np.linalg.det(R) == pytest.approx(1.0)
-        axis = q[:3] / np.linalg.norm(q[:3])
-        np.testing.assert_allclose(R @ axis, axis, atol=1e-12)      # the axis is fixed

@@ -8,6 +8,7 @@ import dataclasses
 import itertools
 import json
 import math
+import re
 
 import cv2
 import numpy as np
@@ -300,17 +301,21 @@ def test_camera_path_is_a_smooth_closed_loop():
 
 # -- validation and the command line -------------------------------------------------------------------
 
-@pytest.mark.parametrize('name, value', [
-    ('seed', -1), ('seed', 1.5), ('num_frames', 0), ('width', 0), ('height', 8), ('fx', 0.0), ('fy', -1.0),
-    ('cx', 1000.0), ('cy', -1.0), ('depth_noise', 'yes'), ('noise_sigma_base_m', -0.001),
-    ('noise_sigma_quadratic_per_m', float('nan')), ('dropout_fraction', 1.0), ('grazing_dropout_cos', -0.1),
-    ('min_depth_m', 0.0), ('max_depth_m', 0.2), ('max_depth_m', 100.0), ('room_size_x_m', 3.0),
-    ('room_size_y_m', 50.0), ('room_height_m', 2.0), ('camera_height_m', 2.5), ('camera_wall_margin_m', 0.3),
-    ('camera_look_aside_deg', 200.0), ('camera_bob_m', -0.1),
-    ('jpeg_quality', 0),
+@pytest.mark.parametrize('name, value, rule', [
+    ('seed', -1, 'must be >= 0'), ('seed', 1.5, 'expected int'), ('num_frames', 0, 'must be >= 1'),
+    ('width', 0, 'must be >= 16'), ('height', 8, 'must be >= 16'), ('fx', 0.0, 'must be > 0.0'),
+    ('fy', -1.0, 'must be > 0.0'), ('cx', 1000.0, 'must be <= width=640'), ('cy', -1.0, 'must be >= 0.0'),
+    ('depth_noise', 'yes', 'expected bool'), ('noise_sigma_base_m', -0.001, 'must be >= 0.0'),
+    ('noise_sigma_quadratic_per_m', float('nan'), 'must be finite'), ('dropout_fraction', 1.0, 'must be < 1.0'),
+    ('grazing_dropout_cos', -0.1, 'must be >= 0.0'), ('min_depth_m', 0.0, 'must be > 0.0'),
+    ('max_depth_m', 0.2, 'must be > min_depth_m=0.3'), ('max_depth_m', 100.0, 'must be <= 65.535'),
+    ('room_size_x_m', 3.0, 'must be >= 4.5'), ('room_size_y_m', 50.0, 'must be <= 10.0'),
+    ('room_height_m', 2.0, 'must be >= 2.2'), ('camera_height_m', 2.5, r'must be in \[1\.30, 2\.20\]'),
+    ('camera_wall_margin_m', 0.3, r'must be in \[0\.57, 1\.50\]'), ('camera_look_aside_deg', 200.0, 'must be <= 180.0'),
+    ('camera_bob_m', -0.1, 'must be >= 0.0'), ('jpeg_quality', 0, 'must be >= 1'),
 ])
-def test_config_rejects_bad_values(name, value):
-    with pytest.raises(ValueError, match=f'SyntheticSceneConfig.{name} must be'):
+def test_config_rejects_bad_values(name, value, rule):
+    with pytest.raises(ValueError, match=rf'SyntheticSceneConfig\.{name}={re.escape(repr(value))}: {rule}'):
         SyntheticSceneConfig(**{name: value})
 
 
