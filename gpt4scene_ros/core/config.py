@@ -115,3 +115,56 @@ class QueryConfig:
         if self.default_num_frames > self.max_num_frames:
             raise ValueError(f'QueryConfig.default_num_frames={self.default_num_frames}: must be <= '
                              f'max_num_frames={self.max_num_frames}')
+
+
+MAP_DEVICES = ('auto', 'CPU:0', 'CUDA:0')
+INPUT_QOS = ('sensor_data', 'reliable')
+
+
+@dataclass(frozen=True)
+class MappingConfig:
+    """Settings of the TSDF map (:class:`gpt4scene_ros.core.mapping.SceneMap`) and the ``mapping_node``."""
+
+    device: str = setting('auto', 'Open3D device of the voxel grid; auto picks CUDA:0 when Open3D has CUDA.',
+                          choices=MAP_DEVICES, read_only=True)
+    voxel_size_m: float = setting(0.02, 'TSDF voxel edge length, metres.', minimum=0.002, maximum=0.5,
+                                  read_only=True)
+    truncation_voxels: float = setting(4.0, 'TSDF truncation distance, in voxels.', minimum=1.0, maximum=32.0,
+                                       read_only=True)
+    block_resolution: int = setting(8, 'Voxels along each edge of a hashed voxel block.', choices=(4, 8, 16),
+                                    read_only=True)
+    initial_block_count: int = setting(10000, 'Voxel blocks allocated at start; the hash grows on demand.',
+                                       minimum=100, maximum=10_000_000, read_only=True)
+    max_block_count: int = setting(
+        400000, 'Most voxel blocks the map may hold; a frame that would exceed it is refused with a warning '
+        '(bounds memory: one 8^3 block of tsdf+weight+colour is 10 KB).', minimum=100, maximum=50_000_000,
+        read_only=True)
+    depth_min_m: float = setting(0.2, 'Depth below this is ignored, metres.', minimum=0.0, maximum=10.0,
+                                 read_only=True)
+    depth_max_m: float = setting(3.5, 'Depth beyond this is ignored, metres.', greater_than=0.0, maximum=20.0,
+                                 read_only=True)
+    integration_stride: int = setting(1, 'Integrate every n-th synchronised frame.', minimum=1, maximum=1000,
+                                      read_only=True)
+    min_translation_m: float = setting(0.0, 'Skip a frame unless the camera moved this far since the last '
+                                       'integrated one (0 = off), metres.', minimum=0.0, maximum=10.0,
+                                       read_only=True)
+    min_rotation_deg: float = setting(0.0, 'Skip a frame unless the camera turned this much since the last '
+                                      'integrated one (0 = off), degrees; a frame passes if it moved or turned '
+                                      'enough.', minimum=0.0, maximum=180.0, read_only=True)
+    weight_threshold: float = setting(3.0, 'Voxels observed fewer times than this are left out of the cloud, '
+                                      'mesh and BEV.', minimum=0.0, maximum=1000.0, read_only=True)
+    bev_size_px: int = setting(512, 'Longest side of the bird\'s-eye view, pixels (GPT4Scene uses 512).',
+                               minimum=32, maximum=8192, read_only=True)
+    bev_max_height_m: float = setting(1.9, 'Surfaces above this height (map z) are cut away in the BEV '
+                                      '(the ceiling), metres.', minimum=-10.0, maximum=100.0, read_only=True)
+    bev_margin_m: float = setting(0.1, 'Border around the mapped area in the BEV, metres.', minimum=0.0,
+                                  maximum=10.0, read_only=True)
+
+    def __post_init__(self):
+        check_settings(self)
+        if self.depth_max_m <= self.depth_min_m:
+            raise ValueError(f'MappingConfig.depth_max_m={self.depth_max_m}: must be > depth_min_m='
+                             f'{self.depth_min_m}')
+        if self.initial_block_count > self.max_block_count:
+            raise ValueError(f'MappingConfig.initial_block_count={self.initial_block_count}: must be <= '
+                             f'max_block_count={self.max_block_count}')
