@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,6 +16,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
+from gpt4scene_ros.core.synthetic import SyntheticSceneConfig, write_sequence
 from gpt4scene_ros.core.transforms import R_BASE_OPTICAL, make_transform
 from gpt4scene_ros.ros.conversions import image_to_numpy, pose_to_transform, time_from_msg, transform_from_msg
 
@@ -49,13 +51,18 @@ class Recorder:
             return all(len(v) >= n for v in self.messages.values())
 
 
-def copy_frames(source, target, indices):
-    target.mkdir()
-    shutil.copy(source / 'camera-intrinsics.txt', target)
-    for i in indices:
-        for suffix in ('color.jpg', 'depth.png', 'pose.txt'):
-            shutil.copy(source / f'frame-{i:06d}.{suffix}', target)
-    return target
+@pytest.fixture(scope='module')
+def small_scene(tmp_path_factory):
+    """Four synthetic 160x120 frames in the 7-Scenes layout (no real data needed)."""
+    folder = tmp_path_factory.mktemp('synthetic') / 'scene'
+    write_sequence(SyntheticSceneConfig(seed=1, num_frames=4).with_resolution(160, 120), folder)
+    return folder
+
+
+@pytest.fixture
+def sequence_copy(small_scene, tmp_path):
+    """A private copy of ``small_scene`` that a test may break."""
+    return Path(shutil.copytree(small_scene, tmp_path / 'seq'))
 
 
 def test_plays_50_real_frames_with_matching_stamps_and_depth(kitchen_dir, ros_node, start_node):
@@ -94,9 +101,9 @@ def test_plays_50_real_frames_with_matching_stamps_and_depth(kitchen_dir, ros_no
     assert up[2] > np.cos(np.radians(5))
 
 
-def test_stepped_mode_publishes_one_frame_per_call_and_32fc1_depth(kitchen_dir, ros_node, start_node):
+def test_stepped_mode_publishes_one_frame_per_call_and_32fc1_depth(small_scene, ros_node, start_node):
     recorder = Recorder(ros_node)
-    start_node('player', {'data_dir': str(kitchen_dir), 'max_frames': 3, 'playback_mode': 'stepped',
+    start_node('player', {'data_dir': str(small_scene), 'max_frames': 3, 'playback_mode': 'stepped',
                           'depth_encoding': '32FC1', 'gravity_alignment': 'none'})
     client = ros_node.create_client(Trigger, 'player/step')
     for expected in (1, 2, 3):
@@ -105,14 +112,16 @@ def test_stepped_mode_publishes_one_frame_per_call_and_32fc1_depth(kitchen_dir, 
         wait_for(lambda: recorder.all_counts_at_least(expected), 10, f'frame {expected}')
         assert recorder.count() == expected
     depth = image_to_numpy(recorder.messages['depth'][2])
-    png = cv2.imread(str(kitchen_dir / 'frame-000002.depth.png'), cv2.IMREAD_UNCHANGED)
+    png = cv2.imread(str(small_scene / 'frame-000002.depth.png'), cv2.IMREAD_UNCHANGED)
     assert depth.dtype == np.float32
     np.testing.assert_allclose(depth[png > 0], png[png > 0] / 1000.0, rtol=1e-6)
     assert np.all(np.isnan(depth[png == 0]))
 
 
-def test_loop_keeps_stamps_increasing(kitchen_dir, tmp_path, ros_node, start_node):
-    data = copy_frames(kitchen_dir, tmp_path / 'seq', range(3))
+def test_loop_keeps_stamps_increasing(sequence_copy, ros_node, start_node):
+    data = sequence_copy
+    for suffix in ('color.jpg', 'depth.png', 'pose.txt', 'instance.png'):
+        (data / f'frame-000003.{suffix}').unlink()  # three frames per loop
     recorder = Recorder(ros_node)
     start_node('player', {'data_dir': str(data), 'loop': True, 'rate_hz': 60.0, 'gravity_alignment': 'none',
                           'wait_for_subscribers': 1})
@@ -124,7 +133,7 @@ def test_loop_keeps_stamps_increasing(kitchen_dir, tmp_path, ros_node, start_nod
 
 @pytest.mark.parametrize('problem', ['missing_folder', 'file_not_folder', 'empty_folder', 'malformed_intrinsics',
                                      'empty_data_dir', 'bad_parameter'])
-def test_unplayable_input_exits_with_code_2_and_a_clear_error(problem, kitchen_dir, tmp_path, start_node):
+def test_unplayable_input_exits_with_code_2_and_a_clear_error(problem, sequence_copy, tmp_path, start_node):
     params = {'gravity_alignment': 'none'}
     if problem == 'missing_folder':
         params['data_dir'] = str(tmp_path / 'nowhere')
@@ -135,13 +144,12 @@ def test_unplayable_input_exits_with_code_2_and_a_clear_error(problem, kitchen_d
         (tmp_path / 'empty').mkdir()
         params['data_dir'] = str(tmp_path / 'empty')
     elif problem == 'malformed_intrinsics':
-        data = copy_frames(kitchen_dir, tmp_path / 'seq', range(2))
-        (data / 'camera-intrinsics.txt').write_text('585 0 320\n0 five 240\n')
-        params['data_dir'] = str(data)
+        (sequence_copy / 'camera-intrinsics.txt').write_text('585 0 320\n0 five 240\n')
+        params['data_dir'] = str(sequence_copy)
     elif problem == 'empty_data_dir':
         params['data_dir'] = ''
     elif problem == 'bad_parameter':
-        params['data_dir'] = str(kitchen_dir)
+        params['data_dir'] = str(sequence_copy)
         params['playback_mode'] = 'sometimes'
     player = start_node('player', params)
     assert player.wait(30) == 2, player.output
@@ -153,8 +161,8 @@ def test_unplayable_input_exits_with_code_2_and_a_clear_error(problem, kitchen_d
 
 
 @pytest.mark.parametrize('problem', ['missing_color', 'garbage_depth', 'nan_pose', 'non_rigid_pose'])
-def test_bad_frame_is_skipped_with_a_warning(problem, kitchen_dir, tmp_path, ros_node, start_node):
-    data = copy_frames(kitchen_dir, tmp_path / 'seq', range(4))
+def test_bad_frame_is_skipped_with_a_warning(problem, sequence_copy, ros_node, start_node):
+    data = sequence_copy
     broken = 'frame-000002'
     if problem == 'missing_color':
         (data / f'{broken}.color.jpg').unlink()
