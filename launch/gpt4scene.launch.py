@@ -1,4 +1,4 @@
-"""Start gpt4scene_ros: optional data player, and the query node.
+"""Start gpt4scene_ros: optional data player, the mapping node and the query node.
 
   ros2 launch gpt4scene_ros gpt4scene.launch.py use_player:=true data_dir:=/path/to/7scenes/folder
 
@@ -43,6 +43,8 @@ def generate_launch_description():
              condition=IfCondition(LaunchConfiguration('use_player')),
              parameters=[params_file, {'data_dir': LaunchConfiguration('data_dir')}],
              remappings=sensor_remappings),
+        Node(package=PACKAGE, executable='mapping_node', name='mapping_node', output='screen',
+             parameters=[params_file], remappings=sensor_remappings),
         Node(package=PACKAGE, executable='query_node', name='query_node', output='screen',
              parameters=[params_file]),
     ])

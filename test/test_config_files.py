@@ -12,10 +12,11 @@ import pytest
 import yaml
 from conftest import REPO_ROOT, executable
 
-from gpt4scene_ros.core.config import PlayerConfig, QueryConfig
+from gpt4scene_ros.core.config import MappingConfig, MappingNodeConfig, PlayerConfig, QueryConfig
 
 LAUNCH_FILE = REPO_ROOT / 'launch' / 'gpt4scene.launch.py'
-SETTINGS_BY_NODE = {'player': PlayerConfig, 'query_node': QueryConfig}
+SETTINGS_BY_NODE = {'player': (PlayerConfig,), 'mapping_node': (MappingConfig, MappingNodeConfig),
+                    'query_node': (QueryConfig,)}
 
 
 def entry_points() -> set:
@@ -73,14 +74,17 @@ def test_every_launch_configuration_is_declared():
 def test_default_params_file_is_valid_for_every_node():
     params = yaml.safe_load((REPO_ROOT / 'config' / 'gpt4scene.yaml').read_text())
     assert set(params) == set(SETTINGS_BY_NODE)
-    for node_name, settings_class in SETTINGS_BY_NODE.items():
+    for node_name, settings_classes in SETTINGS_BY_NODE.items():
         values = params[node_name]['ros__parameters']
-        known = {f.name for f in dataclasses.fields(settings_class)}
+        known = {f.name for cls in settings_classes for f in dataclasses.fields(cls)}
         assert set(values) <= known, f'{node_name}: unknown parameters {set(values) - known}'
-        settings_class(**values)  # raises ValueError when a value breaks a rule
+        for cls in settings_classes:  # each raises ValueError when a value breaks a rule
+            names = {f.name for f in dataclasses.fields(cls)}
+            cls(**{key: value for key, value in values.items() if key in names})
 
 
-@pytest.mark.parametrize('node_name, parameter', [('player', 'playback_mode'), ('query_node', 'default_num_frames')])
+@pytest.mark.parametrize('node_name, parameter', [('player', 'playback_mode'), ('query_node', 'default_num_frames'),
+                                                  ('mapping_node', 'voxel_size_m')])
 def test_nodes_refuse_the_invalid_example_config(node_name, parameter, tmp_path):
     params_file = REPO_ROOT / 'config' / 'examples' / 'invalid.yaml'
     result = subprocess.run([executable(node_name), '--ros-args', '--params-file', str(params_file),

@@ -36,6 +36,11 @@ def check_settings(config) -> None:
         if expected_type is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
             object.__setattr__(config, spec.name, value)
+        if expected_type is tuple and isinstance(value, (list, tuple)):
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+                raise ValueError(f'{where}: expected finite numbers')
+            value = tuple(float(v) for v in value)
+            object.__setattr__(config, spec.name, value)
         if type(value) is not expected_type:
             raise ValueError(f'{where}: expected {expected_type.__name__}')
         if isinstance(value, float) and not math.isfinite(value):
@@ -168,3 +173,51 @@ class MappingConfig:
         if self.initial_block_count > self.max_block_count:
             raise ValueError(f'MappingConfig.initial_block_count={self.initial_block_count}: must be <= '
                              f'max_block_count={self.max_block_count}')
+
+
+@dataclass(frozen=True)
+class MappingNodeConfig:
+    """Settings of the ``mapping_node`` around the map: inputs, timing and outputs."""
+
+    input_qos: str = setting('sensor_data', 'QoS of the image, camera info and odometry subscriptions: '
+                             'sensor_data (best effort) or reliable.', choices=INPUT_QOS, read_only=True)
+    sync_slop_s: float = setting(0.02, 'Largest stamp difference between colour, depth and camera info '
+                                 'accepted as one frame, seconds.', greater_than=0.0, maximum=1.0, read_only=True)
+    sync_queue_size: int = setting(10, 'Messages kept per input while synchronising.', minimum=1, maximum=1000,
+                                   read_only=True)
+    frame_queue_size: int = setting(4, 'Synchronised frames waiting for integration; the oldest is dropped '
+                                    'when full.', minimum=1, maximum=1000, read_only=True)
+    odom_buffer_s: float = setting(10.0, 'Odometry history kept for interpolation, seconds.', greater_than=0.0,
+                                   maximum=600.0, read_only=True)
+    odom_max_gap_s: float = setting(0.25, 'A frame whose stamp falls between odometry messages further apart '
+                                    'than this is dropped, seconds.', greater_than=0.0, maximum=10.0,
+                                    read_only=True)
+    odom_wait_s: float = setting(0.5, 'How long a frame newer than the latest odometry waits for it, seconds.',
+                                 minimum=0.0, maximum=10.0, read_only=True)
+    base_to_optical_translation_m: tuple = setting(
+        (0.0, 0.0, 0.0), 'Camera optical frame origin in the odometry child (base) frame [x, y, z], metres; '
+        'used when use_tf is false or tf2_ros is not installed.', read_only=True)
+    base_to_optical_rotation_xyzw: tuple = setting(
+        (-0.5, 0.5, -0.5, 0.5), 'Rotation of the optical frame (z forward, y down) in the base frame as a '
+        'quaternion [x, y, z, w]; the default is the REP-103 camera_link -> optical rotation.', read_only=True)
+    use_tf: bool = setting(False, 'Look the camera pose on the robot up in TF (needs tf2_ros) instead of the '
+                           'two parameters above.', read_only=True)
+    tick_period_s: float = setting(0.01, 'Period of the timer that integrates queued frames and answers map '
+                                   'services, seconds.', greater_than=0.0, maximum=1.0, read_only=True)
+    bev_period_s: float = setting(1.0, 'Publish the BEV this often when the map changed, seconds.',
+                                  greater_than=0.0, maximum=3600.0, read_only=True)
+    cloud_period_s: float = setting(2.0, 'Publish ~/map_cloud this often when the map changed, seconds.',
+                                    greater_than=0.0, maximum=3600.0, read_only=True)
+    mesh_period_s: float = setting(5.0, 'Publish ~/mesh this often when the map changed, seconds.',
+                                   greater_than=0.0, maximum=3600.0, read_only=True)
+    diagnostics_period_s: float = setting(1.0, 'Publish /diagnostics this often, seconds.', greater_than=0.0,
+                                          maximum=3600.0, read_only=True)
+
+    def __post_init__(self):
+        check_settings(self)
+        if len(self.base_to_optical_translation_m) != 3:
+            raise ValueError(f'MappingNodeConfig.base_to_optical_translation_m={self.base_to_optical_translation_m}'
+                             ': must have 3 numbers')
+        if len(self.base_to_optical_rotation_xyzw) != 4:
+            raise ValueError(f'MappingNodeConfig.base_to_optical_rotation_xyzw={self.base_to_optical_rotation_xyzw}'
+                             ': must have 4 numbers')

@@ -11,7 +11,9 @@ import sys
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, Pose, Quaternion, Transform, Vector3
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from std_msgs.msg import ColorRGBA
+from visualization_msgs.msg import Marker
 
 from ..msg import ObjectInstance
 from ..core.scene_query import ObjectBox, QueryRequest, QueryResult
@@ -163,3 +165,51 @@ def fill_query_response(result: QueryResult, response, instance_msgs_by_id: dict
     response.object_ids = [int(obj.id) for obj in result.objects]
     response.instances = [instance_msgs_by_id.get(obj.id) or object_box_to_msg(obj) for obj in result.objects]
     return response
+
+
+def point_cloud_to_msg(points: np.ndarray, colors: np.ndarray, stamp: Time, frame_id: str) -> PointCloud2:
+    """PointCloud2 with float32 x, y, z and rgb packed in a float32 (the RViz convention)."""
+    points = np.asarray(points, dtype=np.float32).reshape(-1, 3)
+    colors = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
+    if len(points) != len(colors):
+        raise ValueError(f'{len(points)} points but {len(colors)} colours')
+    cloud = np.empty(len(points), dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('rgb', '<u4')])
+    cloud['x'], cloud['y'], cloud['z'] = points.T
+    cloud['rgb'] = (colors[:, 0].astype(np.uint32) << 16) | (colors[:, 1].astype(np.uint32) << 8) | colors[:, 2]
+    msg = PointCloud2()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = 1, len(points)
+    msg.fields = [PointField(name=name, offset=4 * i, datatype=PointField.FLOAT32, count=1)
+                  for i, name in enumerate(('x', 'y', 'z', 'rgb'))]
+    msg.is_bigendian = False
+    msg.point_step = 16
+    msg.row_step = 16 * len(points)
+    msg.is_dense = True
+    msg.data = cloud.tobytes()
+    return msg
+
+
+def point_cloud_from_msg(msg: PointCloud2) -> tuple:
+    """Inverse of :func:`point_cloud_to_msg` (Nx3 float32 points, Nx3 uint8 colours)."""
+    cloud = np.frombuffer(bytes(msg.data), dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('rgb', '<u4')])
+    points = np.stack([cloud['x'], cloud['y'], cloud['z']], axis=1)
+    rgb = cloud['rgb']
+    colors = np.stack([(rgb >> 16) & 255, (rgb >> 8) & 255, rgb & 255], axis=1).astype(np.uint8)
+    return points, colors
+
+
+def mesh_to_marker(vertices: np.ndarray, colors: np.ndarray, triangles: np.ndarray, stamp: Time,
+                   frame_id: str) -> Marker:
+    """A TRIANGLE_LIST marker with per-vertex colours (three points per triangle)."""
+    marker = Marker(type=Marker.TRIANGLE_LIST, action=Marker.ADD, ns='gpt4scene_mesh', id=0)
+    marker.header.stamp = stamp
+    marker.header.frame_id = frame_id
+    marker.pose.orientation.w = 1.0
+    marker.scale.x = marker.scale.y = marker.scale.z = 1.0
+    marker.color.a = 1.0
+    corners = np.asarray(vertices, dtype=np.float64)[np.asarray(triangles).reshape(-1)]
+    corner_colors = np.asarray(colors, dtype=np.float64)[np.asarray(triangles).reshape(-1)] / 255.0
+    marker.points = [Point(x=x, y=y, z=z) for x, y, z in corners.tolist()]
+    marker.colors = [ColorRGBA(r=r, g=g, b=b, a=1.0) for r, g, b in corner_colors.tolist()]
+    return marker

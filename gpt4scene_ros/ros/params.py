@@ -29,6 +29,8 @@ def declare_settings(node, settings_class):
     """
     values = {}
     for spec in dataclasses.fields(settings_class):
-        parameter = node.declare_parameter(spec.name, spec.default, _descriptor(spec))
-        values[spec.name] = parameter.value
+        default = list(spec.default) if isinstance(spec.default, tuple) else spec.default
+        parameter = node.declare_parameter(spec.name, default, _descriptor(spec))
+        value = parameter.value
+        values[spec.name] = tuple(value) if isinstance(spec.default, tuple) else value
     return settings_class(**values)

@@ -9,7 +9,7 @@ import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.parameter import Parameter
 
-from gpt4scene_ros.core.config import PlayerConfig, QueryConfig
+from gpt4scene_ros.core.config import MappingConfig, MappingNodeConfig, PlayerConfig, QueryConfig
 from gpt4scene_ros.ros.params import declare_settings
 
 
@@ -30,13 +30,14 @@ def bare_node():
     rclpy.shutdown(context=context)
 
 
-@pytest.mark.parametrize('settings_class', [PlayerConfig, QueryConfig])
+@pytest.mark.parametrize('settings_class', [PlayerConfig, QueryConfig, MappingConfig, MappingNodeConfig])
 def test_declares_every_field_with_default_and_description(bare_node, settings_class):
     node = bare_node()
     settings = declare_settings(node, settings_class)
     assert settings == settings_class()
     for spec in dataclasses.fields(settings_class):
-        assert node.get_parameter(spec.name).value == spec.default
+        value = node.get_parameter(spec.name).value
+        assert (tuple(value) if isinstance(spec.default, tuple) else value) == spec.default
         descriptor = node.describe_parameter(spec.name)
         assert descriptor.description.startswith(spec.metadata['description'])
         assert descriptor.read_only == spec.metadata['read_only']
@@ -52,6 +53,11 @@ def test_out_of_range_value_is_refused_naming_the_parameter(bare_node):
     node = bare_node([Parameter('max_num_frames', value=100000)])
     with pytest.raises(ParameterException, match='max_num_frames'):
         declare_settings(node, QueryConfig)
+
+
+def test_array_parameter_reaches_the_settings_as_a_tuple(bare_node):
+    node = bare_node([Parameter('base_to_optical_translation_m', value=[0.1, 0.0, 0.25])])
+    assert declare_settings(node, MappingNodeConfig).base_to_optical_translation_m == (0.1, 0.0, 0.25)
 
 
 def test_bad_choice_is_refused_naming_parameter_value_and_rule(bare_node):

@@ -1,0 +1,194 @@
+"""Mapping benchmark on the real 7-Scenes kitchen (1000 frames, 640x480).
+
+  source scripts/env.sh && python -P bench/mapping.py [--kitchen DIR] [--frames 1000] [--devices CPU:0,CUDA:0]
+
+Prints one table per device:
+- bare ``VoxelBlockGrid.integrate`` (block coordinates + integrate) per frame, the oracle;
+- ``SceneMap.integrate`` per frame (input checks, depth cleaning, block budget);
+- the mapping node end to end, in this process over real DDS: publish colour, depth,
+  camera info and odometry, until the node has integrated the frame; and the node's
+  own latency (synchronised arrival -> integrated). Overhead = node time / bare integrate;
+- BEV render for the full map, point-cloud size, blocks and map memory after all
+  frames and after revisiting the first 200 frames (must not grow), peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import resource
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import open3d as o3d
+import open3d.core as o3c
+
+from gpt4scene_ros.core.config import MappingConfig
+from gpt4scene_ros.core.datasets import open_sequence
+from gpt4scene_ros.core.gravity import estimate_gravity_alignment
+from gpt4scene_ros.core.mapping import SceneMap
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def stats(times_ms) -> str:
+    times_ms = np.asarray(times_ms)
+    return f'{np.median(times_ms):.1f} | {np.percentile(times_ms, 95):.1f} | {len(times_ms)}'
+
+
+def load_frames(kitchen: Path, count: int):
+    sequence = open_sequence(kitchen)
+    alignment = estimate_gravity_alignment(sequence)
+    frames = [sequence.load(i) for i in range(min(count, len(sequence)))]
+    return sequence, alignment, frames
+
+
+def bare_integrate_ms(frames, sequence, alignment, config: MappingConfig, device: str) -> list:
+    """Open3D alone, with the same settings: the lower bound for any wrapper."""
+    grid = o3d.t.geometry.VoxelBlockGrid(
+        attr_names=('tsdf', 'weight', 'color'), attr_dtypes=(o3c.float32, o3c.float32, o3c.float32),
+        attr_channels=((1), (1), (3)), voxel_size=config.voxel_size_m, block_resolution=config.block_resolution,
+        block_count=config.initial_block_count, device=o3c.Device(device))
+    K = o3c.Tensor(sequence.intrinsics.matrix(), o3c.float64)
+    times = []
+    for frame in frames:
+        on_device = o3c.Device(device)
+        depth = o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(frame.depth_m, np.float32))).to(on_device)
+        color = o3d.t.geometry.Image(o3c.Tensor(frame.color.astype(np.float32) / 255.0)).to(on_device)
+        T_camera_map = np.linalg.inv(alignment.T_map_world @ frame.T_world_camera)
+        extrinsic = o3c.Tensor(T_camera_map, o3c.float64)
+        start = time.perf_counter()
+        blocks = grid.compute_unique_block_coordinates(depth, K, extrinsic, 1.0, config.depth_max_m,
+                                                       config.truncation_voxels)
+        grid.integrate(blocks, depth, color, K, extrinsic, 1.0, config.depth_max_m, config.truncation_voxels)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
+def scene_map_run(frames, sequence, alignment, config: MappingConfig):
+    scene_map = SceneMap(config)
+    times = []
+    for frame in frames:
+        result = scene_map.integrate(frame.color, frame.depth_m, sequence.intrinsics,
+                                     alignment.T_map_world @ frame.T_world_camera)
+        times.append(result.duration_ms)
+    return scene_map, times
+
+
+def node_run(frames, sequence, alignment, config: MappingConfig, count: int):
+    """Per-frame time through the mapping node (in this process, real DDS)."""
+    import rclpy
+    from nav_msgs.msg import Odometry
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from gpt4scene_ros.core.transforms import R_BASE_OPTICAL, invert_transform, make_transform
+    from gpt4scene_ros.ros.conversions import (intrinsics_to_camera_info, numpy_to_image, time_to_msg,
+                                               transform_to_pose)
+    from gpt4scene_ros.ros.mapping_node import MappingNode
+
+    rclpy.init()
+    overrides = [Parameter('device', value=config.device), Parameter('input_qos', value='reliable'),
+                 Parameter('frame_queue_size', value=10000), Parameter('bev_period_s', value=3600.0),
+                 Parameter('cloud_period_s', value=3600.0), Parameter('mesh_period_s', value=3600.0)]
+    node = MappingNode(parameter_overrides=overrides)
+    source = rclpy.create_node('bench_source')
+    executor = MultiThreadedExecutor()
+    for n in (node, source):
+        executor.add_node(n)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    pubs = [source.create_publisher(t, name, qos) for t, name in (
+        (Odometry, 'odom'), (Image, 'camera/color/image_raw'), (Image, 'camera/depth/image_raw'),
+        (CameraInfo, 'camera/color/camera_info'))]
+    while not all(p.get_subscription_count() for p in pubs):
+        time.sleep(0.01)
+    T_optical_base = invert_transform(make_transform(R_BASE_OPTICAL, np.zeros(3)))
+    end_to_end = []
+    for index, frame in enumerate(frames[:count]):
+        stamp = time_to_msg(1000.0 + index / 30.0)
+        odom = Odometry(child_frame_id='camera_link')
+        odom.header.frame_id, odom.header.stamp = 'odom', stamp
+        odom.pose.pose = transform_to_pose(alignment.T_map_world @ frame.T_world_camera @ T_optical_base)
+        depth_mm = np.round(frame.depth_m * 1000.0).astype(np.uint16)
+        before = node.counts['frames_integrated']
+        start = time.perf_counter()
+        pubs[0].publish(odom)
+        pubs[1].publish(numpy_to_image(frame.color, 'rgb8', stamp, 'camera_color_optical_frame'))
+        pubs[2].publish(numpy_to_image(depth_mm, '16UC1', stamp, 'camera_color_optical_frame'))
+        pubs[3].publish(intrinsics_to_camera_info(sequence.intrinsics, stamp, 'camera_color_optical_frame'))
+        deadline = time.monotonic() + 10
+        while node.counts['frames_integrated'] == before and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        end_to_end.append((time.perf_counter() - start) * 1000.0)
+    latency = list(node.latency_ms)
+    integrated, dropped = node.counts['frames_integrated'], {k: v for k, v in node.counts.items() if 'dropped' in k}
+    executor.shutdown()
+    node.destroy_node()
+    source.destroy_node()
+    rclpy.shutdown()
+    return end_to_end, latency, integrated, dropped
+
+
+def bench_device(device: str, sequence, alignment, frames, node_frames: int):
+    config = dataclasses.replace(MappingConfig(), device=device)
+    bare = bare_integrate_ms(frames, sequence, alignment, config, device)
+    scene_map, core_times = scene_map_run(frames, sequence, alignment, config)
+    blocks_after, memory_after = scene_map.num_blocks, scene_map.memory_bytes
+    bev_times = []
+    for frame in frames[:200]:  # revisit mapped space; time a BEV after some of these frames
+        scene_map.integrate(frame.color, frame.depth_m, sequence.intrinsics,
+                            alignment.T_map_world @ frame.T_world_camera)
+        if len(bev_times) < 10:
+            start = time.perf_counter()
+            scene_map.render_bev()
+            bev_times.append((time.perf_counter() - start) * 1000.0)
+    points, _ = scene_map.point_cloud()
+    end_to_end, latency, integrated, dropped = node_run(frames, sequence, alignment, config, node_frames)
+    bare_median = statistics.median(bare)
+    print(f'\n### {device}: {len(frames)} frames, voxel {config.voxel_size_m} m, block_resolution '
+          f'{config.block_resolution}')
+    print('| step | median ms | p95 ms | frames |')
+    print('|---|---|---|---|')
+    print(f'| bare VoxelBlockGrid integrate | {stats(bare)} |')
+    print(f'| SceneMap.integrate | {stats(core_times)} |')
+    print(f'| node: publish -> integrated (DDS included) | {stats(end_to_end)} |')
+    print(f'| node: synchronised arrival -> integrated | {stats(latency)} |')
+    print(f'| BEV render of the full map, just after an integrate | {stats(bev_times)} |')
+    print()
+    print(f'- node overhead ratio (median node publish->integrated / median bare integrate): '
+          f'{statistics.median(end_to_end) / bare_median:.2f}; arrival->integrated / bare: '
+          f'{statistics.median(latency) / bare_median:.2f}; SceneMap / bare: '
+          f'{statistics.median(core_times) / bare_median:.2f}')
+    print(f'- node integrated {integrated}/{min(node_frames, len(frames))} frames, dropped {dropped or "none"}')
+    print(f'- map after {len(frames)} frames: {blocks_after} blocks, {memory_after / 1e6:.0f} MB, '
+          f'{len(points)} surface points; after revisiting 200 frames: {scene_map.num_blocks} blocks, '
+          f'{scene_map.memory_bytes / 1e6:.0f} MB')
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--kitchen', type=Path, default=REPO_ROOT.parent / 'shared' / 'data' / '7scenes-redkitchen')
+    parser.add_argument('--frames', type=int, default=1000)
+    parser.add_argument('--node-frames', type=int, default=300, help='frames sent through the node')
+    parser.add_argument('--devices', default='CPU:0,CUDA:0' if o3c.cuda.is_available() else 'CPU:0')
+    args = parser.parse_args()
+    os.environ.setdefault('ROS_DOMAIN_ID', str(60 + os.getpid() % 30))
+    print(f'{time.strftime("%Y-%m-%d")}, {platform.machine()}, {os.cpu_count()} cores, '
+          f'Open3D {o3d.__version__}, CUDA available: {o3c.cuda.is_available()}')
+    sequence, alignment, frames = load_frames(args.kitchen, args.frames)
+    for device in args.devices.split(','):
+        bench_device(device, sequence, alignment, frames, args.node_frames)
+    print(f'\npeak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB')
+
+
+if __name__ == '__main__':
+    main()
