@@ -210,6 +210,9 @@ class MappingNodeConfig:
                                     greater_than=0.0, maximum=3600.0, read_only=True)
     mesh_period_s: float = setting(5.0, 'Publish ~/mesh this often when the map changed, seconds.',
                                    greater_than=0.0, maximum=3600.0, read_only=True)
+    mesh_max_triangles: int = setting(100000, 'Larger meshes are simplified (vertex clustering) before '
+                                      'publishing: RViz markers cost about 3 us per vertex to build.',
+                                      minimum=100, maximum=10_000_000, read_only=True)
     diagnostics_period_s: float = setting(1.0, 'Publish /diagnostics this often, seconds.', greater_than=0.0,
                                           maximum=3600.0, read_only=True)
 

@@ -27,6 +27,7 @@ clears the odometry buffer and the frame queue; the map is kept.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import statistics
 import time
 
@@ -43,6 +44,7 @@ from visualization_msgs.msg import Marker
 
 from ..core.config import MappingConfig, MappingNodeConfig
 from ..core.mapping import MapFileError, SceneMap
+from ..core.mesh import decimate_mesh
 from ..core.pose_buffer import PoseBuffer, PoseLookupError
 from ..core.transforms import make_transform, matrix_from_quaternion
 from ..srv import FilePath
@@ -82,6 +84,8 @@ class MappingNode(Node):
         self.published_version = {'bev': -1, 'cloud': -1, 'mesh': -1}
         self.map_version = 0
         self.bridge = CvBridge()
+        self.mesh_worker = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        self.mesh_job = None
         self.tf_buffer = None
         if cfg.use_tf:
             if tf2_ros is None:
@@ -235,9 +239,16 @@ class MappingNode(Node):
             self.cloud_pub.publish(point_cloud_to_msg(points, colors, self._stamp(), self.map_frame))
 
     def _publish_mesh(self):
-        if self._changed_since_last('mesh'):
-            vertices, colors, triangles = self.scene_map.mesh()
-            self.mesh_pub.publish(mesh_to_marker(vertices, colors, triangles, self._stamp(), self.map_frame))
+        """Extract the mesh here (map access); simplify and build the marker off the map's thread."""
+        if not self._changed_since_last('mesh') or (self.mesh_job is not None and not self.mesh_job.done()):
+            return
+        mesh, stamp, frame = self.scene_map.mesh(), self._stamp(), self.map_frame
+
+        def build_and_publish():
+            vertices, colors, triangles = decimate_mesh(*mesh, self.config.mesh_max_triangles,
+                                                        2 * self.map_config.voxel_size_m)
+            self.mesh_pub.publish(mesh_to_marker(vertices, colors, triangles, stamp, frame))
+        self.mesh_job = self.mesh_worker.submit(build_and_publish)
 
     def _publish_diagnostics(self):
         status = DiagnosticStatus(name='gpt4scene_ros: mapping', hardware_id=self.scene_map.device)
