@@ -24,15 +24,18 @@ os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
 os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(REPO_ROOT / 'config' / 'fastdds.xml'))
 
 
-def wait_for(condition, timeout_s: float, what: str, poll_s: float = 0.02):
-    """Poll ``condition`` until it returns a truthy value; fail the test after ``timeout_s``."""
+def wait_for(condition, timeout_s: float, what: str, poll_s: float = 0.02, details=None):
+    """Poll ``condition`` until it returns a truthy value; fail the test after ``timeout_s``.
+
+    ``details``, a function, adds what it returns to the failure message.
+    """
     deadline = time.monotonic() + timeout_s
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f'timed out after {timeout_s} s waiting for {what}')
+            pytest.fail(f'timed out after {timeout_s} s waiting for {what}' + (f'; {details()}' if details else ''))
         time.sleep(poll_s)
 
 

@@ -181,6 +181,9 @@ class MappingNodeConfig:
 
     input_qos: str = setting('sensor_data', 'QoS of the image, camera info and odometry subscriptions: '
                              'sensor_data (best effort) or reliable.', choices=INPUT_QOS, read_only=True)
+    input_history_depth: int = setting(10, 'Messages each input subscription keeps until the node takes them; '
+                                       'older ones are lost when the node falls behind.', minimum=1,
+                                       maximum=10000, read_only=True)
     sync_slop_s: float = setting(0.02, 'Largest stamp difference between colour, depth and camera info '
                                  'accepted as one frame, seconds.', greater_than=0.0, maximum=1.0, read_only=True)
     sync_queue_size: int = setting(10, 'Messages kept per input while synchronising.', minimum=1, maximum=1000,

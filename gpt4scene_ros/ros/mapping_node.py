@@ -94,8 +94,9 @@ class MappingNode(Node):
             self.tf_buffer = tf2_ros.Buffer()
             self.tf_listener = tf2_ros.TransformListener(self.tf_buffer, self)
 
-        qos = (qos_profile_sensor_data if cfg.input_qos == 'sensor_data'
-               else QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        reliability = (qos_profile_sensor_data.reliability if cfg.input_qos == 'sensor_data'
+                       else ReliabilityPolicy.RELIABLE)
+        qos = QoSProfile(depth=cfg.input_history_depth, reliability=reliability)
         inputs = [Subscriber(self, Image, 'camera/color/image_raw', qos_profile=qos),
                   Subscriber(self, Image, 'camera/depth/image_raw', qos_profile=qos),
                   Subscriber(self, CameraInfo, 'camera/color/camera_info', qos_profile=qos)]

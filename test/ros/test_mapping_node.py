@@ -25,8 +25,8 @@ from gpt4scene_ros.ros.conversions import (image_to_numpy, intrinsics_to_camera_
 from gpt4scene_ros.srv import FilePath
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-MAPPING_PARAMS = {'input_qos': 'reliable', 'frame_queue_size': 2000, 'bev_period_s': 0.5, 'cloud_period_s': 0.5,
-                  'mesh_period_s': 1.0, 'diagnostics_period_s': 0.2}
+MAPPING_PARAMS = {'input_qos': 'reliable', 'input_history_depth': 1000, 'frame_queue_size': 1000,
+                  'bev_period_s': 0.5, 'cloud_period_s': 0.5, 'mesh_period_s': 1.0, 'diagnostics_period_s': 0.2}
 T_OPTICAL_BASE = invert_transform(make_transform(R_BASE_OPTICAL, np.zeros(3)))
 
 
@@ -76,7 +76,8 @@ def test_fuses_a_played_synthetic_scene_and_serves_save_reset_load(scene, tmp_pa
     player = start_node('player', {'data_dir': str(scene), 'playback_mode': 'as_fast_as_possible',
                                    'wait_for_subscribers': 1})
     assert player.wait(120) == 0, player.output
-    wait_for(lambda: outputs.counter('frames_integrated') == 40, 60, '40 frames integrated')
+    wait_for(lambda: outputs.counter('frames_integrated') == 40, 60, '40 frames integrated',
+             details=outputs.counters)
     assert outputs.counter('dropped_queue_full') == 0
 
     truth = json.loads((scene / 'instances.json').read_text())
@@ -88,7 +89,8 @@ def test_fuses_a_played_synthetic_scene_and_serves_save_reset_load(scene, tmp_pa
     table = next(o for o in truth['objects'] if o['label'] == 'table')
     top_z = table['center'][2] + table['size'][2] / 2
     on_table = np.all(np.abs(points[:, :2] - table['center'][:2]) < np.array(table['size'][:2]) / 2 - 0.05, axis=1)
-    assert np.median(points[on_table, 2]) == pytest.approx(top_z, abs=0.06)
+    counts, edges = np.histogram(points[on_table, 2], bins=np.arange(0.0, 2.0, 0.02))
+    assert edges[np.argmax(counts)] == pytest.approx(top_z, abs=0.05), 'the table top is the commonest height'
 
     wait_for(lambda: outputs.get('bev') is not None and outputs.get('bev_info') is not None, 30, 'the BEV')
     bev, info = image_to_numpy(outputs.get('bev')), outputs.get('bev_info')
@@ -170,7 +172,7 @@ def mapper(scene, ros_node, start_node):
 
 
 def _expect(outputs, counter, value, blocks_before):
-    wait_for(lambda: outputs.counter(counter) >= value, 20, f'{counter} >= {value}')
+    wait_for(lambda: outputs.counter(counter) >= value, 20, f'{counter} >= {value}', details=outputs.counters)
     assert outputs.counter('map_blocks') == blocks_before, 'bad input changed the map'
 
 

@@ -1,0 +1,741 @@
+"""The TSDF map: RGB-D frames fused into an Open3D ``VoxelBlockGrid``, and what is read back from it.
+
+:class:`SceneMap` fuses colour + depth frames with known camera poses into a
+truncated signed distance field (TSDF) held in Open3D's tensor
+``open3d.t.geometry.VoxelBlockGrid`` (attributes ``tsdf``, ``weight`` and
+``color``, float32), on the CPU or a CUDA device. It gives back the surface as
+a coloured point cloud, a triangle mesh, a bird's-eye view (:class:`BevImage`)
+and ray-cast depth images, and saves/loads itself to/from a versioned file.
+
+Frames and conventions (see :mod:`gpt4scene_ros.core.types`):
+
+- The map frame is whatever frame the poses are given in; the BEV assumes it
+  is z-up (e.g. the gravity-aligned frame of
+  :func:`gpt4scene_ros.core.gravity.estimate_gravity_alignment`, floor at z=0).
+- ``T_map_camera`` is the pose of the optical camera (x right, y down,
+  z forward) in the map: it maps camera points into the map frame.
+- Colour is HxWx3 uint8 RGB; depth is HxW float32/float64 metres, 0 = no
+  measurement. Depth reaches Open3D as uint16 millimetres (Open3D fuses those
+  about twice as fast as float images; the rounding is far below a voxel).
+
+Weights: every integration adds 1 to the weight of each voxel it updates, so a
+voxel's weight counts the frames that observed it. ``weight_threshold`` keeps
+voxels observed at least that many times in the cloud, mesh, BEV and ray casts.
+
+Threading: a ``SceneMap`` is not thread-safe. One thread owns it (the
+mapping node's single map-owner callback group); callers serialise access.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import open3d as o3d
+import open3d.core as o3c
+
+from .config import MappingConfig
+from .types import CameraIntrinsics, check_rigid_transform
+
+logger = logging.getLogger(__name__)
+
+MAP_FILE_FORMAT = 'gpt4scene_ros.tsdf_map'
+"""Value of the ``format`` entry that identifies a map file."""
+MAP_FILE_VERSION = 1
+"""Version of the map file layout written by :meth:`SceneMap.save`; :meth:`SceneMap.load` reads only this one."""
+
+REASONS = ('integrated', 'no_valid_depth', 'below_motion_threshold', 'stride', 'map_full')
+"""Every ``IntegrationResult.reason``."""
+
+BEV_BACKGROUND_RGB = (255, 255, 255)
+"""Colour of BEV pixels that no surface point falls into."""
+BEV_EMPTY_EXTENT_M = 4.0
+"""Side of the square a BEV covers when no surface point is left to show (empty map, or everything above
+the ceiling cut): centred on the map origin, so its bottom-left corner is (-2 m, -2 m)."""
+
+_ATTRIBUTES = ('tsdf', 'weight', 'color')
+_ATTRIBUTE_CHANNELS = (1, 1, 3)
+_BYTES_PER_VALUE = 4                 # all attributes are float32
+_RAY_CAST_RANGE_TILES = 16           # most range-map tiles per image side (see SceneMap.render_depth)
+_DEPTH_SCALE_PER_M = 1000.0          # depth goes to Open3D as uint16 millimetres
+
+
+class MapFileError(ValueError):
+    """A map file cannot be loaded (missing, unreadable, corrupt, or made with incompatible settings)."""
+
+
+@dataclass(frozen=True)
+class IntegrationResult:
+    """What :meth:`SceneMap.integrate` did with one frame.
+
+    ``reason`` is one of :data:`REASONS`: ``'integrated'``, or why the frame was
+    skipped: ``'stride'`` (not the n-th frame), ``'below_motion_threshold'``
+    (the camera barely moved since the last integrated frame),
+    ``'no_valid_depth'`` (no depth pixel left in [depth_min_m, depth_max_m])
+    or ``'map_full'`` (it would have grown the map past ``max_block_count``).
+    ``invalid_depth_pixels`` counts NaN / inf / negative depth pixels, which
+    were treated as "no measurement"; it is 0 for frames skipped by stride or
+    motion, whose depth is not looked at.
+    """
+
+    integrated: bool
+    reason: str
+    duration_ms: float
+    new_blocks: int = 0
+    invalid_depth_pixels: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class BevImage:
+    """A north-up, top-down orthographic image of the map (z up).
+
+    ``image`` is HxWx3 uint8 RGB; row 0 is the largest map y, column 0 the
+    smallest map x. ``origin_xy_m`` is the map (x, y) of the image's
+    bottom-left corner (the outer corner of pixel (H-1, 0)), as in
+    ``nav_msgs/MapMetaData.origin``; pixels are squares of ``metres_per_pixel``.
+
+    Pixel coordinates are continuous (row, col): pixel (r, c) covers
+    [r, r+1) x [c, c+1), so its centre is (r + 0.5, c + 0.5) and a map point
+    falls into pixel ``floor(map_to_pixel(xy))``.
+    """
+
+    image: np.ndarray
+    origin_xy_m: tuple
+    metres_per_pixel: float
+    max_height_m: float
+    frame_id: str = 'map'
+
+    def __post_init__(self):
+        image = self.image
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 \
+                or image.shape[0] < 1 or image.shape[1] < 1:
+            raise ValueError(f'BevImage.image must be a non-empty HxWx3 uint8 array, got '
+                             f'{getattr(image, "dtype", type(image).__name__)} {getattr(image, "shape", "")}')
+        origin = tuple(float(v) for v in self.origin_xy_m)
+        if len(origin) != 2 or not all(math.isfinite(v) for v in origin):
+            raise ValueError(f'BevImage.origin_xy_m must be two finite numbers, got {self.origin_xy_m!r}')
+        object.__setattr__(self, 'origin_xy_m', origin)
+        if not (isinstance(self.metres_per_pixel, (int, float)) and math.isfinite(self.metres_per_pixel)
+                and self.metres_per_pixel > 0):
+            raise ValueError(f'BevImage.metres_per_pixel must be a finite number > 0, got {self.metres_per_pixel!r}')
+        object.__setattr__(self, 'metres_per_pixel', float(self.metres_per_pixel))
+        object.__setattr__(self, 'max_height_m', float(self.max_height_m))
+
+    @property
+    def height_px(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width_px(self) -> int:
+        return int(self.image.shape[1])
+
+    def map_to_pixel(self, xy) -> np.ndarray:
+        """Continuous (row, col) of map points ``xy`` (Nx2 or 2 numbers) as an Nx2 float64 array."""
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        col = (xy[:, 0] - self.origin_xy_m[0]) / self.metres_per_pixel
+        row = self.height_px - (xy[:, 1] - self.origin_xy_m[1]) / self.metres_per_pixel
+        return np.stack([row, col], axis=1)
+
+    def pixel_to_map(self, rows, cols) -> np.ndarray:
+        """Map (x, y) of the centres of pixels (``rows``, ``cols``: integer indices) as an Nx2 float64 array."""
+        rows, cols = np.broadcast_arrays(np.asarray(rows, dtype=np.float64).ravel(),
+                                         np.asarray(cols, dtype=np.float64).ravel())
+        x = self.origin_xy_m[0] + (cols + 0.5) * self.metres_per_pixel
+        y = self.origin_xy_m[1] + (self.height_px - rows - 0.5) * self.metres_per_pixel
+        return np.stack([x, y], axis=1)
+
+    def to_json(self) -> dict:
+        """Metadata only (no pixels), JSON-serialisable."""
+        return {'origin_xy_m': list(self.origin_xy_m), 'metres_per_pixel': self.metres_per_pixel,
+                'width_px': self.width_px, 'height_px': self.height_px, 'frame_id': self.frame_id,
+                'max_height_m': self.max_height_m}
+
+    @classmethod
+    def from_json(cls, d: dict, image: np.ndarray | None = None) -> 'BevImage':
+        """Rebuild from :meth:`to_json` output; ``image`` (of the stored size) or a blank one of that size."""
+        try:
+            width, height = int(d['width_px']), int(d['height_px'])
+            fields = dict(origin_xy_m=tuple(d['origin_xy_m']), metres_per_pixel=float(d['metres_per_pixel']),
+                          max_height_m=float(d['max_height_m']), frame_id=str(d.get('frame_id', 'map')))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f'BEV metadata is malformed ({error!r}): {d!r}') from None
+        if image is None:
+            if width < 1 or height < 1:
+                raise ValueError(f'BEV metadata has a non-positive size {width}x{height}')
+            image = np.empty((height, width, 3), dtype=np.uint8)
+            image[:] = BEV_BACKGROUND_RGB
+        elif np.shape(image)[:2] != (height, width):
+            raise ValueError(f'BEV image is {np.shape(image)[1]}x{np.shape(image)[0]} but the metadata says '
+                             f'{width}x{height}')
+        return cls(image=image, **fields)
+
+
+def resolve_device(requested: str) -> str:
+    """The Open3D device for ``MappingConfig.device``: 'auto' picks 'CUDA:0' when Open3D has CUDA, else 'CPU:0'."""
+    cuda = o3c.cuda.is_available()
+    if requested == 'auto':
+        return 'CUDA:0' if cuda else 'CPU:0'
+    if requested.startswith('CUDA') and not cuda:
+        raise ValueError(f'MappingConfig.device={requested!r}: this Open3D build or machine has no CUDA device; '
+                         f'use device auto or CPU:0')
+    return requested
+
+
+class SceneMap:
+    """A TSDF map of RGB-D frames (see the module docstring for frames, weights and threading)."""
+
+    def __init__(self, config: MappingConfig):
+        if not isinstance(config, MappingConfig):
+            raise TypeError(f'config must be a MappingConfig, got {type(config).__name__}')
+        self.config = config
+        self.device = resolve_device(config.device)
+        self._o3d_device = o3c.Device(self.device)
+        self.bytes_per_block = config.block_resolution ** 3 * sum(_ATTRIBUTE_CHANNELS) * _BYTES_PER_VALUE
+        # Open3D keeps voxels with weight > threshold; weights are whole frame counts, so this keeps
+        # "observed at least weight_threshold times".
+        self._extract_threshold = max(math.ceil(config.weight_threshold) - 0.5, 0.0)
+        self._grid = self._new_grid(config.initial_block_count)
+        self._clear_state()
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def _new_grid(self, block_count: int):
+        return o3d.t.geometry.VoxelBlockGrid(
+            attr_names=_ATTRIBUTES, attr_dtypes=(o3c.float32,) * len(_ATTRIBUTES),
+            attr_channels=_ATTRIBUTE_CHANNELS, voxel_size=self.config.voxel_size_m,
+            block_resolution=self.config.block_resolution, block_count=int(block_count), device=self._o3d_device)
+
+    def _clear_state(self, frames_integrated: int = 0):
+        self._frames_integrated = frames_integrated
+        self._last_pose = None              # T_map_camera of the last integrated frame
+        self._frames_since_integration = 0  # valid frames offered since then
+        self._refused_full = 0              # consecutive 'map_full' refusals (for log throttling)
+        self._changed()
+
+    def _changed(self):
+        self._cache = {}
+
+    def reset(self) -> None:
+        """Drop everything: an empty map, as after construction."""
+        self._grid = self._new_grid(self.config.initial_block_count)
+        self._clear_state()
+        logger.info('map reset')
+
+    @property
+    def num_blocks(self) -> int:
+        """Voxel blocks in the map."""
+        return int(self._grid.hashmap().size())
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes of voxel data in the map: ``num_blocks * bytes_per_block`` (the hash map may reserve more)."""
+        return self.num_blocks * self.bytes_per_block
+
+    @property
+    def frames_integrated(self) -> int:
+        """Frames fused into the map since construction, reset or load (a loaded map counts its own)."""
+        return self._frames_integrated
+
+    # -- integration -------------------------------------------------------------------------------
+
+    def integrate(self, color, depth_m, intrinsics: CameraIntrinsics, T_map_camera) -> IntegrationResult:
+        """Fuse one frame, or say why not.
+
+        Raises ValueError (before touching the map) for malformed input: colour
+        not HxWx3 uint8, depth not HxW float32/float64, colour and depth of
+        different sizes, a size other than the intrinsics', a non-finite or
+        non-rigid pose. NaN / inf / negative depth pixels are not errors: they
+        count as no measurement (``invalid_depth_pixels``), as do pixels outside
+        [depth_min_m, depth_max_m].
+
+        Skipping, in this order (the first frame after construction, reset or
+        load always passes both): after an integrated frame, the next
+        ``integration_stride - 1`` well-formed frames are skipped ('stride');
+        then, with ``min_translation_m`` or ``min_rotation_deg`` set, a frame
+        that neither moved nor turned that much from the last integrated one is
+        skipped ('below_motion_threshold'). A frame whose new voxel blocks
+        would take the map past ``max_block_count`` is refused whole
+        ('map_full', logged as a warning), so memory stays bounded; revisiting
+        mapped space adds no blocks.
+        """
+        started = time.perf_counter()
+        color, depth_m = _check_images(color, depth_m, intrinsics)
+        T_map_camera = check_rigid_transform(T_map_camera, 'T_map_camera')
+        cfg = self.config
+
+        def skipped(reason, new_blocks=0, invalid=0):
+            self._frames_since_integration += 1
+            return IntegrationResult(False, reason, (time.perf_counter() - started) * 1000.0, new_blocks, invalid)
+
+        if self._last_pose is not None:
+            if self._frames_since_integration + 1 < cfg.integration_stride:
+                return skipped('stride')
+            if not self._moved_enough(T_map_camera):
+                return skipped('below_motion_threshold')
+
+        depth_mm, invalid = self._clean_depth(depth_m)
+        if not depth_mm.any():
+            return skipped('no_valid_depth', invalid=invalid)
+
+        # uint16 millimetres + uint8 colour: Open3D integrates these about twice as fast as float images.
+        device = self._o3d_device
+        depth_image = o3d.t.geometry.Image(o3c.Tensor(depth_mm)).to(device)
+        color_image = o3d.t.geometry.Image(o3c.Tensor(color)).to(device)
+        intrinsic = o3c.Tensor(intrinsics.matrix(), o3c.float64, device)
+        extrinsic = o3c.Tensor(_invert_rigid(T_map_camera), o3c.float64, device)
+        block_coords = self._grid.compute_unique_block_coordinates(
+            depth_image, intrinsic, extrinsic, _DEPTH_SCALE_PER_M, cfg.depth_max_m, cfg.truncation_voxels)
+        _, found = self._grid.hashmap().find(block_coords)
+        new_blocks = int(len(found) - np.count_nonzero(found.cpu().numpy()))
+        if self.num_blocks + new_blocks > cfg.max_block_count:
+            self._refused_full += 1
+            log = logger.warning if self._refused_full == 1 or self._refused_full % 100 == 0 else logger.debug
+            log('frame refused: it would grow the map from %d by %d blocks, past max_block_count=%d '
+                '(%d frames refused since the last integrated one)', self.num_blocks, new_blocks,
+                cfg.max_block_count, self._refused_full)
+            return skipped('map_full', new_blocks, invalid)
+
+        # Open3D reads the pixel at floor(u) for a voxel projecting to u; the ROS / OpenCV convention has pixel
+        # centres at integers, i.e. the nearest pixel is floor(u + 0.5): shift the principal point by half a pixel.
+        integrate_K = intrinsics.matrix()
+        integrate_K[:2, 2] += 0.5
+        self._grid.integrate(block_coords, depth_image, color_image, o3c.Tensor(integrate_K, o3c.float64, device),
+                             extrinsic, _DEPTH_SCALE_PER_M, cfg.depth_max_m, cfg.truncation_voxels)
+        self._frames_integrated += 1
+        self._last_pose = T_map_camera
+        self._frames_since_integration = 0
+        self._refused_full = 0
+        self._changed()
+        return IntegrationResult(True, 'integrated', (time.perf_counter() - started) * 1000.0, new_blocks, invalid)
+
+    def _moved_enough(self, T_map_camera: np.ndarray) -> bool:
+        cfg = self.config
+        if cfg.min_translation_m <= 0.0 and cfg.min_rotation_deg <= 0.0:
+            return True
+        last = self._last_pose
+        if cfg.min_translation_m > 0.0 and \
+                np.linalg.norm(T_map_camera[:3, 3] - last[:3, 3]) >= cfg.min_translation_m:
+            return True
+        if cfg.min_rotation_deg > 0.0:
+            cos_angle = (np.trace(last[:3, :3].T @ T_map_camera[:3, :3]) - 1.0) / 2.0
+            if math.degrees(math.acos(min(1.0, max(-1.0, cos_angle)))) >= cfg.min_rotation_deg:
+                return True
+        return False
+
+    def _clean_depth(self, depth_m: np.ndarray) -> tuple[np.ndarray, int]:
+        """Depth as uint16 millimetres, 0 where invalid or outside [depth_min_m, depth_max_m], and the count of
+        NaN / inf / negative pixels."""
+        with np.errstate(invalid='ignore', over='ignore'):
+            invalid = int(np.count_nonzero(~(depth_m >= 0.0)) + np.count_nonzero(depth_m == np.inf))
+            keep = (depth_m >= self.config.depth_min_m) & (depth_m <= self.config.depth_max_m)
+            millimetres = np.rint(np.where(keep, depth_m, 0.0) * _DEPTH_SCALE_PER_M)
+        return millimetres.astype(np.uint16), invalid
+
+    # -- reading the surface back ------------------------------------------------------------------
+
+    def point_cloud(self) -> tuple[np.ndarray, np.ndarray]:
+        """Surface points: Nx3 float32 map coordinates and Nx3 uint8 RGB (read-only, cached until the map changes)."""
+        if 'cloud' not in self._cache:
+            if self.num_blocks == 0:
+                points, colors = np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
+            else:
+                cloud = self._grid.extract_point_cloud(self._extract_threshold)
+                points = np.ascontiguousarray(cloud.point.positions.cpu().numpy(), dtype=np.float32).reshape(-1, 3)
+                colors = _to_uint8(cloud.point.colors.cpu().numpy()) if 'colors' in cloud.point \
+                    else np.zeros((len(points), 3), np.uint8)
+            points.flags.writeable = False
+            colors.flags.writeable = False
+            self._cache['cloud'] = (points, colors)
+        return self._cache['cloud']
+
+    def mesh(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Surface mesh (marching cubes): vertices Nx3 float32, vertex colours Nx3 uint8, triangles Mx3 int32."""
+        if 'mesh' not in self._cache:
+            if self.num_blocks == 0:
+                mesh = (np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), np.zeros((0, 3), np.int32))
+            else:
+                with _open3d_quiet():
+                    triangle_mesh = self._grid.extract_triangle_mesh(self._extract_threshold)
+                vertices = triangle_mesh.vertex.positions.cpu().numpy().astype(np.float32).reshape(-1, 3)
+                colors = _to_uint8(triangle_mesh.vertex.colors.cpu().numpy()) if 'colors' in triangle_mesh.vertex \
+                    else np.zeros((len(vertices), 3), np.uint8)
+                triangles = triangle_mesh.triangle.indices.cpu().numpy().astype(np.int32).reshape(-1, 3) \
+                    if 'indices' in triangle_mesh.triangle else np.zeros((0, 3), np.int32)
+                mesh = (vertices, colors, triangles)
+            for array in mesh:
+                array.flags.writeable = False
+            self._cache['mesh'] = mesh
+        return self._cache['mesh']
+
+    def render_bev(self) -> BevImage:
+        """Top-down orthographic view of the surface colours below ``bev_max_height_m`` (map z up).
+
+        The surface points (:meth:`point_cloud`) above the ceiling cut are
+        dropped; the rest, plus ``bev_margin_m`` on each side, are fitted into
+        a longest side of ``bev_size_px`` square pixels, and each pixel shows
+        the colour of its highest point (a z-buffer). Pixels with no point are
+        :data:`BEV_BACKGROUND_RGB`. With nothing to show, the image is blank
+        and covers :data:`BEV_EMPTY_EXTENT_M` around the map origin.
+        """
+        cfg = self.config
+        points, colors = self.point_cloud()
+        below = points[:, 2] <= cfg.bev_max_height_m
+        points, colors = points[below], colors[below]
+        size = cfg.bev_size_px
+        if len(points) == 0:
+            half = BEV_EMPTY_EXTENT_M / 2.0
+            image = np.empty((size, size, 3), np.uint8)
+            image[:] = BEV_BACKGROUND_RGB
+            return BevImage(image, (-half, -half), BEV_EMPTY_EXTENT_M / size, cfg.bev_max_height_m)
+
+        lower = points[:, :2].min(axis=0).astype(np.float64) - cfg.bev_margin_m
+        upper = points[:, :2].max(axis=0).astype(np.float64) + cfg.bev_margin_m
+        extent = np.maximum(upper - lower, cfg.voxel_size_m)
+        metres_per_pixel = float(extent.max()) / size
+        width, height = (int(min(size, max(1, math.ceil(e / metres_per_pixel - 1e-9)))) for e in extent)
+        bev = BevImage(np.empty((height, width, 3), np.uint8), (float(lower[0]), float(lower[1])),
+                       metres_per_pixel, cfg.bev_max_height_m)
+
+        # Each point stands for a voxel-sized patch: splat it over the footprint x footprint pixels whose
+        # centres lie within half a voxel of it, then keep the highest point per pixel (a z-buffer).
+        footprint = max(1, int(round(cfg.voxel_size_m / metres_per_pixel)))
+        first = np.floor(bev.map_to_pixel(points[:, :2]) - footprint / 2.0 + 0.5).astype(np.int64)
+        z = points[:, 2]
+        top = np.full(height * width, -np.inf, dtype=np.float32)
+        splats = []
+        for d_row in range(footprint):
+            rows = first[:, 0] + d_row
+            for d_col in range(footprint):
+                cols = first[:, 1] + d_col
+                inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+                linear = (rows * width + cols)[inside]
+                np.maximum.at(top, linear, z[inside])
+                splats.append((linear, inside))
+        flat = bev.image.reshape(-1, 3)
+        flat[:] = BEV_BACKGROUND_RGB
+        for linear, inside in splats:
+            highest = z[inside] >= top[linear]
+            flat[linear[highest]] = colors[inside][highest]
+        return bev
+
+    def render_depth(self, intrinsics: CameraIntrinsics, T_map_camera) -> np.ndarray:
+        """Depth (HxW float32 metres, 0 = no surface) of the map seen from a camera, ray cast from the TSDF.
+
+        Surfaces between ``depth_min_m`` and ``depth_max_m`` made of voxels
+        observed at least ``weight_threshold`` times are rendered; pixel centres
+        are at integer coordinates (the ROS / OpenCV convention).
+
+        Open3D's ray caster finds the surface from TSDF samples at the nearest
+        voxel and is off by up to about a voxel (more on slanted surfaces):
+        each hit is refined by one Newton step on the trilinearly interpolated
+        TSDF of the cell Open3D reports. A hit whose cell is not fully observed,
+        or whose step would leave the truncation band, is dropped (0). Open3D
+        is run with a coarse range map (at most 16 tiles a side), which avoids
+        a data race in Open3D 0.20's range estimation (nondeterministic,
+        sometimes wrong depths, rarely a crash) at the price of a few per cent
+        of pixels it then misses.
+        """
+        if not isinstance(intrinsics, CameraIntrinsics):
+            raise TypeError(f'intrinsics must be CameraIntrinsics, got {type(intrinsics).__name__}')
+        T_map_camera = check_rigid_transform(T_map_camera, 'T_map_camera')
+        width, height = int(intrinsics.width), int(intrinsics.height)
+        depth = np.zeros((height, width), np.float32)
+        blocks = self._blocks_in_view(intrinsics, T_map_camera)
+        if len(blocks) == 0:
+            return depth
+        cfg = self.config
+        device = self._o3d_device
+        # Open3D first projects the blocks into a coarse "range map" of square tiles, in 16x16-tile fragments.
+        # In 0.20 a block spanning several fragments races with other blocks over the fragment buffer (wrong
+        # ranges, rarely a crash), and blocks inside the last tile row or column are dropped. With at most 16
+        # tiles per side every block is one fragment; one extra tile right and below keeps the image's own
+        # last tiles; the extra pixels are cropped away.
+        tile = max(1, math.ceil(max(width, height) / (_RAY_CAST_RANGE_TILES - 1)))
+        cast_width = (math.ceil(width / tile) + 1) * tile
+        cast_height = (math.ceil(height / tile) + 1) * tile
+        with _open3d_quiet():   # Open3D warns each time it enlarges its fragment buffer
+            rendering = self._grid.ray_cast(
+                o3c.Tensor(blocks, o3c.int32, device), o3c.Tensor(intrinsics.matrix(), o3c.float64, device),
+                o3c.Tensor(_invert_rigid(T_map_camera), o3c.float64, device), cast_width, cast_height,
+                ['depth', 'index', 'mask'], 1.0, cfg.depth_min_m, cfg.depth_max_m, float(cfg.weight_threshold),
+                cfg.truncation_voxels, tile)
+        raw = rendering['depth'].cpu().numpy().reshape(cast_height, cast_width)[:height, :width]
+        v, u = np.nonzero(raw > 0)
+        if len(v) == 0:
+            return depth
+        masks = rendering['mask'].cpu().numpy().reshape(cast_height, cast_width, 8)[v, u]
+        complete = masks.all(axis=1)
+        v, u = v[complete], u[complete]
+        indices = rendering['index'].cpu().numpy().reshape(cast_height, cast_width, 8)[v, u]
+        corner_tsdf = self._gather_tsdf(indices)
+
+        # Ray of each pixel in the map frame, scaled so that t is the depth (camera z).
+        rays = np.stack([(u - intrinsics.cx) / intrinsics.fx, (v - intrinsics.cy) / intrinsics.fy,
+                         np.ones(len(u))], axis=1) @ T_map_camera[:3, :3].T
+        t0 = raw[v, u].astype(np.float64)
+        voxel = cfg.voxel_size_m
+        cell = (T_map_camera[:3, 3] + t0[:, None] * rays) / voxel
+        fraction = cell - np.floor(cell)
+        value, gradient = _trilinear_value_and_gradient(corner_tsdf, fraction)   # gradient per voxel
+        slope = np.einsum('ij,ij->i', gradient, rays) / voxel                   # d tsdf / d t
+        step = np.zeros_like(t0)
+        np.divide(-value, slope, out=step, where=slope < 0)
+        truncation_m = cfg.truncation_voxels * voxel
+        good = (slope < 0) & (np.abs(step) <= truncation_m)
+        refined = t0 + step
+        good &= (refined >= cfg.depth_min_m) & (refined <= cfg.depth_max_m)
+        depth[v[good], u[good]] = refined[good]
+        return depth
+
+    def _active_blocks(self) -> tuple[np.ndarray, np.ndarray]:
+        """Block coordinates (Nx3 int32) and buffer indices (N int64) of the active blocks (cached)."""
+        if 'blocks' not in self._cache:
+            hashmap = self._grid.hashmap()
+            buffer_indices = hashmap.active_buf_indices().to(o3c.int64)
+            keys = hashmap.key_tensor()[buffer_indices].cpu().numpy().astype(np.int32).reshape(-1, 3)
+            self._cache['blocks'] = (keys, buffer_indices.cpu().numpy())
+        return self._cache['blocks']
+
+    def _blocks_in_view(self, intrinsics: CameraIntrinsics, T_map_camera: np.ndarray) -> np.ndarray:
+        """Active blocks that may lie in the camera's view within depth_max_m (a conservative cull)."""
+        keys, _ = self._active_blocks()
+        if len(keys) == 0:
+            return keys
+        block_m = self.config.voxel_size_m * self.config.block_resolution
+        radius = block_m * math.sqrt(3.0) / 2.0
+        centres = (keys + 0.5) * block_m
+        camera = (centres - T_map_camera[:3, 3]) @ T_map_camera[:3, :3]
+        z = camera[:, 2]
+        near = z <= radius
+        z_safe = np.maximum(z, radius)
+        u = intrinsics.fx * camera[:, 0] / z_safe + intrinsics.cx
+        v = intrinsics.fy * camera[:, 1] / z_safe + intrinsics.cy
+        margin_u = intrinsics.fx * radius / z_safe
+        margin_v = intrinsics.fy * radius / z_safe
+        in_image = (u > -margin_u) & (u < intrinsics.width + margin_u) & \
+            (v > -margin_v) & (v < intrinsics.height + margin_v)
+        keep = (z > -radius) & (z < self.config.depth_max_m + radius) & (near | in_image)
+        return np.ascontiguousarray(keys[keep])
+
+    def _gather_tsdf(self, indices: np.ndarray) -> np.ndarray:
+        """TSDF values at linear voxel indices (as Open3D's ray cast reports them), any shape."""
+        tsdf = self._grid.attribute('tsdf')
+        if self._o3d_device.get_type() == o3c.Device.DeviceType.CPU:
+            return tsdf.numpy().reshape(-1)[indices]
+        flat = tsdf.reshape((-1,))
+        gathered = flat[o3c.Tensor(np.ascontiguousarray(indices.reshape(-1)), o3c.int64, self._o3d_device)]
+        return gathered.cpu().numpy().reshape(indices.shape)
+
+    # -- files -------------------------------------------------------------------------------------
+
+    def save(self, path, metadata: dict | None = None) -> None:
+        """Write the map to ``path`` atomically (a temporary file in the same folder, fsync, rename).
+
+        ``metadata`` is any JSON-serialisable dict (e.g. ``T_map_world``), returned by :meth:`load`.
+        A failed save leaves any previous file at ``path`` as it was and no temporary file behind;
+        it raises OSError (e.g. an unwritable folder) or ValueError (metadata not JSON-serialisable).
+        """
+        path = Path(path)
+        metadata = {} if metadata is None else metadata
+        if not isinstance(metadata, dict):
+            raise ValueError(f'metadata must be a dict, got {type(metadata).__name__}')
+        try:
+            metadata_json = json.dumps(metadata)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f'metadata is not JSON-serialisable: {error}') from None
+        keys, buffer_indices = self._active_blocks()
+        index = o3c.Tensor(buffer_indices, o3c.int64, self._o3d_device)
+        res = self.config.block_resolution
+        arrays = {
+            'format': np.array(MAP_FILE_FORMAT), 'version': np.array(MAP_FILE_VERSION, np.int64),
+            'voxel_size_m': np.array(self.config.voxel_size_m, np.float64),
+            'block_resolution': np.array(res, np.int64),
+            'truncation_voxels': np.array(self.config.truncation_voxels, np.float64),
+            'frames_integrated': np.array(self._frames_integrated, np.int64),
+            'metadata': np.array(metadata_json), 'block_keys': keys.astype(np.int32),
+        }
+        for name, channels in zip(_ATTRIBUTES, _ATTRIBUTE_CHANNELS):
+            values = self._grid.attribute(name)[index].cpu().numpy() if len(keys) else \
+                np.zeros((0, res, res, res, channels), np.float32)
+            arrays[name] = values.reshape(len(keys), res, res, res, channels).astype(np.float32, copy=False)
+        _write_atomically(path, arrays)
+        logger.info('saved %d blocks to %s', len(keys), path)
+
+    def load(self, path) -> dict:
+        """Replace the map by the one saved at ``path`` and return its metadata.
+
+        Raises MapFileError (the current map stays as it was) when the file is
+        missing, unreadable, corrupt, of another format version, or made with a
+        different voxel size or block resolution, or holds more blocks than
+        ``max_block_count``.
+        """
+        path = Path(path)
+        data = _read_map_file(path)
+        self._check_compatible(path, data)
+        keys = data['block_keys']
+        res = self.config.block_resolution
+        count = len(keys)
+        if count > self.config.max_block_count:
+            raise MapFileError(f'{path}: holds {count} blocks, more than max_block_count='
+                               f'{self.config.max_block_count}')
+        for name, channels in zip(_ATTRIBUTES, _ATTRIBUTE_CHANNELS):
+            expected = (count, res, res, res, channels)
+            if data[name].shape != expected or data[name].dtype != np.float32:
+                raise MapFileError(f'{path}: {name} is {data[name].dtype} {data[name].shape}, expected float32 '
+                                   f'{expected}')
+            if not np.all(np.isfinite(data[name])):
+                raise MapFileError(f'{path}: {name} has NaN or infinite values')
+        if count and len(np.unique(keys, axis=0)) != count:
+            raise MapFileError(f'{path}: block keys are not unique')
+        try:
+            metadata = json.loads(str(data['metadata']))
+        except ValueError as error:
+            raise MapFileError(f'{path}: metadata is not valid JSON ({error})') from None
+        if not isinstance(metadata, dict):
+            raise MapFileError(f'{path}: metadata is a {type(metadata).__name__}, expected a JSON object')
+
+        grid = self._new_grid(max(self.config.initial_block_count, count))
+        if count:
+            device = self._o3d_device
+            _, inserted = grid.hashmap().insert(
+                o3c.Tensor(keys, o3c.int32, device),
+                [o3c.Tensor(np.ascontiguousarray(data[name]), o3c.float32, device) for name in _ATTRIBUTES])
+            if not np.all(inserted.cpu().numpy()):
+                raise MapFileError(f'{path}: could not insert every block')
+        self._grid = grid
+        self._clear_state(frames_integrated=int(data['frames_integrated']))
+        logger.info('loaded %d blocks from %s', count, path)
+        return metadata
+
+    def _check_compatible(self, path: Path, data: dict) -> None:
+        if str(data['format']) != MAP_FILE_FORMAT:
+            raise MapFileError(f'{path}: not a gpt4scene_ros map file (format {str(data["format"])!r})')
+        version = int(data['version'])
+        if version != MAP_FILE_VERSION:
+            raise MapFileError(f'{path}: map file version {version}; this build reads version {MAP_FILE_VERSION}')
+        voxel = float(data['voxel_size_m'])
+        if not math.isclose(voxel, self.config.voxel_size_m, rel_tol=1e-9, abs_tol=1e-12):
+            raise MapFileError(f'{path}: voxel size {voxel} m differs from this map\'s voxel_size_m='
+                               f'{self.config.voxel_size_m}')
+        resolution = int(data['block_resolution'])
+        if resolution != self.config.block_resolution:
+            raise MapFileError(f'{path}: block resolution {resolution} differs from this map\'s block_resolution='
+                               f'{self.config.block_resolution}')
+        keys = data['block_keys']
+        if keys.ndim != 2 or keys.shape[1] != 3 or keys.dtype != np.int32:
+            raise MapFileError(f'{path}: block_keys is {keys.dtype} {keys.shape}, expected int32 Nx3')
+
+
+_FILE_ENTRIES = ('format', 'version', 'voxel_size_m', 'block_resolution', 'truncation_voxels', 'frames_integrated',
+                 'metadata', 'block_keys') + _ATTRIBUTES
+
+
+def _read_map_file(path: Path) -> dict:
+    if not path.exists():
+        raise MapFileError(f'{path}: map file does not exist')
+    if not path.is_file():
+        raise MapFileError(f'{path}: is not a file')
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [name for name in _FILE_ENTRIES if name not in npz.files]
+            if missing:
+                raise MapFileError(f'{path}: not a gpt4scene_ros map file (missing {", ".join(missing)})')
+            return {name: npz[name] for name in _FILE_ENTRIES}
+    except MapFileError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
+        raise MapFileError(f'{path}: not a readable map file (truncated or corrupt?): {error}') from None
+
+
+def _write_atomically(path: Path, arrays: dict) -> None:
+    folder = path.parent if str(path.parent) else Path('.')
+    descriptor, temporary = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(descriptor, 'wb') as stream:
+            np.savez(stream, **arrays)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        directory = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(directory)
+    except OSError:
+        pass
+    finally:
+        os.close(directory)
+
+
+# -- helpers --------------------------------------------------------------------------------------------
+
+
+def _check_images(color, depth_m, intrinsics) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(intrinsics, CameraIntrinsics):
+        raise TypeError(f'intrinsics must be CameraIntrinsics, got {type(intrinsics).__name__}')
+    color = np.asarray(color)
+    depth_m = np.asarray(depth_m)
+    if color.dtype != np.uint8 or color.ndim != 3 or color.shape[2] != 3:
+        raise ValueError(f'colour must be an HxWx3 uint8 RGB array, got {color.dtype} with shape {color.shape}')
+    if depth_m.ndim != 2 or depth_m.dtype not in (np.float32, np.float64):
+        raise ValueError(f'depth must be an HxW float32 or float64 array in metres, got {depth_m.dtype} with shape '
+                         f'{depth_m.shape}')
+    if color.shape[:2] != depth_m.shape:
+        raise ValueError(f'colour is {color.shape[1]}x{color.shape[0]} but depth is '
+                         f'{depth_m.shape[1]}x{depth_m.shape[0]}; they must be registered and of the same size')
+    if depth_m.shape != (intrinsics.height, intrinsics.width):
+        raise ValueError(f'images are {depth_m.shape[1]}x{depth_m.shape[0]} but the intrinsics are for '
+                         f'{intrinsics.width}x{intrinsics.height}')
+    return np.ascontiguousarray(color), depth_m
+
+
+def _invert_rigid(T: np.ndarray) -> np.ndarray:
+    inverse = np.eye(4)
+    inverse[:3, :3] = T[:3, :3].T
+    inverse[:3, 3] = -T[:3, :3].T @ T[:3, 3]
+    return inverse
+
+
+def _to_uint8(colors01: np.ndarray) -> np.ndarray:
+    """Colours in [0, 1] (Open3D's output) as Nx3 uint8."""
+    return np.clip(np.rint(np.asarray(colors01, np.float32).reshape(-1, 3) * 255.0), 0, 255).astype(np.uint8)
+
+
+def _trilinear_value_and_gradient(corners: np.ndarray, fraction: np.ndarray):
+    """Trilinear value (N) and gradient (Nx3, per voxel) from Nx8 corner values and Nx3 fractions within the cell.
+
+    Corner k sits at offset (k & 1, k >> 1 & 1, k >> 2 & 1) voxels, the order of Open3D's ray-cast ``index``.
+    """
+    c = corners.reshape(-1, 2, 2, 2)                      # [z, y, x]
+    fx, fy, fz = (fraction[:, i, None] for i in range(3))
+    along_x = c[..., 0] * (1.0 - fx[:, None]) + c[..., 1] * fx[:, None]          # N, z, y
+    slope_x = c[..., 1] - c[..., 0]
+    along_xy = along_x[..., 0] * (1.0 - fy) + along_x[..., 1] * fy               # N, z
+    slope_x_y = slope_x[..., 0] * (1.0 - fy) + slope_x[..., 1] * fy
+    slope_y = along_x[..., 1] - along_x[..., 0]
+    fz = fz[:, 0]
+    value = along_xy[:, 0] * (1.0 - fz) + along_xy[:, 1] * fz
+    gradient = np.stack([slope_x_y[:, 0] * (1.0 - fz) + slope_x_y[:, 1] * fz,
+                         slope_y[:, 0] * (1.0 - fz) + slope_y[:, 1] * fz,
+                         along_xy[:, 1] - along_xy[:, 0]], axis=1)
+    return value, gradient
+
+
+def _open3d_quiet():
+    """A ``with`` block in which Open3D logs only errors (its ray caster warns each time it grows a buffer)."""
+    return o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error)
