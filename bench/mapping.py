@@ -96,7 +96,8 @@ def node_run(frames, sequence, alignment, config: MappingConfig, count: int):
 
     rclpy.init()
     overrides = [Parameter('device', value=config.device), Parameter('input_qos', value='reliable'),
-                 Parameter('frame_queue_size', value=10000), Parameter('bev_period_s', value=3600.0),
+                 Parameter('frame_queue_size', value=1000), Parameter('input_history_depth', value=100),
+                 Parameter('bev_period_s', value=3600.0),
                  Parameter('cloud_period_s', value=3600.0), Parameter('mesh_period_s', value=3600.0)]
     node = MappingNode(parameter_overrides=overrides)
     source = rclpy.create_node('bench_source')

@@ -113,6 +113,8 @@ class MappingNode(Node):
         # One group owns the map: integration, outputs and map services never overlap.
         owner = MutuallyExclusiveCallbackGroup()
         self.create_timer(cfg.tick_period_s, self._tick, callback_group=owner)
+        # A new frame wakes the owner at once rather than at the next tick.
+        self.frame_ready = self.create_guard_condition(self._tick, callback_group=owner)
         self.create_timer(cfg.bev_period_s, self._publish_bev, callback_group=owner)
         self.create_timer(cfg.cloud_period_s, self._publish_cloud, callback_group=owner)
         self.create_timer(cfg.mesh_period_s, self._publish_mesh, callback_group=owner)
@@ -158,6 +160,7 @@ class MappingNode(Node):
             self.frames.popleft()
             self._drop('queue_full')
         self.frames.append((stamp_s, time.monotonic(), color, depth, info))
+        self.frame_ready.trigger()
 
     # -- the map owner ---------------------------------------------------------------------------
 
