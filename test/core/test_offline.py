@@ -1,0 +1,64 @@
+"""gpt4scene-process: the mapping core on a recorded folder, without ROS."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from gpt4scene_ros.core.offline import main
+from gpt4scene_ros.core.synthetic import SyntheticSceneConfig, write_sequence
+
+
+@pytest.fixture(scope='module')
+def scene(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('offline') / 'scene'
+    write_sequence(SyntheticSceneConfig(seed=4, num_frames=24).with_resolution(320, 240), folder)
+    return folder
+
+
+def read_ply(path):
+    data = path.read_bytes()
+    header, body = data.split(b'end_header\n', 1)
+    count = int(next(line for line in header.decode().splitlines() if line.startswith('element vertex')).split()[2])
+    vertices = np.frombuffer(body, dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('r', 'u1'), ('g', 'u1'),
+                                          ('b', 'u1')], count=count)
+    return np.stack([vertices['x'], vertices['y'], vertices['z']], axis=1)
+
+
+def test_writes_bev_metadata_cloud_and_timing(scene, tmp_path, capsys):
+    out = tmp_path / 'out'
+    assert main([str(scene), str(out), '--voxel-size', '0.04', '--quiet']) == 0
+    assert 'integrated: 24' in capsys.readouterr().out
+    bev = cv2.imread(str(out / 'bev.png'))
+    meta = json.loads((out / 'bev_meta.json').read_text())
+    assert (meta['width_px'], meta['height_px']) == (bev.shape[1], bev.shape[0]) and max(bev.shape[:2]) == 512
+    T_map_world = np.array(meta['T_map_world'])
+    np.testing.assert_allclose(T_map_world[:3, :3], np.eye(3), atol=2e-3)  # the synthetic world is already z-up
+    assert 'up' in meta['gravity_alignment']
+    points = read_ply(out / 'map.ply')
+    assert len(points) > 1000
+    truth = json.loads((scene / 'instances.json').read_text())
+    low, high = np.array(truth['room']['min']), np.array(truth['room']['max'])
+    assert np.all((points > low - 0.1) & (points < high + 0.1), axis=1).mean() > 0.99
+    # Every map point below the ceiling cut falls inside the BEV drawn from the metadata.
+    below = points[points[:, 2] <= meta['max_height_m']]
+    col = (below[:, 0] - meta['origin_xy_m'][0]) / meta['metres_per_pixel']
+    row = meta['height_px'] - (below[:, 1] - meta['origin_xy_m'][1]) / meta['metres_per_pixel']
+    assert np.all((col >= 0) & (col <= meta['width_px']) & (row >= 0) & (row <= meta['height_px']))
+    timing = json.loads((out / 'timing.json').read_text())
+    assert timing['frames'] == 24 and timing['integrate_ms_median'] > 0
+
+
+def test_a_folder_that_is_not_a_sequence_exits_2(tmp_path, capsys):
+    assert main([str(tmp_path / 'nowhere'), str(tmp_path / 'out')]) == 2
+    assert 'nowhere' in capsys.readouterr().err
+
+
+def test_bad_stride_is_a_usage_error(scene, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(scene), str(tmp_path / 'out'), '--stride', '0'])
+    assert exit_info.value.code == 2
+    assert '--stride' in capsys.readouterr().err
