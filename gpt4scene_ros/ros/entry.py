@@ -6,7 +6,7 @@ import sys
 
 import rclpy
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 
@@ -34,3 +34,11 @@ def run_node(node_class, run, args=None) -> int:
     finally:
         if rclpy.ok():
             rclpy.shutdown()
+
+
+def spin_multi_threaded(node) -> int:
+    """Spin ``node`` until shutdown on a MultiThreadedExecutor (callback groups run in parallel)."""
+    executor = MultiThreadedExecutor()
+    executor.add_node(node)
+    executor.spin()
+    return EXIT_OK

@@ -35,7 +35,6 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import MapMetaData, Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -50,7 +49,7 @@ from ..core.transforms import make_transform, matrix_from_quaternion
 from ..srv import FilePath
 from .conversions import (camera_info_to_intrinsics, mesh_to_marker, numpy_to_image, point_cloud_to_msg,
                           pose_to_transform, time_from_msg, transform_from_msg)
-from .entry import EXIT_OK, run_node
+from .entry import run_node, spin_multi_threaded
 from .fallbacks import ApproximateTimeSynchronizer, CvBridge, CvBridgeError, Subscriber
 from .params import declare_settings
 
@@ -300,15 +299,8 @@ class MappingNode(Node):
         return response
 
 
-def _spin(node: MappingNode) -> int:
-    executor = MultiThreadedExecutor()
-    executor.add_node(node)
-    executor.spin()
-    return EXIT_OK
-
-
 def main(args=None) -> int:
-    return run_node(MappingNode, _spin, args)
+    return run_node(MappingNode, spin_multi_threaded, args)
 
 
 if __name__ == '__main__':

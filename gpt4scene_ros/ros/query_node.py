@@ -12,7 +12,6 @@ import threading
 import time
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
@@ -21,7 +20,7 @@ from ..core.scene_query import ErrorCode, QueryResult, answer_query
 from ..msg import ObjectInstanceArray
 from ..srv import SceneQuery
 from .conversions import fill_query_response, object_box_from_msg, query_request_from_msg
-from .entry import EXIT_OK, run_node
+from .entry import run_node, spin_multi_threaded
 from .params import declare_settings
 
 
@@ -63,15 +62,8 @@ class QueryNode(Node):
         return response
 
 
-def _spin(node: QueryNode) -> int:
-    executor = MultiThreadedExecutor()
-    executor.add_node(node)
-    executor.spin()
-    return EXIT_OK
-
-
 def main(args=None) -> int:
-    return run_node(QueryNode, _spin, args)
+    return run_node(QueryNode, spin_multi_threaded, args)
 
 
 if __name__ == '__main__':
