@@ -64,7 +64,7 @@ the ceiling cut): centred on the map origin, so its bottom-left corner is (-2 m,
 _ATTRIBUTES = ('tsdf', 'weight', 'color')
 _ATTRIBUTE_CHANNELS = (1, 1, 3)
 _BYTES_PER_VALUE = 4                 # all attributes are float32
-_RAY_CAST_RANGE_TILES = 16           # most range-map tiles per image side (see SceneMap.render_depth)
+_RAY_CAST_TILE_PX = 8                # pixels per side of a ray-cast range-map tile (Open3D's default)
 _DEPTH_SCALE_PER_M = 1000.0          # depth goes to Open3D as uint16 millimetres
 
 
@@ -437,11 +437,7 @@ class SceneMap:
         voxel and is off by up to about a voxel (more on slanted surfaces):
         each hit is refined by one Newton step on the trilinearly interpolated
         TSDF of the cell Open3D reports. A hit whose cell is not fully observed,
-        or whose step would leave the truncation band, is dropped (0). Open3D
-        is run with a coarse range map (at most 16 tiles a side), which avoids
-        a data race in Open3D 0.20's range estimation (nondeterministic,
-        sometimes wrong depths, rarely a crash) at the price of a few per cent
-        of pixels it then misses.
+        or whose step would leave the truncation band, is dropped (0).
         """
         if not isinstance(intrinsics, CameraIntrinsics):
             raise TypeError(f'intrinsics must be CameraIntrinsics, got {type(intrinsics).__name__}')
@@ -453,20 +449,24 @@ class SceneMap:
             return depth
         cfg = self.config
         device = self._o3d_device
-        # Open3D first projects the blocks into a coarse "range map" of square tiles, in 16x16-tile fragments.
-        # In 0.20 a block spanning several fragments races with other blocks over the fragment buffer (wrong
-        # ranges, rarely a crash), and blocks inside the last tile row or column are dropped. With at most 16
-        # tiles per side every block is one fragment; one extra tile right and below keeps the image's own
-        # last tiles; the extra pixels are cropped away.
-        tile = max(1, math.ceil(max(width, height) / (_RAY_CAST_RANGE_TILES - 1)))
-        cast_width = (math.ceil(width / tile) + 1) * tile
-        cast_height = (math.ceil(height / tile) + 1) * tile
-        with _open3d_quiet():   # Open3D warns each time it enlarges its fragment buffer
-            rendering = self._grid.ray_cast(
-                o3c.Tensor(blocks, o3c.int32, device), o3c.Tensor(intrinsics.matrix(), o3c.float64, device),
-                o3c.Tensor(_invert_rigid(T_map_camera), o3c.float64, device), cast_width, cast_height,
-                ['depth', 'index', 'mask'], 1.0, cfg.depth_min_m, cfg.depth_max_m, float(cfg.weight_threshold),
-                cfg.truncation_voxels, tile)
+        # Open3D first projects the blocks into a coarse "range map" (one entry per tile of pixels) that bounds
+        # each ray. It sizes the buffer for that lazily: in 0.20 the call that first grows it works on an empty
+        # range map and renders nothing. A warm-up cast of the same blocks into a one-pixel-per-tile image
+        # (intrinsics scaled by 1/tile) needs the same buffer and costs next to nothing. The image is padded to
+        # whole tiles (Open3D reads past the range map otherwise); the padding is cropped away.
+        tile = _RAY_CAST_TILE_PX
+        cast_width, cast_height = math.ceil(width / tile) * tile, math.ceil(height / tile) * tile
+        K = intrinsics.matrix()
+        K_tiles = K.copy()
+        K_tiles[:2] /= tile
+        block_coords = o3c.Tensor(blocks, o3c.int32, device)
+        extrinsic = o3c.Tensor(_invert_rigid(T_map_camera), o3c.float64, device)
+        common = (1.0, cfg.depth_min_m, cfg.depth_max_m, float(cfg.weight_threshold), cfg.truncation_voxels)
+        with _open3d_quiet():   # Open3D logs each time it grows that buffer
+            self._grid.ray_cast(block_coords, o3c.Tensor(K_tiles, o3c.float64, device), extrinsic,
+                                cast_width // tile, cast_height // tile, ['depth'], *common, 1)
+            rendering = self._grid.ray_cast(block_coords, o3c.Tensor(K, o3c.float64, device), extrinsic,
+                                            cast_width, cast_height, ['depth', 'index', 'mask'], *common, tile)
         raw = rendering['depth'].cpu().numpy().reshape(cast_height, cast_width)[:height, :width]
         v, u = np.nonzero(raw > 0)
         if len(v) == 0:
