@@ -15,6 +15,7 @@ Prints one table per device:
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import os
 import platform
@@ -139,7 +140,42 @@ def node_run(frames, sequence, alignment, config: MappingConfig, count: int):
     return end_to_end, latency, integrated, dropped
 
 
-def bench_device(device: str, sequence, alignment, frames, node_frames: int):
+def node_run_with_player(kitchen: Path, config: MappingConfig, count: int):
+    """The node's own latency (synchronised arrival -> integrated) with the player in another process."""
+    import subprocess
+
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from gpt4scene_ros.ros.mapping_node import MappingNode
+
+    rclpy.init()
+    node = MappingNode(parameter_overrides=[
+        Parameter('device', value=config.device), Parameter('input_qos', value='reliable'),
+        Parameter('frame_queue_size', value=1000), Parameter('input_history_depth', value=100),
+        Parameter('bev_period_s', value=3600.0), Parameter('cloud_period_s', value=3600.0),
+        Parameter('mesh_period_s', value=3600.0)])
+    node.latency_ms = collections.deque(maxlen=100000)
+    executor = MultiThreadedExecutor()
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    player = REPO_ROOT / '.build' / 'install' / 'gpt4scene_ros' / 'lib' / 'gpt4scene_ros' / 'player'
+    subprocess.run([str(player), '--ros-args', '-p', f'data_dir:={kitchen}', '-p', f'max_frames:={count}',
+                    '-p', 'playback_mode:=as_fast_as_possible', '-p', 'wait_for_subscribers:=1',
+                    '--log-level', 'warn'], check=True)
+    deadline = time.monotonic() + 60
+    while node.counts['frames_integrated'] < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    latency, integrated = list(node.latency_ms), node.counts['frames_integrated']
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.shutdown()
+    return latency, integrated
+
+
+def bench_device(device: str, kitchen: Path, sequence, alignment, frames, node_frames: int):
     config = dataclasses.replace(MappingConfig(), device=device)
     bare = bare_integrate_ms(frames, sequence, alignment, config, device)
     scene_map, core_times = scene_map_run(frames, sequence, alignment, config)
@@ -154,6 +190,7 @@ def bench_device(device: str, sequence, alignment, frames, node_frames: int):
             bev_times.append((time.perf_counter() - start) * 1000.0)
     points, _ = scene_map.point_cloud()
     end_to_end, latency, integrated, dropped = node_run(frames, sequence, alignment, config, node_frames)
+    player_latency, player_integrated = node_run_with_player(kitchen, config, node_frames)
     bare_median = statistics.median(bare)
     print(f'\n### {device}: {len(frames)} frames, voxel {config.voxel_size_m} m, block_resolution '
           f'{config.block_resolution}')
@@ -163,12 +200,15 @@ def bench_device(device: str, sequence, alignment, frames, node_frames: int):
     print(f'| SceneMap.integrate | {stats(core_times)} |')
     print(f'| node: publish -> integrated (DDS included) | {stats(end_to_end)} |')
     print(f'| node: synchronised arrival -> integrated | {stats(latency)} |')
+    print(f'| node, player in another process: arrival -> integrated | {stats(player_latency)} |')
     print(f'| BEV render of the full map, just after an integrate | {stats(bev_times)} |')
     print()
     print(f'- node overhead ratio (median node publish->integrated / median bare integrate): '
           f'{statistics.median(end_to_end) / bare_median:.2f}; arrival->integrated / bare: '
           f'{statistics.median(latency) / bare_median:.2f}; SceneMap / bare: '
-          f'{statistics.median(core_times) / bare_median:.2f}')
+          f'{statistics.median(core_times) / bare_median:.2f}; with the player in another process, arrival -> '
+          f'integrated / bare: {statistics.median(player_latency) / bare_median:.2f} '
+          f'({player_integrated}/{node_frames} integrated)')
     print(f'- node integrated {integrated}/{min(node_frames, len(frames))} frames, dropped {dropped or "none"}')
     print(f'- map after {len(frames)} frames: {blocks_after} blocks, {memory_after / 1e6:.0f} MB, '
           f'{len(points)} surface points; after revisiting 200 frames: {scene_map.num_blocks} blocks, '
@@ -187,7 +227,7 @@ def main():
           f'Open3D {o3d.__version__}, CUDA available: {o3c.cuda.is_available()}')
     sequence, alignment, frames = load_frames(args.kitchen, args.frames)
     for device in args.devices.split(','):
-        bench_device(device, sequence, alignment, frames, args.node_frames)
+        bench_device(device, args.kitchen, sequence, alignment, frames, args.node_frames)
     print(f'\npeak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB')
 
 
