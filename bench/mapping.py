@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+import gpt4scene_ros.ros  # noqa: F401  (first: sets the nodes' OpenMP policy before Open3D loads)
 import open3d as o3d
 import open3d.core as o3c
 
