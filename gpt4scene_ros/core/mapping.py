@@ -64,7 +64,6 @@ the ceiling cut): centred on the map origin, so its bottom-left corner is (-2 m,
 _ATTRIBUTES = ('tsdf', 'weight', 'color')
 _ATTRIBUTE_CHANNELS = (1, 1, 3)
 _BYTES_PER_VALUE = 4                 # all attributes are float32
-_RAY_CAST_TILE_PX = 8                # pixels per side of a ray-cast range-map tile (Open3D's default)
 _DEPTH_SCALE_PER_M = 1000.0          # depth goes to Open3D as uint16 millimetres
 
 
@@ -362,8 +361,7 @@ class SceneMap:
             if self.num_blocks == 0:
                 mesh = (np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), np.zeros((0, 3), np.int32))
             else:
-                with _open3d_quiet():
-                    triangle_mesh = self._grid.extract_triangle_mesh(self._extract_threshold)
+                triangle_mesh = self._grid.extract_triangle_mesh(self._extract_threshold)
                 vertices = triangle_mesh.vertex.positions.cpu().numpy().astype(np.float32).reshape(-1, 3)
                 colors = _to_uint8(triangle_mesh.vertex.colors.cpu().numpy()) if 'colors' in triangle_mesh.vertex \
                     else np.zeros((len(vertices), 3), np.uint8)
@@ -380,8 +378,10 @@ class SceneMap:
 
         The surface points (:meth:`point_cloud`) above the ceiling cut are
         dropped; the rest, plus ``bev_margin_m`` on each side, are fitted into
-        a longest side of ``bev_size_px`` square pixels, and each pixel shows
-        the colour of its highest point (a z-buffer). Pixels with no point are
+        a longest side of ``bev_size_px`` square pixels. Each point stands for a
+        voxel-sized patch: it is splatted over the pixels whose centres lie
+        within half a voxel of it, and each pixel shows the colour of the
+        highest point covering it (a numpy z-buffer). Pixels with no point are
         :data:`BEV_BACKGROUND_RGB`. With nothing to show, the image is blank
         and covers :data:`BEV_EMPTY_EXTENT_M` around the map origin.
         """
@@ -429,71 +429,46 @@ class SceneMap:
     def render_depth(self, intrinsics: CameraIntrinsics, T_map_camera) -> np.ndarray:
         """Depth (HxW float32 metres, 0 = no surface) of the map seen from a camera, ray cast from the TSDF.
 
-        Surfaces between ``depth_min_m`` and ``depth_max_m`` made of voxels
-        observed at least ``weight_threshold`` times are rendered; pixel centres
-        are at integer coordinates (the ROS / OpenCV convention).
-
-        Open3D's ray caster finds the surface from TSDF samples at the nearest
-        voxel and is off by up to about a voxel (more on slanted surfaces):
-        each hit is refined by one Newton step on the trilinearly interpolated
-        TSDF of the cell Open3D reports. A hit whose cell is not fully observed,
-        or whose step would leave the truncation band, is dropped (0).
+        The rays (through pixel centres at integer coordinates, the ROS / OpenCV
+        convention) are cast against the TSDF's zero-level surface, i.e. the
+        marching-cubes :meth:`mesh` of the voxels observed at least
+        ``weight_threshold`` times, with Open3D's ``RaycastingScene`` (Embree);
+        hits outside [depth_min_m, depth_max_m] count as no surface. The scene
+        is built once per map state. (Open3D 0.20's ``VoxelBlockGrid.ray_cast``
+        is not used: it samples the nearest voxel, about a voxel off, and its
+        range estimation returns incomplete, run-to-run different images and
+        has crashed this process.)
         """
         if not isinstance(intrinsics, CameraIntrinsics):
             raise TypeError(f'intrinsics must be CameraIntrinsics, got {type(intrinsics).__name__}')
         T_map_camera = check_rigid_transform(T_map_camera, 'T_map_camera')
         width, height = int(intrinsics.width), int(intrinsics.height)
-        depth = np.zeros((height, width), np.float32)
-        blocks = self._blocks_in_view(intrinsics, T_map_camera)
-        if len(blocks) == 0:
-            return depth
-        cfg = self.config
-        device = self._o3d_device
-        # Open3D first projects the blocks into a coarse "range map" (one entry per tile of pixels) that bounds
-        # each ray. It sizes the buffer for that lazily: in 0.20 the call that first grows it works on an empty
-        # range map and renders nothing. A warm-up cast of the same blocks into a one-pixel-per-tile image
-        # (intrinsics scaled by 1/tile) needs the same buffer and costs next to nothing. The image is padded to
-        # whole tiles (Open3D reads past the range map otherwise); the padding is cropped away.
-        tile = _RAY_CAST_TILE_PX
-        cast_width, cast_height = math.ceil(width / tile) * tile, math.ceil(height / tile) * tile
-        K = intrinsics.matrix()
-        K_tiles = K.copy()
-        K_tiles[:2] /= tile
-        block_coords = o3c.Tensor(blocks, o3c.int32, device)
-        extrinsic = o3c.Tensor(_invert_rigid(T_map_camera), o3c.float64, device)
-        common = (1.0, cfg.depth_min_m, cfg.depth_max_m, float(cfg.weight_threshold), cfg.truncation_voxels)
-        with _open3d_quiet():   # Open3D logs each time it grows that buffer
-            self._grid.ray_cast(block_coords, o3c.Tensor(K_tiles, o3c.float64, device), extrinsic,
-                                cast_width // tile, cast_height // tile, ['depth'], *common, 1)
-            rendering = self._grid.ray_cast(block_coords, o3c.Tensor(K, o3c.float64, device), extrinsic,
-                                            cast_width, cast_height, ['depth', 'index', 'mask'], *common, tile)
-        raw = rendering['depth'].cpu().numpy().reshape(cast_height, cast_width)[:height, :width]
-        v, u = np.nonzero(raw > 0)
-        if len(v) == 0:
-            return depth
-        masks = rendering['mask'].cpu().numpy().reshape(cast_height, cast_width, 8)[v, u]
-        complete = masks.all(axis=1)
-        v, u = v[complete], u[complete]
-        indices = rendering['index'].cpu().numpy().reshape(cast_height, cast_width, 8)[v, u]
-        corner_tsdf = self._gather_tsdf(indices)
+        scene = self._raycasting_scene()
+        if scene is None:
+            return np.zeros((height, width), np.float32)
+        u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+        # Directions with camera z = 1, so the hit distance along them is the depth.
+        directions = np.stack([(u - intrinsics.cx) / intrinsics.fx, (v - intrinsics.cy) / intrinsics.fy,
+                               np.ones_like(u)], axis=-1) @ T_map_camera[:3, :3].T
+        rays = np.empty((height, width, 6), np.float32)
+        rays[..., :3] = T_map_camera[:3, 3]
+        rays[..., 3:] = directions
+        hit = scene.cast_rays(o3c.Tensor(rays))['t_hit'].numpy()
+        with np.errstate(invalid='ignore'):
+            valid = np.isfinite(hit) & (hit >= self.config.depth_min_m) & (hit <= self.config.depth_max_m)
+        return np.where(valid, hit, 0.0).astype(np.float32)
 
-        # Ray of each pixel in the map frame, scaled so that t is the depth (camera z).
-        rays = np.stack([(u - intrinsics.cx) / intrinsics.fx, (v - intrinsics.cy) / intrinsics.fy,
-                         np.ones(len(u))], axis=1) @ T_map_camera[:3, :3].T
-        t0 = raw[v, u].astype(np.float64)
-        voxel = cfg.voxel_size_m
-        cell = (T_map_camera[:3, 3] + t0[:, None] * rays) / voxel
-        fraction = cell - np.floor(cell)
-        value, gradient = _trilinear_value_and_gradient(corner_tsdf, fraction)   # gradient per voxel
-        slope = np.einsum('ij,ij->i', gradient, rays) / voxel                   # d tsdf / d t
-        step = np.zeros_like(t0)
-        np.divide(-value, slope, out=step, where=slope < 0)
-        truncation_m = cfg.truncation_voxels * voxel
-        good = (slope < 0) & (np.abs(step) <= truncation_m)
-        refined = t0 + step
-        good &= (refined >= cfg.depth_min_m) & (refined <= cfg.depth_max_m)
-        depth[v[good], u[good]] = refined[good]
-        return depth
+    def _raycasting_scene(self):
+        """Embree scene of the current mesh (cached until the map changes); None for an empty mesh."""
+        if 'raycasting_scene' not in self._cache:
+            vertices, _, triangles = self.mesh()
+            scene = None
+            if len(triangles):
+                scene = o3d.t.geometry.RaycastingScene()
+                scene.add_triangles(o3c.Tensor(np.ascontiguousarray(vertices, np.float32)),
+                                    o3c.Tensor(np.ascontiguousarray(triangles, np.uint32)))
+            self._cache['raycasting_scene'] = scene
+        return self._cache['raycasting_scene']
 
     def _active_blocks(self) -> tuple[np.ndarray, np.ndarray]:
         """Block coordinates (Nx3 int32) and buffer indices (N int64) of the active blocks (cached)."""
@@ -503,36 +478,6 @@ class SceneMap:
             keys = hashmap.key_tensor()[buffer_indices].cpu().numpy().astype(np.int32).reshape(-1, 3)
             self._cache['blocks'] = (keys, buffer_indices.cpu().numpy())
         return self._cache['blocks']
-
-    def _blocks_in_view(self, intrinsics: CameraIntrinsics, T_map_camera: np.ndarray) -> np.ndarray:
-        """Active blocks that may lie in the camera's view within depth_max_m (a conservative cull)."""
-        keys, _ = self._active_blocks()
-        if len(keys) == 0:
-            return keys
-        block_m = self.config.voxel_size_m * self.config.block_resolution
-        radius = block_m * math.sqrt(3.0) / 2.0
-        centres = (keys + 0.5) * block_m
-        camera = (centres - T_map_camera[:3, 3]) @ T_map_camera[:3, :3]
-        z = camera[:, 2]
-        near = z <= radius
-        z_safe = np.maximum(z, radius)
-        u = intrinsics.fx * camera[:, 0] / z_safe + intrinsics.cx
-        v = intrinsics.fy * camera[:, 1] / z_safe + intrinsics.cy
-        margin_u = intrinsics.fx * radius / z_safe
-        margin_v = intrinsics.fy * radius / z_safe
-        in_image = (u > -margin_u) & (u < intrinsics.width + margin_u) & \
-            (v > -margin_v) & (v < intrinsics.height + margin_v)
-        keep = (z > -radius) & (z < self.config.depth_max_m + radius) & (near | in_image)
-        return np.ascontiguousarray(keys[keep])
-
-    def _gather_tsdf(self, indices: np.ndarray) -> np.ndarray:
-        """TSDF values at linear voxel indices (as Open3D's ray cast reports them), any shape."""
-        tsdf = self._grid.attribute('tsdf')
-        if self._o3d_device.get_type() == o3c.Device.DeviceType.CPU:
-            return tsdf.numpy().reshape(-1)[indices]
-        flat = tsdf.reshape((-1,))
-        gathered = flat[o3c.Tensor(np.ascontiguousarray(indices.reshape(-1)), o3c.int64, self._o3d_device)]
-        return gathered.cpu().numpy().reshape(indices.shape)
 
     # -- files -------------------------------------------------------------------------------------
 
@@ -714,28 +659,3 @@ def _invert_rigid(T: np.ndarray) -> np.ndarray:
 def _to_uint8(colors01: np.ndarray) -> np.ndarray:
     """Colours in [0, 1] (Open3D's output) as Nx3 uint8."""
     return np.clip(np.rint(np.asarray(colors01, np.float32).reshape(-1, 3) * 255.0), 0, 255).astype(np.uint8)
-
-
-def _trilinear_value_and_gradient(corners: np.ndarray, fraction: np.ndarray):
-    """Trilinear value (N) and gradient (Nx3, per voxel) from Nx8 corner values and Nx3 fractions within the cell.
-
-    Corner k sits at offset (k & 1, k >> 1 & 1, k >> 2 & 1) voxels, the order of Open3D's ray-cast ``index``.
-    """
-    c = corners.reshape(-1, 2, 2, 2)                      # [z, y, x]
-    fx, fy, fz = (fraction[:, i, None] for i in range(3))
-    along_x = c[..., 0] * (1.0 - fx[:, None]) + c[..., 1] * fx[:, None]          # N, z, y
-    slope_x = c[..., 1] - c[..., 0]
-    along_xy = along_x[..., 0] * (1.0 - fy) + along_x[..., 1] * fy               # N, z
-    slope_x_y = slope_x[..., 0] * (1.0 - fy) + slope_x[..., 1] * fy
-    slope_y = along_x[..., 1] - along_x[..., 0]
-    fz = fz[:, 0]
-    value = along_xy[:, 0] * (1.0 - fz) + along_xy[:, 1] * fz
-    gradient = np.stack([slope_x_y[:, 0] * (1.0 - fz) + slope_x_y[:, 1] * fz,
-                         slope_y[:, 0] * (1.0 - fz) + slope_y[:, 1] * fz,
-                         along_xy[:, 1] - along_xy[:, 0]], axis=1)
-    return value, gradient
-
-
-def _open3d_quiet():
-    """A ``with`` block in which Open3D logs only errors (its ray caster warns each time it grows a buffer)."""
-    return o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error)
