@@ -598,23 +598,16 @@ def _layout(config: SyntheticSceneConfig, rng: np.random.Generator) -> list[_Spe
             return _rect_of(lo, hi), chair_parts
         specs.append(_Spec('chair', ('furniture',), floor.place(sample_chair, 'chair', clearance=0.05)))
 
-    storage_side = rng.choice([-1, 1])
+    # Wall furniture: a random wall side each, in this order (the seed's layouts depend on it).
+    for make_parts, what in ((_storage, 'cabinet or shelf'), (_seating, 'sofa or bed')):
+        side = rng.choice([-1, 1])
 
-    def sample_storage():
-        label, storage_parts = _storage(rng, half_x, half_y, storage_side)
-        vertices = np.concatenate([v for v, _ in storage_parts])
-        return _rect_of(vertices.min(0), vertices.max(0)), (label, storage_parts)
-    label, parts = floor.place(sample_storage, 'cabinet or shelf', clearance=0.2)
-    specs.append(_Spec(label, ('furniture',), parts))
-
-    seating_side = rng.choice([-1, 1])
-
-    def sample_seating():
-        label, seating_parts = _seating(rng, half_x, half_y, seating_side)
-        vertices = np.concatenate([v for v, _ in seating_parts])
-        return _rect_of(vertices.min(0), vertices.max(0)), (label, seating_parts)
-    label, parts = floor.place(sample_seating, 'sofa or bed', clearance=0.2)
-    specs.append(_Spec(label, ('furniture',), parts))
+        def sample_wall_piece(make_parts=make_parts, side=side):
+            label, piece_parts = make_parts(rng, half_x, half_y, side)
+            vertices = np.concatenate([v for v, _ in piece_parts])
+            return _rect_of(vertices.min(0), vertices.max(0)), (label, piece_parts)
+        label, parts = floor.place(sample_wall_piece, what, clearance=0.2)
+        specs.append(_Spec(label, ('furniture',), parts))
 
     # Clutter on the table top.
     top_z = float(table_hi[2])
