@@ -135,9 +135,21 @@ def ros_node():
     rclpy.shutdown(context=context)
 
 
-def call_service(node, client, request, timeout_s: float = 30.0):
-    """Call a service from a test and return its response (the node is spun by ``ros_node``)."""
+def call_service(node, client, request, timeout_s: float = 30.0, attempt_s: float = 5.0):
+    """Call a service from a test and return its response (the node is spun by ``ros_node``).
+
+    A request sent just after discovery can lose its response (the server may not have matched the
+    client's response reader yet: ``service_is_ready`` only covers the request side), so an
+    unanswered request is sent again every ``attempt_s`` until ``timeout_s``.
+    """
     wait_for(lambda: client.service_is_ready(), timeout_s, f'service {client.srv_name}')
-    future = client.call_async(request)
-    wait_for(future.done, timeout_s, f'a response from {client.srv_name}')
-    return future.result()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        future = client.call_async(request)
+        attempt_end = min(deadline, time.monotonic() + attempt_s)
+        while not future.done() and time.monotonic() < attempt_end:
+            time.sleep(0.01)
+        if future.done():
+            return future.result()
+        client.remove_pending_request(future)
+    pytest.fail(f'timed out after {timeout_s} s waiting for a response from {client.srv_name}')

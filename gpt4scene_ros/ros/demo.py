@@ -78,9 +78,13 @@ def run_demo(data_dir: str, frames: int, timeout_s: float) -> int:
         play_s = time.monotonic() - started
         while not client.service_is_ready() and time.monotonic() - started < timeout_s:
             executor.spin_once(timeout_sec=0.05)
-        future = client.call_async(SceneQuery.Request(task=SceneQuery.Request.TASK_OBJECTS))
-        executor.spin_until_future_complete(future, timeout_sec=30)
-        response = future.result()
+        response = None
+        for _ in range(6):  # a request sent right after discovery can lose its response: ask again
+            future = client.call_async(SceneQuery.Request(task=SceneQuery.Request.TASK_OBJECTS))
+            executor.spin_until_future_complete(future, timeout_sec=5)
+            if future.done():
+                response = future.result()
+                break
         if response is None:
             print('demo: no answer from query_node/scene_query', file=sys.stderr)
             return 1
