@@ -205,9 +205,9 @@ class MappingNodeConfig:
         'quaternion [x, y, z, w]; the default is the REP-103 camera_link -> optical rotation.', read_only=True)
     use_tf: bool = setting(False, 'Look the camera pose on the robot up in TF (needs tf2_ros) instead of the '
                            'two parameters above.', read_only=True)
-    tick_period_s: float = setting(0.01, 'Period of the timer that integrates queued frames (and retries '
-                                   'frames waiting for odometry), seconds.', greater_than=0.0, maximum=1.0,
-                                   read_only=True)
+    tick_period_s: float = setting(0.01, 'Period of the timer that integrates queued frames, retries '
+                                   'frames waiting for odometry and publishes due outputs, seconds.',
+                                   greater_than=0.0, maximum=1.0, read_only=True)
     bev_period_s: float = setting(1.0, 'Publish the BEV this often when the map changed, seconds.',
                                   greater_than=0.0, maximum=3600.0, read_only=True)
     cloud_period_s: float = setting(2.0, 'Publish ~/map_cloud this often when the map changed, seconds.',

@@ -109,15 +109,14 @@ class MappingNode(Node):
         self.mesh_pub = self.create_publisher(Marker, '~/mesh', 1)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
 
-        # One group owns the map: integration, outputs and map services never overlap.
+        # One group owns the map: integration, outputs and map services never overlap. A single timer
+        # integrates and then publishes whatever output is due, so no output timer can be starved by it.
         owner = MutuallyExclusiveCallbackGroup()
-        # Not a guard condition triggered per frame: while the owner is busy, a triggered guard keeps the
-        # executor's wait returning at once, and that busy loop delayed message delivery by ~90 ms.
+        self.output_periods_s = {self._publish_bev: cfg.bev_period_s, self._publish_cloud: cfg.cloud_period_s,
+                                 self._publish_mesh: cfg.mesh_period_s,
+                                 self._publish_diagnostics: cfg.diagnostics_period_s}
+        self.output_due_s = {publish: 0.0 for publish in self.output_periods_s}
         self.create_timer(cfg.tick_period_s, self._tick, callback_group=owner)
-        self.create_timer(cfg.bev_period_s, self._publish_bev, callback_group=owner)
-        self.create_timer(cfg.cloud_period_s, self._publish_cloud, callback_group=owner)
-        self.create_timer(cfg.mesh_period_s, self._publish_mesh, callback_group=owner)
-        self.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics, callback_group=owner)
         self.create_service(FilePath, '~/save_map', self._on_save, callback_group=owner)
         self.create_service(FilePath, '~/load_map', self._on_load, callback_group=owner)
         self.create_service(Trigger, '~/reset_map', self._on_reset, callback_group=owner)
@@ -163,6 +162,14 @@ class MappingNode(Node):
     # -- the map owner ---------------------------------------------------------------------------
 
     def _tick(self):
+        self._integrate_queued_frames()
+        now = time.monotonic()
+        for publish, period_s in self.output_periods_s.items():
+            if now >= self.output_due_s[publish]:
+                self.output_due_s[publish] = now + period_s
+                publish()
+
+    def _integrate_queued_frames(self):
         while self.frames:
             stamp_s, arrival, color, depth, info = self.frames[0]
             try:

@@ -247,7 +247,8 @@ def test_fuses_the_real_kitchen_played_over_dds_and_publishes_a_recognisable_bev
     player = start_node('player', {'data_dir': str(kitchen_dir), 'playback_mode': 'as_fast_as_possible',
                                    'wait_for_subscribers': 1})
     assert player.wait(400) == 0, player.output
-    wait_for(lambda: outputs.counter('frames_integrated') == 1000, 120, 'all 1000 frames integrated')
+    wait_for(lambda: outputs.counter('frames_integrated') == 1000, 300, 'all 1000 frames integrated',
+             details=outputs.counters)
     wait_for(lambda: outputs.get('bev') is not None, 30, 'the BEV')
     bev = image_to_numpy(outputs.get('bev'))
     png = Path(__file__).resolve().parents[2] / 'out' / 'test_kitchen_bev.png'
