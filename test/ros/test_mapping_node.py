@@ -244,10 +244,12 @@ def test_fuses_the_real_kitchen_played_over_dds_and_publishes_a_recognisable_bev
                                                                                  start_node, tmp_path):
     outputs = MapOutputs(ros_node)
     start_node('mapping_node', {**MAPPING_PARAMS, 'bev_period_s': 2.0})
+    # 400 of the 1000 frames keep CI time bounded when DDS delivery is slow on a busy 2-core machine;
+    # bench/mapping.py and `gpt4scene-process` cover all 1000.
     player = start_node('player', {'data_dir': str(kitchen_dir), 'playback_mode': 'as_fast_as_possible',
-                                   'wait_for_subscribers': 1})
+                                   'wait_for_subscribers': 1, 'max_frames': 400})
     assert player.wait(400) == 0, player.output
-    wait_for(lambda: outputs.counter('frames_integrated') == 1000, 300, 'all 1000 frames integrated',
+    wait_for(lambda: outputs.counter('frames_integrated') == 400, 300, '400 frames integrated',
              details=outputs.counters)
     wait_for(lambda: outputs.get('bev') is not None, 30, 'the BEV')
     bev = image_to_numpy(outputs.get('bev'))
