@@ -406,7 +406,9 @@ class SceneMap:
 
         # Each point stands for a voxel-sized patch: splat it over the footprint x footprint pixels whose
         # centres lie within half a voxel of it, then keep the highest point per pixel (a z-buffer).
-        footprint = max(1, int(round(cfg.voxel_size_m / metres_per_pixel)))
+        # One pixel wider than a voxel: surface points are not on a regular grid, and an exact fit left
+        # one-pixel gaps (white grid lines) on the kitchen.
+        footprint = int(math.ceil(cfg.voxel_size_m / metres_per_pixel - 1e-9)) + 1
         first = np.floor(bev.map_to_pixel(points[:, :2]) - footprint / 2.0 + 0.5).astype(np.int64)
         z = points[:, 2]
         top = np.full(height * width, -np.inf, dtype=np.float32)
