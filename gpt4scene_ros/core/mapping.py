@@ -43,6 +43,7 @@ import open3d as o3d
 import open3d.core as o3c
 
 from .config import MappingConfig
+from .transforms import invert_transform
 from .types import CameraIntrinsics, check_rigid_transform
 
 logger = logging.getLogger(__name__)
@@ -289,7 +290,7 @@ class SceneMap:
         depth_image = o3d.t.geometry.Image(o3c.Tensor(depth_mm)).to(device)
         color_image = o3d.t.geometry.Image(o3c.Tensor(color)).to(device)
         intrinsic = o3c.Tensor(intrinsics.matrix(), o3c.float64, device)
-        extrinsic = o3c.Tensor(_invert_rigid(T_map_camera), o3c.float64, device)
+        extrinsic = o3c.Tensor(invert_transform(T_map_camera), o3c.float64, device)
         block_coords = self._grid.compute_unique_block_coordinates(
             depth_image, intrinsic, extrinsic, _DEPTH_SCALE_PER_M, cfg.depth_max_m, cfg.truncation_voxels)
         _, found = self._grid.hashmap().find(block_coords)
@@ -649,13 +650,6 @@ def _check_images(color, depth_m, intrinsics) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f'images are {depth_m.shape[1]}x{depth_m.shape[0]} but the intrinsics are for '
                          f'{intrinsics.width}x{intrinsics.height}')
     return np.ascontiguousarray(color), depth_m
-
-
-def _invert_rigid(T: np.ndarray) -> np.ndarray:
-    inverse = np.eye(4)
-    inverse[:3, :3] = T[:3, :3].T
-    inverse[:3, 3] = -T[:3, :3].T @ T[:3, 3]
-    return inverse
 
 
 def _to_uint8(colors01: np.ndarray) -> np.ndarray:
