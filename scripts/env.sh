@@ -7,6 +7,11 @@ source "$_gpt4scene_root/.venv/bin/activate"
 export AMENT_PREFIX_PATH="$_gpt4scene_root/.venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 # shellcheck disable=SC1091
 source "$_gpt4scene_root/.build/install/local_setup.bash"
+# The package's commands (player, mapping_node, query_node, gpt4scene-*) by name, as `ros2 run` finds them.
+case ":$PATH:" in
+  *":$_gpt4scene_root/.build/install/gpt4scene_ros/lib/gpt4scene_ros:"*) ;;
+  *) export PATH="$_gpt4scene_root/.build/install/gpt4scene_ros/lib/gpt4scene_ros:$PATH" ;;
+esac
 export RMW_IMPLEMENTATION=${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}
 # Keep DDS discovery on this machine unless the caller chose otherwise.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}

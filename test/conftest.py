@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import random
 import signal
 import subprocess
@@ -21,6 +22,11 @@ KITCHEN = SHARED_DATA / '7scenes-redkitchen'
 os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid() ^ time.time_ns()).randint(1, 100)))
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
+# Nothing may be downloaded at test time.
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+# Nodes started by the tests keep their default map_directory out of the user's home.
+os.environ['XDG_DATA_HOME'] = tempfile.mkdtemp(prefix='gpt4scene_test_data_')
+os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
 os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(REPO_ROOT / 'config' / 'fastdds.xml'))
 
 
@@ -153,3 +159,43 @@ def call_service(node, client, request, timeout_s: float = 30.0, attempt_s: floa
             return future.result()
         client.remove_pending_request(future)
     pytest.fail(f'timed out after {timeout_s} s waiting for a response from {client.srv_name}')
+
+
+@pytest.fixture(scope='session')
+def tiny_models(tmp_path_factory):
+    """Tiny random models built from configs (scripts/make_tiny_models.py): nothing is downloaded."""
+    import sys
+    sys.path.insert(0, str(REPO_ROOT / 'scripts'))
+    from make_tiny_models import make_tiny_segmenter, make_tiny_vlm
+    folder = tmp_path_factory.mktemp('tiny_models')
+    make_tiny_segmenter(folder / 'segformer')
+    for family in ('qwen2-vl', 'qwen2.5-vl'):
+        make_tiny_vlm(folder / family, family)
+    return folder
+
+
+def fused_room(folder, seed: int, num_frames: int, mapping):
+    """A clean generated room (objects apart) at 320x240 written to ``folder`` and fused frame by frame:
+    (folder, sequence, scene_map, frames)."""
+    from gpt4scene_ros.core.datasets import open_sequence
+    from gpt4scene_ros.core.mapping import SceneMap
+    from gpt4scene_ros.core.synthetic import SyntheticSceneConfig, write_sequence
+
+    write_sequence(SyntheticSceneConfig(seed=seed, num_frames=num_frames, clutter='none').with_resolution(320, 240),
+                   folder)
+    sequence = open_sequence(folder)
+    scene_map = SceneMap(mapping)
+    frames = []
+    for position in range(len(sequence)):
+        frame = sequence.load(position)
+        assert scene_map.integrate(frame.color, frame.depth_m, sequence.intrinsics, frame.T_world_camera).integrated
+        frames.append(frame)
+    return folder, sequence, scene_map, frames
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of a process (e.g. the mapping node's object-layer process)."""
+    found = []
+    for task in Path(f'/proc/{pid}/task').iterdir():
+        found += [int(c) for c in (task / 'children').read_text().split()]
+    return found

@@ -12,11 +12,11 @@ import pytest
 import yaml
 from conftest import REPO_ROOT, executable
 
-from gpt4scene_ros.core.config import MappingConfig, MappingNodeConfig, PlayerConfig, QueryConfig
+from gpt4scene_ros.core.config import NODE_SETTINGS as SETTINGS_BY_NODE
+from gpt4scene_ros.core.config import QueryConfig
+from gpt4scene_ros.graph import NODES, PACKAGE
 
 LAUNCH_FILE = REPO_ROOT / 'launch' / 'gpt4scene.launch.py'
-SETTINGS_BY_NODE = {'player': (PlayerConfig,), 'mapping_node': (MappingConfig, MappingNodeConfig),
-                    'query_node': (QueryConfig,)}
 
 
 def entry_points() -> set:
@@ -39,17 +39,21 @@ def keyword(call: ast.Call, name: str):
     return None
 
 
-def test_every_launched_executable_is_an_entry_point_of_this_package():
-    nodes = launch_calls('Node')
-    assert len(nodes) >= 2
-    package = ast.literal_eval(next(n for n in ast.walk(ast.parse(LAUNCH_FILE.read_text()))
-                                    if isinstance(n, ast.Assign) and n.targets[0].id == 'PACKAGE').value)
-    assert package == 'gpt4scene_ros'
-    for call in nodes:
-        assert getattr(keyword(call, 'package'), 'id', None) == 'PACKAGE'
-        name = ast.literal_eval(keyword(call, 'executable'))
-        assert name in entry_points(), f'{name} is not a console_scripts entry point in setup.cfg'
-        assert ast.literal_eval(keyword(call, 'name')) in SETTINGS_BY_NODE
+def test_the_launch_file_starts_the_graphs_nodes_which_are_entry_points_of_this_package():
+    tree = ast.parse(LAUNCH_FILE.read_text())
+    imports = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == 'gpt4scene_ros.graph']
+    assert imports and {'NODES', 'PACKAGE'} <= {alias.name for alias in imports[0].names}
+    loops = [n for n in ast.walk(tree) if isinstance(n, ast.For) and getattr(n.iter, 'id', None) == 'NODES']
+    calls = launch_calls('Node')
+    ours = [c for c in calls if getattr(keyword(c, 'package'), 'id', None) == 'PACKAGE']
+    assert len(loops) == 1 and len(ours) == 1, 'one Node action per entry of the node list'
+    others = [c for c in calls if c not in ours]
+    assert [ast.literal_eval(keyword(c, 'package')) for c in others] == ['rviz2'], 'besides ours, only RViz'
+    assert 'rviz' in ast.unparse(keyword(others[0], 'condition')), 'RViz starts only with rviz:=true'
+    assert len(NODES) >= 3 and PACKAGE == 'gpt4scene_ros'
+    for node in NODES:
+        assert node.executable in entry_points(), f'{node.executable} is not a console_scripts entry point'
+        assert node.name in SETTINGS_BY_NODE
 
 
 def test_every_file_the_launch_file_references_exists_and_is_installed():
@@ -67,7 +71,12 @@ def test_every_file_the_launch_file_references_exists_and_is_installed():
 
 def test_every_launch_configuration_is_declared():
     declared = {ast.literal_eval(call.args[0]) for call in launch_calls('DeclareLaunchArgument')}
-    used = {ast.literal_eval(call.args[0]) for call in launch_calls('LaunchConfiguration')}
+    used = {ast.literal_eval(call.args[0]) for call in launch_calls('LaunchConfiguration')
+            if isinstance(call.args[0], ast.Constant)}
+    tree = ast.parse(LAUNCH_FILE.read_text())
+    topic_arguments = next(ast.literal_eval(n.value) for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                           and getattr(n.targets[0], 'id', None) == 'TOPIC_ARGUMENTS')
+    used |= set(topic_arguments)
     assert used <= declared, f'undeclared launch arguments: {used - declared}'
 
 
@@ -92,3 +101,13 @@ def test_nodes_refuse_the_invalid_example_config(node_name, parameter, tmp_path)
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stdout + result.stderr
     assert parameter in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize('name', ['desktop_gpu', 'jetson', 'vllm'])
+def test_model_overlays_are_valid_query_node_settings(name):
+    params = yaml.safe_load((REPO_ROOT / 'config' / 'vlm' / f'{name}.yaml').read_text())
+    assert set(params) == {'query_node'}
+    config = QueryConfig(**params['query_node']['ros__parameters'])
+    assert config.backend in ('transformers', 'openai') and config.model
+    if config.backend == 'openai':
+        assert config.base_url.startswith('http') and config.api_key_env

@@ -4,7 +4,7 @@
 truncated signed distance field (TSDF) held in Open3D's tensor
 ``open3d.t.geometry.VoxelBlockGrid`` (attributes ``tsdf``, ``weight`` and
 ``color``, float32), on the CPU or a CUDA device. It gives back the surface as
-a coloured point cloud, a triangle mesh, a bird's-eye view (:class:`BevImage`)
+a coloured point cloud, a triangle mesh, a bird's-eye view (:class:`~gpt4scene_ros.core.bev.BevImage`)
 and ray-cast depth images, and saves/loads itself to/from a versioned file.
 
 Frames and conventions (see :mod:`gpt4scene_ros.core.types`):
@@ -42,6 +42,7 @@ import numpy as np
 import open3d as o3d
 import open3d.core as o3c
 
+from .bev import BevImage, render_bev
 from .config import MappingConfig
 from .transforms import invert_transform
 from .types import CameraIntrinsics, check_rigid_transform
@@ -55,12 +56,6 @@ MAP_FILE_VERSION = 1
 
 REASONS = ('integrated', 'no_valid_depth', 'below_motion_threshold', 'stride', 'map_full')
 """Every ``IntegrationResult.reason``."""
-
-BEV_BACKGROUND_RGB = (255, 255, 255)
-"""Colour of BEV pixels that no surface point falls into."""
-BEV_EMPTY_EXTENT_M = 4.0
-"""Side of the square a BEV covers when no surface point is left to show (empty map, or everything above
-the ceiling cut): centred on the map origin, so its bottom-left corner is (-2 m, -2 m)."""
 
 _ATTRIBUTES = ('tsdf', 'weight', 'color')
 _ATTRIBUTE_CHANNELS = (1, 1, 3)
@@ -91,91 +86,6 @@ class IntegrationResult:
     duration_ms: float
     new_blocks: int = 0
     invalid_depth_pixels: int = 0
-
-
-@dataclass(frozen=True, eq=False)
-class BevImage:
-    """A north-up, top-down orthographic image of the map (z up).
-
-    ``image`` is HxWx3 uint8 RGB; row 0 is the largest map y, column 0 the
-    smallest map x. ``origin_xy_m`` is the map (x, y) of the image's
-    bottom-left corner (the outer corner of pixel (H-1, 0)), as in
-    ``nav_msgs/MapMetaData.origin``; pixels are squares of ``metres_per_pixel``.
-
-    Pixel coordinates are continuous (row, col): pixel (r, c) covers
-    [r, r+1) x [c, c+1), so its centre is (r + 0.5, c + 0.5) and a map point
-    falls into pixel ``floor(map_to_pixel(xy))``.
-    """
-
-    image: np.ndarray
-    origin_xy_m: tuple
-    metres_per_pixel: float
-    max_height_m: float
-    frame_id: str = 'map'
-
-    def __post_init__(self):
-        image = self.image
-        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 \
-                or image.shape[0] < 1 or image.shape[1] < 1:
-            raise ValueError(f'BevImage.image must be a non-empty HxWx3 uint8 array, got '
-                             f'{getattr(image, "dtype", type(image).__name__)} {getattr(image, "shape", "")}')
-        origin = tuple(float(v) for v in self.origin_xy_m)
-        if len(origin) != 2 or not all(math.isfinite(v) for v in origin):
-            raise ValueError(f'BevImage.origin_xy_m must be two finite numbers, got {self.origin_xy_m!r}')
-        object.__setattr__(self, 'origin_xy_m', origin)
-        if not (isinstance(self.metres_per_pixel, (int, float)) and math.isfinite(self.metres_per_pixel)
-                and self.metres_per_pixel > 0):
-            raise ValueError(f'BevImage.metres_per_pixel must be a finite number > 0, got {self.metres_per_pixel!r}')
-        object.__setattr__(self, 'metres_per_pixel', float(self.metres_per_pixel))
-        object.__setattr__(self, 'max_height_m', float(self.max_height_m))
-
-    @property
-    def height_px(self) -> int:
-        return int(self.image.shape[0])
-
-    @property
-    def width_px(self) -> int:
-        return int(self.image.shape[1])
-
-    def map_to_pixel(self, xy) -> np.ndarray:
-        """Continuous (row, col) of map points ``xy`` (Nx2 or 2 numbers) as an Nx2 float64 array."""
-        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-        col = (xy[:, 0] - self.origin_xy_m[0]) / self.metres_per_pixel
-        row = self.height_px - (xy[:, 1] - self.origin_xy_m[1]) / self.metres_per_pixel
-        return np.stack([row, col], axis=1)
-
-    def pixel_to_map(self, rows, cols) -> np.ndarray:
-        """Map (x, y) of the centres of pixels (``rows``, ``cols``: integer indices) as an Nx2 float64 array."""
-        rows, cols = np.broadcast_arrays(np.asarray(rows, dtype=np.float64).ravel(),
-                                         np.asarray(cols, dtype=np.float64).ravel())
-        x = self.origin_xy_m[0] + (cols + 0.5) * self.metres_per_pixel
-        y = self.origin_xy_m[1] + (self.height_px - rows - 0.5) * self.metres_per_pixel
-        return np.stack([x, y], axis=1)
-
-    def to_json(self) -> dict:
-        """Metadata only (no pixels), JSON-serialisable."""
-        return {'origin_xy_m': list(self.origin_xy_m), 'metres_per_pixel': self.metres_per_pixel,
-                'width_px': self.width_px, 'height_px': self.height_px, 'frame_id': self.frame_id,
-                'max_height_m': self.max_height_m}
-
-    @classmethod
-    def from_json(cls, d: dict, image: np.ndarray | None = None) -> 'BevImage':
-        """Rebuild from :meth:`to_json` output; ``image`` (of the stored size) or a blank one of that size."""
-        try:
-            width, height = int(d['width_px']), int(d['height_px'])
-            fields = dict(origin_xy_m=tuple(d['origin_xy_m']), metres_per_pixel=float(d['metres_per_pixel']),
-                          max_height_m=float(d['max_height_m']), frame_id=str(d.get('frame_id', 'map')))
-        except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f'BEV metadata is malformed ({error!r}): {d!r}') from None
-        if image is None:
-            if width < 1 or height < 1:
-                raise ValueError(f'BEV metadata has a non-positive size {width}x{height}')
-            image = np.empty((height, width, 3), dtype=np.uint8)
-            image[:] = BEV_BACKGROUND_RGB
-        elif np.shape(image)[:2] != (height, width):
-            raise ValueError(f'BEV image is {np.shape(image)[1]}x{np.shape(image)[0]} but the metadata says '
-                             f'{width}x{height}')
-        return cls(image=image, **fields)
 
 
 def resolve_device(requested: str) -> str:
@@ -343,17 +253,31 @@ class SceneMap:
 
     def point_cloud(self) -> tuple[np.ndarray, np.ndarray]:
         """Surface points: Nx3 float32 map coordinates and Nx3 uint8 RGB (read-only, cached until the map changes)."""
+        points, colors, _ = self.surface()
+        return points, colors
+
+    def surface(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Surface points, colours (as :meth:`point_cloud`) and Nx3 float32 unit normals (TSDF gradient).
+
+        Read-only arrays, cached until the map changes: taking them is the whole
+        cost of a snapshot for a worker thread.
+        """
         if 'cloud' not in self._cache:
             if self.num_blocks == 0:
                 points, colors = np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
+                normals = np.zeros((0, 3), np.float32)
             else:
                 cloud = self._grid.extract_point_cloud(self._extract_threshold)
                 points = np.ascontiguousarray(cloud.point.positions.cpu().numpy(), dtype=np.float32).reshape(-1, 3)
                 colors = _to_uint8(cloud.point.colors.cpu().numpy()) if 'colors' in cloud.point \
                     else np.zeros((len(points), 3), np.uint8)
-            points.flags.writeable = False
-            colors.flags.writeable = False
-            self._cache['cloud'] = (points, colors)
+                normals = np.ascontiguousarray(cloud.point.normals.cpu().numpy(), dtype=np.float32).reshape(-1, 3) \
+                    if 'normals' in cloud.point else np.zeros((len(points), 3), np.float32)
+                length = np.linalg.norm(normals, axis=1, keepdims=True)
+                normals = np.where(length > 1e-9, normals / np.maximum(length, 1e-12), 0.0).astype(np.float32)
+            for array in (points, colors, normals):
+                array.flags.writeable = False
+            self._cache['cloud'] = (points, colors, normals)
         return self._cache['cloud']
 
     def mesh(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -375,59 +299,11 @@ class SceneMap:
         return self._cache['mesh']
 
     def render_bev(self) -> BevImage:
-        """Top-down orthographic view of the surface colours below ``bev_max_height_m`` (map z up).
-
-        The surface points (:meth:`point_cloud`) above the ceiling cut are
-        dropped; the rest, plus ``bev_margin_m`` on each side, are fitted into
-        a longest side of ``bev_size_px`` square pixels. Each point stands for a
-        voxel-sized patch: it is splatted over the pixels whose centres lie
-        within half a voxel of it, and each pixel shows the colour of the
-        highest point covering it (a numpy z-buffer). Pixels with no point are
-        :data:`BEV_BACKGROUND_RGB`. With nothing to show, the image is blank
-        and covers :data:`BEV_EMPTY_EXTENT_M` around the map origin.
-        """
+        """Top-down view of the surface below ``bev_max_height_m`` (see :func:`gpt4scene_ros.core.bev.render_bev`)."""
         cfg = self.config
         points, colors = self.point_cloud()
-        below = points[:, 2] <= cfg.bev_max_height_m
-        points, colors = points[below], colors[below]
-        size = cfg.bev_size_px
-        if len(points) == 0:
-            half = BEV_EMPTY_EXTENT_M / 2.0
-            image = np.empty((size, size, 3), np.uint8)
-            image[:] = BEV_BACKGROUND_RGB
-            return BevImage(image, (-half, -half), BEV_EMPTY_EXTENT_M / size, cfg.bev_max_height_m)
-
-        lower = points[:, :2].min(axis=0).astype(np.float64) - cfg.bev_margin_m
-        upper = points[:, :2].max(axis=0).astype(np.float64) + cfg.bev_margin_m
-        extent = np.maximum(upper - lower, cfg.voxel_size_m)
-        metres_per_pixel = float(extent.max()) / size
-        width, height = (int(min(size, max(1, math.ceil(e / metres_per_pixel - 1e-9)))) for e in extent)
-        bev = BevImage(np.empty((height, width, 3), np.uint8), (float(lower[0]), float(lower[1])),
-                       metres_per_pixel, cfg.bev_max_height_m)
-
-        # Each point stands for a voxel-sized patch: splat it over the footprint x footprint pixels whose
-        # centres lie within half a voxel of it, then keep the highest point per pixel (a z-buffer).
-        # One pixel wider than a voxel: surface points are not on a regular grid, and an exact fit left
-        # one-pixel gaps (white grid lines) on the kitchen.
-        footprint = int(math.ceil(cfg.voxel_size_m / metres_per_pixel - 1e-9)) + 1
-        first = np.floor(bev.map_to_pixel(points[:, :2]) - footprint / 2.0 + 0.5).astype(np.int64)
-        z = points[:, 2]
-        top = np.full(height * width, -np.inf, dtype=np.float32)
-        splats = []
-        for d_row in range(footprint):
-            rows = first[:, 0] + d_row
-            for d_col in range(footprint):
-                cols = first[:, 1] + d_col
-                inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
-                linear = (rows * width + cols)[inside]
-                np.maximum.at(top, linear, z[inside])
-                splats.append((linear, inside))
-        flat = bev.image.reshape(-1, 3)
-        flat[:] = BEV_BACKGROUND_RGB
-        for linear, inside in splats:
-            highest = z[inside] >= top[linear]
-            flat[linear[highest]] = colors[inside][highest]
-        return bev
+        return render_bev(points, colors, size_px=cfg.bev_size_px, max_height_m=cfg.bev_max_height_m,
+                          margin_m=cfg.bev_margin_m, voxel_size_m=cfg.voxel_size_m)
 
     def render_depth(self, intrinsics: CameraIntrinsics, T_map_camera) -> np.ndarray:
         """Depth (HxW float32 metres, 0 = no surface) of the map seen from a camera, ray cast from the TSDF.
@@ -484,10 +360,12 @@ class SceneMap:
 
     # -- files -------------------------------------------------------------------------------------
 
-    def save(self, path, metadata: dict | None = None) -> None:
+    def save(self, path, metadata: dict | None = None, arrays: dict | None = None) -> None:
         """Write the map to ``path`` atomically (a temporary file in the same folder, fsync, rename).
 
-        ``metadata`` is any JSON-serialisable dict (e.g. ``T_map_world``), returned by :meth:`load`.
+        ``metadata`` is any JSON-serialisable dict (e.g. ``T_map_world``), returned by :meth:`load`;
+        ``arrays`` (name -> numpy array, no objects) are stored beside it (e.g. what the object layer needs
+        to rebuild the same instances) and returned by ``load(path, arrays=True)``.
         A failed save leaves any previous file at ``path`` as it was and no temporary file behind;
         it raises OSError (e.g. an unwritable folder) or ValueError (metadata not JSON-serialisable).
         """
@@ -502,7 +380,7 @@ class SceneMap:
         keys, buffer_indices = self._active_blocks()
         index = o3c.Tensor(buffer_indices, o3c.int64, self._o3d_device)
         res = self.config.block_resolution
-        arrays = {
+        entries = {
             'format': np.array(MAP_FILE_FORMAT), 'version': np.array(MAP_FILE_VERSION, np.int64),
             'voxel_size_m': np.array(self.config.voxel_size_m, np.float64),
             'block_resolution': np.array(res, np.int64),
@@ -510,15 +388,21 @@ class SceneMap:
             'frames_integrated': np.array(self._frames_integrated, np.int64),
             'metadata': np.array(metadata_json), 'block_keys': keys.astype(np.int32),
         }
+        for name, value in (arrays or {}).items():
+            value = np.asarray(value)
+            if value.dtype.kind not in 'biuf':
+                raise ValueError(f'array {name!r} is {value.dtype}; only numeric arrays can be saved')
+            entries[f'{_EXTRA_PREFIX}{name}'] = value
         for name, channels in zip(_ATTRIBUTES, _ATTRIBUTE_CHANNELS):
             values = self._grid.attribute(name)[index].cpu().numpy() if len(keys) else \
                 np.zeros((0, res, res, res, channels), np.float32)
-            arrays[name] = values.reshape(len(keys), res, res, res, channels).astype(np.float32, copy=False)
-        _write_atomically(path, arrays)
+            entries[name] = values.reshape(len(keys), res, res, res, channels).astype(np.float32, copy=False)
+        _write_atomically(path, entries)
         logger.info('saved %d blocks to %s', len(keys), path)
 
-    def load(self, path) -> dict:
-        """Replace the map by the one saved at ``path`` and return its metadata.
+    def load(self, path, arrays: bool = False):
+        """Replace the map by the one saved at ``path`` and return its metadata (with ``arrays``: a tuple of
+        the metadata and the extra arrays saved with it).
 
         Raises MapFileError (the current map stays as it was) when the file is
         missing, unreadable, corrupt, of another format version, or made with a
@@ -526,10 +410,14 @@ class SceneMap:
         ``max_block_count``.
         """
         path = Path(path)
-        data = _read_map_file(path)
-        self._check_compatible(path, data)
-        keys = data['block_keys']
         res = self.config.block_resolution
+        block_bytes = res ** 3 * sum(_ATTRIBUTE_CHANNELS) * 4 + 12
+        data, extra = _read_map_file(path, self.config.max_block_count * block_bytes + _EXTRA_BYTES_BUDGET)
+        self._check_compatible(path, data)
+        frames_integrated = _scalar(path, data, 'frames_integrated', 'iu')
+        if frames_integrated < 0:
+            raise MapFileError(f'{path}: frames_integrated is {frames_integrated}, expected >= 0')
+        keys = data['block_keys']
         count = len(keys)
         if count > self.config.max_block_count:
             raise MapFileError(f'{path}: holds {count} blocks, more than max_block_count='
@@ -559,21 +447,22 @@ class SceneMap:
             if not np.all(inserted.cpu().numpy()):
                 raise MapFileError(f'{path}: could not insert every block')
         self._grid = grid
-        self._clear_state(frames_integrated=int(data['frames_integrated']))
+        self._clear_state(frames_integrated=frames_integrated)
         logger.info('loaded %d blocks from %s', count, path)
-        return metadata
+        return (metadata, extra) if arrays else metadata
 
     def _check_compatible(self, path: Path, data: dict) -> None:
-        if str(data['format']) != MAP_FILE_FORMAT:
-            raise MapFileError(f'{path}: not a gpt4scene_ros map file (format {str(data["format"])!r})')
-        version = int(data['version'])
+        if _scalar(path, data, 'format', 'U') != MAP_FILE_FORMAT:
+            raise MapFileError(f'{path}: not a gpt4scene_ros map file (format {str(data["format"])[:40]!r})')
+        _scalar(path, data, 'metadata', 'U')
+        version = _scalar(path, data, 'version', 'iu')
         if version != MAP_FILE_VERSION:
             raise MapFileError(f'{path}: map file version {version}; this build reads version {MAP_FILE_VERSION}')
-        voxel = float(data['voxel_size_m'])
+        voxel = _scalar(path, data, 'voxel_size_m', 'f')
         if not math.isclose(voxel, self.config.voxel_size_m, rel_tol=1e-9, abs_tol=1e-12):
             raise MapFileError(f'{path}: voxel size {voxel} m differs from this map\'s voxel_size_m='
                                f'{self.config.voxel_size_m}')
-        resolution = int(data['block_resolution'])
+        resolution = _scalar(path, data, 'block_resolution', 'iu')
         if resolution != self.config.block_resolution:
             raise MapFileError(f'{path}: block resolution {resolution} differs from this map\'s block_resolution='
                                f'{self.config.block_resolution}')
@@ -582,30 +471,81 @@ class SceneMap:
             raise MapFileError(f'{path}: block_keys is {keys.dtype} {keys.shape}, expected int32 Nx3')
 
 
+_EXTRA_PREFIX = 'extra_'
 _FILE_ENTRIES = ('format', 'version', 'voxel_size_m', 'block_resolution', 'truncation_voxels', 'frames_integrated',
                  'metadata', 'block_keys') + _ATTRIBUTES
 
 
-def _read_map_file(path: Path) -> dict:
+def _scalar(path: Path, data: dict, name: str, kinds: str):
+    """A header entry as a Python scalar, refused unless it is a single value of the expected kind."""
+    value = data[name]
+    if value.ndim != 0 or value.dtype.kind not in kinds:
+        raise MapFileError(f'{path}: {name} is {value.dtype} {value.shape}, expected one '
+                           f'{ {"iu": "integer", "f": "float", "U": "string"}[kinds] }')
+    scalar = value.item()
+    if kinds == 'f' and not math.isfinite(scalar):
+        raise MapFileError(f'{path}: {name} is {scalar}')
+    return scalar
+
+
+_EXTRA_BYTES_BUDGET = 512 * 1024 * 1024     # keys, metadata and the instance layer's arrays, beyond the blocks
+
+
+def _check_archive(path: Path, budget_bytes: int) -> None:
+    """Before any array is read: a zip whose members hold plain arrays that fit the budget.
+
+    Each member's .npy header is read alone, so a file that declares a huge array (or a zip bomb) is refused
+    instead of being allocated."""
+    if not zipfile.is_zipfile(path):
+        raise MapFileError(f'{path}: not a readable map file (not a zip archive: truncated or corrupt?)')
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            total += info.file_size
+            if total > budget_bytes:
+                raise MapFileError(f'{path}: its arrays take more than {budget_bytes / 1e6:.0f} MB unpacked, more '
+                                   'than a map of max_block_count blocks')
+            if not info.filename.endswith('.npy'):
+                continue
+            with archive.open(info) as stream:
+                version = np.lib.format.read_magic(stream)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+                else:
+                    raise MapFileError(f'{path}: {info.filename} has .npy format {version}')
+            if dtype.hasobject:
+                raise MapFileError(f'{path}: {info.filename} holds Python objects (refused: loading them could '
+                                   'run code)')
+            if math.prod(shape) * dtype.itemsize > info.file_size:
+                raise MapFileError(f'{path}: {info.filename} declares {shape} {dtype} but holds '
+                                   f'{info.file_size} bytes (truncated or corrupt)')
+
+
+def _read_map_file(path: Path, budget_bytes: int) -> tuple[dict, dict]:
     if not path.exists():
         raise MapFileError(f'{path}: map file does not exist')
     if not path.is_file():
         raise MapFileError(f'{path}: is not a file')
     try:
+        _check_archive(path, budget_bytes)
         with np.load(path, allow_pickle=False) as npz:
             missing = [name for name in _FILE_ENTRIES if name not in npz.files]
             if missing:
                 raise MapFileError(f'{path}: not a gpt4scene_ros map file (missing {", ".join(missing)})')
-            return {name: npz[name] for name in _FILE_ENTRIES}
+            extra = {name[len(_EXTRA_PREFIX):]: npz[name] for name in npz.files if name.startswith(_EXTRA_PREFIX)}
+            return {name: npz[name] for name in _FILE_ENTRIES}, extra
     except MapFileError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError, RuntimeError,
+            TypeError) as error:  # zipfile raises NotImplementedError / RuntimeError for odd or encrypted members
         raise MapFileError(f'{path}: not a readable map file (truncated or corrupt?): {error}') from None
 
 
 def _write_atomically(path: Path, arrays: dict) -> None:
     folder = path.parent if str(path.parent) else Path('.')
-    descriptor, temporary = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=folder)
+    descriptor, temporary = tempfile.mkstemp(prefix=f'.{path.name}.{os.getpid()}.', suffix='.tmp', dir=folder)
     try:
         with os.fdopen(descriptor, 'wb') as stream:
             np.savez(stream, **arrays)

@@ -43,10 +43,18 @@ class PoseLookupError(LookupError):
         self.reason = reason
 
 
+def _as_float(value) -> float:
+    """``float(value)``, with an int too large for a float (``10**400``) as infinity instead of OverflowError."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def _positive_seconds(name: str, value, allow_zero: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f'PoseBuffer {name} must be a number of seconds, got {value!r}')
-    value = float(value)
+    value = _as_float(value)
     if not math.isfinite(value) or value < 0.0 or (value == 0.0 and not allow_zero):
         rule = '>= 0' if allow_zero else '> 0'
         raise ValueError(f'PoseBuffer {name} must be finite and {rule}, got {value!r}')
@@ -108,7 +116,7 @@ class PoseBuffer:
         holds only this pose. A stamp equal to a buffered one replaces its pose.
         """
         if isinstance(stamp_s, bool) or not isinstance(stamp_s, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(stamp_s):
+                or not math.isfinite(_as_float(stamp_s)):
             raise ValueError(f'pose stamp must be a finite number of seconds, got {stamp_s!r}')
         stamp_s = float(stamp_s)
         T = check_rigid_transform(T, f'pose at stamp {stamp_s:.9f}').copy()
@@ -133,7 +141,7 @@ class PoseBuffer:
     def lookup(self, stamp_s: float) -> np.ndarray:
         """Pose at ``stamp_s`` (a new 4x4 array); raises :class:`PoseLookupError` when there is none."""
         if isinstance(stamp_s, bool) or not isinstance(stamp_s, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(stamp_s):
+                or not math.isfinite(_as_float(stamp_s)):
             raise ValueError(f'lookup stamp must be a finite number of seconds, got {stamp_s!r}')
         stamp_s = float(stamp_s)
         with self._lock:

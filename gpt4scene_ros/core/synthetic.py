@@ -4,8 +4,17 @@ The scene is generated from a seed, needs no downloads, and comes with exact
 ground truth, so the mapping, BEV and instance stages can be tested end to end.
 
 World frame: gravity-aligned, z up, floor at z = 0, metres, room centred on the
-origin in x and y. Objects are axis-aligned (no yaw), so the reported boxes are
-exactly the axis-aligned bounds of their meshes.
+origin in x and y. The room's walls run along x and y unless ``room_yaw_deg``
+turns the whole room (geometry and camera path) about z; chairs and free-standing
+floor objects get a random yaw up to ``furniture_yaw_deg``. Each ground-truth box
+is the tight box of the object's mesh in its own yaw (``yaw`` about z, radians).
+
+``clutter`` sets how hard the scene is to segment: ``none`` (objects stand apart:
+furniture, a ball, loose boxes, mugs and a bottle on the table), ``standard``
+(plus flat objects, a touching pair and a stack) and ``heavy`` (more of each: more
+tabletop items, a touching pair of small items, a book stack, objects on the
+cabinet, a second touching pair, a stack of three, look-alike colours for some
+touching or stacked objects).
 
 Output folder (one per sequence)::
 
@@ -24,7 +33,8 @@ range ``[min_depth_m, max_depth_m]`` always applies; with ``depth_noise=False``
 depth is otherwise exact. The instance image is geometric ground truth and does
 not follow depth dropout.
 
-Command line: ``gpt4scene-make-scene OUT_DIR [--seed N] [--frames N] [--no-noise] [--width W] [--height H]``.
+Command line: ``gpt4scene-make-scene OUT_DIR [--seed N] [--frames N] [--no-noise] [--width W] [--height H]
+[--clutter none|standard|heavy] [--chairs N] [--room-yaw DEG] [--furniture-yaw DEG]``.
 """
 
 from __future__ import annotations
@@ -89,6 +99,7 @@ _MIN_ROOM_Y_M = 4.0
 _MAX_ROOM_M = 10.0
 _MAX_STORABLE_DEPTH_M = np.iinfo(np.uint16).max / DEPTH_SCALE_PER_M
 """Farthest depth a uint16 millimetre PNG can hold, metres."""
+CLUTTER_LEVELS = ('none', 'standard', 'heavy')
 
 
 @dataclass(frozen=True)
@@ -136,6 +147,14 @@ class SyntheticSceneConfig:
         70.0, 'Largest camera yaw away from the room centre, degrees (objects at the walls are seen obliquely).',
         minimum=0.0, maximum=180.0)
     jpeg_quality: int = setting(95, 'JPEG quality of the colour images.', minimum=1, maximum=100)
+    clutter: str = setting('standard', 'none: objects stand apart; standard: plus flat, touching and stacked '
+                           'objects; heavy: more of each, objects on the cabinet, look-alike colours.',
+                           choices=CLUTTER_LEVELS)
+    num_chairs: int = setting(2, 'Chairs around the table.', minimum=1, maximum=4)
+    room_yaw_deg: float = setting(0.0, 'Turn of the whole room (and camera path) about z, degrees: walls not '
+                                  'along world x/y.', minimum=-180.0, maximum=180.0)
+    furniture_yaw_deg: float = setting(0.0, 'Largest random yaw of chairs and free-standing floor objects, '
+                                       'degrees.', minimum=0.0, maximum=45.0)
 
     def __post_init__(self):
         check_settings(self)
@@ -179,7 +198,11 @@ class SyntheticSceneConfig:
 
 @dataclass(frozen=True, eq=False)
 class SceneObject:
-    """One object instance: a triangle mesh in world coordinates plus its ground-truth record."""
+    """One object instance: a triangle mesh in world coordinates plus its ground-truth record.
+
+    ``aabb_min``/``aabb_max``/``center``/``size`` are the world axis-aligned bounds; :meth:`box` is the
+    tight box in the object's own ``yaw`` (what ``instances.json`` reports).
+    """
 
     id: int
     label: str
@@ -191,6 +214,14 @@ class SceneObject:
     """Objects in side-by-side contact (not support)."""
     on_top_of: int | None = None
     """Id of the object this one rests on, if any."""
+    yaw: float = 0.0
+    """Heading of the object's own axes about world z, radians."""
+
+    def box(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """``(center, size, yaw)``: the tight box of the mesh in the object's own axes (world frame)."""
+        local = self.vertices @ _yaw_matrix(-self.yaw).T
+        lo, hi = local.min(axis=0), local.max(axis=0)
+        return _yaw_matrix(self.yaw) @ ((lo + hi) / 2), hi - lo, self.yaw
 
     @property
     def aabb_min(self) -> np.ndarray:
@@ -209,12 +240,14 @@ class SceneObject:
         return self.aabb_max - self.aabb_min
 
     def to_json(self) -> dict:
-        """Ground-truth record as written to ``instances.json``."""
+        """Ground-truth record as written to ``instances.json`` (the box of :meth:`box`)."""
+        center, size, yaw = self.box()
         return {
             'id': self.id,
             'label': self.label,
-            'center': [round(float(v), 6) for v in self.center],
-            'size': [round(float(v), 6) for v in self.size],
+            'center': [round(float(v), 6) for v in center],
+            'size': [round(float(v), 6) for v in size],
+            'yaw': round(float(yaw), 6),
             'tags': list(self.tags),
             'touching_ids': list(self.touching_ids),
             'on_top_of': self.on_top_of,
@@ -270,6 +303,7 @@ class SyntheticScene:
     config: SyntheticSceneConfig
     room_min: np.ndarray
     room_max: np.ndarray
+    """Bounds of the room in its own frame (walls along its x and y); see ``T_world_room``."""
     objects: tuple[SceneObject, ...]
     structure: tuple[StructureSurface, ...]
     render_tables: _RenderTables = field(repr=False)
@@ -308,6 +342,7 @@ class SyntheticScene:
                 'grazing_dropout_cos': config.grazing_dropout_cos},
             'room': {
                 'min': self.room_min.tolist(), 'max': self.room_max.tolist(),
+                'T_world_room': room_pose(config).tolist(),
                 'structure_instance_id': STRUCTURE_INSTANCE_ID,
                 'surfaces': [surface.name for surface in self.structure]},
             'config': dataclasses.asdict(config),
@@ -382,6 +417,25 @@ def _quad(p0, p1, p2, p3):
     return np.array([p0, p1, p2, p3], dtype=np.float64), np.array([[0, 1, 2], [0, 2, 3]], dtype=np.int32)
 
 
+def _yaw_matrix(yaw: float) -> np.ndarray:
+    c, s = math.cos(yaw), math.sin(yaw)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _turned(parts, yaw: float, center_xy) -> list:
+    """``parts`` turned by ``yaw`` about the vertical through ``center_xy``."""
+    if yaw == 0.0:
+        return parts
+    pivot = np.array([center_xy[0], center_xy[1], 0.0])
+    R = _yaw_matrix(yaw)
+    return [((vertices - pivot) @ R.T + pivot, triangles) for vertices, triangles in parts]
+
+
+def _footprint_rect(parts):
+    vertices = np.concatenate([v for v, _ in parts])
+    return _rect_of(vertices.min(0), vertices.max(0))
+
+
 # ---------------------------------------------------------------------------
 # Layout
 
@@ -392,6 +446,9 @@ class _Spec:
     parts: list
     touching: list = field(default_factory=list)
     on_top_of: int | None = None
+    yaw: float = 0.0
+    look_alike: int | None = None
+    """Index of an object whose colour this one imitates (heavy clutter)."""
 
 
 class _FloorPlan:
@@ -412,13 +469,19 @@ class _FloorPlan:
         return all(x1 + clearance <= r[0] or r[2] + clearance <= x0 or y1 + clearance <= r[1]
                    or r[3] + clearance <= y0 for r in self.rects)
 
-    def place(self, sample, what, clearance, edge_clearance=0.0):
-        """Call ``sample() -> (rect, payload)`` until the rect is free; return the payload."""
+    def place(self, sample, what, clearance, edge_clearance=0.0, required=True):
+        """Call ``sample() -> (rect, payload)`` until the rect is free; return the payload.
+
+        After ``_MAX_PLACEMENT_TRIES`` misses: RuntimeError, or None when the item is not ``required``.
+        """
         for _ in range(_MAX_PLACEMENT_TRIES):
             rect, payload = sample()
             if self.is_free(rect, clearance, edge_clearance):
                 self.rects.append(rect)
                 return payload
+        if not required:
+            logger.debug('no room for the %s on the %s: left out', what, self.name)
+            return None
         raise RuntimeError(f'could not place the {what} on the {self.name} after {_MAX_PLACEMENT_TRIES} tries')
 
 
@@ -561,14 +624,14 @@ def _bottle(rng, x, y, z):
     ]
 
 
-def _tabletop_item(plan, rng, half_footprint, what):
+def _tabletop_item(plan, rng, half_footprint, what, required=True):
     """Place an item of footprint half-extents ``half_footprint`` (from its anchor) on the table plan."""
     def sample():
         x0, y0, x1, y1 = plan.bounds
         x, y = rng.uniform(x0, x1), rng.uniform(y0, y1)
         hx_lo, hy_lo, hx_hi, hy_hi = half_footprint
         return (x - hx_lo, y - hy_lo, x + hx_hi, y + hy_hi), (x, y)
-    return plan.place(sample, what, clearance=0.04, edge_clearance=0.04)
+    return plan.place(sample, what, clearance=0.04, edge_clearance=0.04, required=required)
 
 
 def _near_wall_offset(rng, half_x, half_y, size):
@@ -582,68 +645,15 @@ def _near_wall_offset(rng, half_x, half_y, size):
     return np.array([rng.uniform(-half_x, half_x - size[0]), y, 0.0])
 
 
-def _layout(config: SyntheticSceneConfig, rng: np.random.Generator) -> list[_Spec]:
-    half_x, half_y = config.room_size_x_m / 2, config.room_size_y_m / 2
-    floor = _FloorPlan(-half_x, -half_y, half_x, half_y, 'floor')
-    specs: list[_Spec] = []
+def _random_yaw(rng, config) -> float:
+    """A yaw in [-furniture_yaw_deg, furniture_yaw_deg]; draws nothing when that is 0 (layouts stay the same)."""
+    if config.furniture_yaw_deg <= 0.0:
+        return 0.0
+    return math.radians(rng.uniform(-config.furniture_yaw_deg, config.furniture_yaw_deg))
 
-    table_lo, table_hi, parts = _table(rng)
-    floor.rects.append(_rect_of(table_lo, table_hi))
-    specs.append(_Spec('table', ('furniture',), parts))
-    table_index = 0
 
-    for side in (-1, 1):
-        def sample_chair(side=side):
-            lo, hi, chair_parts = _chair(rng, table_lo, table_hi, side)
-            return _rect_of(lo, hi), chair_parts
-        specs.append(_Spec('chair', ('furniture',), floor.place(sample_chair, 'chair', clearance=0.05)))
-
-    # Wall furniture: a random wall side each, in this order (the seed's layouts depend on it).
-    for make_parts, what in ((_storage, 'cabinet or shelf'), (_seating, 'sofa or bed')):
-        side = rng.choice([-1, 1])
-
-        def sample_wall_piece(make_parts=make_parts, side=side):
-            label, piece_parts = make_parts(rng, half_x, half_y, side)
-            vertices = np.concatenate([v for v, _ in piece_parts])
-            return _rect_of(vertices.min(0), vertices.max(0)), (label, piece_parts)
-        label, parts = floor.place(sample_wall_piece, what, clearance=0.2)
-        specs.append(_Spec(label, ('furniture',), parts))
-
-    # Clutter on the table top.
-    top_z = float(table_hi[2])
-    tabletop = _FloorPlan(table_lo[0], table_lo[1], table_hi[0], table_hi[1], 'table top')
-    for _ in range(2):
-        x, y = _tabletop_item(tabletop, rng, (0.075, 0.075, 0.075, 0.075), 'mug')
-        specs.append(_Spec('mug', ('small',), _mug(rng, x, y, top_z), on_top_of=table_index))
-    x, y = _tabletop_item(tabletop, rng, (0.04, 0.04, 0.04, 0.04), 'bottle')
-    specs.append(_Spec('bottle', ('small',), _bottle(rng, x, y, top_z), on_top_of=table_index))
-    for label, long_side, short_side, thickness in (
-            ('magazine', (0.27, 0.3), (0.2, 0.22), (0.006, 0.012)),
-            ('book', (0.21, 0.24), (0.14, 0.17), (0.018, 0.025))):
-        size = [rng.uniform(*long_side), rng.uniform(*short_side)]
-        if rng.random() < 0.5:
-            size.reverse()
-        x, y = _tabletop_item(tabletop, rng, (0.0, 0.0, size[0], size[1]), label)
-        box = _box([x, y, top_z], [x + size[0], y + size[1], top_z + rng.uniform(*thickness)])
-        specs.append(_Spec(label, ('small', 'flat'), [box], on_top_of=table_index))
-
-    # Clutter on the floor, along the walls (where the camera sees it both from across the room
-    # and from the inner lap). Each group is built around a local origin, then moved as a whole,
-    # so that contacts stay exact.
-    def place_near_wall(local_lo, local_hi, what):
-        size = local_hi[:2] - local_lo[:2]
-
-        def sample():
-            offset = _near_wall_offset(rng, half_x, half_y, size) - np.append(local_lo[:2], 0.0)
-            return _rect_of(local_lo + offset, local_hi + offset), offset
-        return floor.place(sample, what, clearance=0.15, edge_clearance=0.05)
-
-    radius = rng.uniform(0.1, 0.13)
-    offset = place_near_wall(np.zeros(3), np.full(3, 2 * radius), 'ball')
-    specs.append(_Spec('ball', ('small',), [_sphere(offset + radius, radius)]))
-
-    size_a = np.array([rng.uniform(0.3, 0.4), rng.uniform(0.25, 0.35), rng.uniform(0.25, 0.4)])
-    size_b = np.array([rng.uniform(0.25, 0.35), rng.uniform(0.25, 0.35), rng.uniform(0.2, 0.35)])
+def _touching_pair(rng, size_a, size_b):
+    """Two boxes (lo, hi) in a local frame with B's face on A's face along a random horizontal axis."""
     axis = int(rng.integers(2))
     other = 1 - axis
     lo_a, hi_a = np.zeros(3), size_a.copy()
@@ -655,23 +665,222 @@ def _layout(config: SyntheticSceneConfig, rng: np.random.Generator) -> list[_Spe
         lo_a[axis], hi_a[axis] = size_b[axis], size_b[axis] + size_a[axis]
         lo_b[axis], hi_b[axis] = 0.0, size_b[axis]
         hi_b[axis] = lo_a[axis]
-    offset = place_near_wall(np.minimum(lo_a, lo_b), np.maximum(hi_a, hi_b), 'touching boxes')
-    pair_index = len(specs)
-    specs.append(_Spec('storage box', ('touching',), [_box(lo_a + offset, hi_a + offset)], touching=[pair_index + 1]))
-    specs.append(_Spec('cardboard box', ('touching',), [_box(lo_b + offset, hi_b + offset)], touching=[pair_index]))
+    return (lo_a, hi_a), (lo_b, hi_b)
+
+
+def _stack_on(rng, lo, hi, size_top):
+    """Box (lo, hi) of size ``size_top`` resting exactly on the box (lo, hi), inside its top face."""
+    top_lo = np.array([lo[0] + rng.uniform(0, hi[0] - lo[0] - size_top[0]),
+                       lo[1] + rng.uniform(0, hi[1] - lo[1] - size_top[1]), hi[2]])
+    top_hi = top_lo + size_top
+    top_hi[2] = hi[2] + size_top[2]
+    return top_lo, top_hi
+
+
+def _layout(config: SyntheticSceneConfig, rng: np.random.Generator) -> list[_Spec]:
+    half_x, half_y = config.room_size_x_m / 2, config.room_size_y_m / 2
+    floor = _FloorPlan(-half_x, -half_y, half_x, half_y, 'floor')
+    specs: list[_Spec] = []
+    clutter = config.clutter
+
+    table_lo, table_hi, parts = _table(rng)
+    floor.rects.append(_rect_of(table_lo, table_hi))
+    specs.append(_Spec('table', ('furniture',), parts))
+    table_index = 0
+
+    # Chairs: one on each long side; then (after the wall furniture, where they fit) one at an end of the
+    # table and a second one on a long side.
+    table_center = (table_lo + table_hi) / 2
+
+    def add_chair(side, end_turn, required):
+        def sample_chair():
+            if end_turn:  # a chair at a long side of the table turned by 90 degrees about its centre
+                half = (table_hi - table_lo) / 2
+                turned_lo = table_center - np.array([half[1], half[0], 0.0])
+                turned_hi = table_center + np.array([half[1], half[0], half[2]]) + np.array([0.0, 0.0, half[2]])
+                lo, hi, chair_parts = _chair(rng, turned_lo, turned_hi, side)
+                chair_parts = _turned(chair_parts, end_turn, table_center[:2])
+                lo = hi = np.concatenate([v for v, _ in chair_parts]).mean(0)
+            else:
+                lo, hi, chair_parts = _chair(rng, table_lo, table_hi, side)
+            yaw = _random_yaw(rng, config)
+            chair_parts = _turned(chair_parts, yaw, (lo + hi)[:2] / 2)
+            return _footprint_rect(chair_parts), (chair_parts, end_turn + yaw)
+        placed = floor.place(sample_chair, 'chair', clearance=0.05, required=required)
+        if placed is not None:
+            specs.append(_Spec('chair', ('furniture',), placed[0], yaw=placed[1]))
+
+    chairs = ((-1, 0.0), (1, 0.0), (1, math.pi / 2), (-1, 0.0))[:config.num_chairs]
+    for side, end_turn in chairs[:2]:
+        add_chair(side, end_turn, required=True)
+
+    # Wall furniture: a random wall side each, in this order (the seed's layouts depend on it).
+    for make_parts, what in ((_storage, 'cabinet or shelf'), (_seating, 'sofa or bed')):
+        side = rng.choice([-1, 1])
+
+        def sample_wall_piece(make_parts=make_parts, side=side):
+            label, piece_parts = make_parts(rng, half_x, half_y, side)
+            return _footprint_rect(piece_parts), (label, piece_parts)
+        label, parts = floor.place(sample_wall_piece, what, clearance=0.2)
+        specs.append(_Spec(label, ('furniture',), parts))
+    storage_index = len(specs) - 2
+    for side, end_turn in chairs[2:]:
+        add_chair(side, end_turn, required=False)
+
+    # Clutter on the table top.
+    top_z = float(table_hi[2])
+    tabletop = _FloorPlan(table_lo[0], table_lo[1], table_hi[0], table_hi[1], 'table top')
+    for _ in range(2):
+        x, y = _tabletop_item(tabletop, rng, (0.075, 0.075, 0.075, 0.075), 'mug')
+        specs.append(_Spec('mug', ('small',), _mug(rng, x, y, top_z), on_top_of=table_index))
+    x, y = _tabletop_item(tabletop, rng, (0.04, 0.04, 0.04, 0.04), 'bottle')
+    specs.append(_Spec('bottle', ('small',), _bottle(rng, x, y, top_z), on_top_of=table_index))
+    if clutter != 'none':
+        flat_items = [('magazine', (0.27, 0.3), (0.2, 0.22), (0.006, 0.012)),
+                      ('book', (0.21, 0.24), (0.14, 0.17), (0.018, 0.025))]
+        if clutter == 'heavy':
+            flat_items.append(flat_items[0])
+        for k, (label, long_side, short_side, thickness) in enumerate(flat_items):
+            size = [rng.uniform(*long_side), rng.uniform(*short_side)]
+            if rng.random() < 0.5:
+                size.reverse()
+            placed = _tabletop_item(tabletop, rng, (0.0, 0.0, size[0], size[1]), label, required=k < 2)
+            if placed is None:
+                continue
+            x, y = placed
+            box = _box([x, y, top_z], [x + size[0], y + size[1], top_z + rng.uniform(*thickness)])
+            specs.append(_Spec(label, ('small', 'flat'), [box], on_top_of=table_index))
+    if clutter == 'heavy':
+        _heavy_tabletop(rng, tabletop, top_z, table_index, specs)
+
+    # Clutter on the floor, along the walls (where the camera sees it both from across the room
+    # and from the inner lap). Each group is built around a local origin, then moved (and turned)
+    # as a whole, so that contacts stay exact.
+    def place_near_wall(local_lo, local_hi, what, boxes=(), required=True):
+        """Offset of a group of boxes (local frame) near a wall, and the yaw it was turned by."""
+        size = local_hi[:2] - local_lo[:2]
+
+        def sample():
+            offset = _near_wall_offset(rng, half_x, half_y, size) - np.append(local_lo[:2], 0.0)
+            yaw = _random_yaw(rng, config) if boxes else 0.0
+            parts = _turned([_box(lo + offset, hi + offset) for lo, hi in boxes] or
+                            [_box(local_lo + offset, local_hi + offset)], yaw,
+                            (local_lo[:2] + local_hi[:2]) / 2 + offset[:2])
+            return _footprint_rect(parts), (offset, yaw)
+        return floor.place(sample, what, clearance=0.15, edge_clearance=0.05, required=required)
+
+    def add_boxes(group, labels, tags, what, relation, stacked_sizes=(), required=True):
+        """A group of boxes near a wall; ``relation`` 'touching' (pairs) or 'stacked' (each on the one before:
+        ``group`` is the bottom box, boxes of ``stacked_sizes`` are put on it once it is placed)."""
+        lo = np.minimum.reduce([b[0] for b in group])
+        hi = np.maximum.reduce([b[1] for b in group])
+        placed = place_near_wall(lo, hi, what, group, required)
+        if placed is None:
+            return None
+        offset, yaw = placed
+        pivot = (lo[:2] + hi[:2]) / 2 + offset[:2]
+        group = list(group)
+        for size in stacked_sizes:
+            group.append(_stack_on(rng, *group[-1], size))
+        first = len(specs)
+        for k, ((box_lo, box_hi), label) in enumerate(zip(group, labels)):
+            spec = _Spec(label, tags, _turned([_box(box_lo + offset, box_hi + offset)], yaw, pivot), yaw=yaw)
+            if relation == 'touching':
+                spec.touching = [first + (1 - k)]
+            elif k > 0:
+                spec.on_top_of = first + k - 1
+            specs.append(spec)
+        return first
+
+    radius = rng.uniform(0.1, 0.13)
+    offset, _ = place_near_wall(np.zeros(3), np.full(3, 2 * radius), 'ball')
+    specs.append(_Spec('ball', ('small',), [_sphere(offset + radius, radius)]))
+
+    size_a = np.array([rng.uniform(0.3, 0.4), rng.uniform(0.25, 0.35), rng.uniform(0.25, 0.4)])
+    size_b = np.array([rng.uniform(0.25, 0.35), rng.uniform(0.25, 0.35), rng.uniform(0.2, 0.35)])
+    if clutter == 'none':
+        for size, label in ((size_a, 'storage box'), (size_b, 'cardboard box')):
+            add_boxes([(np.zeros(3), size)], [label], (), label, None)
+    else:
+        add_boxes(_touching_pair(rng, size_a, size_b), ['storage box', 'cardboard box'], ('touching',),
+                  'touching boxes', 'touching')
 
     size_bottom = np.array([rng.uniform(0.4, 0.5), rng.uniform(0.35, 0.45), rng.uniform(0.25, 0.35)])
     size_top = np.array([rng.uniform(0.25, 0.35), rng.uniform(0.2, 0.3), rng.uniform(0.15, 0.25)])
-    offset = place_near_wall(np.zeros(3), size_bottom, 'stacked boxes')
-    lo, hi = offset, offset + size_bottom
-    top_lo = np.array([lo[0] + rng.uniform(0, size_bottom[0] - size_top[0]),
-                       lo[1] + rng.uniform(0, size_bottom[1] - size_top[1]), hi[2]])  # rests exactly on it
-    top_hi = top_lo + size_top
-    top_hi[2] = hi[2] + size_top[2]
-    bottom_index = len(specs)
-    specs.append(_Spec('crate', ('stacked',), [_box(lo, hi)]))
-    specs.append(_Spec('toolbox', ('stacked',), [_box(top_lo, top_hi)], on_top_of=bottom_index))
+    if clutter == 'none':
+        add_boxes([(np.zeros(3), size_bottom)], ['crate'], (), 'crate', None)
+    else:
+        add_boxes([(np.zeros(3), size_bottom)], ['crate', 'toolbox'], ('stacked',), 'stacked boxes', 'stacked',
+                  [size_top])
+    if clutter == 'heavy':
+        _heavy_floor_and_furniture(rng, specs, storage_index, add_boxes)
     return specs
+
+
+def _heavy_tabletop(rng, tabletop, top_z, table_index, specs):
+    """Heavy clutter on the table: a can touching a bowl, a stack of two books."""
+    radius_bowl, radius_can = rng.uniform(0.07, 0.09), rng.uniform(0.032, 0.036)
+    span = 2 * radius_bowl + 2 * radius_can
+    placed = _tabletop_item(tabletop, rng, (radius_bowl, radius_bowl, span - radius_bowl, radius_bowl),
+                            'bowl and can', required=False)
+    if placed is not None:
+        _touching_bowl_and_can(rng, placed, radius_bowl, radius_can, top_z, table_index, specs)
+    size = np.array([rng.uniform(0.21, 0.24), rng.uniform(0.15, 0.17), rng.uniform(0.025, 0.035)])
+    placed = _tabletop_item(tabletop, rng, (0.0, 0.0, size[0], size[1]), 'book stack', required=False)
+    if placed is None:
+        return
+    lo = np.array([placed[0], placed[1], top_z])
+    hi = lo + size
+    top_size = np.array([rng.uniform(0.15, 0.19), rng.uniform(0.11, 0.14), rng.uniform(0.02, 0.03)])
+    top_lo, top_hi = _stack_on(rng, lo, hi, top_size)
+    bottom = len(specs)
+    specs.append(_Spec('book', ('small', 'stacked'), [_box(lo, hi)], on_top_of=table_index))
+    specs.append(_Spec('book', ('small', 'stacked'), [_box(top_lo, top_hi)], on_top_of=bottom))
+
+
+def _touching_bowl_and_can(rng, anchor, radius_bowl, radius_can, top_z, table_index, specs):
+    x, y = anchor
+    first = len(specs)
+    specs.append(_Spec('bowl', ('small', 'touching'), [_cylinder(x, y, top_z, top_z + rng.uniform(0.06, 0.08),
+                                                                 radius_bowl)], touching=[first + 1],
+                       on_top_of=table_index))
+    can_x = x + radius_bowl + radius_can  # the cylinders touch along x
+    specs.append(_Spec('can', ('small', 'touching'), [_cylinder(can_x, y, top_z, top_z + rng.uniform(0.11, 0.13),
+                                                                radius_can)], touching=[first],
+                       on_top_of=table_index, look_alike=first if rng.random() < 0.5 else None))
+
+
+def _heavy_floor_and_furniture(rng, specs, storage_index, add_boxes):
+    """Heavy clutter: objects on the cabinet, a second touching pair, a stack of three."""
+    storage = specs[storage_index]
+    if storage.label == 'cabinet':
+        body = storage.parts[0][0]
+        lo, hi = body.min(0), body.max(0)
+        top = _FloorPlan(lo[0], lo[1], hi[0], hi[1], 'cabinet top')
+        size = np.array([rng.uniform(0.15, 0.25), rng.uniform(0.12, 0.2), rng.uniform(0.1, 0.2)])
+        placed = _tabletop_item(top, rng, (0.0, 0.0, size[0], size[1]), 'box on the cabinet', required=False)
+        if placed is not None:
+            x, y = placed
+            specs.append(_Spec('box', ('small',), [_box([x, y, hi[2]], [x + size[0], y + size[1], hi[2] + size[2]])],
+                               on_top_of=storage_index))
+        radius = rng.uniform(0.05, 0.07)
+        placed = _tabletop_item(top, rng, (radius, radius, radius, radius), 'vase', required=False)
+        if placed is not None:
+            specs.append(_Spec('vase', ('small',), [_cylinder(*placed, hi[2], hi[2] + rng.uniform(0.2, 0.3), radius)],
+                               on_top_of=storage_index))
+    size_a = np.array([rng.uniform(0.35, 0.5), rng.uniform(0.25, 0.35), rng.uniform(0.3, 0.5)])
+    size_b = np.array([rng.uniform(0.2, 0.3), rng.uniform(0.2, 0.3), rng.uniform(0.15, 0.3)])
+    first = add_boxes(_touching_pair(rng, size_a, size_b), ['suitcase', 'box'], ('touching',), 'second touching pair',
+                      'touching', required=False)
+    if first is not None and rng.random() < 0.5:
+        specs[first + 1].look_alike = first
+    sizes = [np.array([rng.uniform(0.45, 0.55), rng.uniform(0.4, 0.5), rng.uniform(0.2, 0.3)]),
+             np.array([rng.uniform(0.3, 0.4), rng.uniform(0.28, 0.35), rng.uniform(0.15, 0.25)]),
+             np.array([rng.uniform(0.15, 0.22), rng.uniform(0.12, 0.2), rng.uniform(0.1, 0.15)])]
+    first = add_boxes([(np.zeros(3), sizes[0])], ['crate', 'box', 'box'], ('stacked',), 'stack of three',
+                      'stacked', sizes[1:], required=False)
+    if first is not None and rng.random() < 0.5:
+        specs[first + 1].look_alike = first
 
 
 def _object_colors(count, rng):
@@ -722,13 +931,22 @@ def build_scene(config: SyntheticSceneConfig) -> SyntheticScene:
     specs = _layout(config, _rng(config.seed, _STREAM_LAYOUT))
     texture_rng = _rng(config.seed, _STREAM_TEXTURE)
     colors = _object_colors(len(specs), texture_rng)
+    for index, spec in enumerate(specs):
+        if spec.look_alike is not None:
+            colors[index] = _look_alike(colors[spec.look_alike], colors)
+    # The room is built and ray cast in its own frame (walls along x and y); objects are reported in the
+    # world frame, which room_yaw_deg turns about z.
+    T_world_room = room_pose(config)
+    room_yaw = math.radians(config.room_yaw_deg)
     objects = []
     for index, spec in enumerate(specs):
         vertices, triangles = _merge(spec.parts)
         objects.append(SceneObject(
-            id=index + 1, label=spec.label, tags=spec.tags, base_color=colors[index], vertices=vertices,
-            triangles=triangles, touching_ids=tuple(i + 1 for i in spec.touching),
-            on_top_of=None if spec.on_top_of is None else spec.on_top_of + 1))
+            id=index + 1, label=spec.label, tags=spec.tags, base_color=colors[index],
+            vertices=vertices @ T_world_room[:3, :3].T, triangles=triangles,
+            touching_ids=tuple(i + 1 for i in spec.touching),
+            on_top_of=None if spec.on_top_of is None else spec.on_top_of + 1,
+            yaw=math.remainder(spec.yaw + room_yaw, 2 * math.pi)))
     structure = [StructureSurface(name, color, vertices, triangles)
                  for name, color, (vertices, triangles) in _room_structure(config)]
     posters = _posters(config, texture_rng)
@@ -744,7 +962,7 @@ def build_scene(config: SyntheticSceneConfig) -> SyntheticScene:
                      surface.base_color) + surface_look.get(surface.name, wall_look))
     for obj in objects:
         cell = texture_rng.uniform(0.03, 0.08)
-        rows.append((_add_mesh(raycaster, obj.vertices, obj.triangles), obj.id, obj.base_color,
+        rows.append((_add_mesh(raycaster, obj.vertices @ T_world_room[:3, :3], obj.triangles), obj.id, obj.base_color,
                      cell, cell, texture_rng.uniform(0.06, 0.12), 0.08))
     count = max(row[0] for row in rows) + 2  # last entry: nothing hit
     instance = np.zeros(count, dtype=np.uint16)
@@ -776,6 +994,23 @@ def build_scene(config: SyntheticSceneConfig) -> SyntheticScene:
     return scene
 
 
+def room_pose(config: SyntheticSceneConfig) -> np.ndarray:
+    """``T_world_room``: the room turned by ``room_yaw_deg`` about the world z axis through the origin."""
+    T = np.eye(4)
+    T[:3, :3] = _yaw_matrix(math.radians(config.room_yaw_deg))
+    return T
+
+
+def _look_alike(color, taken):
+    """A shade of ``color`` (same hue and saturation, another brightness) that no other object has."""
+    hue, saturation, value = colorsys.rgb_to_hsv(*(c / 255.0 for c in color))
+    for factor in (0.82, 1.18, 0.7, 1.3, 0.6):
+        candidate = tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(hue, saturation, min(1.0, value * factor)))
+        if candidate not in taken:
+            return candidate
+    return color
+
+
 def _add_mesh(raycaster, vertices, triangles):
     return int(raycaster.add_triangles(
         o3d.core.Tensor(np.ascontiguousarray(vertices, dtype=np.float32)),
@@ -802,6 +1037,7 @@ def camera_path(config: SyntheticSceneConfig) -> list[np.ndarray]:
     ceiling is seen at times) and roll by a few degrees.
     """
     rng = _rng(config.seed, _STREAM_CAMERA)
+    T_world_room = room_pose(config)
     semi_x = config.room_size_x_m / 2 - config.camera_wall_margin_m
     semi_y = config.room_size_y_m / 2 - config.camera_wall_margin_m
     start = rng.uniform(0, 2 * np.pi)
@@ -826,7 +1062,7 @@ def camera_path(config: SyntheticSceneConfig) -> list[np.ndarray]:
         right, down = math.cos(roll) * right + math.sin(roll) * down, -math.sin(roll) * right + math.cos(roll) * down
         T = np.eye(4)
         T[:3, 0], T[:3, 1], T[:3, 2], T[:3, 3] = right, down, forward, position
-        poses.append(T)
+        poses.append(T_world_room @ T)
     return poses
 
 
@@ -867,6 +1103,7 @@ def render_frame(scene: SyntheticScene, T_world_camera, config: SyntheticSceneCo
     when ``config.depth_noise`` is on; it is not used otherwise.
     """
     T = check_rigid_transform(T_world_camera, 'T_world_camera')
+    T = np.linalg.inv(room_pose(scene.config)) @ T  # the scene is ray cast in the room's own frame
     if config.depth_noise and not isinstance(rng, np.random.Generator):
         raise ValueError('render_frame needs rng=np.random.Generator when config.depth_noise is on, '
                          f'got {type(rng).__name__}; pass one or turn depth_noise off')
@@ -1056,13 +1293,22 @@ def main(argv=None) -> int:
     parser.add_argument('--no-noise', action='store_true', help='exact depth (no noise, no dropout)')
     parser.add_argument('--width', type=int, default=defaults.width, help='image width (field of view kept)')
     parser.add_argument('--height', type=int, default=defaults.height, help='image height (field of view kept)')
+    parser.add_argument('--clutter', choices=CLUTTER_LEVELS, default=defaults.clutter,
+                        help='none: objects stand apart; standard: flat, touching, stacked; heavy: more of each')
+    parser.add_argument('--chairs', type=int, default=defaults.num_chairs, help='chairs around the table (1-4)')
+    parser.add_argument('--room-yaw', type=float, default=defaults.room_yaw_deg,
+                        help='turn of the room about z, degrees')
+    parser.add_argument('--furniture-yaw', type=float, default=defaults.furniture_yaw_deg,
+                        help='largest random yaw of chairs and floor objects, degrees')
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse has printed the usage and the error
         return exc.code if isinstance(exc.code, int) else 2
     start = time.perf_counter()
     try:
-        config = SyntheticSceneConfig(seed=args.seed, num_frames=args.frames, depth_noise=not args.no_noise)
+        config = SyntheticSceneConfig(seed=args.seed, num_frames=args.frames, depth_noise=not args.no_noise,
+                                      clutter=args.clutter, num_chairs=args.chairs, room_yaw_deg=args.room_yaw,
+                                      furniture_yaw_deg=args.furniture_yaw)
         if args.width <= 0 or args.height <= 0:
             raise ValueError(f'--width and --height must be positive, got {args.width}x{args.height}')
         if (args.width, args.height) != (config.width, config.height):

@@ -6,19 +6,29 @@ needs ``rclpy.init()``.
 
 from __future__ import annotations
 
+import math
 import sys
 
+import cv2
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, Pose, Quaternion, Transform, Vector3
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from nav_msgs.msg import MapMetaData
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import ColorRGBA
-from visualization_msgs.msg import Marker
+from visualization_msgs.msg import Marker, MarkerArray
 
-from ..msg import ObjectInstance
-from ..core.scene_query import ObjectBox, QueryRequest, QueryResult
+from ..core.bev import BevImage
+from ..core.boxes import OrientedBox
+from ..core.instances import Instance, object_tag
+from ..core.markers import Marker as Marker2D
+from ..core.markers import MarkerStyle, marker_color
+from ..core.objects import Keyframe as CoreKeyframe
+from ..core.objects import ObjectsSnapshot
+from ..core.scene_query import QueryRequest, QueryResult
 from ..core.transforms import make_transform, matrix_from_quaternion, quaternion_from_matrix
 from ..core.types import CameraIntrinsics
+from ..msg import ImageMarker, Keyframe, ObjectInstance, SceneSnapshot
 
 # encoding -> (numpy dtype, channels)
 IMAGE_ENCODINGS = {
@@ -134,26 +144,163 @@ def transform_from_msg(msg: Transform) -> np.ndarray:
     return _rigid_from((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
 
 
-def object_box_to_msg(box: ObjectBox) -> ObjectInstance:
+def yaw_pose(center, yaw: float) -> Pose:
+    """A Pose at ``center`` turned by ``yaw`` about z."""
+    return Pose(position=Point(x=float(center[0]), y=float(center[1]), z=float(center[2])),
+                orientation=Quaternion(z=math.sin(yaw / 2.0), w=math.cos(yaw / 2.0)))
+
+
+def instance_to_msg(instance: Instance) -> ObjectInstance:
     msg = ObjectInstance()
-    msg.id = int(box.id)
-    msg.label = box.label
-    msg.confidence = float(box.confidence)
-    msg.center = Point(x=float(box.center_m[0]), y=float(box.center_m[1]), z=float(box.center_m[2]))
-    msg.size = Vector3(x=float(box.size_m[0]), y=float(box.size_m[1]), z=float(box.size_m[2]))
-    msg.num_points = int(box.num_points)
+    msg.id = int(instance.id)
+    msg.label = instance.label
+    msg.confidence = float(instance.confidence)
+    msg.pose = yaw_pose(instance.box.center, instance.box.yaw)
+    msg.size = Vector3(x=float(instance.box.size[0]), y=float(instance.box.size[1]), z=float(instance.box.size[2]))
+    msg.num_points = int(instance.num_points)
+    msg.first_seen = time_to_msg(instance.first_seen_s)
+    msg.last_seen = time_to_msg(instance.last_seen_s)
+    msg.keyframe_ids = [int(k) for k in instance.keyframe_ids]
     return msg
 
 
-def object_box_from_msg(msg) -> ObjectBox:
-    return ObjectBox(id=msg.id, label=msg.label, center_m=(msg.center.x, msg.center.y, msg.center.z),
-                     size_m=(msg.size.x, msg.size.y, msg.size.z), confidence=msg.confidence,
-                     num_points=msg.num_points)
+def instance_from_msg(msg: ObjectInstance) -> Instance:
+    """The core instance of a message; ValueError for a box that is not upright (turned about x or y)."""
+    q = msg.pose.orientation
+    T = pose_to_transform(msg.pose)
+    if abs(T[2, 2] - 1.0) > 1e-3:
+        raise ValueError(f'instance {msg.id}: its box is not upright (orientation {q.x, q.y, q.z, q.w})')
+    yaw = math.atan2(T[1, 0], T[0, 0])
+    box = OrientedBox((msg.pose.position.x, msg.pose.position.y, msg.pose.position.z),
+                      (msg.size.x, msg.size.y, msg.size.z), yaw)
+    return Instance(int(msg.id), box, int(msg.num_points), msg.label, float(msg.confidence),
+                    time_from_msg(msg.first_seen), time_from_msg(msg.last_seen),
+                    keyframe_ids=tuple(int(k) for k in msg.keyframe_ids))
+
+
+def instances_to_marker_array(instances, gone_ids, stamp: Time, frame_id: str) -> MarkerArray:
+    """RViz markers: per instance an oriented box (namespace ``gpt4scene_objects``) and a label
+    (``gpt4scene_object_labels``), marker id = instance id; DELETE for the ids in ``gone_ids``."""
+    array = MarkerArray()
+    for instance in instances:
+        r, g, b = (c / 255.0 for c in marker_color(instance.id))
+        box = Marker(ns='gpt4scene_objects', id=int(instance.id), type=Marker.CUBE, action=Marker.ADD)
+        box.pose = yaw_pose(instance.box.center, instance.box.yaw)
+        box.scale = Vector3(x=max(instance.box.size[0], 1e-3), y=max(instance.box.size[1], 1e-3),
+                            z=max(instance.box.size[2], 1e-3))
+        box.color = ColorRGBA(r=r, g=g, b=b, a=0.35)
+        text = Marker(ns='gpt4scene_object_labels', id=int(instance.id), type=Marker.TEXT_VIEW_FACING,
+                      action=Marker.ADD)
+        top = np.add(instance.box.center, (0.0, 0.0, instance.box.size[2] / 2 + 0.08))
+        text.pose = yaw_pose(top, 0.0)
+        text.scale.z = 0.1
+        text.color = ColorRGBA(r=r, g=g, b=b, a=1.0)
+        text.text = f'{object_tag(instance.id)} {instance.label}'.strip()
+        array.markers.extend([box, text])
+    for gone in sorted(gone_ids):
+        for namespace in ('gpt4scene_objects', 'gpt4scene_object_labels'):
+            array.markers.append(Marker(ns=namespace, id=int(gone), action=Marker.DELETE))
+    for marker in array.markers:
+        marker.header.stamp = stamp
+        marker.header.frame_id = frame_id
+    return array
+
+
+def markers_to_msgs(markers) -> list:
+    return [ImageMarker(id=int(m.id), u=float(m.u), v=float(m.v), visible_px=int(m.visible_px)) for m in markers]
+
+
+def markers_from_msgs(msgs) -> list:
+    return [Marker2D(int(m.id), float(m.u), float(m.v), int(m.visible_px)) for m in msgs]
+
+
+def encode_image(image_rgb: np.ndarray, image_format: str, stamp: Time, frame_id: str) -> CompressedImage:
+    """A CompressedImage of an RGB image: ``png`` (lossless) or ``jpeg`` (quality 95)."""
+    bgr = cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR)
+    if image_format == 'png':
+        ok, data = cv2.imencode('.png', bgr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+        label = 'rgb8; png compressed bgr8'
+    elif image_format == 'jpeg':
+        ok, data = cv2.imencode('.jpg', bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        label = 'rgb8; jpeg compressed bgr8'
+    else:
+        raise ValueError(f'image format {image_format!r}: expected png or jpeg')
+    if not ok:
+        raise ValueError(f'could not encode a {image_rgb.shape} image as {image_format}')
+    msg = CompressedImage(format=label, data=data.tobytes())
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    return msg
+
+
+def decode_image(msg: CompressedImage) -> np.ndarray:
+    """HxWx3 uint8 RGB of a CompressedImage (PNG or JPEG); ValueError when it does not decode."""
+    data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
+    try:
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if len(data) else None
+    except cv2.error as error:      # e.g. a header claiming more pixels than OpenCV agrees to allocate
+        raise ValueError(f'compressed image ({msg.format!r}, {len(data)} bytes) does not decode: '
+                         f'{str(error).strip().splitlines()[-1]}') from None
+    if bgr is None:
+        raise ValueError(f'compressed image ({msg.format!r}, {len(data)} bytes) does not decode')
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def bev_info_msg(bev: BevImage, stamp: Time) -> MapMetaData:
+    info = MapMetaData(map_load_time=stamp, resolution=float(bev.metres_per_pixel), width=int(bev.width_px),
+                       height=int(bev.height_px))
+    info.origin.position.x, info.origin.position.y = (float(v) for v in bev.origin_xy_m)
+    info.origin.orientation.w = 1.0
+    return info
+
+
+def snapshot_to_msg(snapshot: ObjectsSnapshot, frame_id: str) -> SceneSnapshot:
+    stamp = time_to_msg(snapshot.stamp_s)
+    msg = SceneSnapshot(map_version=int(snapshot.map_version), marker_radius_px=float(snapshot.marker_style.radius_px))
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.bev = encode_image(snapshot.bev.image, 'png', stamp, frame_id)
+    msg.bev_info = bev_info_msg(snapshot.bev, stamp)
+    msg.bev_max_height_m = float(snapshot.bev.max_height_m)
+    msg.bev_markers = markers_to_msgs(snapshot.bev_markers)
+    for keyframe in snapshot.keyframes:
+        item = Keyframe(frame_index=int(keyframe.index), stamp=time_to_msg(keyframe.stamp_s))
+        item.image = encode_image(keyframe.image, 'jpeg', item.stamp, 'camera')
+        item.camera_info = intrinsics_to_camera_info(keyframe.intrinsics, item.stamp, 'camera')
+        item.pose = transform_to_pose(keyframe.T_map_camera)
+        item.markers = markers_to_msgs(keyframe.markers)
+        msg.keyframes.append(item)
+    msg.instances = [instance_to_msg(instance) for instance in snapshot.instances]
+    return msg
+
+
+def snapshot_from_msg(msg: SceneSnapshot) -> ObjectsSnapshot:
+    """The core snapshot of a message (images decoded); ValueError for a malformed one."""
+    stamp_s = time_from_msg(msg.header.stamp)
+    info = msg.bev_info
+    if msg.bev.data:
+        image = decode_image(msg.bev)
+    else:  # a snapshot without a BEV (instances only): a blank image of the size the metadata gives
+        image = np.full((max(1, info.height), max(1, info.width), 3), 255, np.uint8)
+    bev = BevImage(image, (info.origin.position.x, info.origin.position.y), info.resolution or 1.0,
+                   msg.bev_max_height_m, msg.header.frame_id or 'map')
+    if msg.bev.data and (bev.width_px, bev.height_px) != (info.width, info.height):
+        raise ValueError(f'snapshot BEV is {bev.width_px}x{bev.height_px}, its metadata says '
+                         f'{info.width}x{info.height}')
+    keyframes = tuple(
+        CoreKeyframe(int(k.frame_index), time_from_msg(k.stamp), decode_image(k.image),
+                     camera_info_to_intrinsics(k.camera_info), pose_to_transform(k.pose),
+                     tuple(markers_from_msgs(k.markers)))
+        for k in msg.keyframes)
+    style = MarkerStyle(radius_px=msg.marker_radius_px) if msg.marker_radius_px > 0 else MarkerStyle()
+    return ObjectsSnapshot(stamp_s, int(msg.map_version), tuple(instance_from_msg(i) for i in msg.instances), bev,
+                           tuple(markers_from_msgs(msg.bev_markers)), keyframes, style)
 
 
 def query_request_from_msg(request) -> QueryRequest:
     return QueryRequest(question=request.question, task=request.task, object_ids=tuple(request.object_ids),
-                        num_frames=request.num_frames, return_images=request.return_images)
+                        num_frames=request.num_frames, return_images=request.return_images,
+                        situation=request.situation)
 
 
 def fill_query_response(result: QueryResult, response, instance_msgs_by_id: dict):
@@ -163,7 +310,10 @@ def fill_query_response(result: QueryResult, response, instance_msgs_by_id: dict
     response.message = result.message
     response.answer = result.answer
     response.object_ids = [int(obj.id) for obj in result.objects]
-    response.instances = [instance_msgs_by_id.get(obj.id) or object_box_to_msg(obj) for obj in result.objects]
+    response.instances = [instance_msgs_by_id.get(obj.id) or instance_to_msg(obj) for obj in result.objects]
+    response.images = [numpy_to_image(image, 'rgb8', response.map_stamp, 'model_input') for image in result.images]
+    response.prepare_ms, response.model_ms = float(result.prepare_ms), float(result.model_ms)
+    response.input_tokens, response.image_tokens = int(result.input_tokens), int(result.image_tokens)
     return response
 
 

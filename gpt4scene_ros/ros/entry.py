@@ -31,14 +31,20 @@ def run_node(node_class, run, args=None) -> int:
         return run(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         return EXIT_OK
+    except Exception:
+        # SIGINT/SIGTERM shut the context down while the node was in a call (e.g. publishing: "publisher's
+        # context is invalid"): a requested stop, not a failure.
+        if not rclpy.ok():
+            return EXIT_OK
+        raise
     finally:
         if rclpy.ok():
             rclpy.shutdown()
 
 
-def spin_multi_threaded(node) -> int:
+def spin_multi_threaded(node, num_threads: int | None = None) -> int:
     """Spin ``node`` until shutdown on a MultiThreadedExecutor (callback groups run in parallel)."""
-    executor = MultiThreadedExecutor()
+    executor = MultiThreadedExecutor(num_threads=num_threads)
     executor.add_node(node)
     executor.spin()
     return EXIT_OK

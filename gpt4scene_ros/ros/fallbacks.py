@@ -64,6 +64,14 @@ class _Subscriber(_SimpleFilter):
         return self.sub.topic_name
 
 
+def _finite(value) -> bool:
+    """math.isfinite, False (not OverflowError) for an int too large for a float."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _stamp_ns(msg) -> int:
     try:
         stamp = msg.header.stamp
@@ -119,12 +127,13 @@ class _ApproximateTimeSynchronizer(_SimpleFilter):
         if isinstance(queue_size, bool) or not isinstance(queue_size, (int, np.integer)) or queue_size < 1:
             raise ValueError(f'ApproximateTimeSynchronizer queue_size must be an integer >= 1, got {queue_size!r}')
         if isinstance(slop, bool) or not isinstance(slop, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(slop) or slop < 0:
+                or not _finite(slop) or slop < 0:
             raise ValueError(f'ApproximateTimeSynchronizer slop must be a finite number of seconds >= 0, '
-                             f'got {slop!r}')
+                             f'got {slop!r:.60}')
         self.queue_size = int(queue_size)
         self.slop = float(slop)
-        self._slop_ns = int(round(self.slop * 1e9))
+        # Exact integer nanoseconds, also for a slop whose nanoseconds overflow a float (1e300 s: "any").
+        self._slop_ns = round(self.slop * 1e9) if self.slop < 1e290 else int(self.slop) * 1_000_000_000
         self._lock = threading.RLock()
         self._queues = [deque() for _ in inputs]
         self._last_stamp_ns = [None] * len(inputs)
@@ -229,7 +238,8 @@ def _cast(array: np.ndarray, dtype) -> np.ndarray:
         return array.astype(dtype)
     info = np.iinfo(dtype)
     if array.dtype.kind == 'f':
-        array = np.nan_to_num(np.rint(array), nan=0.0, posinf=info.max, neginf=info.min)
+        # In float64: a float32 clip bound of 2**31 - 1 rounds to 2**31, which wraps to -2**31 as int32.
+        array = np.nan_to_num(np.rint(array.astype(np.float64)), nan=0.0, posinf=info.max, neginf=info.min)
     return np.clip(array, info.min, info.max).astype(dtype)
 
 

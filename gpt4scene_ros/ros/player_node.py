@@ -188,6 +188,10 @@ class PlayerNode(Node):
         return response
 
 
+STEPPED_LINGER_S = 2.0
+"""How long a stepped player keeps answering after its last frame."""
+
+
 def _wait_for_subscribers(node: PlayerNode, executor) -> bool:
     wanted = node.config.wait_for_subscribers
     deadline = time.monotonic() + node.config.wait_for_subscribers_timeout_s
@@ -221,6 +225,13 @@ def play(node: PlayerNode, executor) -> int:
     if mode != 'stepped':
         # Let late-joining and slow reliable subscribers take the last frames.
         node.wait_for_acknowledgements()
+    else:
+        # The response to the last ~/step is sent after its callback returns: keep serving a moment so it
+        # reaches the caller (later calls are told 'end of sequence').
+        node.wait_for_acknowledgements()
+        deadline = time.monotonic() + STEPPED_LINGER_S
+        while rclpy.ok() and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
     node.get_logger().info(f'done: {node.published} frames published, {node.skipped} skipped')
     return EXIT_OK if node.published else EXIT_FAILED
 

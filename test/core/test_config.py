@@ -18,7 +18,7 @@ def test_defaults_are_valid():
     (PlayerConfig, {'playback_mode': 'fast'}, "playback_mode='fast': must be one of"),
     (PlayerConfig, {'loop': 'yes'}, 'expected bool'),
     (PlayerConfig, {'start_index': -1}, 'start_index=-1: must be >= 0'),
-    (QueryConfig, {'default_num_frames': 40, 'max_num_frames': 20}, 'must be <= max_num_frames=20'),
+    (QueryConfig, {'default_num_frames': 25, 'max_num_frames': 20}, 'must be <= max_num_frames=20'),
     (QueryConfig, {'max_question_chars': 0}, 'max_question_chars=0'),
 ])
 def test_invalid_values_raise(cls, kwargs, message):

@@ -25,8 +25,8 @@ import open3d.core as o3c
 import pytest
 
 from gpt4scene_ros.core.config import MappingConfig
-from gpt4scene_ros.core.mapping import (BEV_BACKGROUND_RGB, BEV_EMPTY_EXTENT_M, MAP_FILE_VERSION, BevImage,
-                                        IntegrationResult, MapFileError, SceneMap)
+from gpt4scene_ros.core.bev import BEV_BACKGROUND_RGB, BEV_EMPTY_EXTENT_M, BevImage
+from gpt4scene_ros.core.mapping import MAP_FILE_VERSION, IntegrationResult, MapFileError, SceneMap
 from gpt4scene_ros.core.types import CameraIntrinsics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -610,6 +610,22 @@ def test_save_load_round_trip(tmp_path):
     # The loaded map keeps mapping: revisiting adds nothing, the first frame after a load integrates.
     result = loaded.integrate(*frames()[1][:2], INTRINSICS, T)
     assert result.integrated and result.new_blocks == 0
+
+
+def test_extra_arrays_are_saved_beside_the_map(tmp_path):
+    scene_map = build_map()
+    path = tmp_path / 'map.npz'
+    extra = {'vote_keys': np.arange(5, dtype=np.int64), 'vote_seen': np.array([3, 1, 2, 2, 9], np.int32)}
+    scene_map.save(path, metadata={'a': 1}, arrays=extra)
+    metadata, arrays = SceneMap(small_config()).load(path, arrays=True)
+    assert metadata == {'a': 1} and set(arrays) == set(extra)
+    for name, value in extra.items():
+        np.testing.assert_array_equal(arrays[name], value)
+        assert arrays[name].dtype == value.dtype
+    assert SceneMap(small_config()).load(path) == {'a': 1}
+    with pytest.raises(ValueError, match='numeric'):
+        scene_map.save(tmp_path / 'bad.npz', arrays={'names': np.array(['x'])})
+    assert not (tmp_path / 'bad.npz').exists()
 
 
 def test_save_without_metadata_and_of_an_empty_map(tmp_path):

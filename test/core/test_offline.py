@@ -62,3 +62,41 @@ def test_bad_stride_is_a_usage_error(scene, tmp_path, capsys):
         main([str(scene), str(tmp_path / 'out'), '--stride', '0'])
     assert exit_info.value.code == 2
     assert '--stride' in capsys.readouterr().err
+
+
+def test_writes_instances_marked_bev_and_keyframes(scene, tmp_path, capsys):
+    out = tmp_path / 'out'
+    assert main([str(scene), str(out), '--keyframes', '4', '--update-every', '8', '--quiet']) == 0
+    printed = capsys.readouterr().out
+    assert 'instances:' in printed and 'keyframes: 4' in printed
+    record = json.loads((out / 'instances.json').read_text())
+    assert record['frame_id'] == json.loads((out / 'bev_meta.json').read_text())['frame_id']
+    assert record['instances'], 'the room has objects'
+    for instance in record['instances']:
+        assert set(instance) >= {'id', 'label', 'confidence', 'center', 'size', 'yaw', 'num_points'}
+        assert len(instance['center']) == len(instance['size']) == 3 and instance['label'] == ''
+        assert -np.pi / 4 - 1e-6 <= instance['yaw'] <= np.pi / 4 + 1e-6
+    ids = {instance['id'] for instance in record['instances']}
+    bev, marked = cv2.imread(str(out / 'bev.png')), cv2.imread(str(out / 'bev_marked.png'))
+    assert marked.shape == bev.shape and np.any(marked != bev)
+    frames = json.loads((out / 'keyframes.json').read_text())['keyframes']
+    assert len(frames) == 4 and len(list((out / 'keyframes').glob('*.png'))) == 4
+    for frame in frames:
+        image = cv2.imread(str(out / frame['file']))
+        assert image.shape == (240, 320, 3)
+        assert 0 <= frame['frame_index'] < 24 and np.array(frame['T_map_camera']).shape == (4, 4)
+        for marker in frame['markers']:
+            assert marker['id'] in ids and 0 <= marker['pixel'][0] < 320 and 0 <= marker['pixel'][1] < 240
+    assert any(frame['markers'] for frame in frames)
+
+
+def test_a_detector_that_does_not_load_exits_2(scene, tmp_path, capsys):
+    assert main([str(scene), str(tmp_path / 'out'), '--detector', 'transformers', '--detector-model',
+                 str(tmp_path / 'missing'), '--quiet']) == 2
+    assert 'detector_model' in capsys.readouterr().err
+
+
+def test_progress_says_when_stderr_is_not_a_terminal(scene, tmp_path, capsys):
+    assert main([str(scene), str(tmp_path / 'out'), '--voxel-size', '0.05', '--max-frames', '4']) == 0
+    err = capsys.readouterr().err
+    assert 'fusing 4 frames (no progress bar: stderr is not a terminal)' in err and '\r' not in err

@@ -42,8 +42,17 @@ def backproject(depth_m, K, T_world_camera):
 
 
 def box_of(record):
+    """World axis-aligned bounds of a ground-truth box with no yaw."""
+    assert record['yaw'] == 0.0
     center, size = np.array(record['center']), np.array(record['size'])
     return center - size / 2, center + size / 2
+
+
+def in_box_frame(points, record):
+    """Points in the frame of a ground-truth box (origin at its centre, axes along its yaw)."""
+    c, s = math.cos(record['yaw']), math.sin(record['yaw'])
+    R = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    return (np.asarray(points) - record['center']) @ R
 
 
 def distance_to_box(points, lo, hi):
@@ -97,14 +106,21 @@ def test_render_frame_is_deterministic_given_the_generator():
 
 # -- geometry of the written files --------------------------------------------------------------------
 
-def test_noise_free_depth_back_projects_onto_the_ground_truth(tmp_path):
-    config = SyntheticSceneConfig(num_frames=8, depth_noise=False).with_resolution(320, 240)
+TURNED_HEAVY = {'clutter': 'heavy', 'room_yaw_deg': 35.0, 'furniture_yaw_deg': 30.0, 'num_chairs': 4}
+
+
+@pytest.mark.parametrize('variant', [{}, TURNED_HEAVY], ids=['default', 'turned-heavy'])
+def test_noise_free_depth_back_projects_onto_the_ground_truth(tmp_path, variant):
+    config = SyntheticSceneConfig(num_frames=8, depth_noise=False, **variant).with_resolution(320, 240)
     scene = write_sequence(config, tmp_path)
     gt = json.loads((tmp_path / 'instances.json').read_text())
     K = np.loadtxt(tmp_path / 'camera-intrinsics.txt')
     CameraIntrinsics.from_matrix(K, config.width, config.height)
-    boxes = {record['id']: box_of(record) for record in gt['objects']}
+    records = {record['id']: record for record in gt['objects']}
     room_lo, room_hi = np.array(gt['room']['min']), np.array(gt['room']['max'])
+    T_world_room = np.array(gt['room']['T_world_room'])
+    assert math.degrees(math.atan2(T_world_room[1, 0], T_world_room[0, 0])) == pytest.approx(
+        config.room_yaw_deg)
     checked = set()
     for index in range(config.num_frames):
         color, depth_mm, instance, T = read_frame(tmp_path, index)
@@ -116,13 +132,15 @@ def test_noise_free_depth_back_projects_onto_the_ground_truth(tmp_path):
         for instance_id in np.unique(instance[valid]):
             pixels = valid & (instance == instance_id)
             if instance_id == 0:
-                to_planes = np.minimum(np.abs(points[pixels] - room_lo), np.abs(points[pixels] - room_hi)).min(axis=1)
+                in_room = (points[pixels] - T_world_room[:3, 3]) @ T_world_room[:3, :3]
+                to_planes = np.minimum(np.abs(in_room - room_lo), np.abs(in_room - room_hi)).min(axis=1)
                 assert np.mean(to_planes < 0.01) > 0.99, f'frame {index}: structure pixels off the room planes'
                 continue
             if pixels.sum() < 10:
                 continue
-            lo, hi = boxes[int(instance_id)]
-            near = distance_to_box(points[pixels], lo, hi) < 0.01
+            record = records[int(instance_id)]
+            half = np.array(record['size']) / 2
+            near = distance_to_box(in_box_frame(points[pixels], record), -half, half) < 0.01
             assert near.mean() > 0.95, (f'frame {index}: only {near.mean():.1%} of object {instance_id} '
                                         'back-projects onto its box')
             checked.add(int(instance_id))
@@ -132,7 +150,7 @@ def test_noise_free_depth_back_projects_onto_the_ground_truth(tmp_path):
         np.testing.assert_array_equal(instance, rendered_instance)
         assert np.abs(depth_m - rendered_depth).max() <= 0.0005 + 1e-6
         assert np.abs(color.astype(int) - rendered_color).mean() < 4.0
-    assert len(checked) >= len(boxes) // 2, f'too few objects checked: {sorted(checked)}'
+    assert len(checked) >= len(records) // 2, f'too few objects checked: {sorted(checked)}'
 
 
 # -- sensor noise ---------------------------------------------------------------------------------------
@@ -191,10 +209,11 @@ def test_depth_is_dropped_at_grazing_incidence():
 
 # -- layout and ground truth ---------------------------------------------------------------------------
 
+@pytest.mark.parametrize('clutter', ['standard', 'heavy'])
 @pytest.mark.parametrize('room', [{}, {'room_size_x_m': 4.5, 'room_size_y_m': 4.0}], ids=['default', 'smallest'])
 @pytest.mark.parametrize('seed', range(6))
-def test_layout_has_the_required_clutter_and_no_interpenetration(seed, room):
-    config = SyntheticSceneConfig(seed=seed, **room)
+def test_layout_has_the_required_clutter_and_no_interpenetration(seed, room, clutter):
+    config = SyntheticSceneConfig(seed=seed, clutter=clutter, **room)
     gt = json.loads(json.dumps(build_scene(config).ground_truth()))
     assert gt['frame_id'] == 'world' and gt['up_axis'] == [0, 0, 1]
     assert gt['T_map_world'] == np.eye(4).tolist()
@@ -223,11 +242,12 @@ def test_layout_has_the_required_clutter_and_no_interpenetration(seed, room):
             gaps = axis_gaps(boxes[i], boxes[j])
             assert abs(gaps.max()) < 0.005, f'{i} and {j} do not touch: per-axis gaps {gaps}'
             assert np.sum(gaps < -0.05) == 2, 'touching boxes share a face, not just an edge'
-    stacked = [i for i in tagged('stacked') if objects[i]['on_top_of'] is not None]
+    # A stack's upper objects rest on a 'stacked' object; its bottom one stands on the floor or a table.
+    stacked = [i for i in tagged('stacked') if objects[i]['on_top_of'] is not None
+               and 'stacked' in objects[objects[i]['on_top_of']]['tags']]
     assert stacked
     for top in stacked:
         bottom = objects[top]['on_top_of']
-        assert 'stacked' in objects[bottom]['tags']
         (lo_top, hi_top), (lo_bottom, hi_bottom) = boxes[top], boxes[bottom]
         assert abs(lo_top[2] - hi_bottom[2]) < 0.005
         assert np.all(lo_top[:2] >= lo_bottom[:2] - 1e-6) and np.all(hi_top[:2] <= hi_bottom[:2] + 1e-6)
@@ -246,6 +266,49 @@ def test_layout_has_the_required_clutter_and_no_interpenetration(seed, room):
             assert penetration < -0.01, f'objects {i} and {j} overlap or touch (gap {-penetration:.4f} m)'
     colors = [tuple(record['color_rgb']) for record in objects.values()]
     assert len(set(colors)) == len(colors)
+    if clutter == 'heavy':
+        assert len(objects) >= 20 and len(tagged('touching')) >= 4 and len(stacked) >= 2
+        assert labels.count('magazine') + labels.count('book') >= 3
+
+
+@pytest.mark.parametrize('seed', range(4))
+def test_clean_rooms_have_only_objects_that_stand_apart(seed):
+    gt = build_scene(SyntheticSceneConfig(seed=seed, clutter='none')).ground_truth()
+    objects = gt['objects']
+    assert 10 <= len(objects) <= 14
+    assert not any(set(record['tags']) & {'flat', 'touching', 'stacked'} for record in objects)
+    for a, b in itertools.combinations(objects, 2):
+        if a['on_top_of'] == b['id'] or b['on_top_of'] == a['id']:
+            continue
+        assert axis_gaps(box_of(a), box_of(b)).max() > 0.03, f'{a["label"]} and {b["label"]} are too close'
+
+
+@pytest.mark.parametrize('seed', range(4))
+def test_turned_rooms_and_furniture_report_tight_oriented_boxes(seed):
+    config = SyntheticSceneConfig(seed=seed, clutter='heavy', room_yaw_deg=-50.0, furniture_yaw_deg=30.0,
+                                  num_chairs=4)
+    scene = build_scene(config)
+    records = {record['id']: record for record in scene.ground_truth()['objects']}
+    room_yaw = math.radians(config.room_yaw_deg)
+    chairs = 0
+    for obj in scene.objects:
+        record = records[obj.id]
+        local = in_box_frame(obj.vertices, record)
+        half = np.array(record['size']) / 2
+        assert np.all(np.abs(local) <= half + 1e-6), f'{obj.label} {obj.id} leaves its box'
+        np.testing.assert_allclose(np.abs(local).max(axis=0), half, atol=1e-6, err_msg='the box is not tight')
+        offset = math.remainder(record['yaw'] - room_yaw, math.pi / 2)
+        if obj.label == 'chair':
+            chairs += 1
+            assert abs(offset) <= math.radians(30.0) + 1e-5
+        elif obj.label in ('table', 'sofa', 'bed', 'cabinet', 'shelf', 'mug', 'bottle', 'magazine'):
+            assert offset == pytest.approx(0.0, abs=1e-5), f'{obj.label} should follow the room'
+    assert chairs >= 3
+    # The camera path turns with the room: it stays inside it.
+    T_world_room = np.array(scene.ground_truth()['room']['T_world_room'])
+    for T in camera_path(dataclasses.replace(config, num_frames=40)):
+        in_room = (T[:3, 3] - T_world_room[:3, 3]) @ T_world_room[:3, :3]
+        assert np.all(in_room > scene.room_min + 0.3) and np.all(in_room < scene.room_max - 0.3)
 
 
 def azimuth_span_deg(azimuths):
@@ -313,6 +376,8 @@ def test_camera_path_is_a_smooth_closed_loop():
     ('room_height_m', 2.0, 'must be >= 2.2'), ('camera_height_m', 2.5, r'must be in \[1\.30, 2\.20\]'),
     ('camera_wall_margin_m', 0.3, r'must be in \[0\.57, 1\.50\]'), ('camera_look_aside_deg', 200.0, 'must be <= 180.0'),
     ('camera_bob_m', -0.1, 'must be >= 0.0'), ('jpeg_quality', 0, 'must be >= 1'),
+    ('clutter', 'lots', r"must be one of \['none', 'standard', 'heavy'\]"), ('num_chairs', 5, 'must be <= 4'),
+    ('room_yaw_deg', 200.0, 'must be <= 180.0'), ('furniture_yaw_deg', 60.0, 'must be <= 45.0'),
 ])
 def test_config_rejects_bad_values(name, value, rule):
     with pytest.raises(ValueError, match=rf'SyntheticSceneConfig\.{name}={re.escape(repr(value))}: {rule}'):
@@ -360,10 +425,13 @@ def test_cli_returns_2_on_bad_arguments(tmp_path, capsys):
 
 def test_cli_writes_a_sequence(tmp_path, capsys):
     out = tmp_path / 'scene'
-    assert main([str(out), '--seed', '3', '--frames', '2', '--no-noise', '--width', '64', '--height', '48']) == 0
+    assert main([str(out), '--seed', '3', '--frames', '2', '--no-noise', '--width', '64', '--height', '48',
+                 '--clutter', 'heavy', '--chairs', '3', '--room-yaw', '20', '--furniture-yaw', '10']) == 0
     assert 'frames' in capsys.readouterr().out
     gt = json.loads((out / 'instances.json').read_text())
     assert gt['seed'] == 3 and gt['noise']['enabled'] is False and gt['num_frames'] == 2
+    assert gt['config']['clutter'] == 'heavy' and gt['config']['room_yaw_deg'] == 20.0
+    assert [record['label'] for record in gt['objects']].count('chair') == 3
     K = np.loadtxt(out / 'camera-intrinsics.txt')
     np.testing.assert_allclose(K, [[525 * 64 / 640, 0, 31.5], [0, 525 * 48 / 480, 23.5], [0, 0, 1]])
     color, depth_mm, instance, T = read_frame(out, 1)

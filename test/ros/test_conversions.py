@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Pose
 from sensor_msgs.msg import CameraInfo, Image
+from visualization_msgs.msg import Marker
 
+from gpt4scene_ros.core.bev import BevImage
+from gpt4scene_ros.core.boxes import OrientedBox
+from gpt4scene_ros.core.instances import Instance
+from gpt4scene_ros.core.markers import Marker as ImageMarker
+from gpt4scene_ros.core.objects import Keyframe, ObjectsSnapshot
 from gpt4scene_ros.core.transforms import make_transform, matrix_from_quaternion
 from gpt4scene_ros.core.types import CameraIntrinsics
-from gpt4scene_ros.ros.conversions import (camera_info_to_intrinsics, image_to_numpy, intrinsics_to_camera_info,
-                                           numpy_to_image, pose_to_transform, time_from_msg, time_to_msg,
-                                           transform_from_msg, transform_to_msg, transform_to_pose)
+from gpt4scene_ros.ros.conversions import (camera_info_to_intrinsics, image_to_numpy, instance_from_msg,
+                                           instance_to_msg, instances_to_marker_array, intrinsics_to_camera_info,
+                                           numpy_to_image, pose_to_transform, snapshot_from_msg, snapshot_to_msg,
+                                           time_from_msg, time_to_msg, transform_from_msg, transform_to_msg,
+                                           transform_to_pose)
 
 RNG = np.random.default_rng(0)
 
@@ -80,3 +89,64 @@ def test_pose_with_a_bad_quaternion_raises(orientation):
     pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = orientation
     with pytest.raises(ValueError, match='quaternion'):
         pose_to_transform(pose)
+
+
+# -- instances and scene snapshots ----------------------------------------------------------------------
+
+def _instance(instance_id=7, yaw=0.4):
+    return Instance(instance_id, OrientedBox((1.0, -2.0, 0.4), (0.5, 0.3, 0.8), yaw), 321, 'chair', 0.7, 10.5, 12.25,
+                    keyframe_ids=(0, 3))
+
+
+def test_instance_round_trip_keeps_the_oriented_box():
+    original = _instance()
+    msg = instance_to_msg(original)
+    assert msg.pose.orientation.z == pytest.approx(np.sin(0.2)) and msg.size.y == pytest.approx(0.3)
+    back = instance_from_msg(msg)
+    assert back.box.yaw == pytest.approx(0.4, abs=1e-6)
+    np.testing.assert_allclose(back.box.center, original.box.center)
+    assert (back.id, back.label, back.num_points, back.keyframe_ids) == (7, 'chair', 321, (0, 3))
+    assert back.first_seen_s == pytest.approx(10.5) and back.last_seen_s == pytest.approx(12.25)
+    msg.pose.orientation.x, msg.pose.orientation.w = 0.7071068, 0.7071068   # turned about x: not upright
+    msg.pose.orientation.z = 0.0
+    with pytest.raises(ValueError, match='upright'):
+        instance_from_msg(msg)
+
+
+def test_marker_array_has_a_box_and_a_label_per_instance_and_deletes_the_gone():
+    array = instances_to_marker_array([_instance(3), _instance(12, 0.0)], {5}, Time(sec=9), 'odom')
+    kinds = {(m.ns, m.id, m.type, m.action) for m in array.markers}
+    assert ('gpt4scene_objects', 3, Marker.CUBE, Marker.ADD) in kinds
+    assert ('gpt4scene_object_labels', 12, Marker.TEXT_VIEW_FACING, Marker.ADD) in kinds
+    assert {(m.ns, m.id) for m in array.markers if m.action == Marker.DELETE} == {
+        ('gpt4scene_objects', 5), ('gpt4scene_object_labels', 5)}
+    text = next(m for m in array.markers if m.ns == 'gpt4scene_object_labels' and m.id == 3)
+    assert text.text == '<OBJ003> chair'
+    assert all(m.header.frame_id == 'odom' and m.header.stamp.sec == 9 for m in array.markers)
+
+
+def test_scene_snapshot_round_trip():
+    rng = np.random.default_rng(3)
+    bev = BevImage(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8), (-1.5, 2.0), 0.05, 1.9)
+    frame = np.full((48, 64, 3), 128, np.uint8)
+    frame[10:30, 20:40] = (200, 30, 30)
+    T = np.eye(4)
+    T[:3, 3] = (0.5, 0.2, 1.4)
+    keyframe = Keyframe(17, 3.25, frame, CameraIntrinsics(64, 48, 50.0, 50.0, 31.5, 23.5), T,
+                        (ImageMarker(7, 30.0, 20.0, 400),))
+    snapshot = ObjectsSnapshot(3.5, 9, (_instance(),), bev, (ImageMarker(7, 12.5, 30.0, 20),), (keyframe,))
+    msg = snapshot_to_msg(snapshot, 'odom')
+    assert msg.header.frame_id == 'odom' and msg.bev_info.width == 60 and len(msg.keyframes) == 1
+    back = snapshot_from_msg(msg)
+    np.testing.assert_array_equal(back.bev.image, bev.image)          # PNG: lossless
+    assert back.bev.origin_xy_m == bev.origin_xy_m and back.bev.metres_per_pixel == pytest.approx(0.05)
+    assert back.bev.max_height_m == pytest.approx(1.9) and back.map_version == 9 and back.stamp_s == 3.5
+    assert back.bev_markers[0].id == 7 and back.bev_markers[0].u == 12.5
+    k = back.keyframes[0]
+    assert (k.index, k.stamp_s, k.intrinsics) == (17, 3.25, keyframe.intrinsics)
+    assert np.abs(k.image.astype(int) - frame).mean() < 3                 # JPEG: close
+    np.testing.assert_allclose(k.T_map_camera, T, atol=1e-9)
+    assert k.markers == keyframe.markers and back.instances[0].id == 7
+    msg.bev.data = b'not an image'
+    with pytest.raises(ValueError, match='does not decode'):
+        snapshot_from_msg(msg)

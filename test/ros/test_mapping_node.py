@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -12,7 +13,7 @@ import pytest
 from conftest import call_service, wait_for
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import MapMetaData, Odometry
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker
@@ -25,28 +26,37 @@ from gpt4scene_ros.ros.conversions import (image_to_numpy, intrinsics_to_camera_
 from gpt4scene_ros.srv import FilePath
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 MAPPING_PARAMS = {'input_qos': 'reliable', 'input_history_depth': 1000, 'frame_queue_size': 1000,
                   'bev_period_s': 0.5, 'cloud_period_s': 0.5, 'mesh_period_s': 1.0, 'diagnostics_period_s': 0.2}
 T_OPTICAL_BASE = invert_transform(make_transform(R_BASE_OPTICAL, np.zeros(3)))
 
 
 class MapOutputs:
-    """Keeps the latest message of each mapping output."""
+    """Keeps the latest message of each mapping output, and when it arrived."""
 
     def __init__(self, node):
         self.lock = threading.Lock()
         self.latest = {}
+        self.arrived = {}
         for key, msg_type, topic in (('bev', Image, 'mapping_node/bev'), ('bev_info', MapMetaData,
                                      'mapping_node/bev_info'), ('cloud', PointCloud2, 'mapping_node/map_cloud'),
                                      ('mesh', Marker, 'mapping_node/mesh'), ('diagnostics', DiagnosticArray,
                                      '/diagnostics')):
-            node.create_subscription(msg_type, topic, lambda msg, key=key: self._store(key, msg), 10)
+            qos = 10 if key == 'diagnostics' else LATCHED
+            node.create_subscription(msg_type, topic, lambda msg, key=key: self._store(key, msg), qos)
 
     def _store(self, key, msg):
         if key == 'diagnostics' and not any(s.name == 'gpt4scene_ros: mapping' for s in msg.status):
             return
         with self.lock:
             self.latest[key] = msg
+            self.arrived[key] = time.monotonic()
+
+    def settled(self, key, quiet_s: float = 1.5) -> bool:
+        """Whether ``key`` arrived and then nothing new came for ``quiet_s`` (the map stopped changing)."""
+        with self.lock:
+            return key in self.arrived and time.monotonic() - self.arrived[key] >= quiet_s
 
     def get(self, key):
         with self.lock:
@@ -72,7 +82,8 @@ def scene(tmp_path_factory):
 
 def test_fuses_a_played_synthetic_scene_and_serves_save_reset_load(scene, tmp_path, ros_node, start_node):
     outputs = MapOutputs(ros_node)
-    start_node('mapping_node', {**MAPPING_PARAMS, 'voxel_size_m': 0.04})
+    maps = tmp_path / 'maps'
+    start_node('mapping_node', {**MAPPING_PARAMS, 'voxel_size_m': 0.04, 'map_directory': str(maps)})
     player = start_node('player', {'data_dir': str(scene), 'playback_mode': 'as_fast_as_possible',
                                    'wait_for_subscribers': 1})
     assert player.wait(120) == 0, player.output
@@ -81,7 +92,8 @@ def test_fuses_a_played_synthetic_scene_and_serves_save_reset_load(scene, tmp_pa
     assert outputs.counter('dropped_queue_full') == 0
 
     truth = json.loads((scene / 'instances.json').read_text())
-    wait_for(lambda: (m := outputs.get('cloud')) is not None and m.width > 1000, 30, 'a map cloud')
+    wait_for(lambda: (m := outputs.get('cloud')) is not None and m.width > 1000, 30, 'a map cloud',
+             details=lambda: f"cloud {getattr(outputs.get('cloud'), 'width', None)}; {outputs.counters()}")
     points, colors = point_cloud_from_msg(outputs.get('cloud'))
     low, high = np.array(truth['room']['min']), np.array(truth['room']['max'])
     inside = np.all((points > low - 0.1) & (points < high + 0.1), axis=1)
@@ -92,7 +104,7 @@ def test_fuses_a_played_synthetic_scene_and_serves_save_reset_load(scene, tmp_pa
     counts, edges = np.histogram(points[on_table, 2], bins=np.arange(0.0, 2.0, 0.02))
     assert edges[np.argmax(counts)] == pytest.approx(top_z, abs=0.05), 'the table top is the commonest height'
 
-    wait_for(lambda: outputs.get('bev') is not None and outputs.get('bev_info') is not None, 30, 'the BEV')
+    wait_for(lambda: outputs.settled('bev') and outputs.get('bev_info') is not None, 30, 'the BEV of the whole map')
     bev, info = image_to_numpy(outputs.get('bev')), outputs.get('bev_info')
     assert max(bev.shape[:2]) == 512 and (info.width, info.height) == (bev.shape[1], bev.shape[0])
     # The table top's centre, seen from above, has the table's colour.
@@ -108,17 +120,20 @@ def test_fuses_a_played_synthetic_scene_and_serves_save_reset_load(scene, tmp_pa
     reset = ros_node.create_client(Trigger, 'mapping_node/reset_map')
     blocks = outputs.counter('map_blocks')
     assert blocks > 0
-    saved = call_service(ros_node, save, FilePath.Request(file_path=str(tmp_path / 'kitchen.map')))
+    saved = call_service(ros_node, save, FilePath.Request(file_path='kitchen.map'))
     assert saved.success, saved.message
-    refused = call_service(ros_node, save, FilePath.Request(file_path='/proc/no/such/dir/map'))
-    assert not refused.success and 'failed' in refused.message
+    assert (maps / 'kitchen.map').is_file() and (maps.stat().st_mode & 0o777) == 0o700
+    for outside, words in (('/etc/passwd', 'absolute'), ('../kitchen.map', '..'),
+                           ('/proc/no/such/dir/map', 'absolute')):
+        refused = call_service(ros_node, save, FilePath.Request(file_path=outside))
+        assert not refused.success and 'refused' in refused.message and words in refused.message, refused.message
     assert call_service(ros_node, reset, Trigger.Request()).success
     wait_for(lambda: outputs.counter('map_blocks') == 0, 10, 'an empty map after reset')
-    (tmp_path / 'garbage.map').write_bytes(b'\x00garbage' * 100)
+    (maps / 'garbage.map').write_bytes(b'\x00garbage' * 100)
     for bad in ('garbage.map', 'missing.map'):
-        response = call_service(ros_node, load, FilePath.Request(file_path=str(tmp_path / bad)))
+        response = call_service(ros_node, load, FilePath.Request(file_path=bad))
         assert not response.success and bad in response.message
-    loaded = call_service(ros_node, load, FilePath.Request(file_path=str(tmp_path / 'kitchen.map')))
+    loaded = call_service(ros_node, load, FilePath.Request(file_path='kitchen.map'))
     assert loaded.success, loaded.message
     wait_for(lambda: outputs.counter('map_blocks') == blocks, 10, 'the saved map back')
 

@@ -9,7 +9,7 @@ import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.parameter import Parameter
 
-from gpt4scene_ros.core.config import MappingConfig, MappingNodeConfig, PlayerConfig, QueryConfig
+from gpt4scene_ros.core.config import InstanceConfig, MappingConfig, MappingNodeConfig, PlayerConfig, QueryConfig
 from gpt4scene_ros.ros.params import declare_settings
 
 
@@ -30,7 +30,8 @@ def bare_node():
     rclpy.shutdown(context=context)
 
 
-@pytest.mark.parametrize('settings_class', [PlayerConfig, QueryConfig, MappingConfig, MappingNodeConfig])
+@pytest.mark.parametrize('settings_class', [PlayerConfig, QueryConfig, MappingConfig, MappingNodeConfig,
+                                            InstanceConfig])
 def test_declares_every_field_with_default_and_description(bare_node, settings_class):
     node = bare_node()
     settings = declare_settings(node, settings_class)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from conftest import call_service, wait_for
-from geometry_msgs.msg import Point, Vector3
+from geometry_msgs.msg import Point, Pose, Vector3
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
-from gpt4scene_ros.msg import ObjectInstance, ObjectInstanceArray
+from gpt4scene_ros.msg import ObjectInstance, SceneSnapshot
 from gpt4scene_ros.srv import SceneQuery
 
 Response = SceneQuery.Response
@@ -25,10 +25,11 @@ def query(ros_node, start_node):
 
 
 def publish_instances(node, instances, stamp_sec=42):
+    """A scene snapshot with these instances, where the mapping node publishes it (latched)."""
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    publisher = node.create_publisher(ObjectInstanceArray, 'instances', latched)
-    msg = ObjectInstanceArray(instances=instances)
+    publisher = node.create_publisher(SceneSnapshot, 'mapping_node/scene_snapshot', latched)
+    msg = SceneSnapshot(instances=instances)
     msg.header.frame_id = 'map'
     msg.header.stamp.sec = stamp_sec
     publisher.publish(msg)
@@ -36,8 +37,10 @@ def publish_instances(node, instances, stamp_sec=42):
 
 
 def instance(id_, label, x):
-    return ObjectInstance(id=id_, label=label, confidence=0.9, center=Point(x=x, y=0.5, z=0.75),
-                          size=Vector3(x=0.1, y=0.1, z=0.12), num_points=300, keyframe_ids=[1, 4])
+    pose = Pose(position=Point(x=x, y=0.5, z=0.75))
+    pose.orientation.w = 1.0
+    return ObjectInstance(id=id_, label=label, confidence=0.9, pose=pose, size=Vector3(x=0.1, y=0.1, z=0.12),
+                          num_points=300, keyframe_ids=[1, 4])
 
 
 def test_objects_on_an_empty_map(query):
@@ -53,9 +56,10 @@ def test_objects_returns_the_published_instances_with_boxes(query, ros_node):
     assert response.success
     assert list(response.object_ids) == [3, 7]
     mug = response.instances[0]
-    assert (mug.label, mug.center.x, mug.size.z, list(mug.keyframe_ids)) == ('mug', 1.0, pytest.approx(0.12), [1, 4])
+    assert (mug.label, mug.pose.position.x, mug.size.z) == ('mug', 1.0, pytest.approx(0.12))
+    assert list(mug.keyframe_ids) == [1, 4]
     assert response.map_stamp.sec == 42
-    assert '<3> mug' in response.answer and '<7> chair' in response.answer
+    assert '<OBJ003> mug' in response.answer and '<OBJ007> chair' in response.answer
 
     only_chair = query(task='objects', object_ids=[7])
     assert only_chair.success and list(only_chair.object_ids) == [7]
@@ -74,8 +78,8 @@ def test_objects_returns_the_published_instances_with_boxes(query, ros_node):
      'num_frames'),
     ({'task': 'caption', 'object_ids': [5]}, Response.ERROR_INVALID_REQUEST, 'unknown object ids'),
     ({'task': 'caption'}, Response.ERROR_INVALID_REQUEST, 'object_ids'),
-    ({'task': 'qa', 'question': 'What is on the table?'}, Response.ERROR_NOT_IMPLEMENTED, 'not available yet'),
-    ({'task': 'ground', 'question': 'the red chair'}, Response.ERROR_NOT_IMPLEMENTED, 'not available yet'),
+    ({'task': 'qa', 'question': 'What is on the table?'}, Response.ERROR_NOT_IMPLEMENTED, 'parameter backend is none'),
+    ({'task': 'ground', 'question': 'the red chair'}, Response.ERROR_NOT_IMPLEMENTED, 'parameter backend is none'),
 ])
 def test_bad_or_unbuilt_requests_fail_cleanly_and_the_node_keeps_serving(query, fields, code, words):
     response = query(**fields)

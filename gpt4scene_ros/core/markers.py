@@ -1,0 +1,187 @@
+"""GPT4Scene-style object-ID markers: where to put them, and drawing them.
+
+A marker is a filled disc with a contrasting outline and the object's number
+inside, placed at the most interior pixel of the object's visible mask (the
+maximum of the distance transform, as Set-of-Mark places its labels), so it
+sits on the object rather than on its background. The same ID is drawn on the
+bird's-eye view and on every keyframe.
+
+:func:`draw_markers` is a pure function of (image, markers, style): the query
+service redraws the markers at the model's own input size.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.ndimage import find_objects
+
+REFERENCE_SIDE_PX = 512
+"""Marker sizes are given for an image whose longest side is this (GPT4Scene's input size)."""
+
+
+@dataclass(frozen=True)
+class Marker:
+    """Object ``id`` at pixel (``u``, ``v``) (column, row; pixel centres at integers) of its image."""
+
+    id: int
+    u: float
+    v: float
+    visible_px: int = 0
+    """Pixels of the object's visible mask the marker was placed in (0 when unknown)."""
+
+    def to_json(self) -> dict:
+        return {'id': int(self.id), 'pixel': [round(float(self.u), 1), round(float(self.v), 1)],
+                'visible_px': int(self.visible_px)}
+
+
+@dataclass(frozen=True)
+class MarkerStyle:
+    """How markers look. ``radius_px`` is for an image whose longest side is :data:`REFERENCE_SIDE_PX`;
+    images of other sizes get proportionally scaled markers, so they stay legible after resizing."""
+
+    radius_px: float = 20.0
+    outline_px: float = 2.5
+    min_scale: float = 0.6
+    """Neighbouring markers that still overlap after being pushed apart shrink down to this factor."""
+
+    def __post_init__(self):
+        for name in ('radius_px', 'outline_px'):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f'MarkerStyle.{name} must be a finite number > 0, got {value!r}')
+        if not 0.1 <= self.min_scale <= 1.0:
+            raise ValueError(f'MarkerStyle.min_scale must be in [0.1, 1], got {self.min_scale!r}')
+
+
+def marker_color(object_id: int) -> tuple[int, int, int]:
+    """A saturated RGB colour for an ID: golden-ratio hues, so neighbouring IDs differ clearly."""
+    hue = (int(object_id) * 0.6180339887) % 1.0
+    value = 0.95 if int(object_id) % 2 else 0.75
+    return tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(hue, 0.85, value))
+
+
+def place_marker(mask: np.ndarray) -> tuple[float, float, int] | None:
+    """(u, v, area): the most interior pixel of a boolean mask (distance-transform maximum), or None if empty.
+
+    Ties go to the pixel nearest the mask's centroid, so a symmetric mask gets its marker in the middle.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    area = int(mask.sum())
+    if area == 0:
+        return None
+    padded = np.pad(mask, 1).astype(np.uint8)   # the image border counts as background
+    distance = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
+    best = distance.max()
+    rows, cols = np.nonzero(distance >= best - 1e-6)
+    centre_row, centre_col = np.argwhere(mask).mean(axis=0)
+    k = int(np.argmin((rows - centre_row) ** 2 + (cols - centre_col) ** 2))
+    return float(cols[k]), float(rows[k]), area
+
+
+def place_markers(label_image: np.ndarray, ids=None, min_area_px: int = 1) -> list[Marker]:
+    """One marker per instance id in ``label_image`` (HxW ints, <= 0 = no instance), largest area first.
+
+    ``ids`` restricts the markers to those instances; masks smaller than ``min_area_px`` get none.
+    """
+    labels = np.asarray(label_image)
+    present, counts = np.unique(labels[labels > 0], return_counts=True)
+    wanted = set(int(i) for i in present) if ids is None else set(int(i) for i in ids) & set(present.tolist())
+    compact = np.zeros(labels.shape, np.int32)           # find_objects wants small consecutive labels
+    lookup = np.zeros(int(present.max()) + 1 if len(present) else 1, np.int32)
+    lookup[present] = np.arange(1, len(present) + 1)
+    positive = labels > 0
+    compact[positive] = lookup[labels[positive]]
+    slices = find_objects(compact)
+    markers = []
+    order = sorted(range(len(present)), key=lambda k: -counts[k])
+    for k in order:
+        object_id, count = int(present[k]), int(counts[k])
+        if object_id not in wanted or count < min_area_px:
+            continue
+        rows, cols = slices[k]
+        u, v, area = place_marker(compact[rows, cols] == k + 1)      # on the mask's bounding box only
+        markers.append(Marker(int(object_id), u + cols.start, v + rows.start, area))
+    return markers
+
+
+def scale_markers(markers, scale_u: float, scale_v: float | None = None) -> list[Marker]:
+    """Markers of an image resized by (``scale_u``, ``scale_v``): pixel centres stay pixel centres."""
+    scale_v = scale_u if scale_v is None else scale_v
+    return [Marker(m.id, (m.u + 0.5) * scale_u - 0.5, (m.v + 0.5) * scale_v - 0.5, m.visible_px) for m in markers]
+
+
+def layout_markers(markers, image_shape, style: MarkerStyle = MarkerStyle()) -> list[tuple[Marker, float]]:
+    """Final (marker, radius) pairs for drawing: overlapping markers pushed apart, then shrunk if need be.
+
+    Each marker moves at most two radii from its place, and stays inside the image.
+    """
+    height, width = image_shape[:2]
+    radius = style.radius_px * max(height, width) / REFERENCE_SIDE_PX
+    if not markers:
+        return []
+    anchors = np.array([[m.u, m.v] for m in markers], dtype=np.float64)
+    centres = anchors.copy()
+    gap = 2.0 * radius * 1.05
+    for _ in range(50):
+        moved = False
+        for i in range(len(centres)):
+            for j in range(i + 1, len(centres)):
+                delta = centres[j] - centres[i]
+                distance = float(np.hypot(*delta))
+                if distance >= gap:
+                    continue
+                direction = delta / distance if distance > 1e-6 else np.array([1.0, 0.0])
+                push = (gap - distance) / 2.0
+                centres[i] -= direction * push
+                centres[j] += direction * push
+                moved = True
+        offset = centres - anchors
+        length = np.linalg.norm(offset, axis=1, keepdims=True)
+        centres = anchors + offset * np.minimum(1.0, 2.0 * radius / np.maximum(length, 1e-9))
+        centres[:, 0] = np.clip(centres[:, 0], radius, max(radius, width - 1 - radius))
+        centres[:, 1] = np.clip(centres[:, 1], radius, max(radius, height - 1 - radius))
+        if not moved:
+            break
+    radii = np.full(len(centres), radius)
+    for i in range(len(centres)):
+        for j in range(i + 1, len(centres)):
+            distance = float(np.hypot(*(centres[j] - centres[i])))
+            if distance < radii[i] + radii[j]:
+                fitted = max(style.min_scale * radius, distance / 2.0)
+                radii[i] = min(radii[i], fitted)
+                radii[j] = min(radii[j], fitted)
+    return [(Marker(m.id, float(c[0]), float(c[1]), m.visible_px), float(r))
+            for m, c, r in zip(markers, centres, radii)]
+
+
+def draw_markers(image: np.ndarray, markers, style: MarkerStyle = MarkerStyle()) -> np.ndarray:
+    """A copy of ``image`` (HxWx3 uint8 RGB) with a numbered disc per marker (see the module docstring)."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f'draw_markers needs an HxWx3 uint8 RGB image, got {image.dtype} {image.shape}')
+    canvas = np.ascontiguousarray(image).copy()
+    scale = max(canvas.shape[:2]) / REFERENCE_SIDE_PX
+    outline = max(1, int(round(style.outline_px * scale)))
+    for marker, radius in layout_markers(list(markers), canvas.shape, style):
+        centre = (int(round(marker.u)), int(round(marker.v)))
+        fill = marker_color(marker.id)
+        light = 0.299 * fill[0] + 0.587 * fill[1] + 0.114 * fill[2] > 150
+        ink = (0, 0, 0) if light else (255, 255, 255)
+        ring = (255, 255, 255) if not light else (0, 0, 0)
+        r = max(2, int(round(radius)))
+        cv2.circle(canvas, centre, r, fill, thickness=-1, lineType=cv2.LINE_AA)
+        cv2.circle(canvas, centre, r, ring, thickness=outline, lineType=cv2.LINE_AA)
+        text = str(int(marker.id))
+        thickness = max(1, int(round(r / 9)))
+        font_scale = 1.0
+        (text_w, text_h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
+        font_scale *= min(1.3 * r / max(text_w, 1), 0.95 * r / max(text_h, 1))
+        (text_w, text_h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
+        origin = (int(round(marker.u - text_w / 2)), int(round(marker.v + text_h / 2)))
+        cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, ink, thickness, cv2.LINE_AA)
+    return canvas
