@@ -132,6 +132,9 @@ class QueryConfig:
                                  'memory).', read_only=True)
     max_new_tokens: int = setting(128, 'Longest answer, in tokens (GPT4Scene uses 128).', minimum=1,
                                   maximum=8192, read_only=True)
+    cpu_threads: int = setting(0, 'transformers on the CPU: torch threads (0: all cores but one, so that a '
+                               'mapping node on the same machine keeps a core).', minimum=0, maximum=1024,
+                               read_only=True)
     base_url: str = setting('', 'openai: base URL of the server, e.g. http://gpu-server:8000/v1.', read_only=True)
     api_key_env: str = setting('', 'openai: NAME of the environment variable holding the API key (the key itself '
                                'is never a parameter, never logged); empty for a server without a key.',

@@ -99,7 +99,8 @@ def test_instances_markers_snapshot_and_ids_across_save_reset_load(scene, tmp_pa
 
     labels = {m.id: m.text for m in markers.markers if m.ns == 'gpt4scene_object_labels' and m.action == Marker.ADD}
     assert set(labels) == set(ids) and all(labels[i].startswith(f'<OBJ{i:03d}>') for i in ids)
-    assert all(m.type == Marker.CUBE for m in markers.markers if m.ns == 'gpt4scene_objects')
+    assert all(m.type == Marker.CUBE for m in markers.markers
+               if m.ns == 'gpt4scene_objects' and m.action == Marker.ADD)
 
     info = latest.get('snapshot').bev_info
     assert snapshot.bev.image.shape[:2] == (info.height, info.width)

@@ -17,7 +17,8 @@ def make_backend(config):
         from .hf import TransformersBackend
         return TransformersBackend(config.model, dtype=config.dtype, device=config.device,
                                    attn_implementation=config.attn_implementation,
-                                   max_new_tokens=config.max_new_tokens, load_in_4bit=config.load_in_4bit)
+                                   max_new_tokens=config.max_new_tokens, load_in_4bit=config.load_in_4bit,
+                                   cpu_threads=config.cpu_threads)
     if config.backend == 'openai':
         from .openai_http import OpenAIBackend
         return OpenAIBackend(config.base_url, config.model, api_key_env=config.api_key_env,

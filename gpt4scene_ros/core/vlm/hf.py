@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -63,14 +64,15 @@ class TransformersBackend(VlmBackend):
     ``cuda``, ``cuda:N``, ``cpu`` or ``auto`` (CUDA when available);
     ``attn_implementation``: e.g. ``sdpa``, ``flash_attention_2``, or empty for
     the library's choice; ``load_in_4bit``: bitsandbytes 4-bit weights (CUDA,
-    Jetson-class memory). Raises VlmSetupError naming the parameter when the
+    Jetson-class memory); ``cpu_threads``: torch threads on the CPU (0: all cores
+    but one). Raises VlmSetupError naming the parameter when the
     model cannot be loaded.
     """
 
     name = 'transformers'
 
     def __init__(self, model: str, *, dtype: str = 'auto', device: str = 'auto', attn_implementation: str = '',
-                 max_new_tokens: int = 128, load_in_4bit: bool = False):
+                 max_new_tokens: int = 128, load_in_4bit: bool = False, cpu_threads: int = 0):
         if not model:
             raise VlmSetupError('parameter model is empty: give a model folder or hub id (e.g. '
                                 'alexzyqi/GPT4Scene-qwen2vl_full_sft_mark_32_3D_img512)')
@@ -87,6 +89,9 @@ class TransformersBackend(VlmBackend):
         if device.startswith('cuda') and not torch.cuda.is_available():
             raise VlmSetupError(f'parameter device={device!r}: this torch has no CUDA device; use cpu or auto')
         self.device = device
+        if device == 'cpu':
+            # torch takes every core by default: on a robot's CPU that starves the mapping node.
+            torch.set_num_threads(cpu_threads or max(1, (os.cpu_count() or 1) - 1))
         self.max_new_tokens = int(max_new_tokens)
         kwargs = {'dtype': 'auto' if dtype == 'auto' else getattr(torch, dtype)}
         if attn_implementation:
