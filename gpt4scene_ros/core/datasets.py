@@ -123,11 +123,7 @@ class RgbdSequence:
     # -- shared -----------------------------------------------------------------------
 
     def _record(self, i: int) -> _FrameRecord:
-        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
-            raise TypeError(f'frame position must be an integer, got {i!r}')
-        if not 0 <= i < len(self._records):
-            raise IndexError(f'frame position {i} out of range 0..{len(self._records) - 1} in {self.root}')
-        return self._records[int(i)]
+        return self._records[checked_position(i, len(self._records), self.root)]
 
     def _load_depth(self, path: Path) -> np.ndarray:
         raw = _read_image(path, cv2.IMREAD_UNCHANGED, 'depth')
@@ -305,6 +301,15 @@ class TumSequence(RgbdSequence):
             raise FrameError(f'{self._gt_file}: line {line} has a quaternion of norm {norm:.6g}; '
                              f'a rotation needs norm 1 (tolerance {TUM_QUATERNION_NORM_TOLERANCE})')
         return q / norm
+
+
+def checked_position(i, count: int, root) -> int:
+    """``i`` as a frame position of a sequence of ``count`` frames at ``root``; TypeError or IndexError."""
+    if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+        raise TypeError(f'frame position must be an integer, got {i!r}')
+    if not 0 <= i < count:
+        raise IndexError(f'frame position {i} out of range 0..{count - 1} in {root}')
+    return int(i)
 
 
 def open_sequence(path, frame_rate_hz: float = 30.0) -> RgbdSequence:
