@@ -40,7 +40,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 
 from chat_server import ChatServer  # noqa: E402
 from instances_node import KITCHEN, Diagnostics, executable  # noqa: E402
-from make_tiny_models import make_tiny_vlm  # noqa: E402
+from gpt4scene_ros.core.vlm.tiny import make_tiny_vlm  # noqa: E402
 from scene_fixtures import make_snapshot  # noqa: E402
 
 from gpt4scene_ros.core.prompting import PromptTemplates, build_prompt  # noqa: E402

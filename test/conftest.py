@@ -163,10 +163,8 @@ def call_service(node, client, request, timeout_s: float = 30.0, attempt_s: floa
 
 @pytest.fixture(scope='session')
 def tiny_models(tmp_path_factory):
-    """Tiny random models built from configs (scripts/make_tiny_models.py): nothing is downloaded."""
-    import sys
-    sys.path.insert(0, str(REPO_ROOT / 'scripts'))
-    from make_tiny_models import make_tiny_segmenter, make_tiny_vlm
+    """Tiny random models built from configs (gpt4scene_ros.core.vlm.tiny): nothing is downloaded."""
+    from gpt4scene_ros.core.vlm.tiny import make_tiny_segmenter, make_tiny_vlm
     folder = tmp_path_factory.mktemp('tiny_models')
     make_tiny_segmenter(folder / 'segformer')
     for family in ('qwen2-vl', 'qwen2.5-vl'):

@@ -1,15 +1,23 @@
-"""End-to-end demo: play a sequence over DDS and ask the query node about it.
+"""``./scripts/demo``: the whole loop on one sequence, ending in an HTML report.
 
-  python -m gpt4scene_ros.ros.demo DATA_DIR [--frames N]
+    python -m gpt4scene_ros.ros.demo [DATA] [--out DIR] [--model PATH|ID] [--params-file FILE ...]
+                                     [-p NODE.PARAM=VALUE ...] [--frames N] [--timeout S]
 
-Starts the package's ``player`` and ``query_node`` executables (as ``ros2
-run`` would), receives every published frame, sends an ``objects``
-SceneQuery, prints a summary and stops both nodes. Exit code 0 on success.
+Without DATA it generates the synthetic demo scene (cached in ``DIR/scene``). It builds the tiny random
+Qwen2-VL (cached in ``DIR/models``) unless ``--model`` or a ``--params-file`` names a model, starts the
+graph with ``gpt4scene-bringup`` (its output goes to ``DIR/graph.log``), plays the sequence in real time
+with a progress bar, waits for the object instances, asks one question of every SceneQuery task and writes
+``DIR/report.html`` (self-contained: images embedded, nothing fetched when it is opened).
+
+Exit code: 0 when the report was written, 1 when the graph failed (a node died, no map, no answer),
+2 for bad arguments or input (no such sequence, an output folder that cannot be written), 130 when
+interrupted (Ctrl-C or SIGTERM): the graph is stopped and no process is left behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -17,104 +25,274 @@ import threading
 import time
 from pathlib import Path
 
-import rclpy
-from ament_index_python.packages import get_package_prefix
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from nav_msgs.msg import Odometry
-from sensor_msgs.msg import CameraInfo, Image
+from tqdm import tqdm
 
 from ..core.datasets import SequenceError, open_sequence
-from ..srv import SceneQuery
-from .conversions import time_from_msg
+from ..core.instances import object_tag
+from ..core.report import ReportContext, ReportError, ReportQuestion, check_writable_dir, write_report
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEMO_SCENE_SEED = 0
+DEMO_SCENE_FRAMES = 300
 
 
-def _start(name: str, *ros_args: str) -> subprocess.Popen:
-    path = Path(get_package_prefix('gpt4scene_ros')) / 'lib' / 'gpt4scene_ros' / name
-    return subprocess.Popen([str(path), '--ros-args', *ros_args])
+class DemoFailed(RuntimeError):
+    """The graph did not get as far as a report (the message says where it stopped)."""
 
 
-def _stop(process: subprocess.Popen):
+def prepare_scene(folder: Path) -> Path:
+    """The synthetic demo scene in ``folder``, generated on the first run only."""
+    from ..core.synthetic import SyntheticSceneConfig, write_sequence
+    marker = folder / 'instances.json'
+    if not marker.is_file() or len(list(folder.glob('seq-01/frame-*.color.png'))) < DEMO_SCENE_FRAMES:
+        print(f'demo: generating the synthetic scene into {folder} (once)', flush=True)
+        write_sequence(SyntheticSceneConfig(seed=DEMO_SCENE_SEED, num_frames=DEMO_SCENE_FRAMES), folder)
+    return folder
+
+
+def prepare_tiny_model(folder: Path) -> Path:
+    """The tiny random Qwen2-VL in ``folder`` (built from a config, nothing downloaded), on the first run only."""
+    if not (folder / 'config.json').is_file():
+        print(f'demo: building the tiny random Qwen2-VL into {folder} (once)', flush=True)
+        from ..core.vlm.tiny import make_tiny_vlm
+        make_tiny_vlm(folder)
+    return folder
+
+
+def demo_questions(instances) -> list:
+    """One request of every task: (task, question, situation, object_ids)."""
+    largest = max(instances, key=lambda i: i.num_points) if instances else None
+    questions = [
+        ('objects', '', '', ()),
+        ('qa', 'Where is the table?', '', ()),
+        ('qa', 'What is on my left?', 'I am standing by the door, facing the middle of the room.', ()),
+        ('ground', 'the chair closest to the table', '', ()),
+        ('multi_ground', 'all the chairs in the room', '', ()),
+    ]
+    if largest is not None:
+        questions.append(('caption', '', '', (largest.id,)))
+    return questions
+
+
+class GraphOutput:
+    """Copies the graph's output to a log file and notes the events the demo waits for."""
+
+    def __init__(self, process: subprocess.Popen, log_path: Path):
+        self.player_done = threading.Event()
+        self.failure = ''
+        self._thread = threading.Thread(target=self._read, args=(process, log_path), daemon=True)
+        self._thread.start()
+
+    def _read(self, process, log_path):
+        with open(log_path, 'w', encoding='utf-8') as log:
+            for line in process.stdout:
+                log.write(line)
+                log.flush()
+                if 'player finished its sequence' in line:
+                    self.player_done.set()
+                elif 'exited with code' in line and not self.failure:
+                    self.failure = line.strip()
+
+
+def _graph_command(data: Path, args, model: str) -> list:
+    command = [sys.executable, '-P', '-m', 'gpt4scene_ros.ros.bringup', '--data', str(data)]
+    for params_file in args.params_files:
+        command += ['--params-file', params_file]
+    overrides = ['player.wait_for_subscribers=1']
+    if args.frames:
+        overrides.append(f'player.max_frames={args.frames}')
+    if model:
+        overrides += ['query_node.backend=transformers', f'query_node.model={model}']
+        if not args.params_files:
+            overrides.append('query_node.device=cpu')
+    for item in overrides + list(args.overrides):
+        command += ['-p', item]
+    return command
+
+
+def _stop_graph(process: subprocess.Popen):
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
 
 
-def run_demo(data_dir: str, frames: int, timeout_s: float) -> int:
-    expected = min(frames, len(open_sequence(data_dir)))
-    received = []
-    lock = threading.Lock()
-    rclpy.init()
+def run_graph(data: Path, frames_total: int, args, model: str, out_dir: Path, timings: dict, counts: dict):
+    """Play ``data`` through the graph and ask it; returns (snapshot, [ReportQuestion])."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from rclpy.signals import SignalHandlerOptions
+
+    from ..msg import SceneSnapshot
+    from ..srv import SceneQuery
+    from .conversions import instance_from_msg, snapshot_from_msg
+
+    env = dict(os.environ, PYTHONUNBUFFERED='1')
+    started = time.monotonic()
+    graph = subprocess.Popen(_graph_command(data, args, model), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, env=env)
+    output = GraphOutput(graph, out_dir / 'graph.log')
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)   # Ctrl-C is ours: the graph is stopped first
     node = rclpy.create_node('gpt4scene_demo')
     executor = SingleThreadedExecutor()
     executor.add_node(node)
+    mapping_values = {}
+    snapshots = []
 
-    def on_color(msg: Image):
-        with lock:
-            received.append(time_from_msg(msg.header.stamp))
-    qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-    node.create_subscription(Image, 'camera/color/image_raw', on_color, qos)
-    # The player waits for a subscriber on each of its data topics.
-    for topic, msg_type in (('camera/depth/image_raw', Image), ('camera/color/camera_info', CameraInfo),
-                            ('odom', Odometry)):
-        node.create_subscription(msg_type, topic, lambda msg: None, qos)
+    def on_diagnostics(msg):
+        for status in msg.status:
+            if status.name == 'gpt4scene_ros: mapping':
+                mapping_values.update({kv.key: kv.value for kv in status.values})
+
+    def on_snapshot(msg):
+        snapshots.append((time.monotonic(), msg))
+        del snapshots[:-2]
+    node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    node.create_subscription(SceneSnapshot, 'mapping_node/scene_snapshot', on_snapshot, latched)
     client = node.create_client(SceneQuery, 'query_node/scene_query')
-    query = _start('query_node')
-    player = _start('player', '-p', f'data_dir:={data_dir}', '-p', f'max_frames:={frames}',
-                    '-p', 'playback_mode:=as_fast_as_possible', '-p', 'wait_for_subscribers:=1')
-    started = time.monotonic()
+
+    def spin_until(condition, timeout_s: float, what: str):
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if graph.poll() is not None or output.failure:
+                raise DemoFailed(f'the graph stopped {what}: {output.failure or f"exit code {graph.returncode}"} '
+                                 f'(log: {out_dir / "graph.log"})')
+            if time.monotonic() > deadline:
+                raise DemoFailed(f'timed out after {timeout_s:.0f} s {what} (log: {out_dir / "graph.log"})')
+            executor.spin_once(timeout_sec=0.1)
+
+    def received() -> int:
+        return int(mapping_values.get('frames_received', 0))
     try:
-        while player.poll() is None and time.monotonic() - started < timeout_s:
-            executor.spin_once(timeout_sec=0.05)
-        if player.poll() is None:
-            print(f'demo: the player did not finish within {timeout_s} s', file=sys.stderr)
-            return 1
-        if player.returncode != 0:
-            print(f'demo: the player exited with code {player.returncode}', file=sys.stderr)
-            return 1
-        play_s = time.monotonic() - started
-        while not client.service_is_ready() and time.monotonic() - started < timeout_s:
-            executor.spin_once(timeout_sec=0.05)
-        response = None
-        for _ in range(6):  # a request sent right after discovery can lose its response: ask again
-            future = client.call_async(SceneQuery.Request(task=SceneQuery.Request.TASK_OBJECTS))
-            executor.spin_until_future_complete(future, timeout_sec=5)
-            if future.done():
+        spin_until(lambda: received() > 0, args.timeout, 'before the first frame reached the mapping node')
+        timings['start the graph (to the first frame)'] = time.monotonic() - started
+        play_started = time.monotonic()
+        if not sys.stderr.isatty():
+            print(f'demo: playing {frames_total} frames (no progress bar: stderr is not a terminal)', flush=True)
+        with tqdm(total=frames_total, unit='frame', desc='playing', file=sys.stderr, disable=None) as bar:
+            def played():
+                bar.update(min(frames_total, received()) - bar.n)
+                bar.set_postfix(integrated=mapping_values.get('frames_integrated', 0),
+                                objects=mapping_values.get('instances', 0), refresh=False)
+                return output.player_done.is_set()
+            spin_until(played, args.timeout, 'while playing the sequence')
+        player_done_at = time.monotonic()
+        timings['play the sequence (real time)'] = player_done_at - play_started
+        # The mapping node integrates what it still holds, then the object layer updates (instance_period_s).
+        spin_until(lambda: snapshots and snapshots[-1][0] > player_done_at + 1.0 and snapshots[-1][1].instances,
+                   min(args.timeout, 120.0), 'waiting for object instances after the last frame')
+        snapshot_msg = snapshots[-1][1]
+        snapshot = snapshot_from_msg(snapshot_msg)
+        timings['wait for the final objects'] = time.monotonic() - player_done_at
+        counts.update({'frames in the sequence': frames_total, 'frames received': received(),
+                       'frames integrated': mapping_values.get('frames_integrated', 0),
+                       'objects': len(snapshot.instances), 'keyframes': len(snapshot.keyframes)})
+        spin_until(client.service_is_ready, 60.0, 'waiting for the query service')
+        asked_at = time.monotonic()
+        answers = []
+        for task, question, situation, ids in demo_questions(snapshot.instances):
+            request = SceneQuery.Request(task=task, question=question, situation=situation, object_ids=list(ids))
+            sent = time.monotonic()
+            response = None
+            for _ in range(3):   # a request sent right after discovery can lose its response: ask again
+                future = client.call_async(request)
+                try:
+                    spin_until(future.done, 120.0, f'waiting for the answer to a {task} query')
+                except DemoFailed:
+                    client.remove_pending_request(future)
+                    if graph.poll() is not None:
+                        raise
+                    continue
                 response = future.result()
                 break
-        if response is None:
-            print('demo: no answer from query_node/scene_query', file=sys.stderr)
-            return 1
-        with lock:
-            count, span = len(received), (received[-1] - received[0] if received else 0.0)
-        print(f'demo: the player published {data_dir} over DDS; received {count} colour frames in {play_s:.1f} s '
-              f'(stamps span {span:.2f} s of recorded time)')
-        print(f'demo: SceneQuery(task=objects) -> success={response.success}, '
-              f'{len(response.instances)} instances, answer: {response.answer!r}, prepare {response.prepare_ms:.1f} ms')
-        return 0 if response.success and count == expected else 1
+            if response is None:
+                raise DemoFailed(f'no answer to the {task} query')
+            answers.append(ReportQuestion(
+                task=task, question=question, situation=situation, object_ids_asked=tuple(ids),
+                success=response.success, answer=response.answer, message=response.message,
+                instances=tuple(instance_from_msg(m) for m in response.instances),
+                round_trip_ms=(time.monotonic() - sent) * 1000.0, prepare_ms=response.prepare_ms,
+                model_ms=response.model_ms))
+            shown = response.answer if response.success else f'refused: {response.message}'
+            named = ' '.join(object_tag(i) for i in response.object_ids)
+            print(f'demo: {task:<12} {question or situation or ""!s:<34.34} -> {shown[:60]!r}'
+                  + (f' [{named}]' if named else ''), flush=True)
+        timings[f'ask {len(answers)} questions'] = time.monotonic() - asked_at
+        return snapshot, answers
     finally:
-        _stop(player)
-        _stop(query)
+        _stop_graph(graph)
         node.destroy_node()
         rclpy.shutdown()
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('data_dir', help='7-Scenes or TUM RGB-D folder to play')
-    parser.add_argument('--frames', type=int, default=100, help='frames to play (default 100)')
-    parser.add_argument('--timeout', type=float, default=300.0, help='give up after this many seconds')
+    parser = argparse.ArgumentParser(prog='demo', description=__doc__.splitlines()[0])
+    parser.add_argument('data', nargs='?', default='',
+                        help='7-Scenes or TUM RGB-D folder or rosbag2 bag (default: the synthetic demo scene)')
+    parser.add_argument('--out', default='out/demo', help='output folder (default out/demo)')
+    parser.add_argument('--model', default='', help='local transformers model folder or hub id '
+                        '(default: the tiny random Qwen2-VL, unless a --params-file sets the backend)')
+    parser.add_argument('--params-file', dest='params_files', action='append', default=[],
+                        help='parameters for gpt4scene-bringup (e.g. config/vlm/vllm.yaml); repeat to overlay')
+    parser.add_argument('-p', dest='overrides', action='append', default=[], metavar='NODE.PARAM=VALUE')
+    parser.add_argument('--frames', type=int, default=0, help='frames to play (0: all)')
+    parser.add_argument('--timeout', type=float, default=600.0, help='give up a stage after this many seconds')
     args = parser.parse_args(argv)
-    if args.frames < 1:
-        parser.error('--frames must be >= 1')
+    if args.frames < 0 or args.timeout <= 0:
+        parser.error('--frames must be >= 0 and --timeout > 0')
+
+    interrupted = []
+
+    def on_signal(signum, frame):
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_signal)
+    timings, counts = {}, {}
+    started = time.monotonic()
     try:
-        return run_demo(args.data_dir, args.frames, args.timeout)
-    except SequenceError as error:
+        out_dir = check_writable_dir(args.out)
+        data = Path(args.data) if args.data else prepare_scene(out_dir / 'scene')
+        try:
+            sequence = open_sequence(str(data))
+            frames_total = min(args.frames or len(sequence), len(sequence))
+        except SequenceError as error:
+            print(f'demo: {error}', file=sys.stderr)
+            return EXIT_BAD_INPUT
+        for params_file in args.params_files:
+            if not Path(params_file).is_file():
+                print(f'demo: --params-file {params_file}: no such file', file=sys.stderr)
+                return EXIT_BAD_INPUT
+        uses_tiny = not args.model and not args.params_files
+        model = args.model or (str(prepare_tiny_model(out_dir / 'models' / 'qwen2-vl')) if uses_tiny else '')
+        timings['prepare (scene, model)'] = time.monotonic() - started
+        snapshot, answers = run_graph(data, frames_total, args, model, out_dir, timings, counts)
+        context = ReportContext(source=str(data), backend='transformers' if model else 'from the params files',
+                                model=model, model_is_random=uses_tiny, timings_s=timings, counts=counts)
+        timings['total'] = time.monotonic() - started
+        report = write_report(out_dir / 'report.html', snapshot, answers, context)
+    except ReportError as error:
         print(f'demo: {error}', file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except DemoFailed as error:
+        print(f'demo: {error}', file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print('demo: interrupted; the graph is stopped', file=sys.stderr)
+        return EXIT_INTERRUPTED
+    answered = sum(1 for a in answers if a.success)
+    print(f'demo: {counts.get("frames integrated")} of {frames_total} frames integrated, '
+          f'{len(snapshot.instances)} objects, {answered} of {len(answers)} questions answered in '
+          f'{timings["total"]:.0f} s')
+    if uses_tiny:
+        print('demo: the answers come from a tiny random model (random text); see the report for a real one')
+    print(f'demo: report: {report.resolve()}')
+    return EXIT_OK if answered == len(answers) else EXIT_FAILED
 
 
 if __name__ == '__main__':

