@@ -34,6 +34,8 @@ from ..core.report import ReportContext, ReportError, ReportQuestion, check_writ
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEMO_SCENE_SEED = 0
 DEMO_SCENE_FRAMES = 300
+SETTLED_AFTER_S = 5.0
+"""The map's objects are final when no snapshot came for this long (instance_period_s is 2 s)."""
 
 
 class DemoFailed(RuntimeError):
@@ -44,7 +46,7 @@ def prepare_scene(folder: Path) -> Path:
     """The synthetic demo scene in ``folder``, generated on the first run only."""
     from ..core.synthetic import SyntheticSceneConfig, write_sequence
     marker = folder / 'instances.json'
-    if not marker.is_file() or len(list(folder.glob('seq-01/frame-*.color.png'))) < DEMO_SCENE_FRAMES:
+    if not marker.is_file() or len(list(folder.glob('frame-*.depth.png'))) < DEMO_SCENE_FRAMES:
         print(f'demo: generating the synthetic scene into {folder} (once)', flush=True)
         write_sequence(SyntheticSceneConfig(seed=DEMO_SCENE_SEED, num_frames=DEMO_SCENE_FRAMES), folder)
     return folder
@@ -184,14 +186,19 @@ def run_graph(data: Path, frames_total: int, args, model: str, out_dir: Path, ti
             spin_until(played, args.timeout, 'while playing the sequence')
         player_done_at = time.monotonic()
         timings['play the sequence (real time)'] = player_done_at - play_started
-        # The mapping node integrates what it still holds, then the object layer updates (instance_period_s).
-        spin_until(lambda: snapshots and snapshots[-1][0] > player_done_at + 1.0 and snapshots[-1][1].instances,
-                   min(args.timeout, 120.0), 'waiting for object instances after the last frame')
+        # The mapping node integrates what it still holds, then the object layer updates (every instance_period_s)
+        # until it has used every keyframe candidate: the map has settled when no snapshot came for a while.
+        spin_until(lambda: snapshots and snapshots[-1][0] > player_done_at and snapshots[-1][1].instances
+                   and time.monotonic() - snapshots[-1][0] > SETTLED_AFTER_S,
+                   min(args.timeout, 120.0), 'waiting for the object instances to settle after the last frame')
         snapshot_msg = snapshots[-1][1]
         snapshot = snapshot_from_msg(snapshot_msg)
         timings['wait for the final objects'] = time.monotonic() - player_done_at
         counts.update({'frames in the sequence': frames_total, 'frames received': received(),
                        'frames integrated': mapping_values.get('frames_integrated', 0),
+                       'effective stride (received per integrated)': mapping_values.get('effective_stride', 0),
+                       'keyframe candidates': mapping_values.get('keyframe_candidates', 0),
+                       'keyframe candidates dropped': mapping_values.get('keyframe_candidates_dropped', 0),
                        'objects': len(snapshot.instances), 'keyframes': len(snapshot.keyframes)})
         spin_until(client.service_is_ready, 60.0, 'waiting for the query service')
         asked_at = time.monotonic()
