@@ -18,7 +18,7 @@ loaded); ``load`` reads one frame by its recorded time.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -396,10 +396,3 @@ def write_bag(sequence, path, *, storage: str = 'mcap', topics: BagTopics = BagT
                 twist=types['geometry_msgs/msg/TwistWithCovariance'](twist=twist, covariance=np.zeros(36))), stamp_s)
             written += 1
     return written
-
-
-def bag_topics_from(color: str = '', depth: str = '', camera_info: str = '', odometry: str = '') -> BagTopics:
-    """:class:`BagTopics` with the given names, the defaults for empty ones."""
-    given = {name: value for name, value in (('color', color), ('depth', depth), ('camera_info', camera_info),
-                                             ('odometry', odometry)) if value}
-    return replace(BagTopics(), **given)

@@ -60,14 +60,27 @@ def check_settings(config) -> None:
 PLAYBACK_MODES = ('realtime', 'as_fast_as_possible', 'stepped')
 DEPTH_ENCODINGS = ('16UC1', '32FC1')
 GRAVITY_ALIGNMENTS = ('auto', 'none')
+STAMP_MODES = ('now', 'recorded')
 
 
 @dataclass(frozen=True)
 class PlayerConfig:
     """Settings of the ``player`` node."""
 
-    data_dir: str = setting('', 'Folder of a recorded RGB-D sequence (Microsoft 7-Scenes or TUM RGB-D layout).',
-                            read_only=True)
+    data_dir: str = setting('', 'Recorded RGB-D sequence: a Microsoft 7-Scenes or TUM RGB-D folder, or a '
+                            'rosbag2 bag (MCAP or sqlite3; a .mcap/.db3 file or a bag folder).', read_only=True)
+    color_topic: str = setting('/camera/color/image_raw', 'Bags: topic of the colour images (sensor_msgs/Image '
+                               'or CompressedImage).', read_only=True)
+    depth_topic: str = setting('/camera/depth/image_raw', 'Bags: topic of the depth images registered to colour '
+                               '(16UC1 mm or 32FC1 m).', read_only=True)
+    camera_info_topic: str = setting('/camera/color/camera_info', 'Bags: topic of the colour CameraInfo.',
+                                     read_only=True)
+    odometry_topic: str = setting('/odom', 'Bags: topic of the camera body pose (nav_msgs/Odometry or '
+                                  'geometry_msgs/PoseStamped).', read_only=True)
+    stamps: str = setting('now', 'now: stamp frames from the node clock at playback; recorded: keep the '
+                          'recorded stamps (bags, TUM), plus the loop offset.', choices=STAMP_MODES, read_only=True)
+    publish_clock: bool = setting(False, 'Publish /clock (rosgraph_msgs/Clock) at each frame\'s stamp, for nodes '
+                                  'with use_sim_time (with stamps=recorded: the recorded time).', read_only=True)
     playback_mode: str = setting(
         'realtime', 'realtime: frames at their recorded times; as_fast_as_possible: next frame once every '
         'reliable subscriber acknowledged the last; stepped: one frame per ~/step service call.',

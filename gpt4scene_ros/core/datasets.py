@@ -312,27 +312,33 @@ def checked_position(i, count: int, root) -> int:
     return int(i)
 
 
-def open_sequence(path, frame_rate_hz: float = 30.0) -> RgbdSequence:
-    """Open a recorded RGB-D folder, detecting its layout (TUM RGB-D or 7-Scenes).
+def open_sequence(path, frame_rate_hz: float = 30.0, bag_topics=None) -> RgbdSequence:
+    """Open a recorded RGB-D folder (TUM RGB-D or 7-Scenes layout, detected) or a rosbag2 bag (MCAP or
+    sqlite3: a ``.mcap``/``.db3`` file or a folder with ``metadata.yaml``).
 
-    ``frame_rate_hz`` gives the timestamps of layouts that store none (7-Scenes).
-    Raises SequenceError when the folder cannot be played.
+    ``frame_rate_hz`` gives the timestamps of layouts that store none (7-Scenes);
+    ``bag_topics`` (a :class:`~gpt4scene_ros.core.bags.BagTopics`) the topics of a bag.
+    Raises SequenceError when the path cannot be played.
     """
     if isinstance(frame_rate_hz, bool) or not isinstance(frame_rate_hz, (int, float)) \
             or not math.isfinite(frame_rate_hz) or frame_rate_hz <= 0:
         raise ValueError(f'frame_rate_hz must be a finite number > 0, got {frame_rate_hz!r}')
     root = Path(path).expanduser()
     if not root.exists():
-        raise SequenceError(f'{root}: sequence folder does not exist')
+        raise SequenceError(f'{root}: sequence folder or bag does not exist')
+    from .bags import BagSequence, BagTopics, is_bag   # bags imports this module
+    if is_bag(root):
+        return BagSequence(root, bag_topics or BagTopics())
     if not root.is_dir():
-        raise SequenceError(f'{root}: is a file, not a sequence folder')
+        raise SequenceError(f'{root}: is a file, neither a sequence folder nor a rosbag2 bag (.mcap, .db3)')
     if (root / 'rgb.txt').is_file() and (root / 'depth.txt').is_file():
         sequence: RgbdSequence = TumSequence(root)
     elif any(_FRAME_FILE.match(name) for name in _list_names(root)):
         sequence = SevenScenesSequence(root, float(frame_rate_hz))
     else:
-        raise SequenceError(f'{root}: neither a TUM RGB-D folder (rgb.txt, depth.txt, groundtruth.txt) '
-                            f'nor a 7-Scenes folder (frame-XXXXXX.depth.png, .color.jpg, .pose.txt)')
+        raise SequenceError(f'{root}: neither a TUM RGB-D folder (rgb.txt, depth.txt, groundtruth.txt), '
+                            f'a 7-Scenes folder (frame-XXXXXX.depth.png, .color.jpg, .pose.txt) nor a rosbag2 '
+                            f'bag (metadata.yaml)')
     logger.debug('opened %r', sequence)
     return sequence
 

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from .bags import BagTopics
 from .config import DETECTORS, KEYFRAME_SELECTIONS, MAP_DEVICES, InstanceConfig, MappingConfig
 from .datasets import FrameError, SequenceError, open_sequence
 from .detectors import DetectorError, make_detector
@@ -81,15 +82,15 @@ def write_objects(out_dir: Path, snapshot: ObjectsSnapshot, frame_id: str = 'map
 
 def process_sequence(data_dir, out_dir, config: MappingConfig, *, gravity: str = 'auto', stride: int = 1,
                      max_frames: int = 0, progress: bool = True, instances: InstanceConfig | None = None,
-                     update_every: int = 60, on_update=None) -> dict:
+                     update_every: int = 60, on_update=None, bag_topics: BagTopics | None = None) -> dict:
     """Fuse ``data_dir`` into a map, write the outputs into ``out_dir`` and return the summary.
 
     ``instances`` (default: :class:`InstanceConfig` defaults) configures the object layer, updated every
     ``update_every`` integrated frames and at the end; ``on_update(snapshot, frame_index, objects)`` sees each
-    update (``objects``: the :class:`SceneObjects`).
+    update (``objects``: the :class:`SceneObjects`). ``bag_topics``: the topics of a rosbag2 input.
     """
     started = time.perf_counter()
-    sequence = open_sequence(data_dir)
+    sequence = open_sequence(data_dir, bag_topics=bag_topics)
     positions = list(range(0, len(sequence), stride))
     if max_frames:
         positions = positions[:max_frames]
@@ -172,7 +173,7 @@ def process_sequence(data_dir, out_dir, config: MappingConfig, *, gravity: str =
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='gpt4scene-process', description=__doc__.splitlines()[0])
-    parser.add_argument('data_dir', help='7-Scenes or TUM RGB-D folder')
+    parser.add_argument('data_dir', help='7-Scenes or TUM RGB-D folder, or a rosbag2 bag (.mcap, .db3, bag folder)')
     parser.add_argument('out_dir', help='folder for bev.png, bev_meta.json, map.ply, instances.json, '
                         'bev_marked.png, keyframes/, keyframes.json, timing.json')
     parser.add_argument('--voxel-size', type=float, default=MappingConfig.voxel_size_m, help='metres')
@@ -190,6 +191,10 @@ def main(argv=None) -> int:
     parser.add_argument('--update-every', type=int, default=60,
                         help='update the instances every N integrated frames (and at the end)')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    for role, text in (('color', 'colour images'), ('depth', 'depth images'), ('camera_info', 'CameraInfo'),
+                       ('odometry', 'Odometry or PoseStamped')):
+        parser.add_argument(f'--{role.replace("_", "-")}-topic', dest=f'{role}_topic', default=getattr(BagTopics, role),
+                            help=f'bags: topic of the {text} (default %(default)s)')
     args = parser.parse_args(argv)
     if args.stride < 1 or args.max_frames < 0 or args.update_every < 0:
         parser.error('--stride must be >= 1, --max-frames and --update-every >= 0')
@@ -199,7 +204,9 @@ def main(argv=None) -> int:
                                    detector=args.detector, detector_model=args.detector_model)
         summary = process_sequence(args.data_dir, args.out_dir, config, gravity=args.gravity, stride=args.stride,
                                    max_frames=args.max_frames, progress=not args.quiet, instances=instances,
-                                   update_every=args.update_every)
+                                   update_every=args.update_every, bag_topics=BagTopics(
+                                       args.color_topic, args.depth_topic, args.camera_info_topic,
+                                       args.odometry_topic))
     except (SequenceError, ValueError, DetectorError) as error:
         print(f'gpt4scene-process: {error}', file=sys.stderr)
         return 2

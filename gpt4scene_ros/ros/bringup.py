@@ -1,6 +1,6 @@
 """``gpt4scene-bringup``: start what the launch file starts, without ``ros2 launch``.
 
-    gpt4scene-bringup [--data DIR] [--sensor NAME|FILE] [--params-file FILE ...] [-p NODE.PARAM=VALUE ...]
+    gpt4scene-bringup [--data DIR|BAG] [--sensor NAME|FILE] [--params-file FILE ...] [-p NODE.PARAM=VALUE ...]
                       [-r TOPIC:=NEW ...]
 
 Each node of :data:`gpt4scene_ros.graph.NODES` runs in its own process (the
@@ -81,7 +81,8 @@ def node_commands(data: str, params_files, overrides, remaps) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='gpt4scene-bringup', description=__doc__.splitlines()[0])
-    parser.add_argument('--data', default='', help='7-Scenes or TUM RGB-D folder to play (starts the player)')
+    parser.add_argument('--data', default='', help='7-Scenes or TUM RGB-D folder or rosbag2 bag to play '
+                        '(starts the player; bag topics: -p player.color_topic=... )')
     parser.add_argument('--params-file', dest='params_files', action='append', default=[],
                         help='parameters of the nodes (default: the package\'s); repeat to overlay')
     parser.add_argument('-p', dest='overrides', action='append', default=[], metavar='NODE.PARAM=VALUE')
@@ -106,8 +107,8 @@ def main(argv=None) -> int:
         for params_file in params_files:
             if not Path(params_file).is_file():
                 raise ValueError(f'--params-file {params_file}: no such file')
-        if args.data and not Path(args.data).is_dir():
-            raise ValueError(f'--data {args.data}: no such folder')
+        if args.data and not Path(args.data).exists():
+            raise ValueError(f'--data {args.data}: no such sequence folder or bag')
         commands = node_commands(args.data, params_files, overrides, remaps)
         env = dict(os.environ)
         env.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(_share() / 'config' / 'fastdds.xml'))

@@ -8,8 +8,11 @@ dataset's world frame into the gravity-aligned odometry frame). TF
 odom -> base -> optical is broadcast when ``tf2_ros`` is installed.
 
 Stamps: frame i is stamped ``start + (t_i - t_0) + loop offset``, where
-``start`` is the node clock when playback begins; stamps keep increasing
-across loops. Exit codes: 0 done, 1 nothing could be played, 2 bad
+``start`` is the node clock when playback begins (``stamps: now``) or the
+first recorded stamp (``stamps: recorded``, for bags); stamps keep increasing
+across loops. ``publish_clock`` also publishes ``/clock`` at each frame's stamp.
+A rosbag2 bag is read with ``rosbags`` (its topics: ``color_topic``,
+``depth_topic``, ``camera_info_topic``, ``odometry_topic``). Exit codes: 0 done, 1 nothing could be played, 2 bad
 configuration or unreadable sequence.
 """
 
@@ -25,10 +28,12 @@ from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
 from ..core.config import PlayerConfig
+from ..core.bags import BagTopics
 from ..core.datasets import FrameError, open_sequence
 from ..core.gravity import estimate_gravity_alignment, identity_alignment
 from ..core.transforms import R_BASE_OPTICAL, invert_transform, make_transform
@@ -54,8 +59,11 @@ class PlayerNode(Node):
         super().__init__(self.NODE_NAME, **node_kwargs)
         self.config = declare_settings(self, PlayerConfig)
         if not self.config.data_dir:
-            raise ValueError('parameter data_dir is empty: set it to a 7-Scenes or TUM RGB-D folder')
-        self.sequence = open_sequence(self.config.data_dir, frame_rate_hz=self.config.rate_hz)
+            raise ValueError('parameter data_dir is empty: set it to a 7-Scenes or TUM RGB-D folder or a rosbag2 bag')
+        cfg = self.config
+        self.sequence = open_sequence(cfg.data_dir, frame_rate_hz=cfg.rate_hz, bag_topics=BagTopics(
+            color=cfg.color_topic, depth=cfg.depth_topic, camera_info=cfg.camera_info_topic,
+            odometry=cfg.odometry_topic))
         end = len(self.sequence)
         if self.config.max_frames:
             end = min(end, self.config.start_index + self.config.max_frames)
@@ -76,6 +84,7 @@ class PlayerNode(Node):
         self.info_pub = self.create_publisher(CameraInfo, 'camera/color/camera_info', qos)
         self.odom_pub = self.create_publisher(Odometry, 'odom', qos)
         self.data_publishers = (self.color_pub, self.depth_pub, self.info_pub, self.odom_pub)
+        self.clock_pub = self.create_publisher(Clock, '/clock', 10) if self.config.publish_clock else None
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.alignment_pub = self.create_publisher(TransformStamped, '~/dataset_alignment', latched)
@@ -144,7 +153,10 @@ class PlayerNode(Node):
             self.get_logger().warning(f'skipping frame at position {position}: {error}')
             return f'skipped frame at position {position}: {error}'
         offset = frame.timestamp_s - self.first_timestamp_s + self.loop_count * self.loop_duration_s
-        stamp = time_to_msg(self.start_time_s + offset)
+        origin_s = self.first_timestamp_s if self.config.stamps == 'recorded' else self.start_time_s
+        stamp = time_to_msg(origin_s + offset)
+        if self.clock_pub is not None:
+            self.clock_pub.publish(Clock(clock=stamp))
         self._publish_frame(frame, stamp)
         self.published += 1
         return f'published frame {frame.index} (position {position})'

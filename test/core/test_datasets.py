@@ -125,7 +125,7 @@ def test_missing_folder(tmp_path):
 def test_file_instead_of_folder(tmp_path):
     path = tmp_path / 'a-file.txt'
     path.write_text('not a folder')
-    with pytest.raises(SequenceError, match='not a sequence folder'):
+    with pytest.raises(SequenceError, match='neither a sequence folder nor a rosbag2 bag'):
         open_sequence(path)
 
 

@@ -200,7 +200,7 @@ def test_kill_during_save_keeps_the_previous_file_and_a_restart_restores_map_and
 
 
 def test_ask_reports_a_query_node_killed_mid_query_within_its_timeout(tiny_models, ros_node, start_node):
-    query, _, publisher = tiny_query_node(tiny_models, ros_node, start_node, max_new_tokens=50000)  # noqa: F841
+    query, _, publisher = tiny_query_node(tiny_models, ros_node, start_node, max_new_tokens=8192)  # noqa: F841
     started = time.monotonic()
     ask = subprocess.Popen([executable('gpt4scene-ask'), 'Describe everything in the room in detail.',
                             '--frames', '10', '--timeout', '30'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -16,6 +16,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
+from gpt4scene_ros.core.bags import BagTopics
 from gpt4scene_ros.core.synthetic import SyntheticSceneConfig, write_sequence
 from gpt4scene_ros.core.transforms import R_BASE_OPTICAL, make_transform
 from gpt4scene_ros.ros.conversions import image_to_numpy, pose_to_transform, time_from_msg, transform_from_msg
@@ -184,3 +185,48 @@ def test_bad_frame_is_skipped_with_a_warning(problem, sequence_copy, ros_node, s
     assert 'WARN' in player.output and broken in player.output
     assert '3 frames published, 1 skipped' in player.output
     assert recorder.count() == 3
+
+
+def test_a_bag_plays_with_its_recorded_stamps_and_clock_and_fuses(tmp_path, ros_node, start_node):
+    from rosgraph_msgs.msg import Clock
+
+    from gpt4scene_ros.core.bags import BAG_EPOCH_S, write_bag
+    from gpt4scene_ros.core.datasets import open_sequence
+    from test_mapping_node import MapOutputs
+
+    scene = tmp_path / 'scene'
+    write_sequence(SyntheticSceneConfig(seed=2, num_frames=20).with_resolution(160, 120), scene)
+    write_bag(open_sequence(scene), tmp_path / 'bag', storage='mcap',
+              topics=BagTopics(color='/rs/color/image_raw', depth='/rs/aligned_depth_to_color/image_raw',
+                               camera_info='/rs/color/camera_info', odometry='/robot/odom'))
+    recorder = Recorder(ros_node)
+    clock = []
+    ros_node.create_subscription(Clock, '/clock', clock.append, 50)
+    outputs = MapOutputs(ros_node)
+    start_node('mapping_node', {'input_qos': 'reliable', 'frame_queue_size': 100, 'instances_enabled': False})
+    player = start_node('player', {'data_dir': str(tmp_path / 'bag'), 'playback_mode': 'as_fast_as_possible',
+                                   'wait_for_subscribers': 2, 'stamps': 'recorded', 'publish_clock': True,
+                                   'color_topic': '/rs/color/image_raw',
+                                   'depth_topic': '/rs/aligned_depth_to_color/image_raw',
+                                   'camera_info_topic': '/rs/color/camera_info', 'odometry_topic': '/robot/odom'})
+    assert player.wait(120) == 0, player.output
+    assert 'rosbag2 sequence' in player.output
+    wait_for(lambda: recorder.all_counts_at_least(20), 20, '20 messages on every topic')
+    stamps = [time_from_msg(m.header.stamp) for m in recorder.messages['color']]
+    np.testing.assert_allclose(stamps, BAG_EPOCH_S + np.arange(20) / 30.0, atol=1e-6)   # the recorded stamps
+    wait_for(lambda: len(clock) >= 20, 10, '/clock at every frame')
+    assert [time_from_msg(c.clock) for c in clock[-20:]] == pytest.approx(stamps, abs=1e-6)
+    wait_for(lambda: outputs.counter('frames_integrated') == 20, 60, 'every frame of the bag integrated',
+             details=outputs.counters)
+
+
+def test_a_missing_bag_or_a_bag_without_the_topic_stops_the_player_with_exit_2(tmp_path, start_node, small_scene):
+    from gpt4scene_ros.core.bags import write_bag
+    from gpt4scene_ros.core.datasets import open_sequence
+
+    missing = start_node('player', {'data_dir': str(tmp_path / 'nothing.mcap')})
+    assert missing.wait(30) == 2 and 'does not exist' in missing.output
+    write_bag(open_sequence(small_scene), tmp_path / 'bag')
+    wrong = start_node('player', {'data_dir': str(tmp_path / 'bag'), 'color_topic': '/camera/camera/color/image_raw'})
+    assert wrong.wait(30) == 2, wrong.output
+    assert 'no color topic /camera/camera/color/image_raw' in wrong.output and '/camera/color/image_raw' in wrong.output
