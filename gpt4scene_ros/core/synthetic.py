@@ -1300,6 +1300,9 @@ def main(argv=None) -> int:
                         help='turn of the room about z, degrees')
     parser.add_argument('--furniture-yaw', type=float, default=defaults.furniture_yaw_deg,
                         help='largest random yaw of chairs and floor objects, degrees')
+    parser.add_argument('--bag', default='', metavar='FOLDER',
+                        help='also record the sequence as a rosbag2 bag here (topics as a RealSense driver names them)')
+    parser.add_argument('--bag-storage', choices=('mcap', 'sqlite3'), default='mcap')
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse has printed the usage and the error
@@ -1313,12 +1316,19 @@ def main(argv=None) -> int:
             raise ValueError(f'--width and --height must be positive, got {args.width}x{args.height}')
         if (args.width, args.height) != (config.width, config.height):
             config = config.with_resolution(args.width, args.height)
+        if args.bag and Path(args.bag).exists():
+            raise ValueError(f'--bag {args.bag}: already exists (rosbag2 writes a new folder)')
         scene = write_sequence(config, args.out_dir)
     except ValueError as exc:
         print(f'gpt4scene-make-scene: error: {exc}', file=sys.stderr)
         return 2
     print(f'wrote {config.num_frames} frames ({config.width}x{config.height}), {len(scene.objects)} objects '
           f'to {args.out_dir} in {time.perf_counter() - start:.1f} s')
+    if args.bag:
+        from .bags import write_bag
+        from .datasets import open_sequence
+        frames = write_bag(open_sequence(args.out_dir), args.bag, storage=args.bag_storage)
+        print(f'recorded {frames} frames as a rosbag2 bag ({args.bag_storage}) in {args.bag}')
     return 0
 
 

@@ -3,11 +3,12 @@
     python -m gpt4scene_ros.ros.demo [DATA] [--out DIR] [--model PATH|ID] [--params-file FILE ...]
                                      [-p NODE.PARAM=VALUE ...] [--frames N] [--timeout S]
 
-Without DATA it generates the synthetic demo scene (cached in ``DIR/scene``). It builds the tiny random
-Qwen2-VL (cached in ``DIR/models``) unless ``--model`` or a ``--params-file`` names a model, starts the
-graph with ``gpt4scene-bringup`` (its output goes to ``DIR/graph.log``), plays the sequence in real time
-with a progress bar, waits for the object instances, asks one question of every SceneQuery task and writes
-``DIR/report.html`` (self-contained: images embedded, nothing fetched when it is opened).
+DATA is a 7-Scenes or TUM RGB-D folder or a rosbag2 bag (its topics: ``-p player.color_topic=...``, see
+docs/parameters.md). Without DATA it generates the synthetic demo scene (cached in ``DIR/scene``). It builds
+the tiny random Qwen2-VL (cached in ``DIR/models``) unless ``--model`` or a ``--params-file`` names a model,
+starts the graph with ``gpt4scene-bringup`` (its output goes to ``DIR/graph.log``), plays the sequence in
+real time with a progress bar, waits for the object instances, asks one question of every SceneQuery task
+and writes ``DIR/report.html`` (self-contained: images embedded, nothing fetched when it is opened).
 
 Exit code: 0 when the report was written, 1 when the graph failed (a node died, no map, no answer),
 2 for bad arguments or input (no such sequence, an output folder that cannot be written), 130 when
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..core.bags import BagTopics
 from ..core.datasets import SequenceError, open_sequence
 from ..core.instances import object_tag
 from ..core.report import ReportContext, ReportError, ReportQuestion, check_writable_dir, write_report
@@ -59,6 +61,18 @@ def prepare_tiny_model(folder: Path) -> Path:
         from ..core.vlm.tiny import make_tiny_vlm
         make_tiny_vlm(folder)
     return folder
+
+
+def bag_topics_of(overrides) -> BagTopics:
+    """The bag topics the player will read, from ``-p player.color_topic=...`` style overrides."""
+    given = {}
+    for item in overrides:
+        key, _, value = item.partition('=')
+        role = key.removeprefix('player.').removesuffix('_topic')
+        roles = ('color', 'depth', 'camera_info', 'odometry')
+        if key.startswith('player.') and key.endswith('_topic') and role in roles:
+            given[role] = value
+    return BagTopics(**given)
 
 
 def demo_questions(instances) -> list:
@@ -266,7 +280,7 @@ def main(argv=None) -> int:
         out_dir = check_writable_dir(args.out)
         data = Path(args.data) if args.data else prepare_scene(out_dir / 'scene')
         try:
-            sequence = open_sequence(str(data))
+            sequence = open_sequence(str(data), bag_topics=bag_topics_of(args.overrides))
             frames_total = min(args.frames or len(sequence), len(sequence))
         except SequenceError as error:
             print(f'demo: {error}', file=sys.stderr)

@@ -20,7 +20,13 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT
+from gpt4scene_ros.core.bags import BagTopics, write_bag
+from gpt4scene_ros.core.datasets import open_sequence
 from gpt4scene_ros.core.synthetic import SyntheticSceneConfig, write_sequence
+
+REALSENSE = BagTopics(color='/camera/camera/color/image_raw',
+                      depth='/camera/camera/aligned_depth_to_color/image_raw',
+                      camera_info='/camera/camera/color/camera_info', odometry='/odom')
 
 SCREENSHOTS = REPO_ROOT / 'out' / 'test_screenshots'
 BROWSER = shutil.which('chromium') or shutil.which('chromium-browser') or shutil.which('google-chrome')
@@ -87,14 +93,24 @@ def small_scene(tmp_path) -> Path:
     return folder
 
 
+@pytest.fixture
+def small_bag(small_scene, tmp_path) -> Path:
+    """The scene recorded as a robot would: an MCAP bag with a RealSense driver's topic names."""
+    write_bag(open_sequence(small_scene), tmp_path / 'bag', topics=REALSENSE)
+    return tmp_path / 'bag'
+
+
 @pytest.mark.skipif(BROWSER is None and not os.environ.get('GPT4SCENE_REQUIRE_BROWSER'),
                     reason='no chromium here (scripts/test installs it)')
-def test_the_demo_asks_every_task_and_writes_a_report_a_browser_renders(small_scene, tmp_path):
+def test_the_demo_on_a_bag_asks_every_task_and_writes_a_report_a_browser_renders(small_bag, tmp_path):
     assert BROWSER, 'scripts/test installs chromium: the report must be checked in a real browser'
     out = tmp_path / 'out'
     marker = uuid.uuid4().hex
     # More keyframe candidates per update than the default 4: the objects settle sooner after the last frame.
-    result = demo(str(small_scene), '--out', str(out), '-p', 'mapping_node.candidates_per_update=16',
+    roles = ('color', 'depth', 'camera_info', 'odometry')
+    topics = [f'player.{role}_topic={getattr(REALSENSE, role)}' for role in roles]
+    result = demo(str(small_bag), '--out', str(out), '-p', 'mapping_node.candidates_per_update=16',
+                  *[arg for topic in topics for arg in ('-p', topic)],
                   env=dict(os.environ, GPT4SCENE_TEST_RUN=marker), timeout=400, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert not marked_processes(marker), 'the graph is stopped when the demo ends'
@@ -114,6 +130,7 @@ def test_the_demo_asks_every_task_and_writes_a_report_a_browser_renders(small_sc
     shot = screenshot(report, SCREENSHOTS / 'demo_report.png')
     assert shot.shape[1] == 1280 and float(shot.std()) > 20, 'the page shows images, not a blank page'
 
+    assert 'rosbag2 sequence' in (out / 'graph.log').read_text()
     # The synthetic world is already z-up with the floor at z = 0: the player's estimate must agree.
     log = (out / 'graph.log').read_text()
     alignment_line = next(line for line in log.splitlines() if 'T_odom_world' in line)
