@@ -111,3 +111,12 @@ def test_model_overlays_are_valid_query_node_settings(name):
     assert config.backend in ('transformers', 'openai') and config.model
     if config.backend == 'openai':
         assert config.base_url.startswith('http') and config.api_key_env
+
+
+def test_the_launch_file_applies_a_sensor_overlay_the_way_bringup_does():
+    declared = {ast.literal_eval(call.args[0]) for call in launch_calls('DeclareLaunchArgument')}
+    assert {'sensor', 'rviz', 'use_player', 'data_dir'} <= declared
+    # The same loader as gpt4scene-bringup --sensor: one reading of config/sensors/*.yaml.
+    assert launch_calls('load_sensor_overlay') and launch_calls('sensor_overlay_path')
+    functions = [ast.unparse(keyword(call, 'function')) for call in launch_calls('OpaqueFunction')]
+    assert functions == ['launch_nodes'], 'the nodes are made at launch time, after the overlay is read'
