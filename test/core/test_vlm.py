@@ -4,6 +4,8 @@ from configs, and the OpenAI-compatible HTTP backend against a real HTTP server 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -114,3 +116,17 @@ def test_http_backend_slow_or_down_endpoint_fails_within_its_timeout(server, mon
     with pytest.raises(VlmError, match='ConnectError|after 3 attempts'):
         down.answer(Prompt(IMAGES[:1], 'hi'), 10.0)
     assert time.monotonic() - started < 3.0
+
+
+@pytest.mark.parametrize('cpu_threads', [0, 1])
+def test_on_the_cpu_torch_leaves_a_core_to_the_mapping_node(tiny_models, cpu_threads):
+    # torch's thread count is per process: load the model in a fresh one.
+    code = ('import os, sys, torch; from gpt4scene_ros.core.config import QueryConfig; '
+            'from gpt4scene_ros.core.vlm import make_backend; '
+            f'make_backend(QueryConfig(backend="transformers", model=sys.argv[1], device="cpu", '
+            f'cpu_threads={cpu_threads}, warm_up=False)); print(torch.get_num_threads(), os.cpu_count())')
+    result = subprocess.run([sys.executable, '-c', code, str(tiny_models / 'qwen2-vl')], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    threads, cores = (int(v) for v in result.stdout.split()[-2:])
+    assert threads == (cpu_threads or max(1, cores - 1))
