@@ -210,7 +210,8 @@ def run_graph(data: Path, frames_total: int, args, model: str, out_dir: Path, ti
         timings['wait for the final objects'] = time.monotonic() - player_done_at
         counts.update({'frames in the sequence': frames_total, 'frames received': received(),
                        'frames integrated': mapping_values.get('frames_integrated', 0),
-                       'effective stride (received per integrated)': mapping_values.get('effective_stride', 0),
+                       'frames received per frame integrated': round(
+                           received() / max(1, int(mapping_values.get('frames_integrated', 0))), 2),
                        'keyframe candidates': mapping_values.get('keyframe_candidates', 0),
                        'keyframe candidates dropped': mapping_values.get('keyframe_candidates_dropped', 0),
                        'objects': len(snapshot.instances), 'keyframes': len(snapshot.keyframes)})
