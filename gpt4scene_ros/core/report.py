@@ -100,6 +100,28 @@ def draw_boxes_on_bev(snapshot: ObjectsSnapshot, instances, image: np.ndarray | 
     return canvas
 
 
+def overview_image(snapshot: ObjectsSnapshot, height_px: int = 420) -> np.ndarray:
+    """The package in one picture: the marked BEV next to the marked keyframe that shows the most objects."""
+    panels = [snapshot.bev_marked()]
+    if snapshot.keyframes:
+        best = max(snapshot.keyframes, key=lambda k: len(k.markers))
+        panels.append(best.marked(snapshot.marker_style))
+    resized = [cv2.resize(p, (max(1, round(p.shape[1] * height_px / p.shape[0])), height_px),
+                          interpolation=cv2.INTER_AREA) for p in panels]
+    gap = np.full((height_px, 8, 3), 255, np.uint8)
+    return np.concatenate([x for panel in resized for x in (panel, gap)][:-1], axis=1)
+
+
+def write_overview(path, snapshot: ObjectsSnapshot) -> Path:
+    """:func:`overview_image` as a JPEG file (ReportError when it cannot be written)."""
+    path = Path(path)
+    check_writable_dir(path.parent)
+    if not cv2.imwrite(str(path), cv2.cvtColor(overview_image(snapshot), cv2.COLOR_RGB2BGR),
+                       [cv2.IMWRITE_JPEG_QUALITY, 85]):
+        raise ReportError(f'cannot write {path}')
+    return path
+
+
 def _yaw_deg(yaw: float) -> float:
     return math.degrees(yaw)
 

@@ -8,7 +8,8 @@ docs/parameters.md). Without DATA it generates the synthetic demo scene (cached 
 the tiny random Qwen2-VL (cached in ``DIR/models``) unless ``--model`` or a ``--params-file`` names a model,
 starts the graph with ``gpt4scene-bringup`` (its output goes to ``DIR/graph.log``), plays the sequence in
 real time with a progress bar, waits for the object instances, asks one question of every SceneQuery task
-and writes ``DIR/report.html`` (self-contained: images embedded, nothing fetched when it is opened).
+and writes ``DIR/report.html`` (self-contained: images embedded, nothing fetched when it is opened) and
+``DIR/overview.jpg`` (the marked BEV and a marked keyframe: the README's picture).
 
 Exit code: 0 when the report was written, 1 when the graph failed (a node died, no map, no answer),
 2 for bad arguments or input (no such sequence, an output folder that cannot be written), 130 when
@@ -31,7 +32,8 @@ from tqdm import tqdm
 from ..core.bags import BagTopics
 from ..core.datasets import SequenceError, open_sequence
 from ..core.instances import object_tag
-from ..core.report import ReportContext, ReportError, ReportQuestion, check_writable_dir, write_report
+from ..core.report import (ReportContext, ReportError, ReportQuestion, check_writable_dir, write_overview,
+                           write_report)
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEMO_SCENE_SEED = 0
@@ -298,6 +300,7 @@ def main(argv=None) -> int:
                                 model=model, model_is_random=uses_tiny, timings_s=timings, counts=counts)
         timings['total'] = time.monotonic() - started
         report = write_report(out_dir / 'report.html', snapshot, answers, context)
+        write_overview(out_dir / 'overview.jpg', snapshot)
     except ReportError as error:
         print(f'demo: {error}', file=sys.stderr)
         return EXIT_BAD_INPUT

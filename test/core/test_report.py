@@ -13,7 +13,8 @@ import pytest
 
 from gpt4scene_ros.core.markers import marker_color
 from gpt4scene_ros.core.report import (ReportContext, ReportError, ReportQuestion, check_writable_dir,
-                                       draw_boxes_on_bev, render_report, write_report)
+                                       draw_boxes_on_bev, overview_image, render_report, write_overview,
+                                       write_report)
 from scene_fixtures import make_snapshot
 
 
@@ -91,3 +92,13 @@ def test_a_read_only_folder_is_a_clear_error(tmp_path):
             check_writable_dir(locked)
     finally:
         locked.chmod(stat.S_IRWXU)
+
+
+def test_the_overview_puts_the_marked_bev_next_to_the_busiest_keyframe(tmp_path):
+    snapshot = make_snapshot(num_keyframes=3)
+    image = overview_image(snapshot, height_px=200)
+    bev_width = round(snapshot.bev.width_px * 200 / snapshot.bev.height_px)
+    assert image.shape == (200, bev_width + 8 + round(640 * 200 / 480), 3)
+    np.testing.assert_array_equal(image[:, bev_width:bev_width + 8], 255)
+    path = write_overview(tmp_path / 'overview.jpg', snapshot)
+    assert cv2.imread(str(path)).shape == overview_image(snapshot).shape   # 420 px high by default
