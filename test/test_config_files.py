@@ -106,7 +106,13 @@ def test_nodes_refuse_the_invalid_example_config(node_name, parameter, tmp_path)
 @pytest.mark.parametrize('name', ['desktop_gpu', 'jetson', 'vllm'])
 def test_model_overlays_are_valid_query_node_settings(name):
     params = yaml.safe_load((REPO_ROOT / 'config' / 'vlm' / f'{name}.yaml').read_text())
-    assert set(params) == {'query_node'}
+    assert 'query_node' in params and set(params) <= set(SETTINGS_BY_NODE)
+    for node, section in params.items():   # every value is a valid setting of its node (a Jetson's map too)
+        values = dict(section['ros__parameters'])
+        for settings in SETTINGS_BY_NODE[node]:
+            names = {f.name for f in dataclasses.fields(settings)}
+            settings(**{k: values.pop(k) for k in list(values) if k in names})
+        assert not values, f'{name}.yaml: unknown {node} parameters {sorted(values)}'
     config = QueryConfig(**params['query_node']['ros__parameters'])
     assert config.backend in ('transformers', 'openai') and config.model
     if config.backend == 'openai':

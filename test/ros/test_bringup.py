@@ -60,7 +60,7 @@ def every_task(save_dir):
     wait_for(lambda: len(json.loads(ask('x', '--json', '--frames', '3', '--save-images', str(save_dir)).stdout)
                          ['images']) == 4, 120, 'three keyframes in the snapshot')
     assert all(len(i['center']) == 3 and len(i['size']) == 3 for i in objects['instances'])
-    for args in (['Where is the chair?'], ['What is in front of me?', '--situation', 'I stand by the sofa.'],
+    for args in (['where is the table?'], ['What is in front of me?', '--situation', 'I stand by the sofa.'],
                  ['the table', '--task', 'ground'], ['all chairs', '--task', 'multi_ground'], None):
         if args is None:
             # While the map grows an id listed a moment ago can be merged away: caption one listed just now.
