@@ -399,8 +399,9 @@ class InstanceConfig:
     keyframe_min_rotation_deg: float = setting(10.0, '... or turned this much, degrees.', minimum=0.0,
                                                maximum=180.0, read_only=True)
     candidates_per_update: int = setting(4, 'Most new candidate frames segmented for boundary votes per instance '
-                                         'update (the rest wait, the oldest dropped).', minimum=1, maximum=64,
-                                         read_only=True)
+                                         'update while the map grows (the rest wait, the oldest dropped); once '
+                                         'the map stops changing, an update takes every waiting one.', minimum=1,
+                                         maximum=64, read_only=True)
     min_surface_agreement: float = setting(0.5, 'A frame whose depth lands on the map surface less often than '
                                            'this has a pose that does not fit the map: not used.', minimum=0.0,
                                            maximum=1.0, read_only=True)

@@ -182,9 +182,11 @@ class ObjectsProcess:
         """Candidates that no update has used yet (an update is worth running even if the map did not change)."""
         return self._waiting_in_worker > 0 or self.counts['candidates'] != self._candidates_at_update
 
-    def update(self, points, colors, normals, stamp_s: float, map_version: int = 0) -> ObjectsSnapshot:
+    def update(self, points, colors, normals, stamp_s: float, map_version: int = 0,
+               all_candidates: bool = False) -> ObjectsSnapshot:
         self._candidates_at_update = self.counts['candidates']
-        snapshot, counts = self._request('update', points, colors, normals, float(stamp_s), int(map_version))
+        snapshot, counts = self._request('update', points, colors, normals, float(stamp_s), int(map_version),
+                                         bool(all_candidates))
         self._waiting_in_worker = counts.get('waiting', 0)
         self.counts['candidates_dropped_in_worker'] = counts.get('candidates_dropped', 0)
         if snapshot.instances:

@@ -341,18 +341,22 @@ class MappingNode(Node):
             return
         if time.monotonic() < self.objects_rest_until:
             return
-        if self.map_version == self.objects_version and not self.objects.has_new_candidates():
+        map_idle = self.map_version == self.objects_version
+        if map_idle and not self.objects.has_new_candidates():
             return
         self.objects_version = self.map_version
         surface = self.scene_map.surface()
         stamp, frame = self._stamp(), self.map_frame
-        self.objects_job = self.objects_worker.submit(self._update_instances, surface, self.map_version, stamp, frame)
+        self.objects_job = self.objects_worker.submit(self._update_instances, surface, self.map_version, stamp, frame,
+                                                      map_idle)
 
-    def _update_instances(self, surface, version, stamp, frame):
-        """In the objects worker: update the instances, keyframes and markers, and publish them."""
+    def _update_instances(self, surface, version, stamp, frame, all_candidates=False):
+        """In the objects worker: update the instances, keyframes and markers, and publish them. With
+        ``all_candidates`` (the map did not change since the last update: nothing to integrate competes) every
+        waiting keyframe candidate is used at once rather than ``candidates_per_update`` of them."""
         started = time.monotonic()
         try:
-            snapshot = self.objects.update(*surface, time_from_msg(stamp), version)
+            snapshot = self.objects.update(*surface, time_from_msg(stamp), version, all_candidates)
             took = time.monotonic() - started
             self.objects_rest_until = time.monotonic() + took * (1.0 / self.config.instance_max_duty - 1.0)
             self.instance_update_ms.append(snapshot.timing_ms['total'])

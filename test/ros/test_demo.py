@@ -109,9 +109,11 @@ def test_the_demo_on_a_bag_asks_every_task_and_writes_a_report_a_browser_renders
     # More keyframe candidates per update than the default 4: the objects settle sooner after the last frame.
     roles = ('color', 'depth', 'camera_info', 'odometry')
     topics = [f'player.{role}_topic={getattr(REALSENSE, role)}' for role in roles]
-    result = demo(str(small_bag), '--out', str(out), '-p', 'mapping_node.candidates_per_update=16',
-                  *[arg for topic in topics for arg in ('-p', topic)],
-                  env=dict(os.environ, GPT4SCENE_TEST_RUN=marker), timeout=400, cwd=tmp_path)
+    # The README's command itself (scripts/demo: set-up check, then the demo).
+    result = subprocess.run([str(REPO_ROOT / 'scripts' / 'demo'), str(small_bag), '--out', str(out),
+                             '-p', 'mapping_node.candidates_per_update=16',
+                             *[arg for topic in topics for arg in ('-p', topic)]], capture_output=True, text=True,
+                            env=dict(os.environ, GPT4SCENE_TEST_RUN=marker), timeout=400, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert not marked_processes(marker), 'the graph is stopped when the demo ends'
     report = out / 'report.html'
