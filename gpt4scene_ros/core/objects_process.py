@@ -178,6 +178,11 @@ class ObjectsProcess:
 
     # -- requests -------------------------------------------------------------------------------------------
 
+    @property
+    def waiting_candidates(self) -> int:
+        """Keyframe candidates no update has used yet (0: the last snapshot reflects every one)."""
+        return self._waiting_in_worker + self.counts['candidates'] - self._candidates_at_update
+
     def has_new_candidates(self) -> bool:
         """Candidates that no update has used yet (an update is worth running even if the map did not change)."""
         return self._waiting_in_worker > 0 or self.counts['candidates'] != self._candidates_at_update

@@ -38,8 +38,6 @@ from ..core.report import (ReportContext, ReportError, ReportQuestion, check_wri
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEMO_SCENE_SEED = 0
 DEMO_SCENE_FRAMES = 300
-SETTLED_AFTER_S = 5.0
-"""The map's objects are final when no snapshot came for this long (instance_period_s is 2 s)."""
 
 
 class DemoFailed(RuntimeError):
@@ -202,11 +200,24 @@ def run_graph(data: Path, frames_total: int, args, model: str, out_dir: Path, ti
             spin_until(played, args.timeout, 'while playing the sequence')
         player_done_at = time.monotonic()
         timings['play the sequence (real time)'] = player_done_at - play_started
-        # The mapping node integrates what it still holds, then the object layer updates (every instance_period_s)
-        # until it has used every keyframe candidate: the map has settled when no snapshot came for a while.
-        spin_until(lambda: snapshots and snapshots[-1][0] > player_done_at and snapshots[-1][1].instances
-                   and time.monotonic() - snapshots[-1][0] > SETTLED_AFTER_S,
-                   min(args.timeout, 120.0), 'waiting for the object instances to settle after the last frame')
+        # The mapping node integrates what it still holds, then the object layer updates until it has used every
+        # keyframe candidate: settled when a snapshot came after the last frame and, in diagnostics sent after that
+        # snapshot, the map stopped growing and no candidate waits.
+        settled = {}
+
+        def objects_settled():
+            if not (snapshots and snapshots[-1][0] > player_done_at and snapshots[-1][1].instances):
+                return False
+            if settled.get('snapshot_at') != snapshots[-1][0]:
+                settled.update(snapshot_at=snapshots[-1][0])
+                mapping_values.clear()
+                return False
+            if 'keyframe_candidates_waiting' not in mapping_values:
+                return False
+            return (mapping_values['keyframe_candidates_waiting'] == '0'
+                    and mapping_values.get('map_version') == str(snapshots[-1][1].map_version))
+        spin_until(objects_settled, min(args.timeout, 120.0),
+                   'waiting for the object instances to settle after the last frame')
         snapshot_msg = snapshots[-1][1]
         snapshot = snapshot_from_msg(snapshot_msg)
         timings['wait for the final objects'] = time.monotonic() - player_done_at

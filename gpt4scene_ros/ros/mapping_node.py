@@ -426,6 +426,7 @@ class MappingNode(Node):
         for name, window in (('integrate_ms_median', self.integrate_ms), ('frame_latency_ms_median', self.latency_ms)):
             values[name] = round(statistics.median(window), 2) if window else 0
         values['frame_latency_ms_p95'] = round(float(np.percentile(self.latency_ms, 95)), 2) if self.latency_ms else 0
+        values['map_version'] = self.map_version
         values['map_blocks'] = self.scene_map.num_blocks
         values['map_memory_mb'] = round(self.scene_map.memory_bytes / 1e6, 1)
         if self.objects is not None:
@@ -433,6 +434,7 @@ class MappingNode(Node):
             values['instance_update_ms_median'] = round(statistics.median(self.instance_update_ms), 1) \
                 if self.instance_update_ms else 0
             values['keyframe_candidates'] = self.objects.counts['candidates']
+            values['keyframe_candidates_waiting'] = self.objects.waiting_candidates
             values['keyframe_candidates_dropped'] = self.objects.counts['candidates_dropped'] + \
                 self.objects.counts['candidates_dropped_in_worker']
             values['object_layer_restarts'] = self.objects.counts['restarts']
