@@ -122,3 +122,13 @@ def test_the_real_kitchen_recorded_as_a_bag_fuses_like_the_folder(tmp_path):
     from_folder = process_sequence(KITCHEN, tmp_path / 'folder_out', config, progress=False, max_frames=120)
     assert from_bag['integrated'] == from_folder['integrated'] == 120
     assert from_bag['map_blocks'] == pytest.approx(from_folder['map_blocks'], rel=0.02), (from_bag, from_folder)
+
+
+def test_make_scene_records_the_generated_room_as_a_bag(tmp_path, capsys):
+    from gpt4scene_ros.core.synthetic import main as make_scene
+    args = [str(tmp_path / 'scene'), '--frames', '3', '--width', '80', '--height', '60', '--bag', str(tmp_path / 'bag')]
+    assert make_scene(args) == 0
+    assert 'recorded 3 frames as a rosbag2 bag (mcap)' in capsys.readouterr().out
+    assert len(open_sequence(tmp_path / 'bag')) == 3
+    assert make_scene([str(tmp_path / 'scene2'), '--frames', '3', '--bag', str(tmp_path / 'bag')]) == 2
+    assert 'already exists' in capsys.readouterr().err and not (tmp_path / 'scene2').exists()
