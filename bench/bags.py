@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / 'bench'))
 
-from foundation import bench_playback, row, timed  # noqa: E402
+from foundation import bench_playback, print_table_header, row, timed  # noqa: E402
 
 from gpt4scene_ros.core.bags import write_bag  # noqa: E402
 from gpt4scene_ros.core.datasets import open_sequence  # noqa: E402
@@ -41,11 +39,7 @@ def main():
             write_sequence(SyntheticSceneConfig(seed=4, num_frames=args.frames), data)
         folder = open_sequence(data)
         frames = min(args.frames, len(folder))
-        print(f'{time.strftime("%Y-%m-%d")}, {platform.machine()}, {os.cpu_count()} cores, '
-              f'Python {platform.python_version()}; {frames} frames of {data.name} '
-              f'({folder.intrinsics.width}x{folder.intrinsics.height})')
-        print('| step | median ms | p95 ms | runs | note |')
-        print('|---|---|---|---|---|')
+        print_table_header(f'{frames} frames of {data.name} ({folder.intrinsics.width}x{folder.intrinsics.height})')
         rows = [row('folder: load one frame', timed(lambda: folder.load(frames // 2), 20))]
         for storage in ('mcap', 'sqlite3'):
             bag_path = scratch / storage

@@ -40,6 +40,14 @@ def row(name: str, times_ms: np.ndarray, unit_note: str = '') -> str:
             f'| {unit_note} |')
 
 
+def print_table_header(note: str = '') -> None:
+    """The date and machine, then the header of the table that :func:`row` fills."""
+    print(f'{time.strftime("%Y-%m-%d")}, {platform.machine()}, {os.cpu_count()} cores, '
+          f'Python {platform.python_version()}' + (f'; {note}' if note else ''))
+    print('| step | median ms | p95 ms | runs | note |')
+    print('|---|---|---|---|---|')
+
+
 def bench_dataset(kitchen: Path) -> list:
     rows = [row('open 7-Scenes folder (1000 frames)', timed(lambda: open_sequence(kitchen), 10))]
     sequence = open_sequence(kitchen)
@@ -111,10 +119,7 @@ def main():
     parser.add_argument('--frames', type=int, default=300)
     args = parser.parse_args()
     os.environ.setdefault('ROS_DOMAIN_ID', str(60 + os.getpid() % 30))
-    print(f'{time.strftime("%Y-%m-%d")}, {platform.machine()}, {os.cpu_count()} cores, '
-          f'Python {platform.python_version()}')
-    print('| step | median ms | p95 ms | runs | note |')
-    print('|---|---|---|---|---|')
+    print_table_header()
     rows = []
     if args.kitchen.is_dir():
         rows += bench_dataset(args.kitchen)

@@ -103,6 +103,9 @@ class RgbdSequence:
         """Sequence time of the frame at position ``i``, in seconds."""
         return self._record(i).timestamp_s
 
+    def close(self) -> None:
+        """Release open files: a folder holds none (a bag, :class:`~gpt4scene_ros.core.bags.BagSequence`, does)."""
+
     def load(self, i: int) -> RgbdFrame:
         """Read the frame at position ``i``; raises FrameError naming the file at fault."""
         record = self._record(i)

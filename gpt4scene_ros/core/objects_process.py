@@ -185,7 +185,7 @@ class ObjectsProcess:
 
     def has_new_candidates(self) -> bool:
         """Candidates that no update has used yet (an update is worth running even if the map did not change)."""
-        return self._waiting_in_worker > 0 or self.counts['candidates'] != self._candidates_at_update
+        return self.waiting_candidates > 0
 
     def update(self, points, colors, normals, stamp_s: float, map_version: int = 0,
                all_candidates: bool = False) -> ObjectsSnapshot:

@@ -122,10 +122,6 @@ def write_overview(path, snapshot: ObjectsSnapshot) -> Path:
     return path
 
 
-def _yaw_deg(yaw: float) -> float:
-    return math.degrees(yaw)
-
-
 def _object_rows(instances) -> str:
     rows = []
     for instance in sorted(instances, key=lambda i: i.id):
@@ -137,7 +133,7 @@ def _object_rows(instances) -> str:
             f'{html.escape(instance.tag)}</td><td>{label}</td>'
             f'<td>{box.center[0]:.2f}, {box.center[1]:.2f}, {box.center[2]:.2f}</td>'
             f'<td>{box.size[0]:.2f} &times; {box.size[1]:.2f} &times; {box.size[2]:.2f}</td>'
-            f'<td>{_yaw_deg(box.yaw):.0f}&deg;</td><td>{instance.num_points}</td>'
+            f'<td>{math.degrees(box.yaw):.0f}&deg;</td><td>{instance.num_points}</td>'
             f'<td>{len(instance.keyframe_ids)}</td></tr>')
     return '\n'.join(rows)
 

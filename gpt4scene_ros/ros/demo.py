@@ -282,12 +282,9 @@ def main(argv=None) -> int:
     if args.frames < 0 or args.timeout <= 0:
         parser.error('--frames must be >= 0 and --timeout > 0')
 
-    interrupted = []
-
-    def on_signal(signum, frame):
-        interrupted.append(signum)
+    def on_sigterm(signum, frame):   # stop the graph as Ctrl-C does
         raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGTERM, on_sigterm)
     timings, counts = {}, {}
     started = time.monotonic()
     try:
@@ -296,6 +293,7 @@ def main(argv=None) -> int:
         try:
             sequence = open_sequence(str(data), bag_topics=bag_topics_of(args.overrides))
             frames_total = min(args.frames or len(sequence), len(sequence))
+            sequence.close()   # only checked and counted here: the player opens it again
         except SequenceError as error:
             print(f'demo: {error}', file=sys.stderr)
             return EXIT_BAD_INPUT
