@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gpt4scene_ros.core.boxes import OrientedBox, fit_box  # noqa: E402
+from gpt4scene_ros.objects.boxes import OrientedBox, fit_box  # noqa: E402
 
 # label, (x0, x1), (y0, y1), (z0, z1), yaw of the region and the box (radians), exclusions (same form).
 TABLE = ((-1.05, 1.25), (1.15, 2.12), (0.64, 0.79))

@@ -20,9 +20,9 @@ sys.path.insert(0, str(REPO_ROOT / 'bench'))
 
 from foundation import bench_playback, print_table_header, row, timed  # noqa: E402
 
-from gpt4scene_ros.core.bags import write_bag  # noqa: E402
-from gpt4scene_ros.core.datasets import open_sequence  # noqa: E402
-from gpt4scene_ros.core.synthetic import SyntheticSceneConfig, write_sequence  # noqa: E402
+from gpt4scene_ros.io.bags import write_bag  # noqa: E402
+from gpt4scene_ros.io.folders import open_sequence  # noqa: E402
+from gpt4scene_ros.sim.synthetic_scene import SyntheticSceneConfig, write_sequence  # noqa: E402
 
 
 def main():

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gpt4scene_ros.core.datasets import open_sequence
-from gpt4scene_ros.core.gravity import estimate_gravity_alignment
-from gpt4scene_ros.core.synthetic import SyntheticSceneConfig, build_scene, camera_path, render_frame, write_sequence
+from gpt4scene_ros.io.folders import open_sequence
+from gpt4scene_ros.mapping.gravity import estimate_gravity_alignment
+from gpt4scene_ros.sim.synthetic_scene import SyntheticSceneConfig, build_scene, camera_path, render_frame, write_sequence
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

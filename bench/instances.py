@@ -34,13 +34,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gpt4scene_ros.core.config import InstanceConfig, MappingConfig  # noqa: E402
-from gpt4scene_ros.core.datasets import open_sequence  # noqa: E402
-from gpt4scene_ros.core.gravity import estimate_gravity_alignment  # noqa: E402
-from gpt4scene_ros.core.evaluation import (IdHistory, keyframe_coverage, load_truth, marker_correctness,  # noqa: E402
+from gpt4scene_ros.common.settings import InstanceConfig, MappingConfig  # noqa: E402
+from gpt4scene_ros.io.folders import open_sequence  # noqa: E402
+from gpt4scene_ros.mapping.gravity import estimate_gravity_alignment  # noqa: E402
+from gpt4scene_ros.objects.evaluation import (IdHistory, keyframe_coverage, load_truth, marker_correctness,  # noqa: E402
                                            match_instances, observed_truth)
-from gpt4scene_ros.core.offline import process_sequence  # noqa: E402
-from gpt4scene_ros.core.synthetic import SyntheticSceneConfig, write_sequence  # noqa: E402
+from gpt4scene_ros.tools.process import process_sequence  # noqa: E402
+from gpt4scene_ros.sim.synthetic_scene import SyntheticSceneConfig, write_sequence  # noqa: E402
 
 KITCHEN = REPO.parent / 'shared' / 'data' / '7scenes-redkitchen'
 KITCHEN_ANNOTATION = REPO / 'bench' / 'data' / 'redkitchen_objects.json'

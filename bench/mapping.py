@@ -27,14 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-import gpt4scene_ros.ros  # noqa: F401  (first: sets the nodes' OpenMP policy before Open3D loads)
+import gpt4scene_ros.nodes  # noqa: F401  (first: sets the nodes' OpenMP policy before Open3D loads)
 import open3d as o3d
 import open3d.core as o3c
 
-from gpt4scene_ros.core.config import MappingConfig
-from gpt4scene_ros.core.datasets import open_sequence
-from gpt4scene_ros.core.gravity import estimate_gravity_alignment
-from gpt4scene_ros.core.mapping import SceneMap
+from gpt4scene_ros.common.settings import MappingConfig
+from gpt4scene_ros.io.folders import open_sequence
+from gpt4scene_ros.mapping.gravity import estimate_gravity_alignment
+from gpt4scene_ros.mapping.tsdf import SceneMap
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,10 +92,10 @@ def node_run(frames, sequence, alignment, config: MappingConfig, count: int):
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, Image
 
-    from gpt4scene_ros.core.transforms import R_BASE_OPTICAL, invert_transform, make_transform
+    from gpt4scene_ros.common.transforms import R_BASE_OPTICAL, invert_transform, make_transform
     from gpt4scene_ros.ros.conversions import (intrinsics_to_camera_info, numpy_to_image, time_to_msg,
                                                transform_to_pose)
-    from gpt4scene_ros.ros.mapping_node import MappingNode
+    from gpt4scene_ros.nodes.mapping_node import MappingNode
 
     rclpy.init()
     overrides = [Parameter('device', value=config.device), Parameter('input_qos', value='reliable'),
@@ -150,7 +150,7 @@ def node_run_with_player(kitchen: Path, config: MappingConfig, count: int):
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
 
-    from gpt4scene_ros.ros.mapping_node import MappingNode
+    from gpt4scene_ros.nodes.mapping_node import MappingNode
 
     rclpy.init()
     node = MappingNode(parameter_overrides=[

@@ -40,11 +40,11 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 
 from chat_server import ChatServer  # noqa: E402
 from instances_node import KITCHEN, Diagnostics, executable  # noqa: E402
-from gpt4scene_ros.core.vlm.tiny import make_tiny_vlm  # noqa: E402
+from gpt4scene_ros.sim.tiny_models import make_tiny_vlm  # noqa: E402
 from scene_fixtures import make_snapshot  # noqa: E402
 
-from gpt4scene_ros.core.prompting import PromptTemplates, build_prompt  # noqa: E402
-from gpt4scene_ros.core.vlm.hf import TransformersBackend  # noqa: E402
+from gpt4scene_ros.query.prompts import PromptTemplates, build_prompt  # noqa: E402
+from gpt4scene_ros.query.backends.local_transformers import TransformersBackend  # noqa: E402
 from gpt4scene_ros.msg import SceneSnapshot  # noqa: E402
 from gpt4scene_ros.ros.conversions import snapshot_from_msg, snapshot_to_msg  # noqa: E402
 from gpt4scene_ros.srv import SceneQuery  # noqa: E402

@@ -126,7 +126,7 @@ def largest_gaps(arrivals: dict, since: float, until: float) -> dict:
 def run(args) -> dict:
     log_dir = args.out
     log_dir.mkdir(parents=True, exist_ok=True)
-    from gpt4scene_ros.core.vlm.tiny import make_tiny_vlm
+    from gpt4scene_ros.sim.tiny_models import make_tiny_vlm
     model = make_tiny_vlm(Path(tempfile.mkdtemp(prefix='gpt4scene_soak_')) / 'qwen2-vl', 'qwen2-vl')
     rclpy.init()
     node = rclpy.create_node('gpt4scene_soak')

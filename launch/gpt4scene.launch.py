@@ -7,7 +7,7 @@
 of the same form): its topic remappings and mapping-node parameters (they
 override params_file). ``color_topic:=...`` and the other topic arguments
 remap one topic and win over the overlay. The node list is
-gpt4scene_ros.graph.NODES, which gpt4scene-bringup starts as well.
+gpt4scene_ros.common.graph.NODES, which gpt4scene-bringup starts as well.
 """
 
 from pathlib import Path
@@ -19,8 +19,8 @@ from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJ
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from gpt4scene_ros.core.sensors import load_sensor_overlay, sensor_overlay_path
-from gpt4scene_ros.graph import NODES, PACKAGE, SENSOR_TOPICS
+from gpt4scene_ros.common.sensor_overlays import load_sensor_overlay, sensor_overlay_path
+from gpt4scene_ros.common.graph import NODES, PACKAGE, SENSOR_TOPICS
 
 TOPIC_ARGUMENTS = ('color_topic', 'depth_topic', 'camera_info_topic', 'odom_topic')
 

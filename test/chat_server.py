@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import cv2
 import numpy as np
 
-from gpt4scene_ros.core.prompting import Prompt
+from gpt4scene_ros.query.prompts import Prompt
 
 
 def decode_data_url(url: str) -> np.ndarray:

@@ -163,8 +163,8 @@ def call_service(node, client, request, timeout_s: float = 30.0, attempt_s: floa
 
 @pytest.fixture(scope='session')
 def tiny_models(tmp_path_factory):
-    """Tiny random models built from configs (gpt4scene_ros.core.vlm.tiny): nothing is downloaded."""
-    from gpt4scene_ros.core.vlm.tiny import make_tiny_segmenter, make_tiny_vlm
+    """Tiny random models built from configs (gpt4scene_ros.sim.tiny_models): nothing is downloaded."""
+    from gpt4scene_ros.sim.tiny_models import make_tiny_segmenter, make_tiny_vlm
     folder = tmp_path_factory.mktemp('tiny_models')
     make_tiny_segmenter(folder / 'segformer')
     for family in ('qwen2-vl', 'qwen2.5-vl'):
@@ -175,9 +175,9 @@ def tiny_models(tmp_path_factory):
 def fused_room(folder, seed: int, num_frames: int, mapping):
     """A clean generated room (objects apart) at 320x240 written to ``folder`` and fused frame by frame:
     (folder, sequence, scene_map, frames)."""
-    from gpt4scene_ros.core.datasets import open_sequence
-    from gpt4scene_ros.core.mapping import SceneMap
-    from gpt4scene_ros.core.synthetic import SyntheticSceneConfig, write_sequence
+    from gpt4scene_ros.io.folders import open_sequence
+    from gpt4scene_ros.mapping.tsdf import SceneMap
+    from gpt4scene_ros.sim.synthetic_scene import SyntheticSceneConfig, write_sequence
 
     write_sequence(SyntheticSceneConfig(seed=seed, num_frames=num_frames, clutter='none').with_resolution(320, 240),
                    folder)

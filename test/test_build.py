@@ -38,7 +38,7 @@ def test_colcon_build_in_a_workspace_gives_interfaces_executables_and_share_file
     for relative in ('launch/gpt4scene.launch.py', 'config/gpt4scene.yaml', 'config/fastdds.xml', 'package.xml'):
         assert (install / 'share' / 'gpt4scene_ros' / relative).is_file(), relative
     assert (install / 'share' / 'ament_index' / 'resource_index' / 'packages' / 'gpt4scene_ros').exists()
-    check = ('import gpt4scene_ros, gpt4scene_ros.ros.query_node\n'
+    check = ('import gpt4scene_ros, gpt4scene_ros.nodes.query_node\n'
              'from gpt4scene_ros.srv import SceneQuery, FilePath\n'
              'from gpt4scene_ros.msg import ObjectInstance, ObjectInstanceArray\n'
              'assert SceneQuery.Request.TASK_MULTI_GROUND == "multi_ground"\n'
@@ -56,8 +56,8 @@ def test_pip_installs_the_ros_free_core(tmp_path):
                              '--target', str(target), str(source)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     check = ('import sys; sys.modules["rclpy"] = None\n'
-             'import gpt4scene_ros.core.synthetic, gpt4scene_ros.core.datasets\n'
-             'print(gpt4scene_ros.core.datasets.__file__)')
+             'import gpt4scene_ros.sim.synthetic_scene, gpt4scene_ros.io.folders\n'
+             'print(gpt4scene_ros.io.folders.__file__)')
     run = subprocess.run([sys.executable, '-c', check], env={**os.environ, 'PYTHONPATH': str(target)},
                          cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr

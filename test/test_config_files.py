@@ -12,9 +12,9 @@ import pytest
 import yaml
 from conftest import REPO_ROOT, executable
 
-from gpt4scene_ros.core.config import NODE_SETTINGS as SETTINGS_BY_NODE
-from gpt4scene_ros.core.config import QueryConfig
-from gpt4scene_ros.graph import NODES, PACKAGE
+from gpt4scene_ros.common.settings import NODE_SETTINGS as SETTINGS_BY_NODE
+from gpt4scene_ros.common.settings import QueryConfig
+from gpt4scene_ros.common.graph import NODES, PACKAGE
 
 LAUNCH_FILE = REPO_ROOT / 'launch' / 'gpt4scene.launch.py'
 
@@ -41,7 +41,7 @@ def keyword(call: ast.Call, name: str):
 
 def test_the_launch_file_starts_the_graphs_nodes_which_are_entry_points_of_this_package():
     tree = ast.parse(LAUNCH_FILE.read_text())
-    imports = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == 'gpt4scene_ros.graph']
+    imports = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == 'gpt4scene_ros.common.graph']
     assert imports and {'NODES', 'PACKAGE'} <= {alias.name for alias in imports[0].names}
     loops = [n for n in ast.walk(tree) if isinstance(n, ast.For) and getattr(n.iter, 'id', None) == 'NODES']
     calls = launch_calls('Node')

@@ -18,17 +18,17 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Poi
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
-from ..core.bev import BevImage
-from ..core.boxes import OrientedBox
-from ..core.instances import Instance, object_tag
-from ..core.markers import Marker as Marker2D
-from ..core.markers import MarkerStyle, marker_color
-from ..core.objects import Keyframe as CoreKeyframe
-from ..core.objects import ObjectsSnapshot
-from ..core.scene_query import QueryRequest, QueryResult
-from ..core.transforms import make_transform, matrix_from_quaternion, quaternion_from_matrix
-from ..core.types import CameraIntrinsics
-from ..msg import ImageMarker, Keyframe, ObjectInstance, SceneSnapshot
+from gpt4scene_ros.mapping.bev import BevImage
+from gpt4scene_ros.objects.boxes import OrientedBox
+from gpt4scene_ros.objects.tracking import Instance, object_tag
+from gpt4scene_ros.objects.markers import Marker as Marker2D
+from gpt4scene_ros.objects.markers import MarkerStyle, marker_color
+from gpt4scene_ros.objects.scene_objects import Keyframe as CoreKeyframe
+from gpt4scene_ros.objects.scene_objects import ObjectsSnapshot
+from gpt4scene_ros.query.scene_query import QueryRequest, QueryResult
+from gpt4scene_ros.common.transforms import make_transform, matrix_from_quaternion, quaternion_from_matrix
+from gpt4scene_ros.common.frames import CameraIntrinsics
+from gpt4scene_ros.msg import ImageMarker, Keyframe, ObjectInstance, SceneSnapshot
 
 # encoding -> (numpy dtype, channels)
 IMAGE_ENCODINGS = {

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from builtin_interfaces.msg import Time
 
-from .conversions import IMAGE_ENCODINGS, image_to_numpy, numpy_to_image
+from gpt4scene_ros.ros.conversions import IMAGE_ENCODINGS, image_to_numpy, numpy_to_image
 
 _logger = logging.getLogger(__name__)
 

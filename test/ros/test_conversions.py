@@ -9,13 +9,13 @@ from geometry_msgs.msg import Pose
 from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import Marker
 
-from gpt4scene_ros.core.bev import BevImage
-from gpt4scene_ros.core.boxes import OrientedBox
-from gpt4scene_ros.core.instances import Instance
-from gpt4scene_ros.core.markers import Marker as ImageMarker
-from gpt4scene_ros.core.objects import Keyframe, ObjectsSnapshot
-from gpt4scene_ros.core.transforms import make_transform, matrix_from_quaternion
-from gpt4scene_ros.core.types import CameraIntrinsics
+from gpt4scene_ros.mapping.bev import BevImage
+from gpt4scene_ros.objects.boxes import OrientedBox
+from gpt4scene_ros.objects.tracking import Instance
+from gpt4scene_ros.objects.markers import Marker as ImageMarker
+from gpt4scene_ros.objects.scene_objects import Keyframe, ObjectsSnapshot
+from gpt4scene_ros.common.transforms import make_transform, matrix_from_quaternion
+from gpt4scene_ros.common.frames import CameraIntrinsics
 from gpt4scene_ros.ros.conversions import (camera_info_to_intrinsics, image_to_numpy, instance_from_msg,
                                            instance_to_msg, instances_to_marker_array, intrinsics_to_camera_info,
                                            numpy_to_image, pose_to_transform, snapshot_from_msg, snapshot_to_msg,

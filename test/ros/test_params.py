@@ -9,7 +9,7 @@ import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.parameter import Parameter
 
-from gpt4scene_ros.core.config import InstanceConfig, MappingConfig, MappingNodeConfig, PlayerConfig, QueryConfig
+from gpt4scene_ros.common.settings import InstanceConfig, MappingConfig, MappingNodeConfig, PlayerConfig, QueryConfig
 from gpt4scene_ros.ros.params import declare_settings
 
 

@@ -1,1 +1,0 @@
-"""ROS-free core: data, geometry and algorithms. Never imports rclpy or *_msgs."""

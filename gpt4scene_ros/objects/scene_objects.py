@@ -1,0 +1,341 @@
+"""The object layer of a map: instances with persistent IDs, keyframes and ID markers, as one snapshot.
+
+:class:`SceneObjects` is what the mapping node and the offline CLI drive:
+
+- :meth:`SceneObjects.observe` takes every integrated frame on the map's own
+  thread and only keeps (a reference to) those that moved enough to be new
+  keyframe candidates: cheap, it never delays integration;
+- :meth:`SceneObjects.update`, run in a worker on a snapshot of the map's
+  surface, segments the candidates' colour images for boundary votes,
+  segments the surface (:mod:`gpt4scene_ros.objects.segmentation.surface`), tracks the
+  instances (:mod:`gpt4scene_ros.objects.tracking`), labels what each
+  candidate shows, chooses the keyframes and places the markers, and returns
+  an :class:`ObjectsSnapshot`: one consistent state that the query service can
+  take as a whole.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from gpt4scene_ros.mapping.bev import BevImage, render_bev
+from gpt4scene_ros.objects.boxes import fit_box
+from gpt4scene_ros.common.settings import InstanceConfig, MappingConfig
+from gpt4scene_ros.objects.detectors import checked_detections, fuse_detections
+from gpt4scene_ros.objects.tracking import Instance, InstanceTracker, SegmentObservation
+from gpt4scene_ros.objects.keyframes import FrameView, KeyframePool, VoxelLabels, label_view, make_view, select_keyframes
+from gpt4scene_ros.objects.markers import Marker, MarkerStyle, draw_markers, place_markers
+from gpt4scene_ros.objects.segmentation.surface import BoundaryVotes, Segmentation, segment_surface, surface_voxels
+from gpt4scene_ros.common.frames import CameraIntrinsics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class Keyframe:
+    """A chosen keyframe: the unmarked colour image, its camera, and the markers of the instances it shows."""
+
+    index: int
+    stamp_s: float
+    image: np.ndarray
+    intrinsics: CameraIntrinsics
+    T_map_camera: np.ndarray
+    markers: tuple
+
+    def marked(self, style: MarkerStyle = MarkerStyle()) -> np.ndarray:
+        return draw_markers(self.image, self.markers, style)
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectsSnapshot:
+    """Everything the object layer publishes for one map state."""
+
+    stamp_s: float
+    map_version: int
+    instances: tuple
+    bev: BevImage
+    bev_markers: tuple
+    keyframes: tuple
+    marker_style: MarkerStyle = MarkerStyle()
+    timing_ms: dict = field(default_factory=dict)
+    segmentation: Segmentation | None = field(default=None, repr=False)
+    voxel_ids: np.ndarray | None = field(default=None, repr=False)
+    """Instance id of each voxel of ``segmentation.voxels`` (0: none), for evaluation and debugging."""
+
+    def bev_marked(self, style: MarkerStyle | None = None) -> np.ndarray:
+        return draw_markers(self.bev.image, self.bev_markers, style or self.marker_style)
+
+    def instance(self, instance_id: int) -> Instance | None:
+        return next((i for i in self.instances if i.id == instance_id), None)
+
+
+class CandidateGate:
+    """Keeps a frame as a keyframe candidate only when the camera moved or turned enough since the last one."""
+
+    def __init__(self, config: InstanceConfig):
+        self.config = config
+        self._last_pose = None
+
+    def offer(self, color, depth_m, intrinsics: CameraIntrinsics, T_map_camera, stamp_s: float,
+              index: int) -> FrameView | None:
+        """The frame's view when it is a new candidate, else None (cheap: most frames stop at the pose test)."""
+        cfg = self.config
+        last = self._last_pose
+        if last is not None:
+            moved = float(np.linalg.norm(T_map_camera[:3, 3] - last[:3, 3]))
+            cos_turn = float(np.clip(np.dot(T_map_camera[:3, 2], last[:3, 2]), -1.0, 1.0))
+            if moved < cfg.keyframe_min_translation_m and math.degrees(math.acos(cos_turn)) < \
+                    cfg.keyframe_min_rotation_deg:
+                return None
+        self._last_pose = np.array(T_map_camera, dtype=np.float64)
+        return make_view(color, depth_m, intrinsics, T_map_camera, stamp_s, index, cfg.view_width_px)
+
+    def reset(self) -> None:
+        self._last_pose = None
+
+
+class SceneObjects:
+    """Instances, keyframes and markers of a map (see the module docstring).
+
+    Thread-safety: :meth:`observe` may be called from one thread while
+    :meth:`update` runs in another; :meth:`update`, :meth:`reset`,
+    :meth:`state` and :meth:`restore` must not run concurrently with each other.
+    """
+
+    def __init__(self, config: InstanceConfig, mapping: MappingConfig, detector=None):
+        """``detector`` (optional): anything with ``detect(rgb) -> list[Detection]``
+        (:mod:`gpt4scene_ros.objects.detectors`); it names the instances."""
+        if not isinstance(config, InstanceConfig):
+            raise TypeError(f'config must be an InstanceConfig, got {type(config).__name__}')
+        self.config = config
+        self.mapping = mapping
+        self.detector = detector
+        self.style = MarkerStyle(radius_px=config.marker_radius_px)
+        self.tracker = InstanceTracker(config.max_instances)
+        self.votes = BoundaryVotes(config, mapping.voxel_size_m)
+        self.pool = KeyframePool(config.keyframe_pool_size)
+        self._pending = collections.deque(maxlen=config.keyframe_pool_size)
+        self._pending_lock = threading.Lock()
+        self.gate = CandidateGate(config)
+        self.counts = collections.Counter()
+        self.last_snapshot: ObjectsSnapshot | None = None
+        self._views, self._visible, self._table = [], [], None
+
+    # -- the map thread -----------------------------------------------------------------------------------
+
+    def observe(self, color, depth_m, intrinsics: CameraIntrinsics, T_map_camera, stamp_s: float,
+                index: int) -> bool:
+        """Offer an integrated frame; True when it was kept as a keyframe candidate (it moved enough)."""
+        view = self.gate.offer(color, depth_m, intrinsics, T_map_camera, stamp_s, index)
+        if view is None:
+            return False
+        self.add_candidate(view)
+        return True
+
+    def add_candidate(self, view: FrameView) -> None:
+        """Queue a keyframe candidate for the next :meth:`update` (the oldest waiting one goes when full)."""
+        with self._pending_lock:
+            if len(self._pending) == self._pending.maxlen:
+                self.counts['candidates_dropped'] += 1
+            self._pending.append(view)
+        self.counts['candidates'] += 1
+
+    # -- the worker ----------------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """The map was reset: forget instances, votes and keyframes (IDs are not reused)."""
+        with self._pending_lock:
+            self._pending.clear()
+        self.tracker.reset()
+        self.votes.clear()
+        self.pool.clear()
+        self.gate.reset()
+        self.last_snapshot = None
+
+    def pending_candidates(self) -> int:
+        """Keyframe candidates waiting for the next :meth:`update`."""
+        return len(self._pending)
+
+    def _take_candidates(self, budget: int | None) -> list[FrameView]:
+        with self._pending_lock:
+            count = len(self._pending) if budget is None else min(len(self._pending), budget)
+            return [self._pending.popleft() for _ in range(count)]
+
+    def update(self, points, colors, normals, stamp_s: float, map_version: int = 0,
+               all_candidates: bool = False) -> ObjectsSnapshot:
+        """Recompute the instances, keyframes and markers from the map's surface (points, colours, normals).
+
+        At most ``candidates_per_update`` new keyframe candidates are segmented for boundary votes (the
+        rest wait for the next update), or all of them with ``all_candidates`` (offline processing).
+        """
+        cfg = self.config
+        timing = {}
+        started = time.perf_counter()
+        new_views = self._take_candidates(None if all_candidates else cfg.candidates_per_update)
+        for view in new_views:
+            self.votes.add_view(view)
+            self.pool.add(view)
+        timing['votes'] = (time.perf_counter() - started) * 1000.0
+        tick = time.perf_counter()
+        detections = self._detect(new_views)
+        timing['detector'] = (time.perf_counter() - tick) * 1000.0
+
+        tick = time.perf_counter()
+        voxels = surface_voxels(points, colors, normals, self.mapping.voxel_size_m)
+        segmentation = segment_surface(voxels, cfg, self.votes)
+        timing['segmentation'] = (time.perf_counter() - tick) * 1000.0
+
+        tick = time.perf_counter()
+        observations = []
+        v = self.mapping.voxel_size_m
+        for members in segmentation.members():
+            floor_z = float(np.median(segmentation.structure.floor_height_m[members]))
+            support_z = _support_height(voxels, segmentation, members, floor_z)
+            # The ring of the support's own surface that a segment's border often takes along stays out of its box.
+            on_support = (np.abs(voxels.points[members, 2] - support_z) < 0.5 * v) & (voxels.normals[members, 2] > 0.9)
+            body = members[~on_support] if np.count_nonzero(~on_support) >= 4 else members
+            box = fit_box(voxels.points[body], v, floor_z=support_z, trim=cfg.box_trim)
+            mean_rgb = tuple(int(c) for c in np.rint(voxels.colors[members].mean(axis=0)))
+            observations.append(SegmentObservation(voxels.keys[members], box, mean_rgb))
+        ids = self.tracker.update(observations, stamp_s)
+        voxel_ids = np.zeros(len(voxels), np.int64)
+        for members, instance_id in zip(segmentation.members(), ids):
+            voxel_ids[members] = instance_id
+        timing['tracking'] = (time.perf_counter() - tick) * 1000.0
+
+        tick = time.perf_counter()
+        table = VoxelLabels(voxels.keys, voxel_ids, voxels.normals, self.mapping.voxel_size_m)
+        self._views = list(self.pool.views)
+        coarse = [label_view(view, table, step=2) for view in self._views]
+        self._visible = [labels.visible_px if labels.surface_agreement >= cfg.min_surface_agreement else None
+                         for labels in coarse]
+        self._table = table
+        self.counts['views_off_the_map'] = sum(v is None for v in self._visible)
+        for view, found in detections:
+            k = next((k for k, other in enumerate(self._views) if other is view), None)
+            if k is None or self._visible[k] is None:
+                continue
+            labels = coarse[k]
+            votes = fuse_detections(found, labels.label_image, labels.step, (view.depth_step - 1) // 2,
+                                    view.color.shape)
+            for instance_id, label, weight in votes:
+                self.tracker.vote_label(instance_id, label, weight)
+        instances = self.tracker.published()
+        keyframes = self.choose_keyframes(cfg.keyframe_selection, cfg.num_keyframes)
+        seen_in: dict[int, list[int]] = collections.defaultdict(list)
+        for position, keyframe in enumerate(keyframes):
+            for marker in keyframe.markers:
+                seen_in[marker.id].append(position)
+        timing['keyframes'] = (time.perf_counter() - tick) * 1000.0
+
+        tick = time.perf_counter()
+        bev, bev_markers = self._bev(points, colors, table, instances)
+        timing['bev'] = (time.perf_counter() - tick) * 1000.0
+        timing['total'] = (time.perf_counter() - started) * 1000.0
+        snapshot = ObjectsSnapshot(float(stamp_s), int(map_version),
+                                   tuple(self.tracker.with_keyframes(instances, seen_in)), bev, tuple(bev_markers),
+                                   tuple(keyframes), self.style, timing, segmentation, voxel_ids)
+        self.last_snapshot = snapshot
+        return snapshot
+
+    def _detect(self, views) -> list:
+        """(view, detections) of the new candidates; a detector that fails or returns garbage is skipped."""
+        if self.detector is None:
+            return []
+        found = []
+        for view in views:
+            try:
+                found.append((view, checked_detections(self.detector.detect(view.color), view.color.shape)))
+            except Exception as error:  # a learned model failing must not stop the geometric instances
+                self.counts['detector_errors'] += 1
+                if self.counts['detector_errors'] in (1, 10, 100) or self.counts['detector_errors'] % 1000 == 0:
+                    logger.warning('detector %s failed on frame %d (%d failures so far; instances keep their '
+                                   'geometry): %r', type(self.detector).__name__, view.index,
+                                   self.counts['detector_errors'], error)
+        return found
+
+    def choose_keyframes(self, method: str, count: int) -> list[Keyframe]:
+        """Keyframes (time order, with markers) chosen by ``method`` among the candidates labelled by the last
+        :meth:`update`; the update itself uses the configured method and count."""
+        area = _area_scale(self._views[0].intrinsics) if self._views else 1.0
+        chosen = select_keyframes(self._views, self._visible, count, method,
+                                  max(1, int(self.config.marker_min_area_px * area)))
+        keyframes = []
+        for k in chosen:
+            view = self._views[k]
+            markers = ()
+            if self._visible[k] is not None:
+                minimum = max(1, int(self.config.marker_min_area_px * _area_scale(view.intrinsics)))
+                markers = tuple(_markers_in_view(label_view(view, self._table), view, minimum))
+            keyframes.append(Keyframe(view.index, view.stamp_s, view.color, view.intrinsics, view.T_map_camera,
+                                      markers))
+        return keyframes
+
+    def _bev(self, points, colors, table: VoxelLabels, instances):
+        m = self.mapping
+        bev = render_bev(points, colors, size_px=m.bev_size_px, max_height_m=m.bev_max_height_m,
+                         margin_m=m.bev_margin_m, voxel_size_m=m.voxel_size_m)
+        point_ids = np.append(np.maximum(table.lookup(np.asarray(points, dtype=np.float64).reshape(-1, 3)), 0), 0)
+        label_image = point_ids[bev.top_point_index]       # index -1 (no point) reads the appended 0
+        # A marker in a BEV of 512 px covers about a 40 px disc: objects need fewer pixels there.
+        min_area = max(4, int(self.config.marker_min_area_px * (m.bev_size_px / 640.0) ** 2 / 16))
+        markers = place_markers(label_image, [i.id for i in instances], min_area_px=min_area)
+        placed = {marker.id for marker in markers}
+        # Objects hidden from above (under a table): the marker goes on their footprint.
+        for instance in instances:
+            if instance.id in placed:
+                continue
+            footprint = _footprint_mask(bev, instance)
+            markers.extend(place_markers(np.where(footprint, instance.id, 0), [instance.id]))
+        return bev, markers
+
+
+def _area_scale(intrinsics: CameraIntrinsics) -> float:
+    """Image area relative to 640x480, the size the pixel-count settings are given for."""
+    return intrinsics.width * intrinsics.height / (640.0 * 480.0)
+
+
+def _support_height(voxels, segmentation, members, floor_z) -> float:
+    """Height of the surface a segment stands on: the top of whatever lies just below its lowest voxels."""
+    v = voxels.voxel_size_m
+    z = voxels.points[members, 2]
+    bottom = z.min()
+    low = members[z <= bottom + v]
+    keys = voxels.keys[low]
+    label = segmentation.labels[members[0]]
+    best = None
+    for depth in (1, 2, 3):
+        index = np.searchsorted(voxels.keys, keys - depth)
+        index[index >= len(voxels.keys)] = 0
+        hit = index[(voxels.keys[index] == keys - depth)]
+        hit = hit[segmentation.labels[hit] != label]
+        if len(hit):
+            best = float(np.max(voxels.points[hit, 2]))
+            break
+    return floor_z if best is None else max(best, floor_z)
+
+
+def _markers_in_view(labels, view: FrameView, min_area_px: int) -> list[Marker]:
+    """Markers in the colour image's pixels from a view's label image (one label pixel = step x step pixels)."""
+    step = labels.step
+    label_image = np.where(labels.label_image > 0, labels.label_image, 0)
+    minimum = max(1, int(math.ceil(min_area_px / (step * step))))
+    offset = (view.depth_step - 1) // 2
+    return [Marker(m.id, m.u * step + offset, m.v * step + offset, m.visible_px * step * step)
+            for m in place_markers(label_image, min_area_px=minimum)]
+
+
+def _footprint_mask(bev: BevImage, instance: Instance) -> np.ndarray:
+    corners = instance.box.corners()[:4, :2]
+    pixel = bev.map_to_pixel(corners)
+    mask = np.zeros(bev.image.shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, np.round(pixel[:, ::-1]).astype(np.int32), 1)
+    return mask.astype(bool)

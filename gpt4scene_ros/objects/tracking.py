@@ -1,0 +1,274 @@
+"""Object instances with persistent IDs: segments of successive map updates associated over time.
+
+Each update's segments (:func:`gpt4scene_ros.objects.segmentation.surface.segment_surface`)
+are matched to the instances of the previous updates by the overlap of their
+voxels, coarsened to cells of two voxels (a re-fused surface moves by up to a
+voxel), with a Hungarian assignment on that overlap:
+
+- a matched segment keeps its instance's ID;
+- an instance whose cells went mostly into another matched segment was merged
+  into it: its ID is retired, never given out again;
+- a segment that overlaps nothing known (or only the remainder of an instance
+  that matched another segment: a split) gets a new ID;
+- an instance that matches nothing is kept, unpublished, as missing: an object
+  that comes back (or whose segment stops flickering) gets its old ID back.
+
+IDs are small integers counted up from 1 and printed ``<OBJ###>``; at most
+``max_instances`` are published per update, the smallest segments are left
+out (with a log line). A map reset clears the instances but not the counter,
+so an ID is never reused for another object.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from gpt4scene_ros.objects.boxes import OrientedBox
+from gpt4scene_ros.objects.segmentation.surface import pack_keys, unpack_keys
+
+logger = logging.getLogger(__name__)
+
+TRACKER_STATE_VERSION = 1
+
+
+def object_tag(object_id: int) -> str:
+    """The ID as GPT4Scene and Chat-Scene write it: ``<OBJ017>``."""
+    return f'<OBJ{int(object_id):03d}>'
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One object instance in the map frame."""
+
+    id: int
+    box: OrientedBox
+    num_points: int
+    label: str = ''
+    confidence: float = 0.0
+    first_seen_s: float = 0.0
+    last_seen_s: float = 0.0
+    mean_rgb: tuple = (0, 0, 0)
+    keyframe_ids: tuple = ()
+    """Positions (in the published keyframe list) of the keyframes the instance is visible in."""
+
+    @property
+    def tag(self) -> str:
+        return object_tag(self.id)
+
+    def to_json(self) -> dict:
+        return {'id': self.id, 'label': self.label, 'confidence': round(float(self.confidence), 4),
+                'center': [round(v, 4) for v in self.box.center], 'size': [round(v, 4) for v in self.box.size],
+                'yaw': round(self.box.yaw, 4), 'num_points': int(self.num_points)}
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentObservation:
+    """A segment of one update, as the tracker needs it."""
+
+    voxel_keys: np.ndarray
+    """Packed keys (:func:`gpt4scene_ros.objects.segmentation.surface.pack_keys`) of its surface voxels."""
+    box: OrientedBox
+    mean_rgb: tuple = (0, 0, 0)
+
+
+@dataclass(eq=False)
+class _Track:
+    id: int
+    cells: np.ndarray                # sorted unique packed keys of 2-voxel cells
+    box: OrientedBox
+    num_points: int
+    mean_rgb: tuple
+    first_seen_s: float
+    last_seen_s: float
+    hits: int = 1
+    missed: int = 0
+    label_votes: dict = field(default_factory=dict)   # label -> summed confidence
+
+
+def _cells(voxel_keys: np.ndarray) -> np.ndarray:
+    keys = unpack_keys(voxel_keys)
+    return np.unique(pack_keys(np.floor_divide(keys, 2)))
+
+
+class InstanceTracker:
+    """Gives segments persistent IDs across updates (see the module docstring)."""
+
+    def __init__(self, max_instances: int = 100, match_min_overlap: float = 0.2, max_missing: int = 300):
+        if max_instances < 1:
+            raise ValueError(f'max_instances must be >= 1, got {max_instances}')
+        self.max_instances = int(max_instances)
+        self.match_min_overlap = float(match_min_overlap)
+        self.max_missing = int(max_missing)
+        self.next_id = 1
+        self.tracks: dict[int, _Track] = {}
+        self.retired: list[int] = []
+        self.events = {'new': 0, 'merged': 0, 'split': 0, 'returned': 0, 'dropped_over_cap': 0}
+
+    def reset(self) -> None:
+        """Forget every instance (map reset); IDs keep counting up, so none is reused."""
+        self.tracks.clear()
+
+    def update(self, segments, stamp_s: float) -> list[int]:
+        """Associate this update's segments with the known instances.
+
+        Returns the instance ID given to each segment (0 for a segment left out by ``max_instances``);
+        :meth:`published` then lists this update's instances.
+        """
+        segments = list(segments)
+        kept = list(range(len(segments)))
+        if len(segments) > self.max_instances:
+            order = sorted(range(len(segments)), key=lambda k: -len(segments[k].voxel_keys))
+            dropped = len(segments) - self.max_instances
+            self.events['dropped_over_cap'] += dropped
+            logger.info('%d segments, more than max_instances=%d: the %d smallest (up to %d voxels) are left out',
+                        len(segments), self.max_instances, dropped,
+                        max(len(segments[k].voxel_keys) for k in order[self.max_instances:]))
+            kept = sorted(order[:self.max_instances])
+            segments = [segments[k] for k in kept]
+        cells = [_cells(s.voxel_keys) for s in segments]
+        track_ids = list(self.tracks)
+        overlap, inter = self._overlaps(cells, track_ids)
+        assigned: dict[int, int] = {}       # segment index -> track id
+        if overlap.size:
+            rows, cols = linear_sum_assignment(-overlap)
+            for r, c in zip(rows, cols):
+                if overlap[r, c] >= self.match_min_overlap:
+                    assigned[r] = track_ids[c]
+        matched_tracks = set(assigned.values())
+        # Merges: a known instance not matched, most of whose cells are in a matched segment.
+        for c, track_id in enumerate(track_ids):
+            if track_id in matched_tracks or not len(inter):
+                continue
+            track = self.tracks[track_id]
+            if track.missed > 0:
+                continue
+            r = int(np.argmax(inter[:, c]))
+            if inter[r, c] >= 0.5 * len(track.cells) and r in assigned:
+                logger.info('%s merged into %s', object_tag(track_id), object_tag(assigned[r]))
+                self.events['merged'] += 1
+                del self.tracks[track_id]
+                self.retired.append(track_id)
+        published = []
+        ids = [0] * (max(kept) + 1 if kept else 0)
+        for r, segment in enumerate(segments):
+            track_id = assigned.get(r)
+            if track_id is None:
+                track = self._new_track(cells[r], segment, stamp_s, inter[r] if len(track_ids) else None, track_ids)
+            else:
+                track = self.tracks[track_id]
+                if track.missed:
+                    self.events['returned'] += 1
+                track.cells, track.box, track.num_points = cells[r], segment.box, len(segment.voxel_keys)
+                track.mean_rgb, track.last_seen_s = segment.mean_rgb, stamp_s
+                track.hits += 1
+                track.missed = 0
+            published.append(track.id)
+            ids[kept[r]] = track.id
+        for track_id, track in list(self.tracks.items()):
+            if track_id not in published:
+                track.missed += 1
+        self._forget_old_missing()
+        return ids
+
+    def _overlaps(self, cells, track_ids):
+        """(overlap, intersection) matrices, segments x tracks, over 2-voxel cells."""
+        n_segments, n_tracks = len(cells), len(track_ids)
+        inter = np.zeros((n_segments, n_tracks))
+        if n_segments and n_tracks:
+            segment_cells = np.concatenate(cells)
+            segment_owner = np.repeat(np.arange(n_segments), [len(c) for c in cells])
+            track_cells = np.concatenate([self.tracks[t].cells for t in track_ids])
+            track_owner = np.repeat(np.arange(n_tracks), [len(self.tracks[t].cells) for t in track_ids])
+            order = np.argsort(track_cells, kind='stable')
+            track_cells, track_owner = track_cells[order], track_owner[order]
+            low = np.searchsorted(track_cells, segment_cells, side='left')
+            high = np.searchsorted(track_cells, segment_cells, side='right')
+            repeats = high - low
+            rows = np.repeat(segment_owner, repeats)
+            starts = np.repeat(low, repeats)
+            within = np.arange(len(rows)) - np.repeat(np.cumsum(repeats) - repeats, repeats)
+            columns = track_owner[starts + within]
+            inter = np.bincount(rows * n_tracks + columns, minlength=n_segments * n_tracks).reshape(
+                n_segments, n_tracks).astype(np.float64)
+        sizes_segments = np.array([len(c) for c in cells], dtype=np.float64)[:, None]
+        sizes_tracks = np.array([len(self.tracks[t].cells) for t in track_ids], dtype=np.float64)[None, :]
+        union = sizes_segments + sizes_tracks - inter
+        iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+        # A segment that grew (more of the object seen) still matches its track: the share of the smaller
+        # side that overlaps counts too, at half weight.
+        containment = inter / np.maximum(np.minimum(sizes_segments, sizes_tracks), 1)
+        return np.maximum(iou, 0.5 * containment), inter
+
+    def _new_track(self, cells, segment, stamp_s, inter_row, track_ids):
+        if inter_row is not None and len(inter_row) and inter_row.max() >= 0.5 * len(cells):
+            self.events['split'] += 1
+            logger.info('a part split off %s: new instance %s', object_tag(track_ids[int(np.argmax(inter_row))]),
+                        object_tag(self.next_id))
+        else:
+            self.events['new'] += 1
+        track = _Track(self.next_id, cells, segment.box, len(segment.voxel_keys), segment.mean_rgb, stamp_s, stamp_s)
+        self.tracks[track.id] = track
+        self.next_id += 1
+        return track
+
+    def _forget_old_missing(self):
+        missing = [t for t in self.tracks.values() if t.missed > 0]
+        if len(missing) > self.max_missing:
+            for track in sorted(missing, key=lambda t: t.last_seen_s)[:len(missing) - self.max_missing]:
+                del self.tracks[track.id]
+                self.retired.append(track.id)
+
+    def vote_label(self, track_id: int, label: str, confidence: float) -> None:
+        """Add a learned detector's vote for an instance's label."""
+        track = self.tracks.get(track_id)
+        if track is not None and label:
+            track.label_votes[label] = track.label_votes.get(label, 0.0) + float(confidence)
+
+    def instance(self, track_id: int) -> Instance:
+        track = self.tracks[track_id]
+        label, confidence = '', 0.0
+        if track.label_votes:
+            label, best = max(track.label_votes.items(), key=lambda item: item[1])
+            confidence = best / sum(track.label_votes.values()) * min(1.0, best / max(track.hits, 1))
+        return Instance(track.id, track.box, track.num_points, label, float(min(1.0, confidence)),
+                        track.first_seen_s, track.last_seen_s, track.mean_rgb)
+
+    def published(self) -> list[Instance]:
+        """The instances of the last update, by ID."""
+        return [self.instance(t) for t in sorted(self.tracks) if self.tracks[t].missed == 0]
+
+    # -- persistence (stored in the map file, so that a reload keeps the IDs) ----------------------------
+
+    def state(self) -> dict:
+        """JSON-serialisable state: the counter and every known instance's cells and box."""
+        return {'version': TRACKER_STATE_VERSION, 'next_id': self.next_id, 'tracks': [
+            {'id': t.id, 'cells': t.cells.tolist(), 'box': t.box.to_json(), 'num_points': t.num_points,
+             'mean_rgb': list(t.mean_rgb), 'first_seen_s': t.first_seen_s, 'last_seen_s': t.last_seen_s,
+             'hits': t.hits, 'label_votes': t.label_votes} for t in self.tracks.values()]}
+
+    def restore(self, state: dict) -> None:
+        """Replace the instances by a :meth:`state`; the counter never goes back. Raises ValueError."""
+        try:
+            if state.get('version') != TRACKER_STATE_VERSION:
+                raise ValueError(f'tracker state version {state.get("version")!r}, expected {TRACKER_STATE_VERSION}')
+            tracks = {}
+            for record in state['tracks']:
+                track = _Track(int(record['id']), np.unique(np.asarray(record['cells'], dtype=np.int64)),
+                               OrientedBox.from_json(record['box']), int(record['num_points']),
+                               tuple(record.get('mean_rgb', (0, 0, 0))), float(record['first_seen_s']),
+                               float(record['last_seen_s']), int(record.get('hits', 1)), 1,
+                               {str(k): float(v) for k, v in record.get('label_votes', {}).items()})
+                tracks[track.id] = track
+            next_id = max([int(state['next_id']), self.next_id] + [t + 1 for t in tracks])
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f'malformed tracker state: {error!r}') from None
+        self.tracks = tracks
+        self.next_id = next_id
+
+    def with_keyframes(self, instances, keyframe_ids: dict) -> list[Instance]:
+        """``instances`` with their ``keyframe_ids`` filled in from {instance id: positions}."""
+        return [replace(i, keyframe_ids=tuple(keyframe_ids.get(i.id, ()))) for i in instances]

@@ -1,0 +1,164 @@
+"""GPT4Scene visual prompts: the marked bird's-eye view and keyframes, then the task's text, and answers parsed back
+into object IDs.
+
+Conventions of the authors' checkpoints (and Chat-Scene's data): images first
+(the BEV, then N keyframes in time order), each resized so that its longest side
+is at most 512 px with the markers redrawn at that size; object IDs written
+``<OBJ###>``; task templates from ``config/prompts.yaml``. The request's text
+fills the template's placeholders once and is never parsed as a template.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from gpt4scene_ros.objects.tracking import object_tag
+from gpt4scene_ros.objects.markers import draw_markers, scale_markers
+
+TEMPLATE_KEYS = ('qa', 'sqa', 'ground', 'multi_ground', 'caption', 'zero_shot_instruction')
+_PLACEHOLDERS = {'question', 'situation', 'description', 'object'}
+_PLACEHOLDER = re.compile(r'\{([a-z_]+)\}')
+_OBJECT_TAG = re.compile(r'<OBJ(\d{1,4})>', re.IGNORECASE)
+# `\s*(?:#\s*)?`, not `\s*#?\s*`: two adjacent `\s*` backtrack quadratically on "obj" + a long run of spaces.
+_PLAIN_NUMBER = re.compile(r'(?<![\w.])(?:obj(?:ect)?\s*(?:#\s*)?)?(\d{1,3})(?!\.\d|\w)', re.IGNORECASE)
+
+
+class PromptError(ValueError):
+    """A template file or a request cannot make a prompt (the message says what to fix)."""
+
+
+@dataclass(frozen=True)
+class PromptTemplates:
+    qa: str
+    sqa: str
+    ground: str
+    multi_ground: str
+    caption: str
+    zero_shot_instruction: str
+
+    @classmethod
+    def from_yaml(cls, path) -> 'PromptTemplates':
+        """Templates from a YAML file with the keys of :data:`TEMPLATE_KEYS`; PromptError naming what is wrong."""
+        path = Path(path)
+        try:
+            record = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as error:
+            raise PromptError(f'prompt templates {path}: {error}') from None
+        if not isinstance(record, dict):
+            raise PromptError(f'prompt templates {path}: expected a mapping of {list(TEMPLATE_KEYS)}')
+        missing = [key for key in TEMPLATE_KEYS if not isinstance(record.get(key), str) or not record[key].strip()]
+        if missing:
+            raise PromptError(f'prompt templates {path}: missing or empty {missing}')
+        for key in TEMPLATE_KEYS:
+            unknown = set(_PLACEHOLDER.findall(record[key])) - _PLACEHOLDERS
+            if unknown:
+                raise PromptError(f'prompt templates {path}: {key} uses unknown placeholders {sorted(unknown)}; '
+                                  f'known: {sorted(_PLACEHOLDERS)}')
+        return cls(**{key: record[key].strip() for key in TEMPLATE_KEYS})
+
+
+def fill(template: str, values: dict) -> str:
+    """Replace each ``{name}`` of ``template`` by ``values[name]`` in one pass: the values are data, so braces
+    or placeholder names inside them stay as they are."""
+    pieces, position = [], 0
+    for match in _PLACEHOLDER.finditer(template):
+        pieces.append(template[position:match.start()])
+        pieces.append(str(values.get(match.group(1), match.group(0))))
+        position = match.end()
+    pieces.append(template[position:])
+    return ''.join(pieces)
+
+
+def task_text(templates: PromptTemplates, task: str, question: str = '', situation: str = '',
+              object_id: int | None = None) -> str:
+    """The user text of a task: ``qa`` (``sqa`` when a situation is given), ``ground``, ``multi_ground``,
+    ``caption`` (of ``object_id``)."""
+    question = question.strip()
+    if task == 'qa':
+        if situation.strip():
+            return fill(templates.sqa, {'situation': situation.strip(), 'question': question})
+        return fill(templates.qa, {'question': question})
+    if task in ('ground', 'multi_ground'):
+        return fill(getattr(templates, task), {'description': question.rstrip('.?! ')})
+    if task == 'caption':
+        if object_id is None:
+            raise PromptError('caption needs the id of the object to describe')
+        return fill(templates.caption, {'object': object_tag(object_id)})
+    raise PromptError(f'no prompt for task {task!r}')
+
+
+def fit_image(image: np.ndarray, longest_px: int, multiple: int = 1) -> tuple[np.ndarray, float, float]:
+    """``image`` shrunk (never enlarged) so that its longest side is at most ``longest_px`` and, with
+    ``multiple`` > 1, each side a multiple of it (the VLM's patch grid, so its processor resizes nothing and the
+    image returned to the user is the one the model saw); and the (u, v) scales."""
+    height, width = image.shape[:2]
+    scale = min(1.0, longest_px / max(height, width))
+    target = [max(1, int(round(side * scale))) for side in (width, height)]
+    if multiple > 1:
+        limit = max(multiple, longest_px // multiple * multiple)
+        target = [min(limit, max(multiple, int(round(side / multiple)) * multiple)) for side in target]
+    if (target[0], target[1]) == (width, height):
+        return image, 1.0, 1.0
+    interpolation = cv2.INTER_AREA if target[0] * target[1] < width * height else cv2.INTER_LINEAR
+    return cv2.resize(image, tuple(target), interpolation=interpolation), target[0] / width, target[1] / height
+
+
+@dataclass(frozen=True, eq=False)
+class Prompt:
+    """What a VLM backend is given: RGB images (in order), the user text, an optional system message."""
+
+    images: tuple
+    text: str
+    system: str = ''
+    keyframe_indices: tuple = field(default=())
+    """Frame numbers of the keyframes among the images (after the BEV)."""
+
+    def messages(self, image_part) -> list[dict]:
+        """Chat messages, images first then the text; ``image_part(k, image)`` gives each image's content part."""
+        content = [image_part(k, image) for k, image in enumerate(self.images)]
+        content.append({'type': 'text', 'text': self.text})
+        messages = [{'role': 'system', 'content': self.system}] if self.system else []
+        return messages + [{'role': 'user', 'content': content}]
+
+
+def build_prompt(snapshot, text: str, num_frames: int, templates: PromptTemplates, *, longest_px: int = 512,
+                 size_multiple: int = 1, zero_shot: bool = False) -> Prompt:
+    """The marked BEV, then ``num_frames`` of the snapshot's keyframes in time order, each fitted to
+    ``longest_px`` (sides a multiple of ``size_multiple``) with its markers redrawn at that size, and ``text``."""
+    style = snapshot.marker_style
+    keyframes = _spread(list(snapshot.keyframes), num_frames)
+    images = []
+    for image, markers in [(snapshot.bev.image, snapshot.bev_markers)] + [(k.image, k.markers) for k in keyframes]:
+        fitted, scale_u, scale_v = fit_image(image, longest_px, size_multiple)
+        images.append(draw_markers(fitted, scale_markers(markers, scale_u, scale_v), style))
+    return Prompt(tuple(images), text, templates.zero_shot_instruction if zero_shot else '',
+                  tuple(k.index for k in keyframes))
+
+
+def _spread(keyframes: list, count: int) -> list:
+    """``count`` of the keyframes, evenly spread over the list (all of them when there are fewer)."""
+    if count >= len(keyframes):
+        return keyframes
+    if count <= 0:
+        return []
+    positions = np.linspace(0, len(keyframes) - 1, count)
+    return [keyframes[int(round(p))] for p in positions]
+
+
+def parse_object_ids(answer: str) -> list[int]:
+    """Object IDs an answer names, in order, once each: ``<OBJ###>`` tags, or (only when there is none, as base
+    models answer) plain numbers such as ``17`` or ``object 17``."""
+    found = [int(m) for m in _OBJECT_TAG.findall(answer)]
+    if not found:
+        found = [int(m) for m in _PLAIN_NUMBER.findall(answer)]
+    unique = []
+    for object_id in found:
+        if object_id not in unique:
+            unique.append(object_id)
+    return unique

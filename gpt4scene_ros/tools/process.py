@@ -1,0 +1,219 @@
+"""``gpt4scene-process DATA_DIR OUT_DIR``: the mapping core on a recorded sequence, without ROS.
+
+Writes into OUT_DIR:
+- ``bev.png``: the bird's-eye view (north-up, row 0 = largest map y);
+- ``bev_meta.json``: BEV metadata (origin of the bottom-left corner, metres per
+  pixel, frame) plus ``T_map_world`` (dataset world -> gravity-aligned map) and
+  how it was derived;
+- ``map.ply``: the map's surface points with colours (map frame);
+- ``instances.json``: the object instances (id, label, confidence, oriented
+  box: centre, size, yaw about z; surface voxels) in the map frame of
+  ``bev_meta.json``;
+- ``bev_marked.png``: the BEV with the instances' ID markers;
+- ``keyframes/NNNN.png`` (marked) and ``keyframes.json``: the chosen keyframes,
+  their frame number in the input, camera pose ``T_map_camera`` and markers in
+  the input frame's own pixels;
+- ``timing.json``: the timing summary that is also printed.
+
+The instances are updated every ``--update-every`` integrated frames while
+the sequence is fused, as the mapping node does every ``instance_period_s``,
+so their IDs are tracked the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from gpt4scene_ros.io.bags import BagTopics
+from gpt4scene_ros.common.settings import DETECTORS, KEYFRAME_SELECTIONS, MAP_DEVICES, InstanceConfig, MappingConfig
+from gpt4scene_ros.io.folders import FrameError, SequenceError, open_sequence
+from gpt4scene_ros.objects.detectors import DetectorError, make_detector
+from gpt4scene_ros.mapping.gravity import estimate_gravity_alignment, identity_alignment
+from gpt4scene_ros.mapping.tsdf import SceneMap
+from gpt4scene_ros.objects.scene_objects import ObjectsSnapshot, SceneObjects
+
+
+def write_ply(path: Path, points: np.ndarray, colors: np.ndarray) -> None:
+    """Binary little-endian PLY with float xyz and uchar rgb, written atomically."""
+    vertices = np.empty(len(points), dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'),
+                                            ('red', 'u1'), ('green', 'u1'), ('blue', 'u1')])
+    vertices['x'], vertices['y'], vertices['z'] = np.asarray(points, dtype=np.float32).T
+    vertices['red'], vertices['green'], vertices['blue'] = np.asarray(colors, dtype=np.uint8).T
+    header = ('ply\nformat binary_little_endian 1.0\n'
+              f'element vertex {len(points)}\n'
+              'property float x\nproperty float y\nproperty float z\n'
+              'property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n')
+    temporary = path.with_name(path.name + '.tmp')
+    with open(temporary, 'wb') as stream:
+        stream.write(header.encode('ascii'))
+        stream.write(vertices.tobytes())
+    temporary.replace(path)
+
+
+def write_objects(out_dir: Path, snapshot: ObjectsSnapshot, frame_id: str = 'map') -> None:
+    """instances.json, bev_marked.png, keyframes/NNNN.png and keyframes.json of a snapshot."""
+    instances = {'frame_id': frame_id, 'map_stamp_s': snapshot.stamp_s,
+                 'instances': [instance.to_json() for instance in snapshot.instances]}
+    (out_dir / 'instances.json').write_text(json.dumps(instances, indent=1))
+    cv2.imwrite(str(out_dir / 'bev_marked.png'), cv2.cvtColor(snapshot.bev_marked(), cv2.COLOR_RGB2BGR))
+    folder = out_dir / 'keyframes'
+    folder.mkdir(exist_ok=True)
+    for old in folder.glob('*.png'):
+        old.unlink()
+    records = []
+    for position, keyframe in enumerate(snapshot.keyframes):
+        marked = keyframe.marked(snapshot.marker_style)
+        cv2.imwrite(str(folder / f'{position:04d}.png'), cv2.cvtColor(marked, cv2.COLOR_RGB2BGR))
+        records.append({'file': f'keyframes/{position:04d}.png', 'frame_index': keyframe.index,
+                        'stamp_s': keyframe.stamp_s, 'T_map_camera': np.round(keyframe.T_map_camera, 6).tolist(),
+                        'markers': [marker.to_json() for marker in keyframe.markers]})
+    (out_dir / 'keyframes.json').write_text(json.dumps({'keyframes': records}, indent=1))
+
+
+def process_sequence(data_dir, out_dir, config: MappingConfig, *, gravity: str = 'auto', stride: int = 1,
+                     max_frames: int = 0, progress: bool = True, instances: InstanceConfig | None = None,
+                     update_every: int = 60, on_update=None, bag_topics: BagTopics | None = None) -> dict:
+    """Fuse ``data_dir`` into a map, write the outputs into ``out_dir`` and return the summary.
+
+    ``instances`` (default: :class:`InstanceConfig` defaults) configures the object layer, updated every
+    ``update_every`` integrated frames and at the end; ``on_update(snapshot, frame_index, objects)`` sees each
+    update (``objects``: the :class:`SceneObjects`). ``bag_topics``: the topics of a rosbag2 input.
+    """
+    started = time.perf_counter()
+    sequence = open_sequence(data_dir, bag_topics=bag_topics)
+    positions = list(range(0, len(sequence), stride))
+    if max_frames:
+        positions = positions[:max_frames]
+    alignment = (estimate_gravity_alignment(sequence) if gravity == 'auto'
+                 else identity_alignment('gravity alignment switched off (--gravity none)'))
+    scene_map = SceneMap(config)
+    instances = instances or InstanceConfig()
+    objects = SceneObjects(instances, config, make_detector(instances.detector, instances.detector_model,
+                                                            instances.detector_min_score, instances.detector_device))
+    load_ms, integrate_ms, update_ms, skipped, refused = [], [], [], [], {}
+    snapshot, frame = None, None
+
+    def update_objects():
+        nonlocal snapshot
+        result = objects.update(*scene_map.surface(), frame.timestamp_s, frame.index, all_candidates=True)
+        update_ms.append(result.timing_ms['total'])
+        snapshot = result
+        if on_update is not None:
+            on_update(result, frame.index, objects)
+
+    if progress and not sys.stderr.isatty():
+        print(f'fusing {len(positions)} frames (no progress bar: stderr is not a terminal)', file=sys.stderr)
+    bar = tqdm(total=len(positions), unit='frame', desc='fusing', file=sys.stderr,
+               disable=None if progress else True)   # None: only on a terminal
+    for position in positions:
+        tick = time.perf_counter()
+        try:
+            frame = sequence.load(position)
+        except FrameError as error:
+            skipped.append(str(error))
+        else:
+            load_ms.append((time.perf_counter() - tick) * 1000.0)
+            T_map_camera = alignment.T_map_world @ frame.T_world_camera
+            result = scene_map.integrate(frame.color, frame.depth_m, sequence.intrinsics, T_map_camera)
+            if result.integrated:
+                integrate_ms.append(result.duration_ms)
+                objects.observe(frame.color, frame.depth_m, sequence.intrinsics, T_map_camera, frame.timestamp_s,
+                                frame.index)
+                if update_every and len(integrate_ms) % update_every == 0:
+                    update_objects()
+            else:
+                refused[result.reason] = refused.get(result.reason, 0) + 1
+        bar.update()
+    bar.close()
+    if frame is not None and (snapshot is None or snapshot.map_version != frame.index):
+        update_objects()
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tick = time.perf_counter()
+    bev = scene_map.render_bev()
+    bev_ms = (time.perf_counter() - tick) * 1000.0
+    cv2.imwrite(str(out_dir / 'bev.png'), cv2.cvtColor(bev.image, cv2.COLOR_RGB2BGR))
+    meta = {**bev.to_json(), 'T_map_world': alignment.T_map_world.tolist(), 'gravity_alignment': alignment.method,
+            'source': str(data_dir), 'voxel_size_m': config.voxel_size_m}
+    (out_dir / 'bev_meta.json').write_text(json.dumps(meta, indent=2))
+    points, colors = scene_map.point_cloud()
+    write_ply(out_dir / 'map.ply', points, colors)
+    if snapshot is not None:
+        write_objects(out_dir, snapshot)
+
+    def median(values):
+        return round(statistics.median(values), 2) if values else None
+    summary = {
+        'frames': len(positions), 'integrated': len(integrate_ms), 'skipped_unreadable': len(skipped),
+        'refused': refused, 'device': scene_map.device,
+        'load_ms_median': median(load_ms), 'integrate_ms_median': median(integrate_ms),
+        'integrate_ms_p95': round(float(np.percentile(integrate_ms, 95)), 2) if integrate_ms else None,
+        'bev_ms': round(bev_ms, 1), 'map_blocks': scene_map.num_blocks,
+        'map_memory_mb': round(scene_map.memory_bytes / 1e6, 1), 'map_points': len(points),
+        'instances': len(snapshot.instances) if snapshot else 0,
+        'keyframes': len(snapshot.keyframes) if snapshot else 0,
+        'markers_on_keyframes': sum(len(k.markers) for k in snapshot.keyframes) if snapshot else 0,
+        'instance_updates': len(update_ms), 'instance_update_ms_median': median(update_ms),
+        'total_s': round(time.perf_counter() - started, 2),
+    }
+    (out_dir / 'timing.json').write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog='gpt4scene-process', description=__doc__.splitlines()[0])
+    parser.add_argument('data_dir', help='7-Scenes or TUM RGB-D folder, or a rosbag2 bag (.mcap, .db3, bag folder)')
+    parser.add_argument('out_dir', help='folder for bev.png, bev_meta.json, map.ply, instances.json, '
+                        'bev_marked.png, keyframes/, keyframes.json, timing.json')
+    parser.add_argument('--voxel-size', type=float, default=MappingConfig.voxel_size_m, help='metres')
+    parser.add_argument('--device', choices=MAP_DEVICES, default='auto')
+    parser.add_argument('--stride', type=int, default=1, help='use every n-th frame')
+    parser.add_argument('--max-frames', type=int, default=0, help='0 = all')
+    parser.add_argument('--gravity', choices=('auto', 'none'), default='auto',
+                        help='auto: z-up map frame estimated from the data')
+    parser.add_argument('--keyframes', type=int, default=InstanceConfig.num_keyframes, help='keyframes to choose')
+    parser.add_argument('--selection', choices=KEYFRAME_SELECTIONS, default=InstanceConfig.keyframe_selection,
+                        help='keyframe selection')
+    parser.add_argument('--detector', choices=DETECTORS, default='none',
+                        help='learned detector naming the instances (see InstanceConfig.detector)')
+    parser.add_argument('--detector-model', default='', help='model folder or hub id (transformers detector)')
+    parser.add_argument('--update-every', type=int, default=60,
+                        help='update the instances every N integrated frames (and at the end)')
+    parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    for role, text in (('color', 'colour images'), ('depth', 'depth images'), ('camera_info', 'CameraInfo'),
+                       ('odometry', 'Odometry or PoseStamped')):
+        parser.add_argument(f'--{role.replace("_", "-")}-topic', dest=f'{role}_topic', default=getattr(BagTopics, role),
+                            help=f'bags: topic of the {text} (default %(default)s)')
+    args = parser.parse_args(argv)
+    if args.stride < 1 or args.max_frames < 0 or args.update_every < 0:
+        parser.error('--stride must be >= 1, --max-frames and --update-every >= 0')
+    try:
+        config = dataclasses.replace(MappingConfig(), voxel_size_m=args.voxel_size, device=args.device)
+        instances = InstanceConfig(num_keyframes=args.keyframes, keyframe_selection=args.selection,
+                                   detector=args.detector, detector_model=args.detector_model)
+        summary = process_sequence(args.data_dir, args.out_dir, config, gravity=args.gravity, stride=args.stride,
+                                   max_frames=args.max_frames, progress=not args.quiet, instances=instances,
+                                   update_every=args.update_every, bag_topics=BagTopics(
+                                       args.color_topic, args.depth_topic, args.camera_info_topic,
+                                       args.odometry_topic))
+    except (SequenceError, ValueError, DetectorError) as error:
+        print(f'gpt4scene-process: {error}', file=sys.stderr)
+        return 2
+    for key, value in summary.items():
+        print(f'{key}: {value}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

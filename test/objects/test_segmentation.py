@@ -1,0 +1,218 @@
+"""Tests of gpt4scene_ros.objects.segmentation.surface on hand-built surfaces (points with normals and colours, as the TSDF
+extracts them), and of the image-boundary votes on a rendered view."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gpt4scene_ros.objects.boxes import OrientedBox, box_iou, fit_box
+from gpt4scene_ros.common.settings import InstanceConfig
+from gpt4scene_ros.objects.keyframes import make_view
+from gpt4scene_ros.objects.segmentation.surface import (BoundaryVotes, find_structure, pack_keys, segment_surface,
+                                             shading_invariant_colors, surface_voxels, unpack_keys)
+from gpt4scene_ros.common.frames import CameraIntrinsics
+
+V = 0.02
+CONFIG = InstanceConfig()
+
+
+class Surface:
+    """Points on axis-aligned faces, one per voxel, with outward normals and a colour per part.
+
+    Faces lie on multiples of the voxel size, as the surface points Open3D extracts from a TSDF do.
+    """
+
+    def __init__(self):
+        self.points, self.normals, self.colors = [], [], []
+
+    def face(self, lo, hi, axis, sign, color):
+        lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+        others = [a for a in range(3) if a != axis]
+        grids = [np.arange(lo[a], hi[a] + 1e-9, V) for a in others]
+        u, w = np.meshgrid(*grids, indexing='ij')
+        points = np.zeros((u.size, 3))
+        points[:, others[0]], points[:, others[1]] = u.ravel(), w.ravel()
+        points[:, axis] = hi[axis] if sign > 0 else lo[axis]
+        normal = np.zeros(3)
+        normal[axis] = sign
+        self.points.append(points)
+        self.normals.append(np.repeat(normal[None], len(points), axis=0))
+        self.colors.append(np.repeat(np.array(color, np.uint8)[None], len(points), axis=0))
+        return self
+
+    def box(self, lo, hi, color, bottom=False):
+        """The visible faces of a box standing on something: four sides and the top."""
+        for axis in range(3):
+            for sign in (-1, 1):
+                if axis == 2 and sign < 0 and not bottom:
+                    continue
+                self.face(lo, hi, axis, sign, color)
+        return self
+
+    def floor(self, half_x=2.0, half_y=2.0, color=(120, 100, 80)):
+        return self.face((-half_x, -half_y, 0.0), (half_x, half_y, 0.0), 2, 1, color)
+
+    def paint(self, lo, hi, color):
+        """Recolour the points inside the box (lo, hi): a flat object lying on a surface."""
+        for points, colors in zip(self.points, self.colors):
+            inside = np.all((points >= np.asarray(lo) - 1e-9) & (points <= np.asarray(hi) + 1e-9), axis=1)
+            colors[inside] = color
+        return self
+
+    def voxels(self):
+        return surface_voxels(np.concatenate(self.points), np.concatenate(self.colors), np.concatenate(self.normals), V)
+
+
+def segments(surface, config=CONFIG, votes=None):
+    segmentation = segment_surface(surface.voxels(), config, votes)
+    boxes = [fit_box(segmentation.voxels.points[m], V, floor_z=0.0) for m in segmentation.members()]
+    return segmentation, boxes
+
+
+def best_iou(boxes, truth: OrientedBox) -> float:
+    return max((box_iou(b, truth) for b in boxes), default=0.0)
+
+
+def test_keys_pack_and_surface_voxels_merge_points_per_voxel():
+    keys = np.array([[0, 0, 0], [-5, 7, 1 << 19], [(1 << 20) - 1, -(1 << 20), 3]])
+    np.testing.assert_array_equal(unpack_keys(pack_keys(keys)), keys)
+    # Open3D puts surface points at multiples of the voxel size, plus rounding noise: they must not split.
+    points = np.array([[0.0, 0.0, 0.0], [0.02 - 1e-7, 0.0, 0.0], [0.02 + 1e-7, 0.0, 0.0], [0.04, 0.0, 0.0]])
+    normals = np.tile([0.0, 0.0, 2.0], (4, 1))
+    colors = np.array([[10, 10, 10], [100, 0, 0], [200, 0, 0], [0, 0, 50]], np.uint8)
+    voxels = surface_voxels(points, colors, normals, V)
+    assert len(voxels) == 3
+    np.testing.assert_array_equal(voxels.colors[1], [150, 0, 0])
+    np.testing.assert_allclose(np.linalg.norm(voxels.normals, axis=1), 1.0)
+    assert sorted(map(tuple, voxels.edges.tolist())) == [(0, 1), (1, 2)]
+    with pytest.raises(ValueError, match='surface_voxels'):
+        surface_voxels(points, colors[:2], normals, V)
+    # A flat 10 x 10 patch: every inner voxel has its 8 in-plane neighbours.
+    flat = Surface().face((0, 0, 0), (0.18, 0.18, 0), 2, 1, (0, 0, 0)).voxels()
+    degree = np.bincount(flat.edges.ravel(), minlength=len(flat))
+    assert len(flat) == 100 and degree.max() == 8 and len(flat.edges) == 2 * 9 * 10 + 2 * 9 * 9
+
+
+def test_structure_is_the_floor_and_the_walls_not_the_furniture():
+    surface = Surface().floor()
+    for x in (-2.0, 2.0):
+        surface.face((x, -2.0, 0.0), (x, 2.0, 2.4), 0, -1 if x > 0 else 1, (200, 200, 190))
+    surface.box((0.2, 0.2, 0.0), (0.7, 0.6, 0.5), (30, 160, 60))
+    surface.face((-0.5, -1.0, 0.0), (-0.5, 0.0, 0.9), 0, 1, (30, 30, 200))   # a cabinet front: not a wall
+    voxels = surface.voxels()
+    structure = find_structure(voxels, CONFIG)
+    points = voxels.points
+    on_floor = points[:, 2] < 0.005
+    on_wall = np.abs(np.abs(points[:, 0]) - 2.0) < 0.005
+    furniture = (points[:, 2] > 0.05) & ~on_wall
+    assert structure.floor[on_floor & ~on_wall].mean() > 0.99
+    assert structure.walls[on_wall & (points[:, 2] > 0.05)].mean() > 0.99
+    assert not structure.mask[furniture].any()
+    assert len(structure.wall_planes) == 2
+    np.testing.assert_allclose(np.median(structure.floor_height_m), 0.0, atol=0.01)
+
+
+def test_objects_apart_each_get_a_segment_and_a_tight_box():
+    truth = [OrientedBox((0.45, 0.4, 0.25), (0.5, 0.4, 0.5)), OrientedBox((-0.8, 0.3, 0.16), (0.32, 0.32, 0.32)),
+             OrientedBox((0.6, -1.0, 0.4), (0.2, 0.6, 0.8))]
+    surface = Surface().floor()
+    for k, box in enumerate(truth):
+        lo, hi = np.subtract(box.center, np.divide(box.size, 2)), np.add(box.center, np.divide(box.size, 2))
+        surface.box(lo, hi, [(200, 40, 40), (40, 200, 40), (40, 40, 200)][k])
+    segmentation, boxes = segments(surface)
+    assert segmentation.count == 3
+    assert all(best_iou(boxes, box) > 0.8 for box in truth)
+
+
+def test_an_object_on_a_table_of_its_own_colour_is_split_off_its_support():
+    color = (150, 120, 90)
+    surface = Surface().floor(color=(90, 90, 90))
+    surface.box((-0.6, -0.4, 0.68), (0.6, 0.4, 0.72), color, bottom=True)    # table top slab, seen from below too
+    for x in (-0.56, 0.52):
+        for y in (-0.36, 0.32):
+            surface.box((x, y, 0.0), (x + 0.04, y + 0.04, 0.68), color)      # legs
+    surface.box((0.1, 0.0, 0.72), (0.3, 0.2, 0.9), color)                    # a box on it, same colour
+    segmentation, boxes = segments(surface)
+    assert segmentation.count == 2
+    assert best_iou(boxes, OrientedBox((0.2, 0.1, 0.81), (0.2, 0.2, 0.18))) > 0.6
+    assert best_iou(boxes, OrientedBox((0.0, 0.0, 0.36), (1.2, 0.8, 0.72))) > 0.7
+
+
+def test_touching_boxes_of_different_colours_and_a_flat_magazine_come_apart():
+    surface = Surface().floor()
+    # Two boxes touching along x = 0.4: their contact faces are hidden, so only what a camera sees is built.
+    red, blue = (200, 60, 60), (60, 60, 200)
+    surface.face((0.0, 0.0, 0.0), (0.4, 0.3, 0.36), 0, -1, red).face((0.0, 0.0, 0.0), (0.4, 0.3, 0.36), 1, -1, red)
+    surface.face((0.0, 0.0, 0.0), (0.4, 0.3, 0.36), 1, 1, red).face((0.0, 0.0, 0.0), (0.4, 0.3, 0.36), 2, 1, red)
+    surface.face((0.0, 0.0, 0.28), (0.4, 0.3, 0.36), 0, 1, red)              # above the blue box
+    surface.face((0.0, 0.0, 0.0), (0.4, 0.06, 0.26), 0, 1, red)              # beside it
+    surface.face((0.4, 0.06, 0.0), (0.7, 0.3, 0.26), 0, 1, blue).face((0.4, 0.06, 0.0), (0.7, 0.3, 0.26), 1, -1, blue)
+    surface.face((0.4, 0.06, 0.0), (0.7, 0.3, 0.26), 1, 1, blue).face((0.4, 0.06, 0.0), (0.7, 0.3, 0.26), 2, 1, blue)
+    surface.box((-1.0, -1.0, 0.0), (-0.2, -0.5, 0.7), (230, 230, 230))       # a white slab (table)
+    surface.paint((-0.8, -0.9, 0.7), (-0.5, -0.7, 0.7), (180, 20, 160))      # a magazine lying on it
+    voxels = surface.voxels()
+    segmentation, boxes = segments(surface)
+    assert best_iou(boxes, OrientedBox((0.2, 0.15, 0.18), (0.4, 0.3, 0.36))) > 0.6
+    assert best_iou(boxes, OrientedBox((0.55, 0.18, 0.13), (0.3, 0.24, 0.26))) > 0.5
+    magazine = np.all(np.abs(voxels.points[:, :2] - (-0.65, -0.8)) < (0.13, 0.08), axis=1) & \
+        (voxels.points[:, 2] > 0.69)
+    labels = segmentation.labels[magazine]
+    assert (labels >= 0).all() and len(set(labels.tolist())) == 1, 'the magazine is one segment'
+    table = segmentation.labels[(np.abs(voxels.points[:, 0] + 0.3) < 0.05) & (voxels.points[:, 2] > 0.69)]
+    assert set(labels.tolist()).isdisjoint(table.tolist()), 'and not the table'
+
+
+def test_empty_map_floor_only_and_sheets_on_the_floor_give_no_segments():
+    empty = segment_surface(surface_voxels(np.zeros((0, 3)), np.zeros((0, 3), np.uint8), np.zeros((0, 3)), V),
+                            CONFIG)
+    assert empty.count == 0 and empty.members() == []
+    floor_only = Surface().floor()
+    assert segments(floor_only)[0].count == 0
+    with_rug = Surface().floor().paint((-0.5, -0.5, 0.0), (0.5, 0.5, 0.0), (200, 0, 0))
+    assert segments(with_rug)[0].count == 0, 'a sheet lying on the floor is floor'
+
+
+def test_shading_invariant_colours_ignore_brightness_but_not_black_and_white():
+    base = np.array([[180, 60, 40]])
+    shaded = shading_invariant_colors(np.vstack([base, base // 2, [[250, 250, 250]], [[20, 20, 20]]]))
+    assert np.linalg.norm(shaded[0] - shaded[1]) < 10
+    assert np.linalg.norm(shaded[2] - shaded[3]) > 13
+    assert np.linalg.norm(shaded[0] - shading_invariant_colors([[40, 60, 180]])[0]) > 40
+
+
+def test_boundary_votes_mark_an_image_edge_in_the_map():
+    """A camera looks straight down at a plane whose left half is red and right half blue: the voxels along
+    the colour border collect boundary votes in every frame, the others almost none."""
+    intrinsics = CameraIntrinsics(160, 120, 150.0, 150.0, 79.5, 59.5)
+    votes = BoundaryVotes(CONFIG, V)
+    for dx in (0.0, 0.03, -0.02):
+        T = np.eye(4)
+        T[:3, :3] = np.diag([1.0, -1.0, -1.0])       # optical z points down at the plane z = 0
+        T[:3, 3] = (dx, 0.0, 1.0)
+        u = np.arange(160)
+        x_on_plane = (u - intrinsics.cx) / intrinsics.fx * 1.0 + dx
+        color = np.zeros((120, 160, 3), np.uint8)
+        color[:, x_on_plane < 0.0] = (220, 30, 30)
+        color[:, x_on_plane >= 0.0] = (30, 30, 220)
+        depth = np.full((120, 160), 1.0, np.float32)
+        votes.add_view(make_view(color, depth, intrinsics, T, 0.0, 0, view_width_px=160))
+    assert votes.frames == 3
+    xs = np.arange(-0.3, 0.31, V)
+    keys = pack_keys(np.stack([np.rint(xs / V), np.zeros_like(xs), np.zeros_like(xs)], axis=1))
+    fraction = votes.boundary_fraction(keys)
+    border = np.abs(xs) < 0.025
+    assert fraction[border].max() > 0.6
+    assert fraction[np.abs(xs) > 0.1].max() < 0.2
+    state = votes.state()
+    again = BoundaryVotes(CONFIG, V)
+    again.restore(state)
+    np.testing.assert_array_equal(again.boundary_fraction(keys), fraction)
+    for bad in ({'vote_keys': state['vote_keys']}, {**state, 'vote_seen': state['vote_seen'][:-1]},
+                {**state, 'vote_keys': state['vote_keys'][::-1].copy()},
+                {**state, 'vote_boundary': state['vote_seen'] + 1}):
+        with pytest.raises(ValueError, match='boundary votes'):
+            again.restore(bad)
+    np.testing.assert_array_equal(again.boundary_fraction(keys), fraction), 'a refused restore changes nothing'
+    votes.clear()
+    assert len(votes) == 0 and votes.boundary_fraction(keys).max() == 0.0

@@ -1,0 +1,107 @@
+"""Tests of gpt4scene_ros.objects.tracking: persistent IDs across updates, merges, splits, the cap, persistence."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from gpt4scene_ros.objects.boxes import OrientedBox
+from gpt4scene_ros.objects.tracking import InstanceTracker, SegmentObservation, object_tag
+from gpt4scene_ros.objects.segmentation.surface import pack_keys
+
+
+def blob(x, y, size=6, z=0, dz=0):
+    """A cube of size^3 voxel keys at voxel (x, y, z), as one segment."""
+    grid = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing='ij'), axis=-1).reshape(-1, 3)
+    keys = pack_keys(grid + (x, y, z + dz))
+    center = (np.array([x, y, z]) + size / 2) * 0.02
+    return SegmentObservation(np.sort(keys), OrientedBox(center, (size * 0.02,) * 3))
+
+
+def merged(*segments):
+    return SegmentObservation(np.unique(np.concatenate([s.voxel_keys for s in segments])), segments[0].box)
+
+
+def test_ids_are_stable_across_updates_and_small_shifts():
+    tracker = InstanceTracker()
+    first = tracker.update([blob(0, 0), blob(40, 0), blob(0, 40)], 1.0)
+    assert first == [1, 2, 3]
+    # The surface is re-fused: every voxel moves by one, and the order of the segments changes.
+    again = tracker.update([blob(1, 40), blob(40, 1, dz=1), blob(1, 0)], 2.0)
+    assert again == [3, 2, 1]
+    instances = tracker.published()
+    assert [i.id for i in instances] == [1, 2, 3]
+    assert instances[0].first_seen_s == 1.0 and instances[0].last_seen_s == 2.0
+    assert object_tag(3) == '<OBJ003>' and object_tag(123) == '<OBJ123>'
+
+
+def test_an_object_out_of_sight_keeps_its_id_and_ids_are_never_reused():
+    tracker = InstanceTracker()
+    tracker.update([blob(0, 0), blob(40, 0)], 1.0)
+    assert tracker.update([blob(0, 0)], 2.0) == [1]            # object 2 missing (its segment flickered)
+    assert [i.id for i in tracker.published()] == [1]
+    assert tracker.update([blob(0, 0), blob(80, 80)], 3.0) == [1, 3], 'a new object gets a new id, never 2'
+    assert tracker.update([blob(0, 0), blob(40, 0), blob(80, 80)], 4.0) == [1, 2, 3], 'object 2 comes back as 2'
+    assert tracker.events['returned'] == 1
+
+
+def test_merges_retire_an_id_and_splits_get_a_new_one():
+    tracker = InstanceTracker()
+    a, b = blob(0, 0), blob(6, 0)                              # touching blobs, two instances
+    assert tracker.update([a, b], 1.0) == [1, 2]
+    assert tracker.update([merged(a, b)], 2.0) == [1]
+    assert tracker.events['merged'] == 1 and 2 in tracker.retired and 2 not in tracker.tracks
+    assert tracker.update([a, b], 3.0) == [1, 3], 'the split-off part is a new instance'
+    assert tracker.events['split'] == 1
+
+
+def test_at_most_max_instances_are_published_smallest_left_out_with_a_log_line(caplog):
+    tracker = InstanceTracker(max_instances=5)
+    segments = [blob(20 * k, 0, size=2 + k) for k in range(8)]
+    with caplog.at_level(logging.INFO, logger='gpt4scene_ros.objects.tracking'):
+        ids = tracker.update(segments, 1.0)
+    assert ids[:3] == [0, 0, 0] and sorted(ids[3:]) == [1, 2, 3, 4, 5]
+    assert len(tracker.published()) == 5 and tracker.events['dropped_over_cap'] == 3
+    assert any('max_instances=5' in record.message for record in caplog.records)
+    with pytest.raises(ValueError):
+        InstanceTracker(max_instances=0)
+
+
+def test_hundreds_of_fragments_are_capped():
+    tracker = InstanceTracker(max_instances=100)
+    fragments = [blob(3 * (k % 30), 3 * (k // 30), size=1 + k % 3) for k in range(300)]
+    ids = tracker.update(fragments, 1.0)
+    assert sum(i > 0 for i in ids) == 100 and max(ids) == 100
+    kept = [len(f.voxel_keys) for f, i in zip(fragments, ids) if i]
+    dropped = [len(f.voxel_keys) for f, i in zip(fragments, ids) if not i]
+    assert min(kept) >= max(dropped), 'the smallest are dropped first'
+
+
+def test_reset_forgets_instances_but_not_the_counter():
+    tracker = InstanceTracker()
+    tracker.update([blob(0, 0), blob(40, 0)], 1.0)
+    tracker.reset()
+    assert tracker.published() == [] and tracker.update([blob(0, 0)], 2.0) == [3]
+
+
+def test_state_round_trip_keeps_ids_and_the_counter_never_goes_back():
+    tracker = InstanceTracker()
+    tracker.update([blob(0, 0), blob(40, 0), blob(80, 0)], 1.0)
+    tracker.vote_label(2, 'chair', 0.9)
+    state = tracker.state()
+    restored = InstanceTracker()
+    restored.next_id = 2
+    restored.restore(state)
+    assert restored.next_id == 4
+    assert restored.update([blob(40, 1), blob(80, 0)], 5.0) == [2, 3]
+    chair = next(i for i in restored.published() if i.id == 2)
+    assert chair.label == 'chair' and 0 < chair.confidence <= 1
+    ahead = InstanceTracker()
+    ahead.next_id = 50
+    ahead.restore(state)
+    assert ahead.next_id == 50
+    for bad in ({'version': 99, 'tracks': []}, {'version': 1}, {'version': 1, 'next_id': 1, 'tracks': [{'id': 1}]}):
+        with pytest.raises(ValueError, match='tracker state'):
+            InstanceTracker().restore(bad)
