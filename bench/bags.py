@@ -21,8 +21,9 @@ sys.path.insert(0, str(REPO_ROOT / 'bench'))
 from foundation import bench_playback, print_table_header, row, timed  # noqa: E402
 
 from gpt4scene_ros.io.bags import write_bag  # noqa: E402
-from gpt4scene_ros.io.folders import open_sequence  # noqa: E402
-from gpt4scene_ros.sim.synthetic_scene import SyntheticSceneConfig, write_sequence  # noqa: E402
+from gpt4scene_ros.io.open import open_sequence  # noqa: E402
+from gpt4scene_ros.sim.scene import SyntheticSceneConfig  # noqa: E402
+from gpt4scene_ros.sim.writer import write_sequence  # noqa: E402
 
 
 def main():

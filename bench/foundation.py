@@ -19,9 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gpt4scene_ros.io.folders import open_sequence
+from gpt4scene_ros.io.open import open_sequence
 from gpt4scene_ros.mapping.gravity import estimate_gravity_alignment
-from gpt4scene_ros.sim.synthetic_scene import SyntheticSceneConfig, build_scene, camera_path, render_frame, write_sequence
+from gpt4scene_ros.sim.build import build_scene
+from gpt4scene_ros.sim.render import camera_path, render_frame
+from gpt4scene_ros.sim.scene import SyntheticSceneConfig
+from gpt4scene_ros.sim.writer import write_sequence
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,13 +79,13 @@ def bench_playback(data_dir: Path, frames: int) -> list:
     import rclpy
     from nav_msgs.msg import Odometry
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from gpt4scene_ros.ros.qos import reliable
     from sensor_msgs.msg import CameraInfo, Image
 
     rclpy.init()
     node = rclpy.create_node('bench_subscriber')
     arrivals = []
-    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    qos = reliable(100)
     for topic in ('camera/color/image_raw', 'camera/depth/image_raw'):
         node.create_subscription(Image, topic, lambda msg: arrivals.append(time.perf_counter()), qos)
     node.create_subscription(CameraInfo, 'camera/color/camera_info', lambda msg: None, qos)

@@ -35,12 +35,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from gpt4scene_ros.common.settings import InstanceConfig, MappingConfig  # noqa: E402
-from gpt4scene_ros.io.folders import open_sequence  # noqa: E402
+from gpt4scene_ros.io.open import open_sequence  # noqa: E402
 from gpt4scene_ros.mapping.gravity import estimate_gravity_alignment  # noqa: E402
 from gpt4scene_ros.objects.evaluation import (IdHistory, keyframe_coverage, load_truth, marker_correctness,  # noqa: E402
                                            match_instances, observed_truth)
 from gpt4scene_ros.tools.process import process_sequence  # noqa: E402
-from gpt4scene_ros.sim.synthetic_scene import SyntheticSceneConfig, write_sequence  # noqa: E402
+from gpt4scene_ros.sim.scene import SyntheticSceneConfig  # noqa: E402
+from gpt4scene_ros.sim.writer import write_sequence  # noqa: E402
 
 KITCHEN = REPO.parent / 'shared' / 'data' / '7scenes-redkitchen'
 KITCHEN_ANNOTATION = REPO / 'bench' / 'data' / 'redkitchen_objects.json'

@@ -32,7 +32,7 @@ import open3d as o3d
 import open3d.core as o3c
 
 from gpt4scene_ros.common.settings import MappingConfig
-from gpt4scene_ros.io.folders import open_sequence
+from gpt4scene_ros.io.open import open_sequence
 from gpt4scene_ros.mapping.gravity import estimate_gravity_alignment
 from gpt4scene_ros.mapping.tsdf import SceneMap
 
@@ -89,7 +89,7 @@ def node_run(frames, sequence, alignment, config: MappingConfig, count: int):
     from nav_msgs.msg import Odometry
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from gpt4scene_ros.ros.qos import reliable
     from sensor_msgs.msg import CameraInfo, Image
 
     from gpt4scene_ros.common.transforms import R_BASE_OPTICAL, invert_transform, make_transform
@@ -109,7 +109,7 @@ def node_run(frames, sequence, alignment, config: MappingConfig, count: int):
         executor.add_node(n)
     thread = threading.Thread(target=executor.spin, daemon=True)
     thread.start()
-    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    qos = reliable(10)
     pubs = [source.create_publisher(t, name, qos) for t, name in (
         (Odometry, 'odom'), (Image, 'camera/color/image_raw'), (Image, 'camera/depth/image_raw'),
         (CameraInfo, 'camera/color/camera_info'))]

@@ -36,7 +36,7 @@ for extra in (REPO / 'test', REPO / 'test' / 'core', REPO / 'scripts', REPO / 'b
 
 import rclpy  # noqa: E402
 import rclpy.executors  # noqa: E402
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from gpt4scene_ros.ros.qos import LATCHED  # noqa: E402
 
 from chat_server import ChatServer  # noqa: E402
 from instances_node import KITCHEN, Diagnostics, executable  # noqa: E402
@@ -50,7 +50,6 @@ from gpt4scene_ros.ros.conversions import snapshot_from_msg, snapshot_to_msg  # 
 from gpt4scene_ros.srv import SceneQuery  # noqa: E402
 
 TEMPLATES = PromptTemplates.from_yaml(REPO / 'config' / 'prompts.yaml')
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def median_ms(function, runs: int) -> tuple[float, float]:

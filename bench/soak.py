@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 import rclpy.executors  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from gpt4scene_ros.ros.qos import LATCHED  # noqa: E402
 from sensor_msgs.msg import Image, PointCloud2  # noqa: E402
 
 from instances_node import KITCHEN, descendants, executable, rss_mb  # noqa: E402
@@ -47,7 +47,6 @@ from gpt4scene_ros.msg import ObjectInstanceArray, SceneSnapshot  # noqa: E402
 from gpt4scene_ros.srv import SceneQuery  # noqa: E402
 
 SAMPLE_S = 10.0
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Output -> (topic, type, the period the node publishes it at while the map changes).
 OUTPUTS = {'bev': ('mapping_node/bev', Image, 1.0), 'map_cloud': ('mapping_node/map_cloud', PointCloud2, 2.0),
            'objects': ('mapping_node/objects', ObjectInstanceArray, 2.0),

@@ -175,9 +175,10 @@ def tiny_models(tmp_path_factory):
 def fused_room(folder, seed: int, num_frames: int, mapping):
     """A clean generated room (objects apart) at 320x240 written to ``folder`` and fused frame by frame:
     (folder, sequence, scene_map, frames)."""
-    from gpt4scene_ros.io.folders import open_sequence
+    from gpt4scene_ros.io.open import open_sequence
     from gpt4scene_ros.mapping.tsdf import SceneMap
-    from gpt4scene_ros.sim.synthetic_scene import SyntheticSceneConfig, write_sequence
+    from gpt4scene_ros.sim.scene import SyntheticSceneConfig
+    from gpt4scene_ros.sim.writer import write_sequence
 
     write_sequence(SyntheticSceneConfig(seed=seed, num_frames=num_frames, clutter='none').with_resolution(320, 240),
                    folder)

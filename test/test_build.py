@@ -56,7 +56,7 @@ def test_pip_installs_the_ros_free_core(tmp_path):
                              '--target', str(target), str(source)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     check = ('import sys; sys.modules["rclpy"] = None\n'
-             'import gpt4scene_ros.sim.synthetic_scene, gpt4scene_ros.io.folders\n'
+             'import gpt4scene_ros.sim.writer, gpt4scene_ros.tools.make_scene, gpt4scene_ros.io.folders\n'
              'print(gpt4scene_ros.io.folders.__file__)')
     run = subprocess.run([sys.executable, '-c', check], env={**os.environ, 'PYTHONPATH': str(target)},
                          cwd=tmp_path, capture_output=True, text=True)

@@ -34,7 +34,8 @@ from scene_fixtures import INSTANCES, make_snapshot  # noqa: E402
 
 from gpt4scene_ros.common.settings import QUERY_TASKS, MappingConfig, QueryConfig  # noqa: E402
 from gpt4scene_ros.objects.tracking import object_tag  # noqa: E402
-from gpt4scene_ros.mapping.tsdf import MAP_FILE_FORMAT, MAP_FILE_VERSION, MapFileError, SceneMap  # noqa: E402
+from gpt4scene_ros.mapping.map_file import MAP_FILE_FORMAT, MAP_FILE_VERSION, MapFileError, load_map, save_map  # noqa: E402
+from gpt4scene_ros.mapping.tsdf import SceneMap  # noqa: E402
 from gpt4scene_ros.common.pose_buffer import BACKWARDS_TOLERANCE_S, PoseBuffer, PoseLookupError  # noqa: E402
 from gpt4scene_ros.query.prompts import PromptTemplates, parse_object_ids  # noqa: E402
 from gpt4scene_ros.query.scene_query import ErrorCode, QueryRequest, QueryResult, answer_query  # noqa: E402
@@ -342,14 +343,14 @@ class MapFiles:
     def __init__(self, folder):
         self.good_path = folder / 'good.npz'
         source = wall_map(1.0, frames=2)
-        source.save(self.good_path, metadata=self.METADATA, arrays={'votes': np.arange(4, dtype=np.int64)})
+        save_map(source, self.good_path, metadata=self.METADATA, arrays={'votes': np.arange(4, dtype=np.int64)})
         self.good_blocks, self.good_frames = source.num_blocks, source.frames_integrated
         self.good_bytes = self.good_path.read_bytes()
         with np.load(self.good_path) as data:
             self.good_arrays = {name: data[name] for name in data.files}
         self.target = wall_map(0.6, frames=3)
         self.target_path = folder / 'target.npz'
-        self.target.save(self.target_path)
+        save_map(self.target, self.target_path)
         self.before = (self.target.num_blocks, self.target.frames_integrated)
         assert self.before != (self.good_blocks, self.good_frames) and self.good_blocks > 2
         self.fuzzed = folder / 'fuzzed.npz'
@@ -364,7 +365,7 @@ class MapFiles:
         self.fuzzed.write_bytes(content if isinstance(content, bytes) else npz_bytes(content))
         try:
             with time_bound(LOAD_LIMIT_S, 'SceneMap.load'):
-                loaded = self.target.load(self.fuzzed, arrays=True)
+                loaded = load_map(self.target, self.fuzzed, arrays=True)
         except MapFileError as error:
             assert str(error)
             changed = self.restore()
@@ -383,7 +384,7 @@ class MapFiles:
         found = (self.target.num_blocks, self.target.frames_integrated)
         if found == self.before:
             return None
-        self.target.load(self.target_path)
+        load_map(self.target, self.target_path)
         return found
 
 

@@ -1,8 +1,10 @@
 """Plain data types shared by the core and the ROS adapters.
 
 Conventions:
-- Images are numpy arrays: colour ``HxWx3 uint8`` RGB, depth ``HxW float32``
-  metres with 0 meaning "no measurement".
+- Images are numpy arrays: colour ``HxWx3 uint8`` RGB; depth as the sensor
+  gave it (``HxW uint16`` in units of ``1 / depth_scale`` metres, or float32
+  metres with ``depth_scale`` 1), 0 meaning "no measurement".
+  :func:`depth_to_metres` is the one conversion to metres.
 - Camera frames follow the optical convention (x right, y down, z forward).
 - A transform ``T_a_b`` is a 4x4 matrix mapping points in frame ``b`` into
   frame ``a`` (so ``T_world_camera`` is the camera pose in the world).
@@ -80,12 +82,32 @@ def check_rigid_transform(T, name: str = 'transform') -> np.ndarray:
     return T
 
 
+def depth_to_metres(depth: np.ndarray, depth_scale: float) -> np.ndarray:
+    """Sensor depth as HxW float32 metres, 0 where there is no measurement (0, NaN, inf, negative)."""
+    depth = np.asarray(depth)
+    if depth.dtype.kind in 'ui':
+        return depth.astype(np.float32) / np.float32(depth_scale)
+    with np.errstate(invalid='ignore'):
+        metres = depth.astype(np.float32) / np.float32(depth_scale)
+        return np.where(np.isfinite(metres) & (metres > 0), metres, np.float32(0.0))
+
+
 @dataclass(frozen=True)
 class RgbdFrame:
-    """One registered colour + depth image with its camera pose."""
+    """One registered colour + depth image with its camera pose.
+
+    ``depth`` is the sensor's image (uint16 units, or float metres) and
+    ``depth_scale`` its units per metre; it reaches the TSDF unconverted.
+    """
 
     index: int
     timestamp_s: float
     color: np.ndarray
-    depth_m: np.ndarray
+    depth: np.ndarray
     T_world_camera: np.ndarray
+    depth_scale: float = 1.0
+
+    @property
+    def depth_m(self) -> np.ndarray:
+        """Depth in metres (float32, 0 = no measurement), for what works in metres (views, gravity, tests)."""
+        return depth_to_metres(self.depth, self.depth_scale)

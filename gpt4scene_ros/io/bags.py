@@ -1,7 +1,7 @@
 """rosbag2 bags (MCAP and sqlite3) as RGB-D sequences, read and written with ``rosbags`` (pure Python, no ROS).
 
 A bag plays like a recorded folder: :class:`BagSequence` has the
-:class:`~gpt4scene_ros.io.folders.RgbdSequence` interface (``len``,
+:class:`~gpt4scene_ros.io.sequence.RgbdSequence` interface (``len``,
 ``timestamp_s``, ``load``), so the player and ``gpt4scene-process`` take either.
 A frame is a colour message (``sensor_msgs/Image`` or ``CompressedImage``) with
 the depth image nearest in stamp (``16UC1`` millimetres or ``32FC1`` metres),
@@ -21,14 +21,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from gpt4scene_ros.io.folders import FrameError, SequenceError, checked_position
+from gpt4scene_ros.common.frames import CameraIntrinsics, RgbdFrame
 from gpt4scene_ros.common.pose_buffer import PoseBuffer, PoseLookupError
 from gpt4scene_ros.common.transforms import R_BASE_OPTICAL, invert_transform, make_transform, matrix_from_quaternion, \
     quaternion_from_matrix
-from gpt4scene_ros.common.frames import CameraIntrinsics, RgbdFrame
+from gpt4scene_ros.io.messages import decode_color, decode_depth
+from gpt4scene_ros.io.sequence import FrameError, RgbdSequence, SequenceError, checked_position
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,6 @@ COLOR_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
 DEPTH_TYPES = ('sensor_msgs/msg/Image',)
 CAMERA_INFO_TYPES = ('sensor_msgs/msg/CameraInfo',)
 POSE_TYPES = ('nav_msgs/msg/Odometry', 'geometry_msgs/msg/PoseStamped')
-DEPTH_ENCODINGS = {'16UC1': 0.001, 'mono16': 0.001, '32FC1': 1.0}
 MAX_POSE_GAP_S = 0.25
 T_OPTICAL_IN_BASE = make_transform(R_BASE_OPTICAL, np.zeros(3))
 """Pose of the optical frame (z forward) in a REP 103 body frame (x forward), as the mapping node assumes."""
@@ -89,7 +88,7 @@ class _BagFrame:
     depth_time_ns: int
 
 
-class BagSequence:
+class BagSequence(RgbdSequence):
     """A rosbag2 bag as an RGB-D sequence; raises :class:`SequenceError` when it cannot be played."""
 
     layout = 'rosbag2'
@@ -119,9 +118,6 @@ class BagSequence:
 
     def __len__(self) -> int:
         return len(self._frames)
-
-    def __repr__(self) -> str:
-        return f'BagSequence(root={str(self.root)!r}, frames={len(self)}, intrinsics={self.intrinsics})'
 
     def close(self) -> None:
         self._reader.close()
@@ -255,58 +251,35 @@ class BagSequence:
         """Read the frame at position ``i``; raises FrameError saying what is wrong with it."""
         record = self._frame(i)
         connection, color_msg = self._message_at('color', record.color_time_ns)
-        color = _decode_color(color_msg, connection.msgtype, self.topics.color)
         _, depth_msg = self._message_at('depth', record.depth_time_ns)
-        depth_m = _decode_depth(depth_msg, self.topics.depth)
-        if depth_m.shape != color.shape[:2]:
-            raise FrameError(f'{self.root}: frame {i}: depth {depth_m.shape[1]}x{depth_m.shape[0]} and colour '
+        try:
+            color = decode_color(color_msg, connection.msgtype)
+        except ValueError as error:
+            raise FrameError(f'{self.topics.color}: {error}') from None
+        try:
+            depth, depth_scale = decode_depth(depth_msg)
+        except ValueError as error:
+            raise FrameError(f'{self.topics.depth}: {error}') from None
+        if depth.shape != color.shape[:2]:
+            raise FrameError(f'{self.root}: frame {i}: depth {depth.shape[1]}x{depth.shape[0]} and colour '
                              f'{color.shape[1]}x{color.shape[0]} differ in size (record aligned depth)')
         try:
             T_odom_base = self._poses.lookup(record.timestamp_s)
         except PoseLookupError as error:
             raise FrameError(f'{self.root}: frame {i}: no odometry pose on {self.topics.odometry}: {error}') from None
-        return RgbdFrame(index=record.number, timestamp_s=record.timestamp_s, color=color, depth_m=depth_m,
-                         T_world_camera=T_odom_base @ self.T_base_optical)
-
-
-def _image_array(msg, channels: int, dtype, topic: str) -> np.ndarray:
-    itemsize = np.dtype(dtype).itemsize
-    row_bytes = int(msg.width) * channels * itemsize
-    data = np.asarray(msg.data, dtype=np.uint8)
-    if msg.height == 0 or msg.width == 0 or msg.step < row_bytes or data.size < msg.step * msg.height:
-        raise FrameError(f'{topic}: {msg.encoding} image {msg.width}x{msg.height} (step {msg.step}) holds '
-                         f'{data.size} bytes')
-    rows = data[:msg.step * msg.height].reshape(msg.height, msg.step)[:, :row_bytes]
-    order = '>' if msg.is_bigendian else '<'
-    array = np.ascontiguousarray(rows).view(np.dtype(dtype).newbyteorder(order))
-    return array.reshape(msg.height, msg.width, channels) if channels > 1 else array.reshape(msg.height, msg.width)
-
-
-def _decode_color(msg, msgtype: str, topic: str) -> np.ndarray:
-    if msgtype == 'sensor_msgs/msg/CompressedImage':
-        image = cv2.imdecode(np.asarray(msg.data, dtype=np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            raise FrameError(f'{topic}: compressed image ({msg.format!r}) does not decode')
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    conversions = {'rgb8': (3, None), 'bgr8': (3, cv2.COLOR_BGR2RGB), 'rgba8': (4, cv2.COLOR_RGBA2RGB),
-                   'bgra8': (4, cv2.COLOR_BGRA2RGB), 'mono8': (1, cv2.COLOR_GRAY2RGB)}
-    if msg.encoding not in conversions:
-        raise FrameError(f'{topic}: colour encoding {msg.encoding!r} is not supported ({", ".join(conversions)})')
-    channels, code = conversions[msg.encoding]
-    image = _image_array(msg, channels, np.uint8, topic)
-    return np.ascontiguousarray(image) if code is None else cv2.cvtColor(image, code)
-
-
-def _decode_depth(msg, topic: str) -> np.ndarray:
-    scale = DEPTH_ENCODINGS.get(msg.encoding)
-    if scale is None:
-        raise FrameError(f'{topic}: depth encoding {msg.encoding!r} is not supported ({", ".join(DEPTH_ENCODINGS)})')
-    dtype = np.float32 if msg.encoding == '32FC1' else np.uint16
-    raw = _image_array(msg, 1, dtype, topic).astype(np.float32) * scale
-    return np.where(np.isfinite(raw) & (raw > 0), raw, 0.0).astype(np.float32)
+        return RgbdFrame(index=record.number, timestamp_s=record.timestamp_s, color=color, depth=depth,
+                         T_world_camera=T_odom_base @ self.T_base_optical, depth_scale=depth_scale)
 
 
 # -- writing ------------------------------------------------------------------------------------
+
+
+def _depth_millimetres(frame: RgbdFrame) -> np.ndarray:
+    """The frame's depth as little-endian uint16 millimetres (16UC1), as it is when the sensor's scale is 1000."""
+    if frame.depth.dtype == np.uint16 and frame.depth_scale == 1000.0:
+        return frame.depth.astype('<u2', copy=False)
+    depth_mm = np.round(frame.depth_m.astype(np.float64) * 1000.0)
+    return np.where((depth_mm > 0) & (depth_mm < 65535), depth_mm, 0).astype('<u2')
 
 BAG_EPOCH_S = 1_700_000_000.0
 """Stamps of written bags start here (sequence time 0), so they look like a robot's wall-clock stamps."""
@@ -369,13 +342,12 @@ def write_bag(sequence, path, *, storage: str = 'mcap', topics: BagTopics = BagT
                 logger.warning('left out of the bag: %s', error)
                 continue
             stamp_s = BAG_EPOCH_S + frame.timestamp_s - first_s
-            height, width = frame.depth_m.shape
+            height, width = frame.depth.shape
             color = np.ascontiguousarray(frame.color, dtype=np.uint8)
             write(conn['color'], types['sensor_msgs/msg/Image'](
                 header=header(stamp_s, optical_frame), height=height, width=width, encoding='rgb8', is_bigendian=0,
                 step=width * 3, data=color.reshape(-1)), stamp_s)
-            depth_mm = np.round(np.nan_to_num(frame.depth_m) * 1000.0)
-            depth_mm = np.where((depth_mm > 0) & (depth_mm < 65535), depth_mm, 0).astype('<u2')
+            depth_mm = _depth_millimetres(frame)
             write(conn['depth'], types['sensor_msgs/msg/Image'](
                 header=header(stamp_s, optical_frame), height=height, width=width, encoding='16UC1', is_bigendian=0,
                 step=width * 2, data=depth_mm.reshape(-1).view(np.uint8)), stamp_s)

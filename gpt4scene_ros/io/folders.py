@@ -1,15 +1,9 @@
 """Recorded RGB-D sequences on disk: Microsoft 7-Scenes and TUM RGB-D layouts.
 
-``open_sequence(path)`` detects the layout and returns an ``RgbdSequence``.
-Opening is lazy: it lists the folder, parses the small text files and reads
-the size of one depth image; ``load(i)`` reads frame ``i``.
-
-Errors:
-- ``SequenceError``: the folder cannot be played at all (missing, not a
-  folder, neither layout, no frames, malformed intrinsics or TUM lists).
-- ``FrameError``: one frame cannot be loaded (missing or unreadable file,
-  wrong size or dtype, bad pose); the other frames still can.
-Both are ``ValueError`` subclasses whose messages name the file and the problem.
+:func:`gpt4scene_ros.io.open.open_sequence` detects the layout. Opening is
+lazy: it lists the folder, parses the small text files and reads the size of
+one depth image; ``load(i)`` reads frame ``i``. Errors are those of
+:mod:`gpt4scene_ros.io.sequence`.
 """
 
 from __future__ import annotations
@@ -26,8 +20,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from gpt4scene_ros.common.transforms import make_transform, matrix_from_quaternion, slerp
 from gpt4scene_ros.common.frames import CameraIntrinsics, RgbdFrame, check_rigid_transform
+from gpt4scene_ros.common.transforms import make_transform, matrix_from_quaternion, slerp
+from gpt4scene_ros.io.sequence import FrameError, RgbdSequence, SequenceError, checked_position
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +54,6 @@ _FRAME_FILE = re.compile(r'^frame-(\d+)\.(color\.jpg|color\.png|depth\.png|pose\
 _FREIBURG_NAME = re.compile(r'(?<![a-z])(?:freiburg|fr)([123])(?![0-9])')
 
 
-class SequenceError(ValueError):
-    """The folder cannot be played at all."""
-
-
-class FrameError(ValueError):
-    """One frame cannot be loaded; the others can."""
-
-
 @dataclass(frozen=True)
 class _FrameRecord:
     number: int            # RgbdFrame.index: the file's number (7-Scenes) or the position (TUM)
@@ -75,15 +62,8 @@ class _FrameRecord:
     depth_path: Path
 
 
-class RgbdSequence:
-    """A recorded RGB-D sequence; use ``open_sequence`` to build one.
-
-    ``load(i)`` takes the position ``0 <= i < len(self)`` and returns an
-    ``RgbdFrame`` with colour RGB uint8 HxWx3, depth float32 metres (0 means
-    invalid) and the camera-to-world pose (optical camera axes).
-    """
-
-    layout: str = ''
+class FolderSequence(RgbdSequence):
+    """A sequence of image files in a folder (the layouts below); depth is read as the files hold it."""
 
     def __init__(self, root: Path, intrinsics: CameraIntrinsics, records: list[_FrameRecord],
                  depth_scale_per_m: float, invalid_depth_values: tuple[int, ...]):
@@ -96,24 +76,16 @@ class RgbdSequence:
     def __len__(self) -> int:
         return len(self._records)
 
-    def __repr__(self) -> str:
-        return f'{type(self).__name__}(root={str(self.root)!r}, frames={len(self)}, intrinsics={self.intrinsics})'
-
     def timestamp_s(self, i: int) -> float:
-        """Sequence time of the frame at position ``i``, in seconds."""
         return self._record(i).timestamp_s
 
-    def close(self) -> None:
-        """Release open files: a folder holds none (a bag, :class:`~gpt4scene_ros.io.bags.BagSequence`, does)."""
-
     def load(self, i: int) -> RgbdFrame:
-        """Read the frame at position ``i``; raises FrameError naming the file at fault."""
         record = self._record(i)
-        depth_m = self._load_depth(record.depth_path)
-        color = self._load_color(record, depth_m.shape)
+        depth = self._load_depth(record.depth_path)
+        color = self._load_color(record, depth.shape)
         pose = self._load_pose(i, record)
-        return RgbdFrame(index=record.number, timestamp_s=record.timestamp_s, color=color,
-                         depth_m=depth_m, T_world_camera=pose)
+        return RgbdFrame(index=record.number, timestamp_s=record.timestamp_s, color=color, depth=depth,
+                         T_world_camera=pose, depth_scale=self.depth_scale_per_m)
 
     # -- per-layout -----------------------------------------------------------------
 
@@ -137,9 +109,10 @@ class RgbdSequence:
         if raw.shape != expected:
             raise FrameError(f'{path}: depth image is {raw.shape[1]}x{raw.shape[0]}, '
                              f'but the sequence is {expected[1]}x{expected[0]} (size of its first depth image)')
-        depth_m = raw.astype(np.float32) / np.float32(self.depth_scale_per_m)
-        depth_m[np.isin(raw, self._invalid_depth_values)] = 0.0
-        return depth_m
+        invalid = np.isin(raw, self._invalid_depth_values)
+        if invalid.any():
+            raw[invalid] = 0
+        return raw
 
     def _load_color(self, record: _FrameRecord, depth_shape: tuple[int, int]) -> np.ndarray:
         path = record.color_path
@@ -152,7 +125,7 @@ class RgbdSequence:
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-class SevenScenesSequence(RgbdSequence):
+class SevenScenesSequence(FolderSequence):
     """Microsoft 7-Scenes layout: ``frame-XXXXXX.{color.jpg,depth.png,pose.txt}``.
 
     Frames are the sorted file numbers having a depth image; frame ``i`` has
@@ -205,7 +178,7 @@ class SevenScenesSequence(RgbdSequence):
             raise FrameError(str(error)) from None
 
 
-class TumSequence(RgbdSequence):
+class TumSequence(FolderSequence):
     """TUM RGB-D layout: ``rgb.txt``, ``depth.txt``, ``groundtruth.txt``.
 
     Each depth image is paired with the nearest colour image within
@@ -306,44 +279,17 @@ class TumSequence(RgbdSequence):
         return q / norm
 
 
-def checked_position(i, count: int, root) -> int:
-    """``i`` as a frame position of a sequence of ``count`` frames at ``root``; TypeError or IndexError."""
-    if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
-        raise TypeError(f'frame position must be an integer, got {i!r}')
-    if not 0 <= i < count:
-        raise IndexError(f'frame position {i} out of range 0..{count - 1} in {root}')
-    return int(i)
-
-
-def open_sequence(path, frame_rate_hz: float = 30.0, bag_topics=None) -> RgbdSequence:
-    """Open a recorded RGB-D folder (TUM RGB-D or 7-Scenes layout, detected) or a rosbag2 bag (MCAP or
-    sqlite3: a ``.mcap``/``.db3`` file or a folder with ``metadata.yaml``).
-
-    ``frame_rate_hz`` gives the timestamps of layouts that store none (7-Scenes);
-    ``bag_topics`` (a :class:`~gpt4scene_ros.io.bags.BagTopics`) the topics of a bag.
-    Raises SequenceError when the path cannot be played.
-    """
-    if isinstance(frame_rate_hz, bool) or not isinstance(frame_rate_hz, (int, float)) \
-            or not math.isfinite(frame_rate_hz) or frame_rate_hz <= 0:
-        raise ValueError(f'frame_rate_hz must be a finite number > 0, got {frame_rate_hz!r}')
-    root = Path(path).expanduser()
-    if not root.exists():
-        raise SequenceError(f'{root}: sequence folder or bag does not exist')
-    from gpt4scene_ros.io.bags import BagSequence, BagTopics, is_bag   # bags imports this module
-    if is_bag(root):
-        return BagSequence(root, bag_topics or BagTopics())
+def open_folder(root: Path, frame_rate_hz: float = 30.0) -> FolderSequence:
+    """The sequence in folder ``root``, its layout detected; SequenceError when it is neither layout."""
     if not root.is_dir():
         raise SequenceError(f'{root}: is a file, neither a sequence folder nor a rosbag2 bag (.mcap, .db3)')
     if (root / 'rgb.txt').is_file() and (root / 'depth.txt').is_file():
-        sequence: RgbdSequence = TumSequence(root)
-    elif any(_FRAME_FILE.match(name) for name in _list_names(root)):
-        sequence = SevenScenesSequence(root, float(frame_rate_hz))
-    else:
-        raise SequenceError(f'{root}: neither a TUM RGB-D folder (rgb.txt, depth.txt, groundtruth.txt), '
-                            f'a 7-Scenes folder (frame-XXXXXX.depth.png, .color.jpg, .pose.txt) nor a rosbag2 '
-                            f'bag (metadata.yaml)')
-    logger.debug('opened %r', sequence)
-    return sequence
+        return TumSequence(root)
+    if any(_FRAME_FILE.match(name) for name in _list_names(root)):
+        return SevenScenesSequence(root, float(frame_rate_hz))
+    raise SequenceError(f'{root}: neither a TUM RGB-D folder (rgb.txt, depth.txt, groundtruth.txt), '
+                        f'a 7-Scenes folder (frame-XXXXXX.depth.png, .color.jpg, .pose.txt) nor a rosbag2 '
+                        f'bag (metadata.yaml)')
 
 
 # -- helpers --------------------------------------------------------------------------------

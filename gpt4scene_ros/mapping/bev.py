@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gpt4scene_ros.common.settings import MappingConfig
+
 BEV_BACKGROUND_RGB = (255, 255, 255)
 """Colour of BEV pixels that no surface point falls into."""
 BEV_EMPTY_EXTENT_M = 4.0
@@ -168,3 +170,9 @@ def render_bev(points, colors, *, size_px: int, max_height_m: float, margin_m: f
         flat[linear[highest]] = colors[inside][highest]
         flat_index[linear[highest]] = below[inside][highest]
     return bev
+
+
+def map_bev(points: np.ndarray, colors: np.ndarray, config: MappingConfig) -> BevImage:
+    """The BEV of a map's surface with the map's BEV settings: the one the node publishes and the objects mark."""
+    return render_bev(points, colors, size_px=config.bev_size_px, max_height_m=config.bev_max_height_m,
+                      margin_m=config.bev_margin_m, voxel_size_m=config.voxel_size_m)

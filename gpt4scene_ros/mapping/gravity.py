@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gpt4scene_ros.io.folders import FrameError
+from gpt4scene_ros.io.sequence import FrameError
 from gpt4scene_ros.common.frames import CameraIntrinsics, RgbdFrame, check_rigid_transform
 
 logger = logging.getLogger(__name__)

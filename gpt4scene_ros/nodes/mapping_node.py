@@ -53,27 +53,31 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import MapMetaData, Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
-from gpt4scene_ros.common.settings import InstanceConfig, MappingConfig, MappingNodeConfig
 from gpt4scene_ros.common.input_watch import InputWatch
-from gpt4scene_ros.mapping.map_directory import MapPathError, open_map_directory, resolve_map_path
-from gpt4scene_ros.mapping.tsdf import MapFileError, SceneMap
-from gpt4scene_ros.mapping.mesh import decimate_mesh
-from gpt4scene_ros.objects.process import ObjectsProcess, ObjectsWorkerError
 from gpt4scene_ros.common.pose_buffer import PoseBuffer, PoseLookupError
+from gpt4scene_ros.common.settings import InstanceConfig, MappingConfig, MappingNodeConfig
 from gpt4scene_ros.common.transforms import make_transform, matrix_from_quaternion
+from gpt4scene_ros.io.messages import decode_color, decode_depth
+from gpt4scene_ros.mapping.bev import map_bev
+from gpt4scene_ros.mapping.map_directory import MapPathError, open_map_directory, resolve_map_path
+from gpt4scene_ros.mapping.map_file import MapFileError, load_map, save_map
+from gpt4scene_ros.mapping.mesh import decimate_mesh
+from gpt4scene_ros.mapping.tsdf import SceneMap
+from gpt4scene_ros.objects.mapper import Mapper
+from gpt4scene_ros.objects.process import ObjectsProcess, ObjectsWorkerError
 from gpt4scene_ros.msg import ObjectInstanceArray, SceneSnapshot
 from gpt4scene_ros.srv import FilePath
 from gpt4scene_ros.ros.conversions import (bev_info_msg, camera_info_to_intrinsics, instance_to_msg, instances_to_marker_array,
                           mesh_to_marker, numpy_to_image, point_cloud_to_msg, pose_to_transform, snapshot_to_msg,
                           time_from_msg, transform_from_msg)
 from gpt4scene_ros.ros.entry import run_node, spin_multi_threaded
-from gpt4scene_ros.ros.fallbacks import ApproximateTimeSynchronizer, CvBridge, CvBridgeError, Subscriber
+from gpt4scene_ros.ros.fallbacks import ApproximateTimeSynchronizer, Subscriber
 from gpt4scene_ros.ros.params import declare_settings
+from gpt4scene_ros.ros.qos import LATCHED, sensor_input
 
 try:  # Optional: tf2_ros is not pip-installable.
     import tf2_ros
@@ -116,8 +120,6 @@ class MappingNode(Node):
         self.last_image_stamp_s = None
         self.last_map_stamp = None
         self.published_version = {'bev': -1, 'cloud': -1, 'mesh': -1}
-        self.map_version = 0
-        self.bridge = CvBridge()
         self.mesh_worker = concurrent.futures.ThreadPoolExecutor(max_workers=1)
         self.mesh_job = None
         # The object layer runs in a child process; one worker thread here sends it the updates and publishes.
@@ -127,6 +129,7 @@ class MappingNode(Node):
                 self.objects = ObjectsProcess(self.instance_config, self.map_config)
             except ObjectsWorkerError as error:   # e.g. a missing or broken detector model: stop at start-up
                 raise ValueError(str(error)) from None
+        self.mapper = Mapper(self.scene_map, self.objects)
         self.objects_worker = concurrent.futures.ThreadPoolExecutor(max_workers=1)
         self.objects_job = None
         self.objects_version = -1
@@ -141,9 +144,7 @@ class MappingNode(Node):
             self.tf_buffer = tf2_ros.Buffer()
             self.tf_listener = tf2_ros.TransformListener(self.tf_buffer, self)
 
-        reliability = (qos_profile_sensor_data.reliability if cfg.input_qos == 'sensor_data'
-                       else ReliabilityPolicy.RELIABLE)
-        qos = QoSProfile(depth=cfg.input_history_depth, reliability=reliability)
+        qos = sensor_input(cfg.input_qos, cfg.input_history_depth)
         inputs = [Subscriber(self, Image, 'camera/color/image_raw', qos_profile=qos),
                   Subscriber(self, Image, 'camera/depth/image_raw', qos_profile=qos),
                   Subscriber(self, CameraInfo, 'camera/color/camera_info', qos_profile=qos)]
@@ -158,20 +159,17 @@ class MappingNode(Node):
         self.quiet_inputs = set()
         self.recent_drops = collections.deque()  # (time, dropped, received, integrated) of the last diagnostics
 
-        # Map outputs are published when the map changed, and latched (transient local, as map servers do):
-        # a viewer that starts late, or after the robot stopped, still gets the current map.
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.bev_pub = self.create_publisher(Image, '~/bev', latched)
-        self.bev_info_pub = self.create_publisher(MapMetaData, '~/bev_info', latched)
-        self.cloud_pub = self.create_publisher(PointCloud2, '~/map_cloud', latched)
-        self.mesh_pub = self.create_publisher(Marker, '~/mesh', latched)
+        # Map outputs are published when the map changed, and latched (see ros/qos.py).
+        self.bev_pub = self.create_publisher(Image, '~/bev', LATCHED)
+        self.bev_info_pub = self.create_publisher(MapMetaData, '~/bev_info', LATCHED)
+        self.cloud_pub = self.create_publisher(PointCloud2, '~/map_cloud', LATCHED)
+        self.mesh_pub = self.create_publisher(Marker, '~/mesh', LATCHED)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.objects_pub = self.create_publisher(ObjectInstanceArray, '~/objects', latched)
-        self.object_markers_pub = self.create_publisher(MarkerArray, '~/object_markers', latched)
-        self.bev_marked_pub = self.create_publisher(Image, '~/bev_marked', latched)
-        self.keyframe_marked_pub = self.create_publisher(Image, '~/keyframe_marked', latched)
-        self.snapshot_pub = self.create_publisher(SceneSnapshot, '~/scene_snapshot', latched)
+        self.objects_pub = self.create_publisher(ObjectInstanceArray, '~/objects', LATCHED)
+        self.object_markers_pub = self.create_publisher(MarkerArray, '~/object_markers', LATCHED)
+        self.bev_marked_pub = self.create_publisher(Image, '~/bev_marked', LATCHED)
+        self.keyframe_marked_pub = self.create_publisher(Image, '~/keyframe_marked', LATCHED)
+        self.snapshot_pub = self.create_publisher(SceneSnapshot, '~/scene_snapshot', LATCHED)
 
         # One group owns the map: integration, outputs and map services never overlap. A single timer
         # integrates and then publishes whatever output is due, so no output timer can be starved by it.
@@ -267,18 +265,13 @@ class MappingNode(Node):
     def _integrate(self, stamp_s, color_msg, depth_msg, info_msg, T_odom_base) -> bool:
         """Integrate one frame; False (counted, logged) when it was dropped."""
         try:
-            color = self.bridge.imgmsg_to_cv2(color_msg, desired_encoding='rgb8')
-            depth = self.bridge.imgmsg_to_cv2(depth_msg, desired_encoding='passthrough')
-            if depth_msg.encoding in ('16UC1', 'mono16'):
-                depth_m = depth.astype(np.float32) / 1000.0
-            elif depth_msg.encoding == '32FC1':
-                depth_m = depth.astype(np.float32, copy=False)
-            else:
-                raise ValueError(f'depth encoding {depth_msg.encoding!r} is not 16UC1 (mm) or 32FC1 (m)')
+            color = decode_color(color_msg)
+            depth, depth_scale = decode_depth(depth_msg)
             intrinsics = camera_info_to_intrinsics(info_msg)
             T_odom_optical = self._camera_pose(T_odom_base, color_msg.header.frame_id, color_msg.header.stamp)
-            result = self.scene_map.integrate(np.ascontiguousarray(color), depth_m, intrinsics, T_odom_optical)
-        except (ValueError, CvBridgeError, TypeError) as error:
+            result = self.mapper.integrate(color, depth, intrinsics, T_odom_optical, stamp_s,
+                                           self.counts['frames_integrated'] + 1, depth_scale)
+        except (ValueError, TypeError) as error:
             self._drop('bad_input', str(error))
             return False
         except Exception as error:  # TF lookups and anything unforeseen: drop the frame, keep mapping
@@ -291,16 +284,13 @@ class MappingNode(Node):
             return False
         self.counts['frames_integrated'] += 1
         self.integrate_ms.append(result.duration_ms)
-        self.map_version += 1
         self.last_map_stamp = color_msg.header.stamp
-        if self.objects is not None:
-            self.objects.observe(color, depth_m, intrinsics, T_odom_optical, stamp_s, self.counts['frames_integrated'])
         return True
 
     def _changed_since_last(self, output: str) -> bool:
-        if self.map_version == self.published_version[output]:
+        if self.mapper.version == self.published_version[output]:
             return False
-        self.published_version[output] = self.map_version
+        self.published_version[output] = self.mapper.version
         return True
 
     def _stamp(self):
@@ -309,7 +299,7 @@ class MappingNode(Node):
     def _publish_bev(self):
         if not self._changed_since_last('bev'):
             return
-        bev = self.scene_map.render_bev()
+        bev = map_bev(*self.scene_map.point_cloud(), self.map_config)
         stamp = self._stamp()
         self.bev_pub.publish(numpy_to_image(bev.image, 'rgb8', stamp, self.map_frame))
         self.bev_info_pub.publish(bev_info_msg(bev, stamp))
@@ -341,13 +331,13 @@ class MappingNode(Node):
             return
         if time.monotonic() < self.objects_rest_until:
             return
-        map_idle = self.map_version == self.objects_version
+        map_idle = self.mapper.version == self.objects_version
         if map_idle and not self.objects.has_new_candidates():
             return
-        self.objects_version = self.map_version
+        self.objects_version = self.mapper.version
         surface = self.scene_map.surface()
         stamp, frame = self._stamp(), self.map_frame
-        self.objects_job = self.objects_worker.submit(self._update_instances, surface, self.map_version, stamp, frame,
+        self.objects_job = self.objects_worker.submit(self._update_instances, surface, self.mapper.version, stamp, frame,
                                                       map_idle)
 
     def _update_instances(self, surface, version, stamp, frame, all_candidates=False):
@@ -426,7 +416,7 @@ class MappingNode(Node):
         for name, window in (('integrate_ms_median', self.integrate_ms), ('frame_latency_ms_median', self.latency_ms)):
             values[name] = round(statistics.median(window), 2) if window else 0
         values['frame_latency_ms_p95'] = round(float(np.percentile(self.latency_ms, 95)), 2) if self.latency_ms else 0
-        values['map_version'] = self.map_version
+        values['map_version'] = self.mapper.version
         values['map_blocks'] = self.scene_map.num_blocks
         values['map_memory_mb'] = round(self.scene_map.memory_bytes / 1e6, 1)
         if self.objects is not None:
@@ -470,7 +460,7 @@ class MappingNode(Node):
             except ObjectsWorkerError as error:   # the map is still worth saving
                 note = f' (without instances: {error})'
         try:
-            self.scene_map.save(path, metadata=metadata, arrays=arrays)
+            save_map(self.scene_map, path, metadata=metadata, arrays=arrays)
         except (OSError, ValueError) as error:
             response.success, response.message = False, f'save to {request.file_path!r} failed: {error}'
         else:
@@ -481,7 +471,7 @@ class MappingNode(Node):
     def _on_load(self, request, response):
         try:
             path = resolve_map_path(self.map_directory, request.file_path, for_writing=False)
-            metadata, arrays = self.scene_map.load(path, arrays=True)
+            metadata, arrays = load_map(self.scene_map, path, arrays=True)
         except MapPathError as error:
             response.success, response.message = False, f'load refused: {error}'
             return response
@@ -489,7 +479,7 @@ class MappingNode(Node):
             response.success, response.message = False, f'load of {request.file_path!r} refused: {error}'
             return response
         self.map_frame = (metadata or {}).get('frame_id', self.map_frame)
-        self.map_version += 1
+        self.mapper.changed()
         response.success = True
         response.message = f'loaded {self.scene_map.num_blocks} blocks from {path}'
         if self.objects is not None:
@@ -508,7 +498,7 @@ class MappingNode(Node):
 
     def _on_reset(self, request, response):
         self.scene_map.reset()
-        self.map_version += 1
+        self.mapper.changed()
         if self.objects is not None:
             try:
                 self.objects.reset()

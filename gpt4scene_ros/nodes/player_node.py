@@ -27,14 +27,15 @@ from nav_msgs.msg import Odometry
 from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from gpt4scene_ros.ros.qos import LATCHED, reliable
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
 from gpt4scene_ros.common.settings import PlayerConfig
 from gpt4scene_ros.io.bags import BagTopics
-from gpt4scene_ros.io.folders import FrameError, open_sequence
+from gpt4scene_ros.io.open import open_sequence
+from gpt4scene_ros.io.sequence import FrameError
 from gpt4scene_ros.mapping.gravity import estimate_gravity_alignment, identity_alignment
 from gpt4scene_ros.common.transforms import R_BASE_OPTICAL, invert_transform, make_transform
 from gpt4scene_ros.ros.conversions import (intrinsics_to_camera_info, numpy_to_image, time_to_msg, transform_to_msg,
@@ -78,16 +79,14 @@ class PlayerNode(Node):
             f'{self.sequence.layout} sequence {self.config.data_dir}: {len(self.positions)} frames to play; '
             f'odom frame: {self.alignment.method}; T_odom_world = {self.alignment.T_map_world.round(5).tolist()}')
 
-        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        qos = reliable(10)
         self.color_pub = self.create_publisher(Image, 'camera/color/image_raw', qos)
         self.depth_pub = self.create_publisher(Image, 'camera/depth/image_raw', qos)
         self.info_pub = self.create_publisher(CameraInfo, 'camera/color/camera_info', qos)
         self.odom_pub = self.create_publisher(Odometry, 'odom', qos)
         self.data_publishers = (self.color_pub, self.depth_pub, self.info_pub, self.odom_pub)
         self.clock_pub = self.create_publisher(Clock, '/clock', 10) if self.config.publish_clock else None
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.alignment_pub = self.create_publisher(TransformStamped, '~/dataset_alignment', latched)
+        self.alignment_pub = self.create_publisher(TransformStamped, '~/dataset_alignment', LATCHED)
         self.step_service = None
         if self.config.playback_mode == 'stepped':
             self.step_service = self.create_service(Trigger, '~/step', self._on_step)

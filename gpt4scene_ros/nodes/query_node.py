@@ -22,7 +22,7 @@ from pathlib import Path
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from gpt4scene_ros.ros.qos import LATCHED
 
 from gpt4scene_ros.common.settings import QueryConfig
 from gpt4scene_ros.query.prompts import PromptError, PromptTemplates
@@ -81,9 +81,7 @@ class QueryNode(Node):
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name='scene_query_model', daemon=True)
         self._worker.start()
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.create_subscription(SceneSnapshot, 'mapping_node/scene_snapshot', self._on_snapshot, latched,
+        self.create_subscription(SceneSnapshot, 'mapping_node/scene_snapshot', self._on_snapshot, LATCHED,
                                  callback_group=MutuallyExclusiveCallbackGroup())
         # Re-entrant: a query waiting for the model does not keep the next one from being refused or queued.
         self.create_service(SceneQuery, '~/scene_query', self._on_query, callback_group=ReentrantCallbackGroup())

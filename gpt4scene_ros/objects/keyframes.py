@@ -15,15 +15,15 @@ remaining picks out in pose space; ``uniform`` samples the pool evenly in time
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from gpt4scene_ros.objects.segmentation.surface import lookup, pack_keys
-from gpt4scene_ros.common.frames import CameraIntrinsics, check_rigid_transform
+from gpt4scene_ros.objects.voxels import lookup, pack_keys, packed_offset
+from gpt4scene_ros.common.frames import CameraIntrinsics, check_rigid_transform, depth_to_metres
+from gpt4scene_ros.common.motion import pose_distance
+from gpt4scene_ros.common.settings import KEYFRAME_SELECTIONS
 
-SELECTIONS = ('coverage', 'uniform')
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,11 +72,12 @@ class FrameView:
         return rows, cols, np.stack([(u - k.cx) / k.fx * z, (v - k.cy) / k.fy * z, z], axis=1)
 
 
-def make_view(color, depth_m, intrinsics: CameraIntrinsics, T_map_camera, stamp_s: float, index: int,
-              view_width_px: int = 320) -> FrameView:
-    """A :class:`FrameView` keeping the colour image and every n-th depth pixel (n: width / view_width_px)."""
+def make_view(color, depth, intrinsics: CameraIntrinsics, T_map_camera, stamp_s: float, index: int,
+              view_width_px: int = 320, depth_scale: float = 1.0) -> FrameView:
+    """A :class:`FrameView` keeping the colour image and every n-th depth pixel (n: width / view_width_px), in
+    metres (``depth``: the sensor's uint16 with ``depth_scale``, or float metres)."""
     color = np.asarray(color)
-    depth_m = np.asarray(depth_m)
+    depth_m = np.asarray(depth)
     if color.dtype != np.uint8 or color.ndim != 3 or color.shape[2] != 3:
         raise ValueError(f'keyframe colour must be HxWx3 uint8, got {color.dtype} {color.shape}')
     if depth_m.shape != color.shape[:2] or depth_m.shape != (intrinsics.height, intrinsics.width):
@@ -84,7 +85,9 @@ def make_view(color, depth_m, intrinsics: CameraIntrinsics, T_map_camera, stamp_
                          f'{intrinsics.width}x{intrinsics.height} disagree')
     step = max(1, int(round(intrinsics.width / view_width_px)))
     offset = (step - 1) // 2
-    reduced = np.ascontiguousarray(depth_m[offset::step, offset::step], dtype=np.float32)
+    reduced = depth_m[offset::step, offset::step]
+    reduced = depth_to_metres(reduced, depth_scale) if reduced.dtype.kind in 'ui' else \
+        np.ascontiguousarray(reduced, dtype=np.float32)
     return FrameView(int(index), float(stamp_s), color, reduced, step, intrinsics,
                      check_rigid_transform(T_map_camera, 'T_map_camera').copy())
 
@@ -102,7 +105,7 @@ class VoxelLabels:
         labels = np.asarray(labels, dtype=np.int64)
         self.voxel_size_m = float(voxel_size_m)
         axis = np.argmax(np.abs(np.asarray(normals).reshape(-1, 3)), axis=1) if len(keys) else np.zeros(0, int)
-        steps = np.array([1 << 42, 1 << 21, 1], dtype=np.int64)[axis]
+        steps = np.array([packed_offset(1, 0, 0), packed_offset(0, 1, 0), packed_offset(0, 0, 1)], dtype=np.int64)[axis]
         all_keys = np.concatenate([keys, keys + steps, keys - steps])
         all_labels = np.concatenate([labels, labels, labels])
         priority = np.concatenate([np.zeros(len(keys)), np.ones(2 * len(keys))])
@@ -185,20 +188,14 @@ class KeyframePool:
             del self.views[1 + int(np.argmin(gaps))]
 
 
-def _pose_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Metres, with 30 degrees of viewing-direction change counting as 0.5 m."""
-    angle = math.degrees(math.acos(float(np.clip(np.dot(a[:3, 2], b[:3, 2]), -1.0, 1.0))))
-    return float(np.linalg.norm(a[:3, 3] - b[:3, 3])) + 0.5 * angle / 30.0
-
-
 def select_keyframes(views, visible, count: int, method: str = 'coverage', min_visible_px: int = 400) -> list[int]:
     """Positions (time order) of ``count`` keyframes among ``views``.
 
     ``visible[k]`` is view k's {instance id: visible pixels}, or None for a
     view whose pose does not fit the map (never chosen by ``coverage``).
     """
-    if method not in SELECTIONS:
-        raise ValueError(f'keyframe selection {method!r}: expected one of {list(SELECTIONS)}')
+    if method not in KEYFRAME_SELECTIONS:
+        raise ValueError(f'keyframe selection {method!r}: expected one of {list(KEYFRAME_SELECTIONS)}')
     n = len(views)
     count = min(int(count), n)
     if count <= 0:
@@ -232,7 +229,7 @@ def select_keyframes(views, visible, count: int, method: str = 'coverage', min_v
         if not chosen:
             chosen.append(candidates[len(candidates) // 2])
             continue
-        distances = [min(_pose_distance(views[k].T_map_camera, views[c].T_map_camera) for c in chosen)
+        distances = [min(pose_distance(views[k].T_map_camera, views[c].T_map_camera) for c in chosen)
                      for k in candidates]
         chosen.append(candidates[int(np.argmax(distances))])
     return sorted(chosen)

@@ -148,9 +148,10 @@ class ObjectsProcess:
 
     # -- the map thread ---------------------------------------------------------------------------------
 
-    def observe(self, color, depth_m, intrinsics, T_map_camera, stamp_s: float, index: int) -> bool:
+    def observe(self, color, depth, intrinsics, T_map_camera, stamp_s: float, index: int,
+                depth_scale: float = 1.0) -> bool:
         """Offer an integrated frame; True when it was kept as a keyframe candidate. Never blocks."""
-        view = self.gate.offer(color, depth_m, intrinsics, T_map_camera, stamp_s, index)
+        view = self.gate.offer(color, depth, intrinsics, T_map_camera, stamp_s, index, depth_scale)
         if view is None:
             return False
         self.counts['candidates'] += 1

@@ -26,15 +26,18 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from gpt4scene_ros.mapping.bev import BevImage, render_bev
+from gpt4scene_ros.mapping.bev import BevImage, map_bev
 from gpt4scene_ros.objects.boxes import fit_box
 from gpt4scene_ros.common.settings import InstanceConfig, MappingConfig
 from gpt4scene_ros.objects.detectors import checked_detections, fuse_detections
 from gpt4scene_ros.objects.tracking import Instance, InstanceTracker, SegmentObservation
 from gpt4scene_ros.objects.keyframes import FrameView, KeyframePool, VoxelLabels, label_view, make_view, select_keyframes
 from gpt4scene_ros.objects.markers import Marker, MarkerStyle, draw_markers, place_markers
-from gpt4scene_ros.objects.segmentation.surface import BoundaryVotes, Segmentation, segment_surface, surface_voxels
+from gpt4scene_ros.objects.segmentation.surface import Segmentation, segment_surface
+from gpt4scene_ros.objects.segmentation.votes import BoundaryVotes
+from gpt4scene_ros.objects.voxels import surface_voxels
 from gpt4scene_ros.common.frames import CameraIntrinsics
+from gpt4scene_ros.common.motion import MotionGate, viewing_angle_deg
 
 logger = logging.getLogger(__name__)
 
@@ -82,24 +85,20 @@ class CandidateGate:
 
     def __init__(self, config: InstanceConfig):
         self.config = config
-        self._last_pose = None
+        self._motion = MotionGate(config.keyframe_min_translation_m, config.keyframe_min_rotation_deg,
+                                  viewing_angle_deg, zero_is_off=False)
 
-    def offer(self, color, depth_m, intrinsics: CameraIntrinsics, T_map_camera, stamp_s: float,
-              index: int) -> FrameView | None:
+    def offer(self, color, depth, intrinsics: CameraIntrinsics, T_map_camera, stamp_s: float,
+              index: int, depth_scale: float = 1.0) -> FrameView | None:
         """The frame's view when it is a new candidate, else None (cheap: most frames stop at the pose test)."""
-        cfg = self.config
-        last = self._last_pose
-        if last is not None:
-            moved = float(np.linalg.norm(T_map_camera[:3, 3] - last[:3, 3]))
-            cos_turn = float(np.clip(np.dot(T_map_camera[:3, 2], last[:3, 2]), -1.0, 1.0))
-            if moved < cfg.keyframe_min_translation_m and math.degrees(math.acos(cos_turn)) < \
-                    cfg.keyframe_min_rotation_deg:
-                return None
-        self._last_pose = np.array(T_map_camera, dtype=np.float64)
-        return make_view(color, depth_m, intrinsics, T_map_camera, stamp_s, index, cfg.view_width_px)
+        if not self._motion.passes(T_map_camera):
+            return None
+        self._motion.accept(T_map_camera)
+        return make_view(color, depth, intrinsics, T_map_camera, stamp_s, index, self.config.view_width_px,
+                         depth_scale)
 
     def reset(self) -> None:
-        self._last_pose = None
+        self._motion.reset()
 
 
 class SceneObjects:
@@ -131,10 +130,11 @@ class SceneObjects:
 
     # -- the map thread -----------------------------------------------------------------------------------
 
-    def observe(self, color, depth_m, intrinsics: CameraIntrinsics, T_map_camera, stamp_s: float,
-                index: int) -> bool:
-        """Offer an integrated frame; True when it was kept as a keyframe candidate (it moved enough)."""
-        view = self.gate.offer(color, depth_m, intrinsics, T_map_camera, stamp_s, index)
+    def observe(self, color, depth, intrinsics: CameraIntrinsics, T_map_camera, stamp_s: float,
+                index: int, depth_scale: float = 1.0) -> bool:
+        """Offer an integrated frame (depth as the sensor gave it, see :class:`~gpt4scene_ros.common.frames.RgbdFrame`);
+        True when it was kept as a keyframe candidate (it moved enough)."""
+        view = self.gate.offer(color, depth, intrinsics, T_map_camera, stamp_s, index, depth_scale)
         if view is None:
             return False
         self.add_candidate(view)
@@ -281,8 +281,7 @@ class SceneObjects:
 
     def _bev(self, points, colors, table: VoxelLabels, instances):
         m = self.mapping
-        bev = render_bev(points, colors, size_px=m.bev_size_px, max_height_m=m.bev_max_height_m,
-                         margin_m=m.bev_margin_m, voxel_size_m=m.voxel_size_m)
+        bev = map_bev(points, colors, m)
         point_ids = np.append(np.maximum(table.lookup(np.asarray(points, dtype=np.float64).reshape(-1, 3)), 0), 0)
         label_image = point_ids[bev.top_point_index]       # index -1 (no point) reads the appended 0
         # A marker in a BEV of 512 px covers about a 40 px disc: objects need fewer pixels there.

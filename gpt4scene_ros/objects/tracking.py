@@ -28,7 +28,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from gpt4scene_ros.objects.boxes import OrientedBox
-from gpt4scene_ros.objects.segmentation.surface import pack_keys, unpack_keys
+from gpt4scene_ros.objects.voxels import pack_keys, unpack_keys
 
 logger = logging.getLogger(__name__)
 

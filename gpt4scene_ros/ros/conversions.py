@@ -28,17 +28,8 @@ from gpt4scene_ros.objects.scene_objects import ObjectsSnapshot
 from gpt4scene_ros.query.scene_query import QueryRequest, QueryResult
 from gpt4scene_ros.common.transforms import make_transform, matrix_from_quaternion, quaternion_from_matrix
 from gpt4scene_ros.common.frames import CameraIntrinsics
+from gpt4scene_ros.io.messages import ENCODINGS, image_array
 from gpt4scene_ros.msg import ImageMarker, Keyframe, ObjectInstance, SceneSnapshot
-
-# encoding -> (numpy dtype, channels)
-IMAGE_ENCODINGS = {
-    'rgb8': (np.uint8, 3), 'bgr8': (np.uint8, 3), 'rgba8': (np.uint8, 4), 'bgra8': (np.uint8, 4),
-    'mono8': (np.uint8, 1), 'mono16': (np.uint16, 1),
-    '8UC1': (np.uint8, 1), '8UC3': (np.uint8, 3), '8UC4': (np.uint8, 4),
-    '16UC1': (np.uint16, 1), '16SC1': (np.int16, 1), '32FC1': (np.float32, 1), '32SC1': (np.int32, 1),
-    '64FC1': (np.float64, 1),
-}
-
 
 def time_to_msg(seconds: float) -> Time:
     nanoseconds = int(round(seconds * 1e9))
@@ -51,9 +42,9 @@ def time_from_msg(stamp: Time) -> float:
 
 def numpy_to_image(array: np.ndarray, encoding: str, stamp: Time, frame_id: str) -> Image:
     """Pack an HxW or HxWxC array into an Image (native byte order, no row padding)."""
-    if encoding not in IMAGE_ENCODINGS:
-        raise ValueError(f'unsupported image encoding {encoding!r}; supported: {sorted(IMAGE_ENCODINGS)}')
-    dtype, channels = IMAGE_ENCODINGS[encoding]
+    if encoding not in ENCODINGS:
+        raise ValueError(f'unsupported image encoding {encoding!r}; supported: {sorted(ENCODINGS)}')
+    dtype, channels = ENCODINGS[encoding]
     array = np.ascontiguousarray(array)
     expected_ndim = 2 if channels == 1 else 3
     if array.dtype != dtype or array.ndim != expected_ndim or (channels > 1 and array.shape[2] != channels):
@@ -68,31 +59,6 @@ def numpy_to_image(array: np.ndarray, encoding: str, stamp: Time, frame_id: str)
     msg.step = array.strides[0]
     msg.data = array.tobytes()
     return msg
-
-
-def image_to_numpy(msg: Image) -> np.ndarray:
-    """Unpack an Image into an HxW (one channel) or HxWxC array in native byte order.
-
-    Honours row padding (``step``) and ``is_bigendian``; raises ValueError for
-    an unknown encoding or a buffer that does not match the header.
-    """
-    if msg.encoding not in IMAGE_ENCODINGS:
-        raise ValueError(f'unsupported image encoding {msg.encoding!r}; supported: {sorted(IMAGE_ENCODINGS)}')
-    dtype, channels = IMAGE_ENCODINGS[msg.encoding]
-    dtype = np.dtype(dtype).newbyteorder('>' if msg.is_bigendian else '<')
-    row_bytes = msg.width * channels * dtype.itemsize
-    if msg.height == 0 or msg.width == 0:
-        raise ValueError(f'image has zero size ({msg.width}x{msg.height})')
-    if msg.step < row_bytes:
-        raise ValueError(f'image step {msg.step} is smaller than a row of {row_bytes} bytes')
-    if len(msg.data) < msg.step * msg.height:
-        raise ValueError(f'image data has {len(msg.data)} bytes; {msg.height} rows of step {msg.step} need '
-                         f'{msg.step * msg.height}')
-    buffer = np.frombuffer(bytes(msg.data), dtype=np.uint8, count=msg.step * msg.height)
-    rows = buffer.reshape(msg.height, msg.step)[:, :row_bytes]
-    array = np.ascontiguousarray(rows).view(dtype).reshape(msg.height, msg.width, channels)
-    array = array.astype(dtype.newbyteorder('='), copy=False)
-    return array[:, :, 0] if channels == 1 else array
 
 
 def intrinsics_to_camera_info(intrinsics: CameraIntrinsics, stamp: Time, frame_id: str) -> CameraInfo:

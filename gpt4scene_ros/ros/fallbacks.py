@@ -207,89 +207,6 @@ class _ApproximateTimeSynchronizer(_SimpleFilter):
 
 
 # ---------------------------------------------------------------------------
-# cv_bridge
-# ---------------------------------------------------------------------------
-
-class _CvBridgeError(TypeError):
-    """An image conversion that is not supported, or a message/array that cannot be converted."""
-
-
-_COLOUR_CODES = {'rgb8': 'RGB', 'bgr8': 'BGR', 'rgba8': 'RGBA', 'bgra8': 'BGRA', 'mono8': 'GRAY'}
-"""8-bit colour encodings converted into each other with cv2.cvtColor (channel order as named)."""
-
-_GENERIC_SINGLE = ('8UC1', '16UC1', '16SC1', '32SC1', '32FC1', '64FC1')
-"""Targets any single-channel image converts to by a plain, saturating type conversion (no scaling)."""
-
-_DTYPE_NAMES = {np.dtype(np.uint8): '8U', np.dtype(np.int8): '8S', np.dtype(np.uint16): '16U',
-                np.dtype(np.int16): '16S', np.dtype(np.int32): '32S', np.dtype(np.float32): '32F',
-                np.dtype(np.float64): '64F'}
-
-
-def _channels(encoding: str) -> int:
-    return IMAGE_ENCODINGS[encoding][1]
-
-
-def _cast(array: np.ndarray, dtype) -> np.ndarray:
-    """Type conversion without scaling, rounding to nearest and saturating like OpenCV's convertTo."""
-    dtype = np.dtype(dtype)
-    if array.dtype == dtype:
-        return array
-    if dtype.kind == 'f':
-        return array.astype(dtype)
-    info = np.iinfo(dtype)
-    if array.dtype.kind == 'f':
-        # In float64: a float32 clip bound of 2**31 - 1 rounds to 2**31, which wraps to -2**31 as int32.
-        array = np.nan_to_num(np.rint(array.astype(np.float64)), nan=0.0, posinf=info.max, neginf=info.min)
-    return np.clip(array, info.min, info.max).astype(dtype)
-
-
-class _CvBridge:
-    """Image messages <-> numpy arrays, as ``cv_bridge.CvBridge`` for the encodings listed here.
-
-    ``imgmsg_to_cv2(msg, desired_encoding)``: ``'passthrough'`` (or the
-    message's own encoding) returns the data as it is; among ``rgb8``,
-    ``bgr8``, ``rgba8``, ``bgra8`` and ``mono8`` the channels are converted
-    (arrays are in the channel order the encoding names, so ``bgr8`` gives
-    BGR); any single-channel image converts to ``8UC1``, ``16UC1``, ``16SC1``,
-    ``32SC1``, ``32FC1`` or ``64FC1`` by a type conversion only: 16UC1 depth
-    in millimetres stays millimetres as 32FC1, scaling is the caller's job.
-    Everything else raises :class:`CvBridgeError`.
-    """
-
-    def imgmsg_to_cv2(self, img_msg, desired_encoding: str = 'passthrough') -> np.ndarray:
-        try:
-            array = image_to_numpy(img_msg)
-        except ValueError as error:
-            raise _CvBridgeError(str(error)) from None
-        source = img_msg.encoding
-        if desired_encoding in ('passthrough', source):
-            return array
-        if desired_encoding in _COLOUR_CODES and source in _COLOUR_CODES:
-            code = getattr(cv2, f'COLOR_{_COLOUR_CODES[source]}2{_COLOUR_CODES[desired_encoding]}')
-            return cv2.cvtColor(array, code)
-        if desired_encoding in _GENERIC_SINGLE and _channels(source) == 1:
-            return _cast(array, IMAGE_ENCODINGS[desired_encoding][0])
-        raise _CvBridgeError(f'conversion from {source} to {desired_encoding} is not supported')
-
-    def cv2_to_imgmsg(self, cvim, encoding: str = 'passthrough', header=None):
-        """An Image holding ``cvim`` (HxW or HxWxC); ``'passthrough'`` names it by type, e.g. ``8UC3``."""
-        if not isinstance(cvim, np.ndarray):
-            raise _CvBridgeError(f'cv2_to_imgmsg needs a numpy array, got {type(cvim).__name__}')
-        if cvim.dtype.byteorder not in ('=', '|'):
-            cvim = cvim.astype(cvim.dtype.newbyteorder('='))
-        if encoding == 'passthrough':
-            channels = 1 if cvim.ndim == 2 else (cvim.shape[2] if cvim.ndim == 3 else 0)
-            encoding = f'{_DTYPE_NAMES.get(cvim.dtype, cvim.dtype.name)}C{channels}'
-        try:
-            msg = numpy_to_image(cvim, encoding, Time(), '')
-        except ValueError as error:
-            raise _CvBridgeError(str(error)) from None
-        if header is not None:
-            msg.header = header
-        return msg
-
-
-# ---------------------------------------------------------------------------
 # Selection: the real packages where installed
 # ---------------------------------------------------------------------------
 
@@ -300,12 +217,4 @@ except ImportError:
     Subscriber, ApproximateTimeSynchronizer = _Subscriber, _ApproximateTimeSynchronizer
     USING_MESSAGE_FILTERS = False
 
-try:
-    from cv_bridge import CvBridge, CvBridgeError  # ROS distributions
-    USING_CV_BRIDGE = True
-except ImportError:
-    CvBridge, CvBridgeError = _CvBridge, _CvBridgeError
-    USING_CV_BRIDGE = False
-
-__all__ = ['ApproximateTimeSynchronizer', 'CvBridge', 'CvBridgeError', 'Subscriber', 'USING_CV_BRIDGE',
-           'USING_MESSAGE_FILTERS']
+__all__ = ['ApproximateTimeSynchronizer', 'Subscriber', 'USING_MESSAGE_FILTERS']

@@ -30,7 +30,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from gpt4scene_ros.io.bags import BagTopics
-from gpt4scene_ros.io.folders import SequenceError, open_sequence
+from gpt4scene_ros.io.open import open_sequence
+from gpt4scene_ros.io.sequence import SequenceError
 from gpt4scene_ros.objects.tracking import object_tag
 from gpt4scene_ros.tools.report import (ReportContext, ReportError, ReportQuestion, check_writable_dir, write_overview,
                            write_report)
@@ -46,7 +47,8 @@ class DemoFailed(RuntimeError):
 
 def prepare_scene(folder: Path) -> Path:
     """The synthetic demo scene in ``folder``, generated on the first run only."""
-    from gpt4scene_ros.sim.synthetic_scene import SyntheticSceneConfig, write_sequence
+    from gpt4scene_ros.sim.scene import SyntheticSceneConfig
+    from gpt4scene_ros.sim.writer import write_sequence
     marker = folder / 'instances.json'
     if not marker.is_file() or len(list(folder.glob('frame-*.depth.png'))) < DEMO_SCENE_FRAMES:
         print(f'demo: generating the synthetic scene into {folder} (once)', flush=True)
@@ -141,7 +143,7 @@ def run_graph(data: Path, frames_total: int, args, model: str, out_dir: Path, ti
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from gpt4scene_ros.ros.qos import LATCHED
     from rclpy.signals import SignalHandlerOptions
 
     from gpt4scene_ros.msg import SceneSnapshot
@@ -169,8 +171,7 @@ def run_graph(data: Path, frames_total: int, args, model: str, out_dir: Path, ti
         snapshots.append((time.monotonic(), msg))
         del snapshots[:-2]
     node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
-    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    node.create_subscription(SceneSnapshot, 'mapping_node/scene_snapshot', on_snapshot, latched)
+    node.create_subscription(SceneSnapshot, 'mapping_node/scene_snapshot', on_snapshot, LATCHED)
     client = node.create_client(SceneQuery, 'query_node/scene_query')
 
     def spin_until(condition, timeout_s: float, what: str):

@@ -36,10 +36,13 @@ from tqdm import tqdm
 
 from gpt4scene_ros.io.bags import BagTopics
 from gpt4scene_ros.common.settings import DETECTORS, KEYFRAME_SELECTIONS, MAP_DEVICES, InstanceConfig, MappingConfig
-from gpt4scene_ros.io.folders import FrameError, SequenceError, open_sequence
+from gpt4scene_ros.io.open import open_sequence
+from gpt4scene_ros.io.sequence import FrameError, SequenceError
 from gpt4scene_ros.objects.detectors import DetectorError, make_detector
+from gpt4scene_ros.mapping.bev import map_bev
 from gpt4scene_ros.mapping.gravity import estimate_gravity_alignment, identity_alignment
 from gpt4scene_ros.mapping.tsdf import SceneMap
+from gpt4scene_ros.objects.mapper import Mapper
 from gpt4scene_ros.objects.scene_objects import ObjectsSnapshot, SceneObjects
 
 
@@ -100,6 +103,7 @@ def process_sequence(data_dir, out_dir, config: MappingConfig, *, gravity: str =
     instances = instances or InstanceConfig()
     objects = SceneObjects(instances, config, make_detector(instances.detector, instances.detector_model,
                                                             instances.detector_min_score, instances.detector_device))
+    mapper = Mapper(scene_map, objects)
     load_ms, integrate_ms, update_ms, skipped, refused = [], [], [], [], {}
     snapshot, frame = None, None
 
@@ -124,11 +128,10 @@ def process_sequence(data_dir, out_dir, config: MappingConfig, *, gravity: str =
         else:
             load_ms.append((time.perf_counter() - tick) * 1000.0)
             T_map_camera = alignment.T_map_world @ frame.T_world_camera
-            result = scene_map.integrate(frame.color, frame.depth_m, sequence.intrinsics, T_map_camera)
+            result = mapper.integrate(frame.color, frame.depth, sequence.intrinsics, T_map_camera, frame.timestamp_s,
+                                      frame.index, frame.depth_scale)
             if result.integrated:
                 integrate_ms.append(result.duration_ms)
-                objects.observe(frame.color, frame.depth_m, sequence.intrinsics, T_map_camera, frame.timestamp_s,
-                                frame.index)
                 if update_every and len(integrate_ms) % update_every == 0:
                     update_objects()
             else:
@@ -141,7 +144,7 @@ def process_sequence(data_dir, out_dir, config: MappingConfig, *, gravity: str =
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tick = time.perf_counter()
-    bev = scene_map.render_bev()
+    bev = map_bev(*scene_map.point_cloud(), config)
     bev_ms = (time.perf_counter() - tick) * 1000.0
     cv2.imwrite(str(out_dir / 'bev.png'), cv2.cvtColor(bev.image, cv2.COLOR_RGB2BGR))
     meta = {**bev.to_json(), 'T_map_world': alignment.T_map_world.tolist(), 'gravity_alignment': alignment.method,

@@ -8,10 +8,12 @@ import pytest
 
 from gpt4scene_ros.io.bags import BAG_EPOCH_S, BagSequence, BagTopics, is_bag, write_bag
 from gpt4scene_ros.common.settings import MappingConfig
-from gpt4scene_ros.io.folders import SequenceError, open_sequence
+from gpt4scene_ros.io.open import open_sequence
+from gpt4scene_ros.io.sequence import SequenceError
 from gpt4scene_ros.tools.process import main as process_main
 from gpt4scene_ros.tools.process import process_sequence
-from gpt4scene_ros.sim.synthetic_scene import SyntheticSceneConfig, write_sequence
+from gpt4scene_ros.sim.scene import SyntheticSceneConfig
+from gpt4scene_ros.sim.writer import write_sequence
 
 from conftest import KITCHEN
 
@@ -125,7 +127,7 @@ def test_the_real_kitchen_recorded_as_a_bag_fuses_like_the_folder(tmp_path):
 
 
 def test_make_scene_records_the_generated_room_as_a_bag(tmp_path, capsys):
-    from gpt4scene_ros.sim.synthetic_scene import main as make_scene
+    from gpt4scene_ros.tools.make_scene import main as make_scene
     args = [str(tmp_path / 'scene'), '--frames', '3', '--width', '80', '--height', '60', '--bag', str(tmp_path / 'bag')]
     assert make_scene(args) == 0
     assert 'recorded 3 frames as a rosbag2 bag (mcap)' in capsys.readouterr().out

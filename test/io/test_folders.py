@@ -14,8 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from gpt4scene_ros.io import folders as datasets
-from gpt4scene_ros.io.folders import FrameError, SequenceError, open_sequence
+from gpt4scene_ros.io import folders as datasets  # its logger
+from gpt4scene_ros.io.open import open_sequence
+from gpt4scene_ros.io.sequence import FrameError, SequenceError
 from gpt4scene_ros.common.transforms import matrix_from_quaternion
 from gpt4scene_ros.common.frames import check_rigid_transform
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from gpt4scene_ros.mapping import gravity
-from gpt4scene_ros.io.folders import FrameError, open_sequence
+from gpt4scene_ros.io.open import open_sequence
+from gpt4scene_ros.io.sequence import FrameError
 from gpt4scene_ros.mapping.gravity import (GravityAlignment, estimate_gravity_alignment, frame_surface_samples,
                                         identity_alignment, rotation_between)
 from gpt4scene_ros.common.frames import CameraIntrinsics, RgbdFrame, check_rigid_transform

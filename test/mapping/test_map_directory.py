@@ -95,6 +95,8 @@ SAVER = textwrap.dedent('''
     import sys
     import numpy as np
     from gpt4scene_ros.common.settings import MappingConfig
+    from gpt4scene_ros.mapping.map_file import save_map
+    from gpt4scene_ros.mapping.map_file import load_map
     from gpt4scene_ros.mapping.tsdf import SceneMap
     from gpt4scene_ros.common.frames import CameraIntrinsics
     scene_map = SceneMap(MappingConfig(voxel_size_m=0.02, device='CPU:0'))
@@ -108,7 +110,7 @@ SAVER = textwrap.dedent('''
     print('ready', flush=True)
     count = 0
     while True:
-        scene_map.save(sys.argv[1], metadata={'save': count})
+        save_map(scene_map, sys.argv[1], metadata={'save': count})
         count += 1
 ''')
 
@@ -117,6 +119,7 @@ def test_a_save_killed_midway_leaves_the_previous_file_intact(maps):
     """kill -9 during repeated saves: the file is always a whole map (the old or the new one), and the
     temporary the killed writer left is removed by the next start."""
     from gpt4scene_ros.common.settings import MappingConfig
+    from gpt4scene_ros.mapping.map_file import load_map
     from gpt4scene_ros.mapping.tsdf import SceneMap
 
     target = maps / 'robot.map'
@@ -133,7 +136,7 @@ def test_a_save_killed_midway_leaves_the_previous_file_intact(maps):
         if saver.poll() is None:
             saver.kill()
     fresh = SceneMap(MappingConfig(voxel_size_m=0.02, device='CPU:0'))
-    metadata = fresh.load(target)
+    metadata = load_map(fresh, target)
     assert fresh.num_blocks > 0 and metadata['save'] >= 0
     left = [p for p in maps.iterdir() if p.name.endswith('.tmp')]
     # Make sure the clean-up is exercised even when the kill fell between two saves.

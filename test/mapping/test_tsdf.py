@@ -25,14 +25,20 @@ import open3d.core as o3c
 import pytest
 
 from gpt4scene_ros.common.settings import MappingConfig
-from gpt4scene_ros.mapping.bev import BEV_BACKGROUND_RGB, BEV_EMPTY_EXTENT_M, BevImage
-from gpt4scene_ros.mapping.tsdf import MAP_FILE_VERSION, IntegrationResult, MapFileError, SceneMap
+from gpt4scene_ros.mapping.bev import BEV_BACKGROUND_RGB, BEV_EMPTY_EXTENT_M, BevImage, map_bev
+from gpt4scene_ros.mapping.map_file import MAP_FILE_VERSION, MapFileError, load_map, save_map
+from gpt4scene_ros.mapping.raycast import render_depth
+from gpt4scene_ros.mapping.tsdf import IntegrationResult, SceneMap
 from gpt4scene_ros.common.frames import CameraIntrinsics
 
 REPO = Path(__file__).resolve().parents[2]
 KITCHEN = REPO.parent / 'shared' / 'data' / '7scenes-redkitchen'
 
 INTRINSICS = CameraIntrinsics(160, 120, 140.0, 140.0, 79.5, 59.5)
+
+
+def bev_of(scene_map: SceneMap) -> BevImage:
+    return map_bev(*scene_map.point_cloud(), scene_map.config)
 VOXEL_M = 0.02
 FLOOR_RGB = (60, 180, 75)
 BOX_RGB = (200, 40, 40)
@@ -204,7 +210,7 @@ def test_empty_map():
     vertices, vertex_colors, triangles = scene_map.mesh()
     assert vertices.shape == (0, 3) and vertex_colors.shape == (0, 3) and triangles.shape == (0, 3)
     assert triangles.dtype == np.int32
-    depth = scene_map.render_depth(INTRINSICS, frames()[0][2])
+    depth = render_depth(scene_map, INTRINSICS, frames()[0][2])
     assert depth.shape == (120, 160) and depth.dtype == np.float32 and not depth.any()
 
 
@@ -467,7 +473,7 @@ def test_motion_threshold_rotation_or_translation():
 
 
 def test_bev_metadata_round_trip():
-    bev = build_map().render_bev()
+    bev = bev_of(build_map())
     height, width = bev.image.shape[:2]
     rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing='ij')
     centres = bev.pixel_to_map(rows, cols)
@@ -496,7 +502,7 @@ def test_bev_metadata_round_trip():
 def test_bev_shows_the_box_where_the_metadata_says():
     config = small_config()
     scene_map = build_map(config)
-    bev = scene_map.render_bev()
+    bev = bev_of(scene_map)
     height, width = bev.image.shape[:2]
     assert max(height, width) == config.bev_size_px and bev.image.dtype == np.uint8
 
@@ -540,25 +546,25 @@ def test_bev_cuts_the_ceiling():
     def share(colours, rgb):
         return np.mean(np.all(np.abs(colours - rgb) <= 10, axis=1))
 
-    cut = scene_map.render_bev()
+    cut = bev_of(scene_map)
     assert cut.max_height_m == 1.9
     blue = np.all(np.abs(cut.image.astype(int) - CEILING_RGB) <= 30, axis=2)
     assert not blue.any(), 'no ceiling colour may remain below the cut'
     under = colours_under_ceiling(cut)
     assert share(under, FLOOR_RGB) + share(under, BOX_RGB) > 0.8, 'the floor and box show through'
 
-    uncut = build_map(small_config(bev_max_height_m=3.0), name='orbit+ceiling').render_bev()
+    uncut = bev_of(build_map(small_config(bev_max_height_m=3.0), name='orbit+ceiling'))
     assert share(colours_under_ceiling(uncut), CEILING_RGB) > 0.9, 'without the cut the ceiling hides the floor'
 
 
 def test_bev_of_an_empty_map_is_blank():
     config = small_config(bev_size_px=64)
-    bev = SceneMap(config).render_bev()
+    bev = bev_of(SceneMap(config))
     assert bev.image.shape == (64, 64, 3) and np.all(bev.image == BEV_BACKGROUND_RGB)
     assert bev.origin_xy_m == (-BEV_EMPTY_EXTENT_M / 2, -BEV_EMPTY_EXTENT_M / 2)
     assert bev.metres_per_pixel == pytest.approx(BEV_EMPTY_EXTENT_M / 64)
     # Everything above the cut: blank as well.
-    above = build_map(small_config(bev_size_px=64, bev_max_height_m=-1.0)).render_bev()
+    above = bev_of(build_map(small_config(bev_size_px=64, bev_max_height_m=-1.0)))
     assert np.all(above.image == BEV_BACKGROUND_RGB)
 
 
@@ -569,7 +575,7 @@ def test_render_depth_matches_the_scene():
     scene_map = build_map()
     for T in (frames()[2][2], look_at((-1.5, 1.6, 1.1), (0.4, 0.3, 0.3))):   # a fused pose, and a new one
         _, truth = render_scene(T)
-        rendered = scene_map.render_depth(INTRINSICS, T)
+        rendered = render_depth(scene_map, INTRINSICS, T)
         assert rendered.shape == truth.shape and rendered.dtype == np.float32
         mapped = (truth > 0) & (truth <= 3.0)         # integration stops at depth_max_m = 3.5
         both = (rendered > 0) & (truth > 0)
@@ -583,11 +589,11 @@ def test_render_depth_matches_the_scene():
 def test_render_depth_checks_its_input():
     scene_map = build_map()
     with pytest.raises(ValueError, match='T_map_camera'):
-        scene_map.render_depth(INTRINSICS, _with_nan(frames()[0][2]))
+        render_depth(scene_map, INTRINSICS, _with_nan(frames()[0][2]))
     with pytest.raises(TypeError, match='CameraIntrinsics'):
-        scene_map.render_depth(INTRINSICS.matrix(), frames()[0][2])
+        render_depth(scene_map, INTRINSICS.matrix(), frames()[0][2])
     away = look_at((0.0, 0.0, 1.0), (0.0, 0.0, 5.0))      # looking up at nothing
-    assert not scene_map.render_depth(INTRINSICS, away).any()
+    assert not render_depth(scene_map, INTRINSICS, away).any()
 
 
 # -- files -------------------------------------------------------------------------------------------------
@@ -597,15 +603,15 @@ def test_save_load_round_trip(tmp_path):
     scene_map = build_map()
     path = tmp_path / 'map.npz'
     metadata = {'T_map_world': np.eye(4).tolist(), 'frame_id': 'odom'}
-    scene_map.save(path, metadata=metadata)
+    save_map(scene_map, path, metadata=metadata)
     assert path.is_file() and [p.name for p in tmp_path.iterdir()] == ['map.npz']
 
     loaded = SceneMap(small_config())
     loaded.integrate(*frames()[0][:2], INTRINSICS, look_at((3, 3, 1), (0, 0, 0)))   # replaced by the load
-    assert loaded.load(path) == metadata
+    assert load_map(loaded, path) == metadata
     assert_unchanged(loaded, snapshot(scene_map))
     T = frames()[1][2]
-    np.testing.assert_array_equal(loaded.render_depth(INTRINSICS, T), scene_map.render_depth(INTRINSICS, T))
+    np.testing.assert_array_equal(render_depth(loaded, INTRINSICS, T), render_depth(scene_map, INTRINSICS, T))
     assert loaded.memory_bytes == scene_map.memory_bytes
     # The loaded map keeps mapping: revisiting adds nothing, the first frame after a load integrates.
     result = loaded.integrate(*frames()[1][:2], INTRINSICS, T)
@@ -616,22 +622,22 @@ def test_extra_arrays_are_saved_beside_the_map(tmp_path):
     scene_map = build_map()
     path = tmp_path / 'map.npz'
     extra = {'vote_keys': np.arange(5, dtype=np.int64), 'vote_seen': np.array([3, 1, 2, 2, 9], np.int32)}
-    scene_map.save(path, metadata={'a': 1}, arrays=extra)
-    metadata, arrays = SceneMap(small_config()).load(path, arrays=True)
+    save_map(scene_map, path, metadata={'a': 1}, arrays=extra)
+    metadata, arrays = load_map(SceneMap(small_config()), path, arrays=True)
     assert metadata == {'a': 1} and set(arrays) == set(extra)
     for name, value in extra.items():
         np.testing.assert_array_equal(arrays[name], value)
         assert arrays[name].dtype == value.dtype
-    assert SceneMap(small_config()).load(path) == {'a': 1}
+    assert load_map(SceneMap(small_config()), path) == {'a': 1}
     with pytest.raises(ValueError, match='numeric'):
-        scene_map.save(tmp_path / 'bad.npz', arrays={'names': np.array(['x'])})
+        save_map(scene_map, tmp_path / 'bad.npz', arrays={'names': np.array(['x'])})
     assert not (tmp_path / 'bad.npz').exists()
 
 
 def test_save_without_metadata_and_of_an_empty_map(tmp_path):
-    SceneMap(small_config()).save(tmp_path / 'empty.npz')
+    save_map(SceneMap(small_config()), tmp_path / 'empty.npz')
     scene_map = build_map()
-    assert scene_map.load(tmp_path / 'empty.npz') == {}
+    assert load_map(scene_map, tmp_path / 'empty.npz') == {}
     assert (scene_map.num_blocks, scene_map.frames_integrated, len(scene_map.point_cloud()[0])) == (0, 0, 0)
 
 
@@ -651,7 +657,7 @@ def _rewrite(source: Path, target: Path, **changes):
 @pytest.fixture
 def saved_map(tmp_path):
     path = tmp_path / 'good.npz'
-    build_map().save(path)
+    save_map(build_map(), path)
     return path
 
 
@@ -667,8 +673,8 @@ REFUSED_FILES = {
                      'not a gpt4scene_ros map file'),
     'newer-version': (lambda good, path: _rewrite(good, path, version=np.array(MAP_FILE_VERSION + 1)),
                       f'version {MAP_FILE_VERSION + 1}; this build reads version {MAP_FILE_VERSION}'),
-    'voxel-size': (lambda good, path: SceneMap(small_config(voxel_size_m=0.04)).save(path), 'voxel size 0.04'),
-    'block-resolution': (lambda good, path: SceneMap(small_config(block_resolution=4)).save(path),
+    'voxel-size': (lambda good, path: save_map(SceneMap(small_config(voxel_size_m=0.04)), path), 'voxel size 0.04'),
+    'block-resolution': (lambda good, path: save_map(SceneMap(small_config(block_resolution=4)), path),
                          'block resolution 4'),
     'nan-values': (lambda good, path: _rewrite(good, path, tsdf=np.full_like(_array(good, 'tsdf'), np.nan)),
                    'tsdf has NaN'),
@@ -688,7 +694,7 @@ def test_load_refuses_bad_files_and_keeps_the_map(case, saved_map, tmp_path):
     scene_map = build_map(small_config(integration_stride=2), count=11)     # frame 10 was integrated
     before = snapshot(scene_map)
     with pytest.raises(MapFileError, match=message):
-        scene_map.load(path)
+        load_map(scene_map, path)
     assert_unchanged(scene_map, before)
     color, depth, T = frames()[0]
     assert scene_map.integrate(color, depth, INTRINSICS, T).reason == 'stride', 'the mapping state is kept too'
@@ -698,7 +704,7 @@ def test_load_refuses_more_blocks_than_the_budget(saved_map):
     blocks = build_map().num_blocks
     scene_map = SceneMap(small_config(initial_block_count=100, max_block_count=blocks - 1))
     with pytest.raises(MapFileError, match=f'holds {blocks} blocks, more than max_block_count={blocks - 1}'):
-        scene_map.load(saved_map)
+        load_map(scene_map, saved_map)
     assert scene_map.num_blocks == 0
 
 
@@ -708,26 +714,27 @@ def test_save_to_an_unwritable_path_fails_cleanly(where, tmp_path):
     blocker.write_text('x')
     path = tmp_path / 'no' / 'such' / 'map.npz' if where == 'missing-folder' else blocker / 'map.npz'
     with pytest.raises(OSError):
-        build_map().save(path)
+        save_map(build_map(), path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ['file']
 
 
 def test_save_refuses_metadata_that_is_not_json(tmp_path):
     with pytest.raises(ValueError, match='JSON'):
-        build_map().save(tmp_path / 'map.npz', metadata={'pose': np.eye(4)})
+        save_map(build_map(), tmp_path / 'map.npz', metadata={'pose': np.eye(4)})
     assert list(tmp_path.iterdir()) == []
 
 
 _FAILING_SAVE = '''
 import resource, signal, sys
 from gpt4scene_ros.common.settings import MappingConfig
+from gpt4scene_ros.mapping.map_file import load_map, save_map
 from gpt4scene_ros.mapping.tsdf import SceneMap
 scene_map = SceneMap(MappingConfig(device='CPU:0', voxel_size_m=0.02, initial_block_count=1000))
-scene_map.load(sys.argv[1])
+load_map(scene_map, sys.argv[1])
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)       # a write past the limit then fails with EFBIG
 resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[3]), int(sys.argv[3])))
 try:
-    scene_map.save(sys.argv[2], metadata={'attempt': 2})
+    save_map(scene_map, sys.argv[2], metadata={'attempt': 2})
 except OSError as error:
     print('save failed:', error)
     sys.exit(0)
@@ -741,10 +748,10 @@ def test_failed_save_leaves_the_previous_file_intact(tmp_path):
     color, depth, T = frames()[0]
     old_map.integrate(color, depth, INTRINSICS, T)
     path = tmp_path / 'map.npz'
-    old_map.save(path, metadata={'attempt': 1})
+    save_map(old_map, path, metadata={'attempt': 1})
     new_map_file = tmp_path / 'bigger' / 'map.npz'
     new_map_file.parent.mkdir()
-    build_map().save(new_map_file)
+    save_map(build_map(), new_map_file)
     assert new_map_file.stat().st_size > 2 * path.stat().st_size
 
     limit = (path.stat().st_size + new_map_file.stat().st_size) // 2     # fails halfway through the new file
@@ -755,7 +762,7 @@ def test_failed_save_leaves_the_previous_file_intact(tmp_path):
 
     assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ['map.npz'], 'no temporary file may be left'
     reloaded = SceneMap(small_config())
-    assert reloaded.load(path) == {'attempt': 1}
+    assert load_map(reloaded, path) == {'attempt': 1}
     assert_unchanged(reloaded, snapshot(old_map))
 
 
@@ -766,7 +773,7 @@ def test_failed_save_leaves_the_previous_file_intact(tmp_path):
 def kitchen():
     if not (KITCHEN / 'camera-intrinsics.txt').is_file():
         pytest.skip(f'real 7-Scenes data not found at {KITCHEN}')
-    from gpt4scene_ros.io.folders import open_sequence
+    from gpt4scene_ros.io.open import open_sequence
     return open_sequence(KITCHEN)
 
 
@@ -793,7 +800,7 @@ def test_real_kitchen_depth_and_bev(kitchen, tmp_path, record_property):
     errors, coverage = [], []
     for position in held_out:
         frame = kitchen.load(position)
-        rendered = scene_map.render_depth(kitchen.intrinsics, T_map_world @ frame.T_world_camera)
+        rendered = render_depth(scene_map, kitchen.intrinsics, T_map_world @ frame.T_world_camera)
         both = (rendered > 0) & (frame.depth_m > 0)
         errors.append(np.abs(rendered[both] - frame.depth_m[both]))
         coverage.append(both.sum() / max(1, np.count_nonzero(frame.depth_m)))
@@ -805,7 +812,7 @@ def test_real_kitchen_depth_and_bev(kitchen, tmp_path, record_property):
     assert median_error_m <= 0.02
     assert np.mean(coverage) > 0.7, 'most measured pixels must be rendered'
 
-    bev = scene_map.render_bev()
+    bev = bev_of(scene_map)
     assert max(bev.image.shape[:2]) == scene_map.config.bev_size_px
     points, colors = scene_map.point_cloud()
     below = points[:, 2] <= bev.max_height_m

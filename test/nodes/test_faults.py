@@ -12,7 +12,7 @@ import time
 import pytest
 from conftest import REPO_ROOT, call_service, executable, wait_for
 from diagnostic_msgs.msg import DiagnosticStatus
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from gpt4scene_ros.ros.qos import LATCHED
 from std_srvs.srv import Trigger
 
 sys.path.insert(0, str(REPO_ROOT / 'test'))
@@ -21,13 +21,12 @@ from chat_server import ChatServer  # noqa: E402
 from test_mapping_node import FramePublisher, MapOutputs  # noqa: E402
 from test_query_vlm import asker, publish_snapshot, ready, tiny_query_node  # noqa: E402
 
-from gpt4scene_ros.sim.synthetic_scene import SyntheticSceneConfig, write_sequence  # noqa: E402
+from gpt4scene_ros.sim.scene import SyntheticSceneConfig  # noqa: E402
+from gpt4scene_ros.sim.writer import write_sequence  # noqa: E402
 from gpt4scene_ros.query.backends.local_transformers import TransformersBackend  # noqa: E402
 from gpt4scene_ros.msg import ObjectInstanceArray  # noqa: E402
 from gpt4scene_ros.ros.conversions import intrinsics_to_camera_info, numpy_to_image, time_to_msg  # noqa: E402
 from gpt4scene_ros.srv import FilePath, SceneQuery  # noqa: E402
-
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 @pytest.fixture(scope='module')

@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 from conftest import call_service, child_pids, wait_for
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from gpt4scene_ros.ros.qos import LATCHED
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
 from gpt4scene_ros.objects.evaluation import load_truth, match_instances
-from gpt4scene_ros.sim.synthetic_scene import SyntheticSceneConfig, write_sequence
+from gpt4scene_ros.sim.scene import SyntheticSceneConfig
+from gpt4scene_ros.sim.writer import write_sequence
 from gpt4scene_ros.msg import ObjectInstanceArray, SceneSnapshot
 from gpt4scene_ros.ros.conversions import image_to_numpy, instance_from_msg, snapshot_from_msg
 from gpt4scene_ros.srv import FilePath, SceneQuery
-
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 EVERY_MARKER_ARRAY = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE,
                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
 PARAMS = {'input_qos': 'reliable', 'input_history_depth': 1000, 'frame_queue_size': 1000, 'instance_period_s': 1.0,

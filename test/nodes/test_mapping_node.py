@@ -13,20 +13,20 @@ import pytest
 from conftest import call_service, wait_for
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import MapMetaData, Odometry
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from gpt4scene_ros.ros.qos import LATCHED, reliable
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker
 
-from gpt4scene_ros.io.folders import open_sequence
-from gpt4scene_ros.sim.synthetic_scene import SyntheticSceneConfig, write_sequence
+from gpt4scene_ros.io.open import open_sequence
+from gpt4scene_ros.sim.scene import SyntheticSceneConfig
+from gpt4scene_ros.sim.writer import write_sequence
 from gpt4scene_ros.common.transforms import R_BASE_OPTICAL, invert_transform, make_transform
 from gpt4scene_ros.ros.conversions import (image_to_numpy, intrinsics_to_camera_info, numpy_to_image,
                                            point_cloud_from_msg, time_to_msg, transform_to_pose)
 from gpt4scene_ros.srv import FilePath
 
-RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+RELIABLE = reliable(50)
 MAPPING_PARAMS = {'input_qos': 'reliable', 'input_history_depth': 1000, 'frame_queue_size': 1000,
                   'bev_period_s': 0.5, 'cloud_period_s': 0.5, 'mesh_period_s': 1.0, 'diagnostics_period_s': 0.2}
 T_OPTICAL_BASE = invert_transform(make_transform(R_BASE_OPTICAL, np.zeros(3)))

@@ -12,12 +12,13 @@ import pytest
 from conftest import call_service, wait_for
 from geometry_msgs.msg import TransformStamped
 from nav_msgs.msg import Odometry
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from gpt4scene_ros.ros.qos import LATCHED, reliable
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
 from gpt4scene_ros.io.bags import BagTopics
-from gpt4scene_ros.sim.synthetic_scene import SyntheticSceneConfig, write_sequence
+from gpt4scene_ros.sim.scene import SyntheticSceneConfig
+from gpt4scene_ros.sim.writer import write_sequence
 from gpt4scene_ros.common.transforms import R_BASE_OPTICAL, make_transform
 from gpt4scene_ros.ros.conversions import image_to_numpy, pose_to_transform, time_from_msg, transform_from_msg
 
@@ -31,13 +32,11 @@ class Recorder:
     def __init__(self, node):
         self.lock = threading.Lock()
         self.messages = {key: [] for key in TOPICS}
-        qos = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
+        qos = reliable(200)
         for key, (topic, msg_type) in TOPICS.items():
             node.create_subscription(msg_type, topic, lambda msg, key=key: self._store(key, msg), qos)
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.alignment = []
-        node.create_subscription(TransformStamped, 'player/dataset_alignment', self.alignment.append, latched)
+        node.create_subscription(TransformStamped, 'player/dataset_alignment', self.alignment.append, LATCHED)
 
     def _store(self, key, msg):
         with self.lock:
@@ -191,7 +190,7 @@ def test_a_bag_plays_with_its_recorded_stamps_and_clock_and_fuses(tmp_path, ros_
     from rosgraph_msgs.msg import Clock
 
     from gpt4scene_ros.io.bags import BAG_EPOCH_S, write_bag
-    from gpt4scene_ros.io.folders import open_sequence
+    from gpt4scene_ros.io.open import open_sequence
     from test_mapping_node import MapOutputs
 
     scene = tmp_path / 'scene'
@@ -222,7 +221,7 @@ def test_a_bag_plays_with_its_recorded_stamps_and_clock_and_fuses(tmp_path, ros_
 
 def test_a_missing_bag_or_a_bag_without_the_topic_stops_the_player_with_exit_2(tmp_path, start_node, small_scene):
     from gpt4scene_ros.io.bags import write_bag
-    from gpt4scene_ros.io.folders import open_sequence
+    from gpt4scene_ros.io.open import open_sequence
 
     missing = start_node('player', {'data_dir': str(tmp_path / 'nothing.mcap')})
     assert missing.wait(30) == 2 and 'does not exist' in missing.output

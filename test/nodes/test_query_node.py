@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import call_service, wait_for
 from geometry_msgs.msg import Point, Pose, Vector3
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from gpt4scene_ros.ros.qos import LATCHED
 
 from gpt4scene_ros.msg import ObjectInstance, SceneSnapshot
 from gpt4scene_ros.srv import SceneQuery
@@ -26,9 +26,7 @@ def query(ros_node, start_node):
 
 def publish_instances(node, instances, stamp_sec=42):
     """A scene snapshot with these instances, where the mapping node publishes it (latched)."""
-    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    publisher = node.create_publisher(SceneSnapshot, 'mapping_node/scene_snapshot', latched)
+    publisher = node.create_publisher(SceneSnapshot, 'mapping_node/scene_snapshot', LATCHED)
     msg = SceneSnapshot(instances=instances)
     msg.header.frame_id = 'map'
     msg.header.stamp.sec = stamp_sec

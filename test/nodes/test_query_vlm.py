@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT, call_service, executable, wait_for
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from gpt4scene_ros.ros.qos import LATCHED
 
 sys.path.insert(0, str(REPO_ROOT / 'test'))
 sys.path.insert(0, str(REPO_ROOT / 'test' / 'core'))
@@ -17,14 +17,14 @@ from chat_server import ChatServer  # noqa: E402
 from scene_fixtures import make_snapshot  # noqa: E402
 from test_mapping_node import MapOutputs  # noqa: E402
 
-from gpt4scene_ros.sim.synthetic_scene import SyntheticSceneConfig, write_sequence  # noqa: E402
+from gpt4scene_ros.sim.scene import SyntheticSceneConfig  # noqa: E402
+from gpt4scene_ros.sim.writer import write_sequence  # noqa: E402
 from gpt4scene_ros.query.backends.local_transformers import TransformersBackend  # noqa: E402
 from gpt4scene_ros.msg import SceneSnapshot  # noqa: E402
 from gpt4scene_ros.ros.conversions import image_to_numpy, snapshot_to_msg  # noqa: E402
 from gpt4scene_ros.srv import SceneQuery  # noqa: E402
 
 Response = SceneQuery.Response
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 TASKS = [dict(task='qa', question='How many chairs are there?'),
          dict(task='qa', question='What is in front of me?', situation='I am sitting at the table.'),
          dict(task='ground', question='the mug'), dict(task='multi_ground', question='all tables'),

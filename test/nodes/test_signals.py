@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import child_pids, wait_for
 
-from gpt4scene_ros.sim.synthetic_scene import SyntheticSceneConfig, write_sequence
+from gpt4scene_ros.sim.scene import SyntheticSceneConfig
+from gpt4scene_ros.sim.writer import write_sequence
 
 
 @pytest.fixture(scope='module')

@@ -10,7 +10,8 @@ import sys
 
 from conftest import KITCHEN, REPO_ROOT
 
-from gpt4scene_ros.sim.synthetic_scene import SyntheticSceneConfig, write_sequence
+from gpt4scene_ros.sim.scene import SyntheticSceneConfig
+from gpt4scene_ros.sim.writer import write_sequence
 
 
 def test_a_short_soak_keeps_every_output_and_memory_bounded(tmp_path):

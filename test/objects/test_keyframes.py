@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gpt4scene_ros.objects.keyframes import KeyframePool, VoxelLabels, label_view, make_view, select_keyframes
-from gpt4scene_ros.objects.segmentation.surface import pack_keys
+from gpt4scene_ros.objects.voxels import pack_keys
 from gpt4scene_ros.common.frames import CameraIntrinsics
 
 V = 0.02

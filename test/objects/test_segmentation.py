@@ -9,8 +9,11 @@ import pytest
 from gpt4scene_ros.objects.boxes import OrientedBox, box_iou, fit_box
 from gpt4scene_ros.common.settings import InstanceConfig
 from gpt4scene_ros.objects.keyframes import make_view
-from gpt4scene_ros.objects.segmentation.surface import (BoundaryVotes, find_structure, pack_keys, segment_surface,
-                                             shading_invariant_colors, surface_voxels, unpack_keys)
+from gpt4scene_ros.objects.segmentation.colors import shading_invariant_colors
+from gpt4scene_ros.objects.segmentation.structure import find_structure
+from gpt4scene_ros.objects.segmentation.surface import segment_surface
+from gpt4scene_ros.objects.segmentation.votes import BoundaryVotes
+from gpt4scene_ros.objects.voxels import pack_keys, surface_voxels, unpack_keys
 from gpt4scene_ros.common.frames import CameraIntrinsics
 
 V = 0.02

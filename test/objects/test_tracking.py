@@ -9,7 +9,7 @@ import pytest
 
 from gpt4scene_ros.objects.boxes import OrientedBox
 from gpt4scene_ros.objects.tracking import InstanceTracker, SegmentObservation, object_tag
-from gpt4scene_ros.objects.segmentation.surface import pack_keys
+from gpt4scene_ros.objects.voxels import pack_keys
 
 
 def blob(x, y, size=6, z=0, dz=0):

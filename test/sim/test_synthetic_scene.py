@@ -1,4 +1,5 @@
-"""Tests of gpt4scene_ros.sim.synthetic_scene: the procedural RGB-D scene, its files and its ground truth.
+"""Tests of the synthetic scene (gpt4scene_ros.sim, gpt4scene-make-scene): the procedural RGB-D scene, its files
+and its ground truth.
 
 Everything is rendered for real with Open3D's ray caster; resolutions and frame
 counts are kept small where the property does not depend on them.
@@ -14,8 +15,11 @@ import cv2
 import numpy as np
 import pytest
 
-from gpt4scene_ros.sim.synthetic_scene import (SyntheticSceneConfig, build_scene, camera_path, main, render_frame,
-                                          write_sequence)
+from gpt4scene_ros.sim.build import build_scene
+from gpt4scene_ros.sim.render import camera_path, render_frame
+from gpt4scene_ros.sim.scene import SyntheticSceneConfig
+from gpt4scene_ros.sim.writer import write_sequence
+from gpt4scene_ros.tools.make_scene import main
 from gpt4scene_ros.common.frames import CameraIntrinsics, check_rigid_transform
 
 SMALL = SyntheticSceneConfig(num_frames=6).with_resolution(160, 120)

@@ -11,7 +11,8 @@ import subprocess
 import pytest
 from conftest import executable, wait_for
 
-from gpt4scene_ros.sim.synthetic_scene import SyntheticSceneConfig, write_sequence
+from gpt4scene_ros.sim.scene import SyntheticSceneConfig
+from gpt4scene_ros.sim.writer import write_sequence
 from gpt4scene_ros.common.graph import NODES
 
 

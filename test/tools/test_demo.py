@@ -21,8 +21,9 @@ import pytest
 
 from conftest import REPO_ROOT
 from gpt4scene_ros.io.bags import BagTopics, write_bag
-from gpt4scene_ros.io.folders import open_sequence
-from gpt4scene_ros.sim.synthetic_scene import SyntheticSceneConfig, write_sequence
+from gpt4scene_ros.io.open import open_sequence
+from gpt4scene_ros.sim.scene import SyntheticSceneConfig
+from gpt4scene_ros.sim.writer import write_sequence
 
 REALSENSE = BagTopics(color='/camera/camera/color/image_raw',
                       depth='/camera/camera/aligned_depth_to_color/image_raw',

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from gpt4scene_ros.tools.process import main
-from gpt4scene_ros.sim.synthetic_scene import SyntheticSceneConfig, write_sequence
+from gpt4scene_ros.sim.scene import SyntheticSceneConfig
+from gpt4scene_ros.sim.writer import write_sequence
 
 
 @pytest.fixture(scope='module')

@@ -1,0 +1,241 @@
+"""Patches and regions of the surface voxels: edge evidence (colour steps, concave and convex creases), connected
+components, and the merging of regions (tiny patches, similar neighbours, parts across creases, hanging parts)."""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from gpt4scene_ros.common.settings import InstanceConfig
+from gpt4scene_ros.objects.segmentation.colors import LAB_WEIGHTS
+from gpt4scene_ros.objects.voxels import SurfaceVoxels, lookup, packed_offset
+
+
+def edge_evidence(voxels: SurfaceVoxels, config: InstanceConfig
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per edge: colour distance (weighted Lab), whether it crosses a concave crease, a convex one, and a convex
+    ridge that passes the sanity check below."""
+    i, j = voxels.edges[:, 0], voxels.edges[:, 1]
+    lab = voxels.lab * LAB_WEIGHTS
+    difference = lab[i] - lab[j]
+    color_distance = np.sqrt(np.einsum('ij,ij->i', difference, difference))
+    direction = voxels.points[i] - voxels.points[j]
+    direction /= np.maximum(np.sqrt(np.einsum('ij,ij->i', direction, direction)), 1e-12)[:, None]
+    n_i, n_j = voxels.normals[i], voxels.normals[j]
+    convexity = np.einsum('ij,ij->i', n_i - n_j, direction)
+    cos_angle = np.clip(np.einsum('ij,ij->i', n_i, n_j), -1.0, 1.0)
+    concave = (convexity < -0.05) & (cos_angle < math.cos(math.radians(config.concave_angle_deg)))
+    # A ridge between two faces of one object runs across the step from one voxel to the other; two
+    # surfaces that only touch at a corner (the back of one box and the top of the one beside it) are
+    # diagonal neighbours with the step along the ridge line: not a convex connection (LCCP's sanity check).
+    ridge = np.stack([n_i[:, 1] * n_j[:, 2] - n_i[:, 2] * n_j[:, 1], n_i[:, 2] * n_j[:, 0] - n_i[:, 0] * n_j[:, 2],
+                      n_i[:, 0] * n_j[:, 1] - n_i[:, 1] * n_j[:, 0]], axis=1)
+    ridge_length = np.sqrt(np.einsum('ij,ij->i', ridge, ridge))
+    along_ridge = np.abs(np.einsum('ij,ij->i', ridge, direction)) / np.maximum(ridge_length, 1e-9)
+    convex = (convexity > 0.05) & (cos_angle < math.cos(math.radians(config.convex_angle_deg)))
+    return color_distance, concave, convex, convex & (along_ridge < 0.5)
+
+
+def components(count: int, edges: np.ndarray, keep_edge: np.ndarray) -> np.ndarray:
+    """Per node (0..count-1): its connected component in the graph of the ``edges`` (Mx2) where ``keep_edge``."""
+    kept = edges[keep_edge]
+    graph = coo_matrix((np.ones(len(kept), np.int8), (kept[:, 0], kept[:, 1])), shape=(count, count))
+    return connected_components(graph, directed=False)[1]
+
+
+def absorb_tiny(labels: np.ndarray, features: np.ndarray, edges: np.ndarray, active_edge: np.ndarray, min_size: int,
+                color_scale: float, rounds: int = 4) -> np.ndarray:
+    """Regions smaller than ``min_size`` (mostly the mixed-colour voxels along object borders) join a neighbour:
+    the one they share most edges with, discounted by colour difference (vectorised)."""
+    for _ in range(rounds):
+        a, b = labels[edges[active_edge, 0]], labels[edges[active_edge, 1]]
+        across = a != b
+        a, b = a[across], b[across]
+        n = int(labels.max()) + 1
+        size = np.bincount(labels[labels >= 0], minlength=n)
+        source = np.concatenate([a, b])
+        target = np.concatenate([b, a])
+        tiny = size[source] < min_size
+        source, target = source[tiny], target[tiny]
+        if len(source) == 0:
+            break
+        pair, shared = np.unique(source.astype(np.int64) * n + target, return_counts=True)
+        source, target = pair // n, pair % n
+        valid = labels >= 0
+        means = np.stack([np.bincount(labels[valid], weights=features[valid, c], minlength=n)
+                          for c in range(features.shape[1])], axis=1) / np.maximum(size, 1)[:, None]
+        score = shared / (1.0 + np.linalg.norm(means[source] - means[target], axis=1) / color_scale)
+        order = np.lexsort((size[target], score, source))   # per source: best score, then largest last
+        source, target = source[order], target[order]
+        last = np.r_[source[1:] != source[:-1], True]
+        mapping = np.arange(n)
+        mapping[source[last]] = target[last]
+        for _ in range(8):                                     # follow chains of tiny regions
+            mapping = mapping[mapping]
+        labels = np.where(labels >= 0, mapping[np.maximum(labels, 0)], -1)
+    return labels
+
+
+def merge_regions(labels: np.ndarray, features: np.ndarray, edges: np.ndarray, active_edge: np.ndarray,
+                  concave: np.ndarray, convex: np.ndarray, config: InstanceConfig) -> np.ndarray:
+    """Greedy region merging over the region adjacency graph, most similar mean colour first.
+
+    Regions merge when their mean colours are close and their border is not mostly concave, or when their
+    border is mostly convex (two faces of one object, shaded differently).
+    """
+    valid = labels >= 0
+    _, labels_compact = np.unique(labels[valid], return_inverse=True)
+    labels = labels.copy()
+    labels[valid] = labels_compact
+    n = int(labels.max()) + 1 if valid.any() else 0
+    if n <= 1:
+        return labels
+    size = np.bincount(labels[valid], minlength=n).astype(np.float64)
+    sums = np.stack([np.bincount(labels[valid], weights=features[valid, c], minlength=n)
+                     for c in range(features.shape[1])], axis=1)
+    a, b = labels[edges[active_edge, 0]], labels[edges[active_edge, 1]]
+    creases = concave[active_edge].astype(np.float64)
+    ridges = convex[active_edge].astype(np.float64)
+    across = a != b
+    a, b, creases, ridges = a[across], b[across], creases[across], ridges[across]
+    low, high = np.minimum(a, b), np.maximum(a, b)
+    pair, inverse = np.unique(low.astype(np.int64) * n + high, return_inverse=True)
+    shared = np.bincount(inverse).astype(np.float64)
+    creased = np.bincount(inverse, weights=creases)
+    ridged = np.bincount(inverse, weights=ridges)
+    neighbours = [dict() for _ in range(n)]
+    for x, y, s, c, r in zip((pair // n).tolist(), (pair % n).tolist(), shared.tolist(), creased.tolist(),
+                             ridged.tolist()):
+        record = [s, c, r]
+        neighbours[x][y] = record
+        neighbours[y][x] = record
+    size_list, sum_list = size.tolist(), sums.tolist()
+    parent = list(range(n))
+    version = [0] * n
+    limit = config.merge_color_distance
+    max_creased = config.merge_max_concave_fraction
+
+    def mergeable(x, y):
+        """(priority, allowed): colour distance of the region means; blocked across mostly concave borders;
+        a mostly convex border merges at any colour distance (first)."""
+        sx, sy = size_list[x], size_list[y]
+        mx, my = sum_list[x], sum_list[y]
+        distance = math.sqrt(sum((p / sx - q / sy) ** 2 for p, q in zip(mx, my)))
+        shared_edges, creased_edges, ridged_edges = neighbours[x][y]
+        if ridged_edges >= 0.5 * shared_edges and creased_edges <= 0.1 * shared_edges:
+            return -1.0, True
+        return distance, distance <= limit and creased_edges <= max_creased * shared_edges
+
+    heap = []
+    for x in range(n):
+        for y in neighbours[x]:
+            if y > x:
+                priority, allowed = mergeable(x, y)
+                if allowed:
+                    heap.append((priority, x, y, 0, 0))
+    heapq.heapify(heap)
+    while heap:
+        _, x, y, version_x, version_y = heapq.heappop(heap)
+        if parent[x] != x or parent[y] != y or version[x] != version_x or version[y] != version_y:
+            continue
+        if size_list[y] > size_list[x]:
+            x, y = y, x
+        parent[y] = x
+        size_list[x] += size_list[y]
+        sum_list[x] = [p + q for p, q in zip(sum_list[x], sum_list[y])]
+        for z, record in neighbours[y].items():
+            if z == x:
+                continue
+            existing = neighbours[x].get(z)
+            if existing is None:
+                neighbours[x][z] = record
+            else:
+                for k in range(3):
+                    existing[k] += record[k]
+                record = existing
+            del neighbours[z][y]
+            neighbours[z][x] = record
+        neighbours[x].pop(y, None)
+        neighbours[y] = {}
+        version[x] += 1
+        for z in neighbours[x]:
+            priority, allowed = mergeable(x, z)
+            if allowed:
+                low_id, high_id = min(x, z), max(x, z)
+                heapq.heappush(heap, (priority, low_id, high_id, version[low_id], version[high_id]))
+    root = np.array(parent)
+    for _ in range(64):
+        next_root = root[root]
+        if np.array_equal(next_root, root):
+            break
+        root = next_root
+    return np.where(valid, root[np.maximum(labels, 0)], -1)
+
+
+def merge_across_creases(labels: np.ndarray, features: np.ndarray, edges: np.ndarray, active_edge: np.ndarray,
+                         config: InstanceConfig) -> np.ndarray:
+    """Merge neighbours of the same colour whatever their border: parts of one piece of furniture meet at
+    concave creases (a backrest and its seat, a sofa's back and its seat). Objects that stand on one another
+    are split again afterwards (:func:`gpt4scene_ros.objects.segmentation.resting.split_resting`)."""
+    valid = labels >= 0
+    if not valid.any():
+        return labels
+    n = int(labels.max()) + 1
+    a, b = labels[edges[active_edge, 0]], labels[edges[active_edge, 1]]
+    across = a != b
+    pair, shared = np.unique(np.minimum(a[across], b[across]).astype(np.int64) * n + np.maximum(a[across], b[across]),
+                             return_counts=True)
+    size = np.bincount(labels[valid], minlength=n).astype(np.float64)
+    means = np.stack([np.bincount(labels[valid], weights=features[valid, c], minlength=n)
+                      for c in range(features.shape[1])], axis=1) / np.maximum(size, 1)[:, None]
+    first, second = pair // n, pair % n
+    distance = np.linalg.norm(means[first] - means[second], axis=1)
+    close = (distance <= config.crease_merge_color_distance) & (shared >= 3) & \
+        (np.minimum(size[first], size[second]) >= config.min_instance_voxels)
+    graph = coo_matrix((np.ones(int(close.sum())), (first[close], second[close])), shape=(n, n))
+    roots = connected_components(graph, directed=False)[1]
+    return np.where(valid, roots[np.maximum(labels, 0)], -1)
+
+
+def merge_hanging_parts(labels: np.ndarray, features: np.ndarray, voxels: SurfaceVoxels, config: InstanceConfig
+                        ) -> np.ndarray:
+    """Merge a segment into the one just above its top when their colours are close: table and chair legs end
+    under the top they hold, where the camera never looks, so their surfaces do not touch in the map."""
+    valid = labels >= 0
+    if not valid.any():
+        return labels
+    n = int(labels.max()) + 1
+    size = np.bincount(labels[valid], minlength=n).astype(np.float64)
+    means = np.stack([np.bincount(labels[valid], weights=features[valid, c], minlength=n)
+                      for c in range(features.shape[1])], axis=1) / np.maximum(size, 1)[:, None]
+    z = voxels.points[:, 2]
+    v = voxels.voxel_size_m
+    top_of = np.full(n, -np.inf)
+    np.maximum.at(top_of, labels[valid], z[valid])
+    top_layer = valid & (z >= top_of[np.maximum(labels, 0)] - 0.5 * v)
+    index = np.flatnonzero(top_layer)
+    above = np.full(len(index), -1)
+    for dz in (1, 2, 3, 4):
+        found = lookup(voxels.keys, voxels.keys[index] + packed_offset(0, 0, dz))
+        hit = (above < 0) & (found >= 0)
+        other = np.where(found >= 0, labels[np.maximum(found, 0)], -1)
+        above = np.where(hit & (other >= 0) & (other != labels[index]), other, above)
+    parent = np.arange(n)
+    owners = labels[index]
+    for segment in np.unique(owners):
+        mine = owners == segment
+        holders = above[mine]
+        holders = holders[holders >= 0]
+        if len(holders) < 0.5 * mine.sum():
+            continue
+        holder = int(np.bincount(holders).argmax())
+        if size[holder] > size[segment] and np.linalg.norm(means[holder] - means[segment]) <= \
+                config.merge_color_distance:
+            parent[segment] = holder
+    for _ in range(8):
+        parent = parent[parent]
+    return np.where(valid, parent[np.maximum(labels, 0)], -1)

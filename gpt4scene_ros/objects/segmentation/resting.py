@@ -1,0 +1,135 @@
+"""Splitting off what rests on a segment's horizontal surfaces (a mug on the table, a box on a crate)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from gpt4scene_ros.common.settings import InstanceConfig
+from gpt4scene_ros.objects.segmentation.regions import components
+from gpt4scene_ros.objects.voxels import SurfaceVoxels
+
+
+def _convex_hull_mask(cells: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Boolean image of ``shape``: the convex hull of the (row, col) ``cells``, and the cells themselves."""
+    mask = np.zeros(shape, np.uint8)
+    if len(cells) >= 3:
+        hull = cv2.convexHull(cells[:, ::-1].astype(np.int32).reshape(-1, 1, 2))
+        cv2.fillConvexPoly(mask, hull, 1)
+    mask[cells[:, 0], cells[:, 1]] = 1
+    return mask.astype(bool)
+
+
+def split_resting(labels: np.ndarray, voxels: SurfaceVoxels, edges: np.ndarray, keep_edge: np.ndarray,
+                  config: InstanceConfig) -> np.ndarray:
+    """Split off, in every segment, what rests on one of its horizontal surfaces.
+
+    In each segment the upward-facing surfaces of at least ``min_support_voxels``
+    (a table top, a crate's lid, a seat) are set aside and the rest falls apart
+    into bodies. A body whose bottom lies on such a surface, with its footprint
+    inside the surface's convex hull (a mug on the table, a box on a crate;
+    not a backrest beside the seat's exposed top), is an object of its own. Each
+    surface goes back to the body under it.
+    """
+    v = voxels.voxel_size_m
+    points, normals = voxels.points, voxels.normals
+    next_label = int(labels.max()) + 1 if (labels >= 0).any() else 0
+    labels = labels.copy()
+    order = np.argsort(labels, kind='stable')
+    sorted_labels = labels[order]
+    # Each segment's own edges, found once: edges within one segment, grouped by it.
+    within = (labels[edges[:, 0]] == labels[edges[:, 1]]) & (labels[edges[:, 0]] >= 0)
+    edge_index = np.flatnonzero(within)
+    edge_index = edge_index[np.argsort(labels[edges[edge_index, 0]], kind='stable')]
+    edge_labels = labels[edges[edge_index, 0]]
+    local = np.full(len(labels), -1)
+    for segment in np.unique(labels[labels >= 0]):
+        members = order[np.searchsorted(sorted_labels, segment):np.searchsorted(sorted_labels, segment, side='right')]
+        if len(members) < 2 * config.min_instance_voxels:
+            continue
+        local[members] = np.arange(len(members))
+        mine = edge_index[np.searchsorted(edge_labels, segment):np.searchsorted(edge_labels, segment, side='right')]
+        seg_edges = local[edges[mine]]
+        up = normals[members, 2] > 0.9
+        z = points[members, 2]
+        flat = up[seg_edges[:, 0]] & up[seg_edges[:, 1]] & (np.abs(z[seg_edges[:, 0]] - z[seg_edges[:, 1]]) <= 0.6 * v)
+        surfaces = components(len(members), seg_edges, flat)
+        surfaces = np.where(up, surfaces, -1)
+        sizes = np.bincount(surfaces[surfaces >= 0], minlength=len(members)) if up.any() else np.zeros(1, int)
+        support_ids = np.flatnonzero(sizes >= config.min_support_voxels)
+        if len(support_ids) == 0:
+            continue
+        is_support = np.isin(surfaces, support_ids)
+        body_edge = ~is_support[seg_edges[:, 0]] & ~is_support[seg_edges[:, 1]] & keep_edge[mine]
+        # Within a surface's hull, its height separates what is above from what is below: a box standing flush
+        # with the edge of the one under it shares a plane with it, but not across the lid's height.
+        cells = np.floor(points[members, :2] / v).astype(np.int64)
+        origin = cells.min(axis=0)
+        cells -= origin
+        shape = tuple(cells.max(axis=0) + 1)
+        for support in support_ids:
+            if shape[0] * shape[1] > 4_000_000:
+                break
+            in_support = surfaces == support
+            height = float(np.median(z[in_support]))
+            hull = cv2.dilate(_convex_hull_mask(cells[in_support], shape).astype(np.uint8), np.ones((3, 3), np.uint8))
+            hull = hull.astype(bool)
+            low, high = seg_edges[:, 0], seg_edges[:, 1]
+            plane = height + 0.5 * v
+            crossing = (z[low] < plane) != (z[high] < plane)
+            within = hull[cells[low, 0], cells[low, 1]] & hull[cells[high, 0], cells[high, 1]]
+            body_edge &= ~(crossing & within)
+        bodies = np.where(is_support, -1, components(len(members), seg_edges, body_edge))
+        body_ids, body_sizes = np.unique(bodies[bodies >= 0], return_counts=True)
+        # Surfaces go to the body below them (most shared edges with voxels lower than the surface).
+        owner = {}
+        for support in support_ids:
+            in_support = surfaces == support
+            height = float(np.median(z[in_support]))
+            pairs = seg_edges[in_support[seg_edges[:, 0]] ^ in_support[seg_edges[:, 1]]]
+            other = np.where(in_support[pairs[:, 0]], pairs[:, 1], pairs[:, 0])
+            other = other[(bodies[other] >= 0) & (z[other] < height - 0.5 * v)]
+            if len(other):
+                owner[support] = int(np.bincount(bodies[other]).argmax())
+        resting = {}
+        for support in support_ids:
+            cells_support = np.floor(points[members[surfaces == support], :2] / v).astype(np.int64)
+            height = float(np.median(z[surfaces == support]))
+            touching = seg_edges[(is_support[seg_edges[:, 0]] & (surfaces[seg_edges[:, 0]] == support))
+                                 | (is_support[seg_edges[:, 1]] & (surfaces[seg_edges[:, 1]] == support))]
+            neighbours = np.unique(bodies[touching.ravel()])
+            for body in neighbours[neighbours >= 0]:
+                if body in resting:
+                    continue
+                in_body = bodies == body
+                body_z = z[in_body]
+                if body_sizes[np.searchsorted(body_ids, body)] < config.min_instance_voxels or \
+                        not (height - v <= body_z.min() <= height + 2 * v) or np.median(body_z) <= height + v:
+                    continue
+                # The body's footprint includes its own upper surfaces (a box's lid, a sofa back's top).
+                footprint = in_body.copy()
+                for own, below in owner.items():
+                    if below == body:
+                        footprint |= surfaces == own
+                cells_body = np.floor(points[members[footprint], :2] / v).astype(np.int64)
+                origin = np.minimum(cells_support.min(axis=0), cells_body.min(axis=0)) - 1
+                shape = tuple(np.maximum(cells_support.max(axis=0), cells_body.max(axis=0)) - origin + 2)
+                if shape[0] * shape[1] > 4_000_000:
+                    continue
+                # Inside the hull, not on its edge: what stands along the border of a surface (a backrest)
+                # is beside it.
+                hull = cv2.erode(_convex_hull_mask(cells_support - origin, shape).astype(np.uint8),
+                                 np.ones((3, 3), np.uint8)).astype(bool)
+                inside_share = np.mean(hull[cells_body[:, 0] - origin[0], cells_body[:, 1] - origin[1]])
+                if inside_share >= 0.7:
+                    resting[body] = support
+        if not resting:
+            continue
+        for body in resting:
+            parts = bodies == body
+            for support, body_below in owner.items():
+                if body_below == body:
+                    parts |= surfaces == support
+            labels[members[parts]] = next_label
+            next_label += 1
+    return labels
