@@ -31,9 +31,11 @@ import gpt4scene_ros.nodes  # noqa: F401  (first: sets the nodes' OpenMP policy 
 import open3d as o3d
 import open3d.core as o3c
 
+from gpt4scene_ros.common.frames import depth_to_millimetres
 from gpt4scene_ros.common.settings import MappingConfig
 from gpt4scene_ros.io.open import open_sequence
 from gpt4scene_ros.mapping.gravity import estimate_gravity_alignment
+from gpt4scene_ros.mapping.bev import map_bev
 from gpt4scene_ros.mapping.tsdf import SceneMap
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -77,8 +79,8 @@ def scene_map_run(frames, sequence, alignment, config: MappingConfig):
     scene_map = SceneMap(config)
     times = []
     for frame in frames:
-        result = scene_map.integrate(frame.color, frame.depth_m, sequence.intrinsics,
-                                     alignment.T_map_world @ frame.T_world_camera)
+        result = scene_map.integrate(frame.color, frame.depth, sequence.intrinsics,
+                                     alignment.T_map_world @ frame.T_world_camera, frame.depth_scale)
         times.append(result.duration_ms)
     return scene_map, times
 
@@ -93,8 +95,10 @@ def node_run(frames, sequence, alignment, config: MappingConfig, count: int):
     from sensor_msgs.msg import CameraInfo, Image
 
     from gpt4scene_ros.common.transforms import R_BASE_OPTICAL, invert_transform, make_transform
-    from gpt4scene_ros.ros.conversions import (intrinsics_to_camera_info, numpy_to_image, time_to_msg,
-                                               transform_to_pose)
+    from gpt4scene_ros.ros.conversions.camera_info import intrinsics_to_camera_info
+    from gpt4scene_ros.ros.conversions.geometry import transform_to_pose
+    from gpt4scene_ros.ros.conversions.images import numpy_to_image
+    from gpt4scene_ros.ros.conversions.time import time_to_msg
     from gpt4scene_ros.nodes.mapping_node import MappingNode
 
     rclpy.init()
@@ -122,7 +126,7 @@ def node_run(frames, sequence, alignment, config: MappingConfig, count: int):
         odom = Odometry(child_frame_id='camera_link')
         odom.header.frame_id, odom.header.stamp = 'odom', stamp
         odom.pose.pose = transform_to_pose(alignment.T_map_world @ frame.T_world_camera @ T_optical_base)
-        depth_mm = np.round(frame.depth_m * 1000.0).astype(np.uint16)
+        depth_mm = depth_to_millimetres(frame.depth, frame.depth_scale)
         before = node.counts['frames_integrated']
         start = time.perf_counter()
         pubs[0].publish(odom)
@@ -184,11 +188,11 @@ def bench_device(device: str, kitchen: Path, sequence, alignment, frames, node_f
     blocks_after, memory_after = scene_map.num_blocks, scene_map.memory_bytes
     bev_times = []
     for frame in frames[:200]:  # revisit mapped space; time a BEV after some of these frames
-        scene_map.integrate(frame.color, frame.depth_m, sequence.intrinsics,
-                            alignment.T_map_world @ frame.T_world_camera)
+        scene_map.integrate(frame.color, frame.depth, sequence.intrinsics,
+                            alignment.T_map_world @ frame.T_world_camera, frame.depth_scale)
         if len(bev_times) < 10:
             start = time.perf_counter()
-            scene_map.render_bev()
+            map_bev(*scene_map.point_cloud(), config)
             bev_times.append((time.perf_counter() - start) * 1000.0)
     points, _ = scene_map.point_cloud()
     end_to_end, latency, integrated, dropped = node_run(frames, sequence, alignment, config, node_frames)

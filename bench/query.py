@@ -46,7 +46,7 @@ from scene_fixtures import make_snapshot  # noqa: E402
 from gpt4scene_ros.query.prompts import PromptTemplates, build_prompt  # noqa: E402
 from gpt4scene_ros.query.backends.local_transformers import TransformersBackend  # noqa: E402
 from gpt4scene_ros.msg import SceneSnapshot  # noqa: E402
-from gpt4scene_ros.ros.conversions import snapshot_from_msg, snapshot_to_msg  # noqa: E402
+from gpt4scene_ros.ros.conversions.scene import snapshot_from_msg, snapshot_to_msg  # noqa: E402
 from gpt4scene_ros.srv import SceneQuery  # noqa: E402
 
 TEMPLATES = PromptTemplates.from_yaml(REPO / 'config' / 'prompts.yaml')

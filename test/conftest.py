@@ -144,21 +144,19 @@ def ros_node():
 def call_service(node, client, request, timeout_s: float = 30.0, attempt_s: float = 5.0):
     """Call a service from a test and return its response (the node is spun by ``ros_node``).
 
-    A request sent just after discovery can lose its response (the server may not have matched the
-    client's response reader yet: ``service_is_ready`` only covers the request side), so an
-    unanswered request is sent again every ``attempt_s`` until ``timeout_s``.
+    :func:`gpt4scene_ros.ros.service_client.call_service`: up to ``timeout_s`` for the server to be
+    discovered, then up to ``timeout_s`` for the response, the request sent again every ``attempt_s``
+    (a request sent just after discovery can lose its response). Fails the test when none comes.
     """
-    wait_for(lambda: client.service_is_ready(), timeout_s, f'service {client.srv_name}')
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        future = client.call_async(request)
-        attempt_end = min(deadline, time.monotonic() + attempt_s)
-        while not future.done() and time.monotonic() < attempt_end:
-            time.sleep(0.01)
-        if future.done():
-            return future.result()
-        client.remove_pending_request(future)
-    pytest.fail(f'timed out after {timeout_s} s waiting for a response from {client.srv_name}')
+    from gpt4scene_ros.ros.service_client import ServiceNotReady, ServiceTimeout
+    from gpt4scene_ros.ros.service_client import call_service as call
+
+    try:
+        return call(client, request, timeout_s, ready_timeout_s=timeout_s, resend_s=attempt_s, poll_s=0.01)
+    except ServiceNotReady:
+        pytest.fail(f'timed out after {timeout_s} s waiting for service {client.srv_name}')
+    except ServiceTimeout:
+        pytest.fail(f'timed out after {timeout_s} s waiting for a response from {client.srv_name}')
 
 
 @pytest.fixture(scope='session')

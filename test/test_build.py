@@ -1,5 +1,5 @@
 """The package builds the way ROS users build it (colcon in a workspace), and
-setup.py installs the ROS-free core with pip."""
+pyproject.toml installs the ROS-free core with pip."""
 
 from __future__ import annotations
 

@@ -4,9 +4,9 @@ and, for the invalid example config, by starting the nodes with it."""
 from __future__ import annotations
 
 import ast
-import configparser
 import dataclasses
 import subprocess
+import tomllib
 
 import pytest
 import yaml
@@ -20,10 +20,7 @@ LAUNCH_FILE = REPO_ROOT / 'launch' / 'gpt4scene.launch.py'
 
 
 def entry_points() -> set:
-    parser = configparser.ConfigParser()
-    parser.read(REPO_ROOT / 'setup.cfg')
-    lines = parser['options.entry_points']['console_scripts'].strip().splitlines()
-    return {line.split('=')[0].strip() for line in lines}
+    return set(tomllib.loads((REPO_ROOT / 'pyproject.toml').read_text())['project']['scripts'])
 
 
 def launch_calls(name: str) -> list:

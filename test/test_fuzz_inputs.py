@@ -33,11 +33,11 @@ from conftest import REPO_ROOT  # noqa: E402
 from scene_fixtures import INSTANCES, make_snapshot  # noqa: E402
 
 from gpt4scene_ros.common.settings import QUERY_TASKS, MappingConfig, QueryConfig  # noqa: E402
-from gpt4scene_ros.objects.tracking import object_tag  # noqa: E402
 from gpt4scene_ros.mapping.map_file import MAP_FILE_FORMAT, MAP_FILE_VERSION, MapFileError, load_map, save_map  # noqa: E402
 from gpt4scene_ros.mapping.tsdf import SceneMap  # noqa: E402
 from gpt4scene_ros.common.pose_buffer import BACKWARDS_TOLERANCE_S, PoseBuffer, PoseLookupError  # noqa: E402
-from gpt4scene_ros.query.prompts import PromptTemplates, parse_object_ids  # noqa: E402
+from gpt4scene_ros.query.prompts import PromptTemplates  # noqa: E402
+from gpt4scene_ros.objects.tags import object_tag, parse_object_ids  # noqa: E402
 from gpt4scene_ros.query.scene_query import ErrorCode, QueryRequest, QueryResult, answer_query  # noqa: E402
 from gpt4scene_ros.common.frames import CameraIntrinsics  # noqa: E402
 from gpt4scene_ros.query.backends.base import VlmBackend, VlmError  # noqa: E402

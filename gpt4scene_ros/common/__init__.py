@@ -1,0 +1,1 @@
+"""Shared by every stage: frames and camera types, transforms, motion, pose buffer, settings records."""

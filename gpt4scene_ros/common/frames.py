@@ -92,6 +92,16 @@ def depth_to_metres(depth: np.ndarray, depth_scale: float) -> np.ndarray:
         return np.where(np.isfinite(metres) & (metres > 0), metres, np.float32(0.0))
 
 
+def depth_to_millimetres(depth: np.ndarray, depth_scale: float) -> np.ndarray:
+    """Sensor depth as uint16 millimetres (ROS ``16UC1``), 0 where there is no measurement or it does not fit;
+    depth already in millimetres is returned as it is."""
+    depth = np.asarray(depth)
+    if depth.dtype == np.uint16 and depth_scale == 1000.0:
+        return depth
+    millimetres = np.round(depth_to_metres(depth, depth_scale).astype(np.float64) * 1000.0)
+    return np.where((millimetres > 0) & (millimetres < 65535), millimetres, 0).astype(np.uint16)
+
+
 @dataclass(frozen=True)
 class RgbdFrame:
     """One registered colour + depth image with its camera pose.

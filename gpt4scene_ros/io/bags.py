@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gpt4scene_ros.common.frames import CameraIntrinsics, RgbdFrame
+from gpt4scene_ros.common.frames import CameraIntrinsics, RgbdFrame, depth_to_millimetres
 from gpt4scene_ros.common.pose_buffer import PoseBuffer, PoseLookupError
 from gpt4scene_ros.common.transforms import R_BASE_OPTICAL, invert_transform, make_transform, matrix_from_quaternion, \
     quaternion_from_matrix
@@ -273,14 +273,6 @@ class BagSequence(RgbdSequence):
 
 # -- writing ------------------------------------------------------------------------------------
 
-
-def _depth_millimetres(frame: RgbdFrame) -> np.ndarray:
-    """The frame's depth as little-endian uint16 millimetres (16UC1), as it is when the sensor's scale is 1000."""
-    if frame.depth.dtype == np.uint16 and frame.depth_scale == 1000.0:
-        return frame.depth.astype('<u2', copy=False)
-    depth_mm = np.round(frame.depth_m.astype(np.float64) * 1000.0)
-    return np.where((depth_mm > 0) & (depth_mm < 65535), depth_mm, 0).astype('<u2')
-
 BAG_EPOCH_S = 1_700_000_000.0
 """Stamps of written bags start here (sequence time 0), so they look like a robot's wall-clock stamps."""
 
@@ -347,7 +339,7 @@ def write_bag(sequence, path, *, storage: str = 'mcap', topics: BagTopics = BagT
             write(conn['color'], types['sensor_msgs/msg/Image'](
                 header=header(stamp_s, optical_frame), height=height, width=width, encoding='rgb8', is_bigendian=0,
                 step=width * 3, data=color.reshape(-1)), stamp_s)
-            depth_mm = _depth_millimetres(frame)
+            depth_mm = depth_to_millimetres(frame.depth, frame.depth_scale).astype('<u2', copy=False)
             write(conn['depth'], types['sensor_msgs/msg/Image'](
                 header=header(stamp_s, optical_frame), height=height, width=width, encoding='16UC1', is_bigendian=0,
                 step=width * 2, data=depth_mm.reshape(-1).view(np.uint8)), stamp_s)

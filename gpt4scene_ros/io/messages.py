@@ -37,9 +37,10 @@ COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
 def image_array(msg) -> np.ndarray:
     """The pixels of an Image message: HxW (one channel) or HxWxC, native byte order.
 
-    Without row padding and in native byte order this is a read-only view of
-    the message's buffer (no copy). Raises ValueError for an unknown encoding
-    or a buffer that does not match the header.
+    Without row padding and in native byte order this is a view of the
+    message's buffer (no copy: read-only for ``bytes`` data, and writing to
+    it would change the message otherwise; callers only read). Raises
+    ValueError for an unknown encoding or a buffer that does not match the header.
     """
     if msg.encoding not in ENCODINGS:
         raise ValueError(f'unsupported image encoding {msg.encoding!r}; supported: {sorted(ENCODINGS)}')
@@ -51,8 +52,7 @@ def image_array(msg) -> np.ndarray:
         raise ValueError(f'{msg.encoding} image has zero size ({width}x{height})')
     if step < row_bytes:
         raise ValueError(f'{msg.encoding} image step {step} is smaller than a row of {row_bytes} bytes')
-    buffer = np.frombuffer(msg.data, dtype=np.uint8) if not isinstance(msg.data, np.ndarray) \
-        else msg.data.view(np.uint8).reshape(-1)
+    buffer = _bytes_of(msg)
     if buffer.size < step * height:
         raise ValueError(f'{msg.encoding} image {width}x{height} (step {step}) holds {buffer.size} bytes; '
                          f'{height} rows of step {step} need {step * height}')
@@ -65,6 +65,19 @@ def image_array(msg) -> np.ndarray:
     return array[:, :, 0] if channels == 1 else array
 
 
+def decode_compressed(msg) -> np.ndarray:
+    """HxWx3 uint8 RGB of a CompressedImage (PNG or JPEG); ValueError when it does not decode."""
+    data = _bytes_of(msg)
+    try:
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if len(data) else None
+    except cv2.error as error:      # e.g. a header claiming more pixels than OpenCV agrees to allocate
+        raise ValueError(f'compressed image ({msg.format!r}, {len(data)} bytes) does not decode: '
+                         f'{str(error).strip().splitlines()[-1]}') from None
+    if bgr is None:
+        raise ValueError(f'compressed image ({msg.format!r}, {len(data)} bytes) does not decode')
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 def decode_color(msg, msgtype: str = '') -> np.ndarray:
     """An Image (``rgb8``, ``bgr8``, ``rgba8``, ``bgra8``, ``mono8``) or a CompressedImage as HxWx3 uint8 RGB.
 
@@ -73,11 +86,7 @@ def decode_color(msg, msgtype: str = '') -> np.ndarray:
     Raises ValueError saying what is wrong.
     """
     if msgtype == COMPRESSED_IMAGE_TYPE or (not msgtype and not hasattr(msg, 'encoding') and hasattr(msg, 'format')):
-        image = cv2.imdecode(np.frombuffer(msg.data, dtype=np.uint8) if not isinstance(msg.data, np.ndarray)
-                             else msg.data.view(np.uint8).reshape(-1), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ValueError(f'compressed image ({msg.format!r}) does not decode')
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return decode_compressed(msg)
     if msg.encoding not in COLOR_ENCODINGS:
         raise ValueError(f'colour encoding {msg.encoding!r} is not supported ({", ".join(COLOR_ENCODINGS)})')
     image = image_array(msg)
@@ -97,3 +106,12 @@ def decode_depth(msg) -> tuple[np.ndarray, float]:
         raise ValueError(f'depth encoding {msg.encoding!r} is not supported ({", ".join(DEPTH_ENCODINGS)}: '
                          f'16-bit millimetres or float metres)')
     return image_array(msg), scale
+
+
+def _bytes_of(msg) -> np.ndarray:
+    """The message's ``data`` as a flat uint8 array without a copy (bytes, array.array or numpy, as rclpy
+    and rosbags give it)."""
+    data = msg.data
+    if isinstance(data, np.ndarray):
+        return data.view(np.uint8).reshape(-1)
+    return np.frombuffer(data, dtype=np.uint8)

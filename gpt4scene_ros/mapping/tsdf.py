@@ -340,8 +340,8 @@ def _check_images(color, depth_m, intrinsics) -> tuple[np.ndarray, np.ndarray]:
     if color.dtype != np.uint8 or color.ndim != 3 or color.shape[2] != 3:
         raise ValueError(f'colour must be an HxWx3 uint8 RGB array, got {color.dtype} with shape {color.shape}')
     if depth_m.ndim != 2 or depth_m.dtype not in (np.uint16, np.float32, np.float64):
-        raise ValueError(f'depth must be an HxW uint16 array (with its depth_scale) or float32 or float64 array in '
-                         f'metres, got {depth_m.dtype} with shape {depth_m.shape}')
+        raise ValueError(f'depth must be an HxW float32 or float64 array in metres, or uint16 with its depth_scale, '
+                         f'got {depth_m.dtype} with shape {depth_m.shape}')
     if color.shape[:2] != depth_m.shape:
         raise ValueError(f'colour is {color.shape[1]}x{color.shape[0]} but depth is '
                          f'{depth_m.shape[1]}x{depth_m.shape[0]}; they must be registered and of the same size')

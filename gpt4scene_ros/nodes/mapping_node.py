@@ -71,9 +71,13 @@ from gpt4scene_ros.objects.mapper import Mapper
 from gpt4scene_ros.objects.process import ObjectsProcess, ObjectsWorkerError
 from gpt4scene_ros.msg import ObjectInstanceArray, SceneSnapshot
 from gpt4scene_ros.srv import FilePath
-from gpt4scene_ros.ros.conversions import (bev_info_msg, camera_info_to_intrinsics, instance_to_msg, instances_to_marker_array,
-                          mesh_to_marker, numpy_to_image, point_cloud_to_msg, pose_to_transform, snapshot_to_msg,
-                          time_from_msg, transform_from_msg)
+from gpt4scene_ros.ros.conversions.camera_info import camera_info_to_intrinsics
+from gpt4scene_ros.ros.conversions.geometry import pose_to_transform, transform_from_msg
+from gpt4scene_ros.ros.conversions.images import numpy_to_image
+from gpt4scene_ros.ros.conversions.markers import instances_to_marker_array, mesh_to_marker
+from gpt4scene_ros.ros.conversions.point_cloud import point_cloud_to_msg
+from gpt4scene_ros.ros.conversions.scene import bev_info_msg, instance_to_msg, snapshot_to_msg
+from gpt4scene_ros.ros.conversions.time import time_from_msg
 from gpt4scene_ros.ros.entry import run_node, spin_multi_threaded
 from gpt4scene_ros.ros.fallbacks import ApproximateTimeSynchronizer, Subscriber
 from gpt4scene_ros.ros.params import declare_settings

@@ -32,14 +32,17 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
+from gpt4scene_ros.common.frames import depth_to_millimetres
 from gpt4scene_ros.common.settings import PlayerConfig
 from gpt4scene_ros.io.bags import BagTopics
 from gpt4scene_ros.io.open import open_sequence
 from gpt4scene_ros.io.sequence import FrameError
 from gpt4scene_ros.mapping.gravity import estimate_gravity_alignment, identity_alignment
 from gpt4scene_ros.common.transforms import R_BASE_OPTICAL, invert_transform, make_transform
-from gpt4scene_ros.ros.conversions import (intrinsics_to_camera_info, numpy_to_image, time_to_msg, transform_to_msg,
-                          transform_to_pose)
+from gpt4scene_ros.ros.conversions.camera_info import intrinsics_to_camera_info
+from gpt4scene_ros.ros.conversions.geometry import transform_to_msg, transform_to_pose
+from gpt4scene_ros.ros.conversions.images import numpy_to_image
+from gpt4scene_ros.ros.conversions.time import time_to_msg
 from gpt4scene_ros.ros.entry import EXIT_FAILED, EXIT_OK, run_node
 from gpt4scene_ros.ros.params import declare_settings
 
@@ -162,9 +165,8 @@ class PlayerNode(Node):
 
     def _publish_frame(self, frame, stamp):
         cfg = self.config
-        if cfg.depth_encoding == '16UC1':
-            depth = np.round(frame.depth_m * 1000.0)
-            depth = np.where(np.isfinite(depth) & (depth > 0) & (depth < 65535), depth, 0).astype(np.uint16)
+        if cfg.depth_encoding == '16UC1':   # the sensor's own image when it is in millimetres
+            depth = depth_to_millimetres(frame.depth, frame.depth_scale)
         else:
             depth = np.where(frame.depth_m > 0, frame.depth_m, np.nan).astype(np.float32)
         T_odom_base = self.alignment.T_map_world @ frame.T_world_camera @ T_OPTICAL_BASE

@@ -30,7 +30,7 @@ from gpt4scene_ros.query.scene_query import ErrorCode, QueryRateLimit, QueryResu
 from gpt4scene_ros.query.backends import VlmError, VlmSetupError, make_backend
 from gpt4scene_ros.msg import SceneSnapshot
 from gpt4scene_ros.srv import SceneQuery
-from gpt4scene_ros.ros.conversions import fill_query_response, query_request_from_msg, snapshot_from_msg
+from gpt4scene_ros.ros.conversions.scene import fill_query_response, query_request_from_msg, snapshot_from_msg
 from gpt4scene_ros.ros.entry import run_node, spin_multi_threaded
 from gpt4scene_ros.ros.params import declare_settings
 

@@ -177,45 +177,70 @@ class SceneObjects:
         rest wait for the next update), or all of them with ``all_candidates`` (offline processing).
         """
         cfg = self.config
-        timing = {}
-        started = time.perf_counter()
+        timing: dict[str, float] = {}
+        started = tick = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal tick
+            now = time.perf_counter()
+            timing[name] = (now - tick) * 1000.0
+            tick = now
+
         new_views = self._take_candidates(None if all_candidates else cfg.candidates_per_update)
         for view in new_views:
             self.votes.add_view(view)
             self.pool.add(view)
-        timing['votes'] = (time.perf_counter() - started) * 1000.0
-        tick = time.perf_counter()
+        lap('votes')
         detections = self._detect(new_views)
-        timing['detector'] = (time.perf_counter() - tick) * 1000.0
-
-        tick = time.perf_counter()
+        lap('detector')
         voxels = surface_voxels(points, colors, normals, self.mapping.voxel_size_m)
         segmentation = segment_surface(voxels, cfg, self.votes)
-        timing['segmentation'] = (time.perf_counter() - tick) * 1000.0
+        lap('segmentation')
+        voxel_ids = self._track(voxels, segmentation, stamp_s)
+        lap('tracking')
+        table = VoxelLabels(voxels.keys, voxel_ids, voxels.normals, self.mapping.voxel_size_m)
+        self._label_views(table, detections)
+        instances = self.tracker.published()
+        keyframes = self.choose_keyframes(cfg.keyframe_selection, cfg.num_keyframes)
+        seen_in: dict[int, list[int]] = collections.defaultdict(list)
+        for position, keyframe in enumerate(keyframes):
+            for marker in keyframe.markers:
+                seen_in[marker.id].append(position)
+        lap('keyframes')
+        bev, bev_markers = self._bev(points, colors, table, instances)
+        lap('bev')
+        timing['total'] = (time.perf_counter() - started) * 1000.0
+        snapshot = ObjectsSnapshot(float(stamp_s), int(map_version),
+                                   tuple(self.tracker.with_keyframes(instances, seen_in)), bev, tuple(bev_markers),
+                                   tuple(keyframes), self.style, timing, segmentation, voxel_ids)
+        self.last_snapshot = snapshot
+        return snapshot
 
-        tick = time.perf_counter()
-        observations = []
+    def _track(self, voxels, segmentation: Segmentation, stamp_s: float) -> np.ndarray:
+        """Fit each segment's box, match the segments to the instances; the instance id of every voxel (0: none)."""
         v = self.mapping.voxel_size_m
+        observations = []
         for members in segmentation.members():
             floor_z = float(np.median(segmentation.structure.floor_height_m[members]))
             support_z = _support_height(voxels, segmentation, members, floor_z)
             # The ring of the support's own surface that a segment's border often takes along stays out of its box.
             on_support = (np.abs(voxels.points[members, 2] - support_z) < 0.5 * v) & (voxels.normals[members, 2] > 0.9)
             body = members[~on_support] if np.count_nonzero(~on_support) >= 4 else members
-            box = fit_box(voxels.points[body], v, floor_z=support_z, trim=cfg.box_trim)
+            box = fit_box(voxels.points[body], v, floor_z=support_z, trim=self.config.box_trim)
             mean_rgb = tuple(int(c) for c in np.rint(voxels.colors[members].mean(axis=0)))
             observations.append(SegmentObservation(voxels.keys[members], box, mean_rgb))
         ids = self.tracker.update(observations, stamp_s)
         voxel_ids = np.zeros(len(voxels), np.int64)
         for members, instance_id in zip(segmentation.members(), ids):
             voxel_ids[members] = instance_id
-        timing['tracking'] = (time.perf_counter() - tick) * 1000.0
+        return voxel_ids
 
-        tick = time.perf_counter()
-        table = VoxelLabels(voxels.keys, voxel_ids, voxels.normals, self.mapping.voxel_size_m)
+    def _label_views(self, table: VoxelLabels, detections) -> None:
+        """Label the candidate views with the instances they show (views off the map get none), and let the
+        detections of the new views vote for the labels of the instances they cover."""
         self._views = list(self.pool.views)
         coarse = [label_view(view, table, step=2) for view in self._views]
-        self._visible = [labels.visible_px if labels.surface_agreement >= cfg.min_surface_agreement else None
+        self._visible = [labels.visible_px if labels.surface_agreement >= self.config.min_surface_agreement else None
                          for labels in coarse]
         self._table = table
         self.counts['views_off_the_map'] = sum(v is None for v in self._visible)
@@ -228,23 +253,6 @@ class SceneObjects:
                                     view.color.shape)
             for instance_id, label, weight in votes:
                 self.tracker.vote_label(instance_id, label, weight)
-        instances = self.tracker.published()
-        keyframes = self.choose_keyframes(cfg.keyframe_selection, cfg.num_keyframes)
-        seen_in: dict[int, list[int]] = collections.defaultdict(list)
-        for position, keyframe in enumerate(keyframes):
-            for marker in keyframe.markers:
-                seen_in[marker.id].append(position)
-        timing['keyframes'] = (time.perf_counter() - tick) * 1000.0
-
-        tick = time.perf_counter()
-        bev, bev_markers = self._bev(points, colors, table, instances)
-        timing['bev'] = (time.perf_counter() - tick) * 1000.0
-        timing['total'] = (time.perf_counter() - started) * 1000.0
-        snapshot = ObjectsSnapshot(float(stamp_s), int(map_version),
-                                   tuple(self.tracker.with_keyframes(instances, seen_in)), bev, tuple(bev_markers),
-                                   tuple(keyframes), self.style, timing, segmentation, voxel_ids)
-        self.last_snapshot = snapshot
-        return snapshot
 
     def _detect(self, views) -> list:
         """(view, detections) of the new candidates; a detector that fails or returns garbage is skipped."""

@@ -28,16 +28,12 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from gpt4scene_ros.objects.boxes import OrientedBox
+from gpt4scene_ros.objects.tags import object_tag
 from gpt4scene_ros.objects.voxels import pack_keys, unpack_keys
 
 logger = logging.getLogger(__name__)
 
 TRACKER_STATE_VERSION = 1
-
-
-def object_tag(object_id: int) -> str:
-    """The ID as GPT4Scene and Chat-Scene write it: ``<OBJ017>``."""
-    return f'<OBJ{int(object_id):03d}>'
 
 
 @dataclass(frozen=True)
@@ -70,7 +66,7 @@ class SegmentObservation:
     """A segment of one update, as the tracker needs it."""
 
     voxel_keys: np.ndarray
-    """Packed keys (:func:`gpt4scene_ros.objects.segmentation.surface.pack_keys`) of its surface voxels."""
+    """Packed keys (:func:`gpt4scene_ros.objects.voxels.pack_keys`) of its surface voxels."""
     box: OrientedBox
     mean_rgb: tuple = (0, 0, 0)
 

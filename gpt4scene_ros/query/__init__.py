@@ -1,0 +1,1 @@
+"""Questions about the scene: requests, prompts, grounding of answers, VLM backends."""

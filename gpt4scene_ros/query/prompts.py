@@ -18,15 +18,12 @@ import cv2
 import numpy as np
 import yaml
 
-from gpt4scene_ros.objects.tracking import object_tag
+from gpt4scene_ros.objects.tags import object_tag
 from gpt4scene_ros.objects.markers import draw_markers, scale_markers
 
 TEMPLATE_KEYS = ('qa', 'sqa', 'ground', 'multi_ground', 'caption', 'zero_shot_instruction')
 _PLACEHOLDERS = {'question', 'situation', 'description', 'object'}
 _PLACEHOLDER = re.compile(r'\{([a-z_]+)\}')
-_OBJECT_TAG = re.compile(r'<OBJ(\d{1,4})>', re.IGNORECASE)
-# `\s*(?:#\s*)?`, not `\s*#?\s*`: two adjacent `\s*` backtrack quadratically on "obj" + a long run of spaces.
-_PLAIN_NUMBER = re.compile(r'(?<![\w.])(?:obj(?:ect)?\s*(?:#\s*)?)?(\d{1,3})(?!\.\d|\w)', re.IGNORECASE)
 
 
 class PromptError(ValueError):
@@ -150,15 +147,3 @@ def _spread(keyframes: list, count: int) -> list:
     positions = np.linspace(0, len(keyframes) - 1, count)
     return [keyframes[int(round(p))] for p in positions]
 
-
-def parse_object_ids(answer: str) -> list[int]:
-    """Object IDs an answer names, in order, once each: ``<OBJ###>`` tags, or (only when there is none, as base
-    models answer) plain numbers such as ``17`` or ``object 17``."""
-    found = [int(m) for m in _OBJECT_TAG.findall(answer)]
-    if not found:
-        found = [int(m) for m in _PLAIN_NUMBER.findall(answer)]
-    unique = []
-    for object_id in found:
-        if object_id not in unique:
-            unique.append(object_id)
-    return unique

@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass, field
 
 from gpt4scene_ros.common.settings import QUERY_TASKS, QueryConfig
-from gpt4scene_ros.objects.tracking import object_tag
-from gpt4scene_ros.query.prompts import PromptError, PromptTemplates, build_prompt, parse_object_ids, task_text
+from gpt4scene_ros.query.prompts import PromptError, PromptTemplates, build_prompt, task_text
+from gpt4scene_ros.objects.tags import object_tag
+from gpt4scene_ros.query.grounding import ground_answer
 from gpt4scene_ros.query.backends.base import VlmError
 
 
@@ -148,17 +149,8 @@ def answer_query(request: QueryRequest, config: QueryConfig, snapshot=None, back
     images = prompt.images if request.return_images else ()
     if not generation.text:
         return _failure(ErrorCode.MODEL, f'{backend.name} backend: the model returned nothing', **timing)
-    by_id = {obj.id: obj for obj in objects}
-    named = parse_object_ids(generation.text)
-    if request.task == 'ground':
-        named = named[:1]
-    known = [object_id for object_id in named if object_id in by_id]
-    unknown = [object_id for object_id in named if object_id not in by_id]
-    message = ''
-    if unknown:
-        message = (f'the answer names objects that are not in the map: {[object_tag(i) for i in unknown[:10]]} '
-                   '(left out)')
-    return QueryResult(ErrorCode.NONE, message, generation.text, tuple(by_id[i] for i in known), images, **timing)
+    grounding = ground_answer(generation.text, objects, single=request.task == 'ground')
+    return QueryResult(ErrorCode.NONE, grounding.message, generation.text, grounding.objects, images, **timing)
 
 
 class QueryRateLimit:

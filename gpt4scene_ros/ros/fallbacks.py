@@ -1,12 +1,13 @@
-"""Stand-ins for ``message_filters`` and ``cv_bridge`` where they are not installed.
+"""A stand-in for ``message_filters`` where it is not installed.
 
-ROS distributions ship both packages; the ROS 2 wheels on PyPI ship neither.
-Nodes import ``Subscriber``, ``ApproximateTimeSynchronizer``, ``CvBridge`` and
-``CvBridgeError`` from here: the real classes where the packages import, the
-small implementations below otherwise (same public interface for what this
-project uses). ``USING_MESSAGE_FILTERS`` and ``USING_CV_BRIDGE`` say which.
-The fallbacks stay importable as ``_Subscriber``, ``_ApproximateTimeSynchronizer``,
-``_CvBridge`` and ``_CvBridgeError`` so that tests exercise them everywhere.
+ROS distributions ship the package; the ROS 2 wheels on PyPI do not. Nodes
+import ``Subscriber`` and ``ApproximateTimeSynchronizer`` from here: the real
+classes where ``message_filters`` imports, the small implementations below
+otherwise (same public interface for what this project uses).
+``USING_MESSAGE_FILTERS`` says which. The fallbacks stay importable as
+``_Subscriber`` and ``_ApproximateTimeSynchronizer`` so that tests exercise
+them everywhere. (Images need no stand-in: they are decoded by the package's
+own ROS-free :mod:`gpt4scene_ros.io.messages`.)
 """
 
 from __future__ import annotations
@@ -16,11 +17,7 @@ import math
 import threading
 from collections import deque
 
-import cv2
 import numpy as np
-from builtin_interfaces.msg import Time
-
-from gpt4scene_ros.ros.conversions import IMAGE_ENCODINGS, image_to_numpy, numpy_to_image
 
 _logger = logging.getLogger(__name__)
 

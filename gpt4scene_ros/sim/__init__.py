@@ -1,0 +1,1 @@
+"""Synthetic rooms with ground truth and tiny random models, for tests and benchmarks."""

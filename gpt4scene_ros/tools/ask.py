@@ -13,7 +13,6 @@ import argparse
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -63,7 +62,9 @@ def main(argv=None) -> int:
     from rclpy.executors import SingleThreadedExecutor
 
     from gpt4scene_ros.srv import SceneQuery
-    from gpt4scene_ros.ros.conversions import image_to_numpy
+    from gpt4scene_ros.io.messages import image_array
+    from gpt4scene_ros.ros.service_client import (ServiceCallError, ServiceNotReady, ServiceWentAway,
+                                                  call_service)
 
     rclpy.init()
     node = rclpy.create_node('gpt4scene_ask')
@@ -71,31 +72,19 @@ def main(argv=None) -> int:
     executor.add_node(node)
     try:
         client = node.create_client(SceneQuery, args.service)
-        deadline = time.monotonic() + args.timeout
-        while not client.service_is_ready():
-            if time.monotonic() > deadline:
-                print(f'gpt4scene-ask: no service {args.service} answered within {args.timeout:.0f} s',
-                      file=sys.stderr)
-                return EXIT_NO_SERVICE
-            executor.spin_once(timeout_sec=0.1)
         request = SceneQuery.Request(question=args.question, task=args.task, situation=args.situation,
                                      object_ids=ids, num_frames=args.frames, return_images=bool(args.save_images))
-        response = None
-        while response is None and time.monotonic() < deadline:
-            # A request sent just after discovery can lose its response: send it again after a while.
-            future = client.call_async(request)
-            attempt_end = min(deadline, time.monotonic() + 30.0)
-            while not future.done() and time.monotonic() < attempt_end and client.service_is_ready():
-                executor.spin_once(timeout_sec=0.1)
-            if future.done():
-                response = future.result()
-            else:
-                client.remove_pending_request(future)
-                if not client.service_is_ready():
-                    print(f'gpt4scene-ask: {args.service} went away before answering (its node stopped?)',
-                          file=sys.stderr)
-                    return EXIT_NO_SERVICE
-        if response is None:
+        try:
+            # One deadline for discovery and answer; a response lost after discovery is asked for again after 30 s.
+            response = call_service(client, request, args.timeout, resend_s=30.0, executor=executor,
+                                    give_up_when_gone=True)
+        except ServiceNotReady:
+            print(f'gpt4scene-ask: no service {args.service} answered within {args.timeout:.0f} s', file=sys.stderr)
+            return EXIT_NO_SERVICE
+        except ServiceWentAway:
+            print(f'gpt4scene-ask: {args.service} went away before answering (its node stopped?)', file=sys.stderr)
+            return EXIT_NO_SERVICE
+        except ServiceCallError:
             print(f'gpt4scene-ask: {args.service} did not answer within {args.timeout:.0f} s', file=sys.stderr)
             return EXIT_NO_SERVICE
         paths = []
@@ -104,7 +93,7 @@ def main(argv=None) -> int:
             folder.mkdir(parents=True, exist_ok=True)
             for k, image in enumerate(response.images):
                 path = folder / (f'{k:02d}_bev.png' if k == 0 else f'{k:02d}_keyframe.png')
-                cv2.imwrite(str(path), cv2.cvtColor(image_to_numpy(image), cv2.COLOR_RGB2BGR))
+                cv2.imwrite(str(path), cv2.cvtColor(image_array(image), cv2.COLOR_RGB2BGR))
                 paths.append(str(path))
         if args.json:
             print(json.dumps(response_to_json(response, paths), indent=1))

@@ -32,9 +32,9 @@ from tqdm import tqdm
 from gpt4scene_ros.io.bags import BagTopics
 from gpt4scene_ros.io.open import open_sequence
 from gpt4scene_ros.io.sequence import SequenceError
-from gpt4scene_ros.objects.tracking import object_tag
+from gpt4scene_ros.objects.tags import object_tag
 from gpt4scene_ros.tools.report import (ReportContext, ReportError, ReportQuestion, check_writable_dir, write_overview,
-                           write_report)
+                                        write_report)
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEMO_SCENE_SEED = 0
@@ -148,7 +148,8 @@ def run_graph(data: Path, frames_total: int, args, model: str, out_dir: Path, ti
 
     from gpt4scene_ros.msg import SceneSnapshot
     from gpt4scene_ros.srv import SceneQuery
-    from gpt4scene_ros.ros.conversions import instance_from_msg, snapshot_from_msg
+    from gpt4scene_ros.ros.conversions.scene import instance_from_msg, snapshot_from_msg
+    from gpt4scene_ros.ros.service_client import ServiceCallError, call_service
 
     env = dict(os.environ, PYTHONUNBUFFERED='1')
     started = time.monotonic()
@@ -174,12 +175,15 @@ def run_graph(data: Path, frames_total: int, args, model: str, out_dir: Path, ti
     node.create_subscription(SceneSnapshot, 'mapping_node/scene_snapshot', on_snapshot, LATCHED)
     client = node.create_client(SceneQuery, 'query_node/scene_query')
 
+    def check_graph(what: str):
+        if graph.poll() is not None or output.failure:
+            raise DemoFailed(f'the graph stopped {what}: {output.failure or f"exit code {graph.returncode}"} '
+                             f'(log: {out_dir / "graph.log"})')
+
     def spin_until(condition, timeout_s: float, what: str):
         deadline = time.monotonic() + timeout_s
         while not condition():
-            if graph.poll() is not None or output.failure:
-                raise DemoFailed(f'the graph stopped {what}: {output.failure or f"exit code {graph.returncode}"} '
-                                 f'(log: {out_dir / "graph.log"})')
+            check_graph(what)
             if time.monotonic() > deadline:
                 raise DemoFailed(f'timed out after {timeout_s:.0f} s {what} (log: {out_dir / "graph.log"})')
             executor.spin_once(timeout_sec=0.1)
@@ -235,20 +239,15 @@ def run_graph(data: Path, frames_total: int, args, model: str, out_dir: Path, ti
         for task, question, situation, ids in demo_questions(snapshot.instances):
             request = SceneQuery.Request(task=task, question=question, situation=situation, object_ids=list(ids))
             sent = time.monotonic()
-            response = None
-            for _ in range(3):   # a request sent right after discovery can lose its response: ask again
-                future = client.call_async(request)
-                try:
-                    spin_until(future.done, 120.0, f'waiting for the answer to a {task} query')
-                except DemoFailed:
-                    client.remove_pending_request(future)
-                    if graph.poll() is not None:
-                        raise
-                    continue
-                response = future.result()
-                break
-            if response is None:
-                raise DemoFailed(f'no answer to the {task} query')
+            try:   # a request sent right after discovery can lose its response: asked again after 120 s, twice
+                response = call_service(client, request, 3 * 120.0, resend_s=120.0, executor=executor,
+                                        check=lambda: check_graph(f'waiting for the answer to a {task} query'))
+            except DemoFailed:
+                if graph.poll() is not None:
+                    raise
+                raise DemoFailed(f'no answer to the {task} query') from None
+            except ServiceCallError:
+                raise DemoFailed(f'no answer to the {task} query') from None
             answers.append(ReportQuestion(
                 task=task, question=question, situation=situation, object_ids_asked=tuple(ids),
                 success=response.success, answer=response.answer, message=response.message,

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from gpt4scene_ros.objects.tracking import object_tag
+from gpt4scene_ros.objects.tags import object_tag
 from gpt4scene_ros.objects.markers import marker_color
 from gpt4scene_ros.objects.scene_objects import ObjectsSnapshot
 

@@ -363,7 +363,7 @@ BAD_INPUTS = {
     'colour-float': (lambda c, d, k, T: (c.astype(np.float32), d, k, T), 'colour must be an HxWx3 uint8'),
     'colour-grey': (lambda c, d, k, T: (c[..., 0], d, k, T), 'colour must be an HxWx3 uint8'),
     'colour-rgba': (lambda c, d, k, T: (np.dstack([c, c[..., :1]]), d, k, T), 'colour must be an HxWx3 uint8'),
-    'depth-uint16': (lambda c, d, k, T: (c, (d * 1000).astype(np.uint16), k, T), 'depth must be an HxW float32'),
+    'depth-uint16': (lambda c, d, k, T: (c, (d * 1000).astype(np.uint16), k, T), 'uint16 depth needs its depth_scale'),  # millimetres without their scale
     'depth-3d': (lambda c, d, k, T: (c, d[..., None], k, T), 'depth must be an HxW float32'),
     'intrinsics-size': (lambda c, d, k, T: (c, d, dataclasses.replace(k, width=320, height=240), T),
                         'intrinsics are for 320x240'),
@@ -458,6 +458,29 @@ def test_motion_threshold_translation():
     # Turning does not count when only the translation threshold is set.
     assert scene_map.integrate(color, depth, INTRINSICS, _moved(T, dx=0.12, yaw_deg=30)).reason == \
         'below_motion_threshold'
+
+
+def test_sensor_uint16_depth_with_its_scale_fuses_like_metres():
+    """Depth reaches Open3D as the sensor's uint16 with its depth_scale: millimetres and TUM's 1/5000 m fuse the
+    same surface as float metres, and uint16 without a scale is refused before the map changes."""
+    in_metres = build_map(count=6)
+    in_millimetres, in_tum_units = SceneMap(small_config()), SceneMap(small_config())
+    for color, depth, T in frames()[:6]:
+        assert in_millimetres.integrate(color, np.rint(depth * 1000.0).astype(np.uint16), INTRINSICS, T,
+                                        depth_scale=1000.0).integrated
+        assert in_tum_units.integrate(color, np.rint(depth * 5000.0).astype(np.uint16), INTRINSICS, T,
+                                      depth_scale=5000.0).integrated
+    np.testing.assert_array_equal(sorted_rows(*in_millimetres.point_cloud()), sorted_rows(*in_metres.point_cloud()))
+    points, _ = in_tum_units.point_cloud()
+    assert abs(len(points) - len(in_metres.point_cloud()[0])) < 0.02 * len(points)
+    color, depth, T = frames()[6]
+    before = snapshot(in_millimetres)
+    for scale, words in ((None, 'needs its depth_scale'), (0.0, 'depth_scale must be'), (float('nan'), 'finite')):
+        with pytest.raises(ValueError, match=words):
+            in_millimetres.integrate(color, np.rint(depth * 1000.0).astype(np.uint16), INTRINSICS, T, scale)
+    with pytest.raises(ValueError, match='float depth is in metres'):
+        in_millimetres.integrate(color, depth, INTRINSICS, T, depth_scale=1000.0)
+    assert_unchanged(in_millimetres, before)
 
 
 def test_motion_threshold_rotation_or_translation():

@@ -25,7 +25,9 @@ from gpt4scene_ros.sim.scene import SyntheticSceneConfig  # noqa: E402
 from gpt4scene_ros.sim.writer import write_sequence  # noqa: E402
 from gpt4scene_ros.query.backends.local_transformers import TransformersBackend  # noqa: E402
 from gpt4scene_ros.msg import ObjectInstanceArray  # noqa: E402
-from gpt4scene_ros.ros.conversions import intrinsics_to_camera_info, numpy_to_image, time_to_msg  # noqa: E402
+from gpt4scene_ros.ros.conversions.camera_info import intrinsics_to_camera_info  # noqa: E402
+from gpt4scene_ros.ros.conversions.images import numpy_to_image  # noqa: E402
+from gpt4scene_ros.ros.conversions.time import time_to_msg  # noqa: E402
 from gpt4scene_ros.srv import FilePath, SceneQuery  # noqa: E402
 
 

@@ -20,7 +20,8 @@ from gpt4scene_ros.objects.evaluation import load_truth, match_instances
 from gpt4scene_ros.sim.scene import SyntheticSceneConfig
 from gpt4scene_ros.sim.writer import write_sequence
 from gpt4scene_ros.msg import ObjectInstanceArray, SceneSnapshot
-from gpt4scene_ros.ros.conversions import image_to_numpy, instance_from_msg, snapshot_from_msg
+from gpt4scene_ros.io.messages import image_array
+from gpt4scene_ros.ros.conversions.scene import instance_from_msg, snapshot_from_msg
 from gpt4scene_ros.srv import FilePath, SceneQuery
 EVERY_MARKER_ARRAY = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE,
                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -111,7 +112,7 @@ def test_instances_markers_snapshot_and_ids_across_save_reset_load(scene, tmp_pa
         height, width = keyframe.image.shape[:2]
         assert (width, height) == (320, 240)
         assert all(0 <= m.u < width and 0 <= m.v < height for m in keyframe.markers)
-    bev_marked = image_to_numpy(latest.get('bev_marked'))
+    bev_marked = image_array(latest.get('bev_marked'))
     assert bev_marked.shape == snapshot.bev.image.shape and not np.array_equal(bev_marked, snapshot.bev.image)
 
     query = ros_node.create_client(SceneQuery, 'query_node/scene_query')

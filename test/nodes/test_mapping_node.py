@@ -22,8 +22,12 @@ from gpt4scene_ros.io.open import open_sequence
 from gpt4scene_ros.sim.scene import SyntheticSceneConfig
 from gpt4scene_ros.sim.writer import write_sequence
 from gpt4scene_ros.common.transforms import R_BASE_OPTICAL, invert_transform, make_transform
-from gpt4scene_ros.ros.conversions import (image_to_numpy, intrinsics_to_camera_info, numpy_to_image,
-                                           point_cloud_from_msg, time_to_msg, transform_to_pose)
+from gpt4scene_ros.io.messages import image_array
+from gpt4scene_ros.ros.conversions.camera_info import intrinsics_to_camera_info
+from gpt4scene_ros.ros.conversions.geometry import transform_to_pose
+from gpt4scene_ros.ros.conversions.images import numpy_to_image
+from gpt4scene_ros.ros.conversions.point_cloud import point_cloud_from_msg
+from gpt4scene_ros.ros.conversions.time import time_to_msg
 from gpt4scene_ros.srv import FilePath
 
 RELIABLE = reliable(50)
@@ -105,7 +109,7 @@ def test_fuses_a_played_synthetic_scene_and_serves_save_reset_load(scene, tmp_pa
     assert edges[np.argmax(counts)] == pytest.approx(top_z, abs=0.05), 'the table top is the commonest height'
 
     wait_for(lambda: outputs.settled('bev') and outputs.get('bev_info') is not None, 30, 'the BEV of the whole map')
-    bev, info = image_to_numpy(outputs.get('bev')), outputs.get('bev_info')
+    bev, info = image_array(outputs.get('bev')), outputs.get('bev_info')
     assert max(bev.shape[:2]) == 512 and (info.width, info.height) == (bev.shape[1], bev.shape[0])
     # The table top's centre, seen from above, has the table's colour.
     col = int((table['center'][0] - info.origin.position.x) / info.resolution)
@@ -267,7 +271,7 @@ def test_fuses_the_real_kitchen_played_over_dds_and_publishes_a_recognisable_bev
     wait_for(lambda: outputs.counter('frames_integrated') == 400, 300, '400 frames integrated',
              details=outputs.counters)
     wait_for(lambda: outputs.get('bev') is not None, 30, 'the BEV')
-    bev = image_to_numpy(outputs.get('bev'))
+    bev = image_array(outputs.get('bev'))
     png = Path(__file__).resolve().parents[2] / 'out' / 'test_kitchen_bev.png'
     png.parent.mkdir(exist_ok=True)
     cv2.imwrite(str(png), cv2.cvtColor(bev, cv2.COLOR_RGB2BGR))

@@ -20,7 +20,9 @@ from gpt4scene_ros.io.bags import BagTopics
 from gpt4scene_ros.sim.scene import SyntheticSceneConfig
 from gpt4scene_ros.sim.writer import write_sequence
 from gpt4scene_ros.common.transforms import R_BASE_OPTICAL, make_transform
-from gpt4scene_ros.ros.conversions import image_to_numpy, pose_to_transform, time_from_msg, transform_from_msg
+from gpt4scene_ros.io.messages import image_array
+from gpt4scene_ros.ros.conversions.geometry import pose_to_transform, transform_from_msg
+from gpt4scene_ros.ros.conversions.time import time_from_msg
 
 TOPICS = {'color': ('camera/color/image_raw', Image), 'depth': ('camera/depth/image_raw', Image),
           'info': ('camera/color/camera_info', CameraInfo), 'odom': ('odom', Odometry)}
@@ -86,11 +88,11 @@ def test_plays_50_real_frames_with_matching_stamps_and_depth(kitchen_dir, ros_no
         depth_msg = recorder.messages['depth'][i]
         assert depth_msg.encoding == '16UC1' and depth_msg.header.frame_id == 'camera_color_optical_frame'
         png = cv2.imread(str(kitchen_dir / f'frame-{i:06d}.depth.png'), cv2.IMREAD_UNCHANGED)
-        np.testing.assert_array_equal(image_to_numpy(depth_msg), png)
+        np.testing.assert_array_equal(image_array(depth_msg), png)
         jpg = cv2.imread(str(kitchen_dir / f'frame-{i:06d}.color.jpg'))[:, :, ::-1]
         color_msg = recorder.messages['color'][i]
         assert color_msg.encoding == 'rgb8'
-        np.testing.assert_array_equal(image_to_numpy(color_msg), jpg)
+        np.testing.assert_array_equal(image_array(color_msg), jpg)
         T_world_camera = np.loadtxt(kitchen_dir / f'frame-{i:06d}.pose.txt')
         T_odom_base = pose_to_transform(recorder.messages['odom'][i].pose.pose)
         T_odom_optical = T_odom_base @ make_transform(R_BASE_OPTICAL, np.zeros(3))
@@ -111,7 +113,7 @@ def test_stepped_mode_publishes_one_frame_per_call_and_32fc1_depth(small_scene, 
         assert response.success, response.message
         wait_for(lambda: recorder.all_counts_at_least(expected), 10, f'frame {expected}')
         assert recorder.count() == expected
-    depth = image_to_numpy(recorder.messages['depth'][2])
+    depth = image_array(recorder.messages['depth'][2])
     png = cv2.imread(str(small_scene / 'frame-000002.depth.png'), cv2.IMREAD_UNCHANGED)
     assert depth.dtype == np.float32
     np.testing.assert_allclose(depth[png > 0], png[png > 0] / 1000.0, rtol=1e-6)

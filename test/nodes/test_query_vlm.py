@@ -21,7 +21,8 @@ from gpt4scene_ros.sim.scene import SyntheticSceneConfig  # noqa: E402
 from gpt4scene_ros.sim.writer import write_sequence  # noqa: E402
 from gpt4scene_ros.query.backends.local_transformers import TransformersBackend  # noqa: E402
 from gpt4scene_ros.msg import SceneSnapshot  # noqa: E402
-from gpt4scene_ros.ros.conversions import image_to_numpy, snapshot_to_msg  # noqa: E402
+from gpt4scene_ros.io.messages import image_array  # noqa: E402
+from gpt4scene_ros.ros.conversions.scene import snapshot_to_msg  # noqa: E402
 from gpt4scene_ros.srv import SceneQuery  # noqa: E402
 
 Response = SceneQuery.Response
@@ -56,7 +57,7 @@ def check_answers(ask):
         assert response.success, (fields, response.message)
         assert response.answer and response.error_code == Response.ERROR_NONE
         assert len(response.images) == 5 and all(max(i.width, i.height) <= 512 for i in response.images)
-        assert image_to_numpy(response.images[0]).shape[2] == 3
+        assert image_array(response.images[0]).shape[2] == 3
         assert response.prepare_ms > 0 and response.model_ms > 0
         assert set(response.object_ids) <= {3, 7, 12} and len(response.instances) == len(response.object_ids)
         assert response.map_stamp.sec == 10

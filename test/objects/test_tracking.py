@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from gpt4scene_ros.objects.boxes import OrientedBox
-from gpt4scene_ros.objects.tracking import InstanceTracker, SegmentObservation, object_tag
+from gpt4scene_ros.objects.tracking import InstanceTracker, SegmentObservation
+from gpt4scene_ros.objects.tags import object_tag
 from gpt4scene_ros.objects.voxels import pack_keys
 
 

@@ -16,11 +16,14 @@ from gpt4scene_ros.objects.markers import Marker as ImageMarker
 from gpt4scene_ros.objects.scene_objects import Keyframe, ObjectsSnapshot
 from gpt4scene_ros.common.transforms import make_transform, matrix_from_quaternion
 from gpt4scene_ros.common.frames import CameraIntrinsics
-from gpt4scene_ros.ros.conversions import (camera_info_to_intrinsics, image_to_numpy, instance_from_msg,
-                                           instance_to_msg, instances_to_marker_array, intrinsics_to_camera_info,
-                                           numpy_to_image, pose_to_transform, snapshot_from_msg, snapshot_to_msg,
-                                           time_from_msg, time_to_msg, transform_from_msg, transform_to_msg,
-                                           transform_to_pose)
+from gpt4scene_ros.io.messages import image_array
+from gpt4scene_ros.ros.conversions.camera_info import camera_info_to_intrinsics, intrinsics_to_camera_info
+from gpt4scene_ros.ros.conversions.geometry import (pose_to_transform, transform_from_msg, transform_to_msg,
+                                                    transform_to_pose)
+from gpt4scene_ros.ros.conversions.images import numpy_to_image
+from gpt4scene_ros.ros.conversions.markers import instances_to_marker_array
+from gpt4scene_ros.ros.conversions.scene import instance_from_msg, instance_to_msg, snapshot_from_msg, snapshot_to_msg
+from gpt4scene_ros.ros.conversions.time import time_from_msg, time_to_msg
 
 RNG = np.random.default_rng(0)
 
@@ -34,14 +37,14 @@ RNG = np.random.default_rng(0)
 def test_image_round_trip(encoding, array):
     msg = numpy_to_image(array, encoding, time_to_msg(1.5), 'cam')
     assert (msg.height, msg.width, msg.encoding, msg.header.frame_id) == (4, 5, encoding, 'cam')
-    np.testing.assert_array_equal(image_to_numpy(msg), array)
+    np.testing.assert_array_equal(image_array(msg), array)
 
 
 def test_image_with_row_padding_and_big_endian_depth():
     depth = np.array([[1, 2, 3], [400, 500, 65535]], dtype=np.uint16)
     rows = [row.astype('>u2').tobytes() + b'\xff\xff' for row in depth]  # 2 padding bytes per row
     msg = Image(height=2, width=3, encoding='16UC1', is_bigendian=1, step=8, data=b''.join(rows))
-    np.testing.assert_array_equal(image_to_numpy(msg), depth)
+    np.testing.assert_array_equal(image_array(msg), depth)
 
 
 @pytest.mark.parametrize('msg, words', [
@@ -52,7 +55,7 @@ def test_image_with_row_padding_and_big_endian_depth():
 ])
 def test_malformed_images_raise_value_error(msg, words):
     with pytest.raises(ValueError, match=words):
-        image_to_numpy(msg)
+        image_array(msg)
 
 
 def test_numpy_to_image_rejects_a_mismatched_array():

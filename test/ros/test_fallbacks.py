@@ -1,4 +1,7 @@
-"""Fallbacks for message_filters and cv_bridge: hand-built messages (no rclpy.init), then one DDS test."""
+"""The message_filters fallback: hand-built messages (no rclpy.init), then one DDS test.
+
+(Image decoding, once tested here through the cv_bridge fallback, is test/io/test_messages.py.)
+"""
 
 from __future__ import annotations
 
@@ -8,170 +11,21 @@ import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import Header
 
 from conftest import wait_for
+from gpt4scene_ros.io.messages import image_array
 from gpt4scene_ros.ros import fallbacks
-from gpt4scene_ros.ros.conversions import image_to_numpy, numpy_to_image, time_from_msg, time_to_msg
-from gpt4scene_ros.ros.fallbacks import (_ApproximateTimeSynchronizer, _CvBridge, _CvBridgeError, _SimpleFilter,
-                                         _Subscriber)
-
-RNG = np.random.default_rng(3)
-RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
-
-
-# ---------------------------------------------------------------------------
-# CvBridge
-# ---------------------------------------------------------------------------
-
-def rgb_pixels() -> np.ndarray:
-    """A 2x3 RGB image: red, green, blue / white, black, grey."""
-    return np.array([[RED, GREEN, BLUE], [(255, 255, 255), (0, 0, 0), (100, 100, 100)]], dtype=np.uint8)
-
-
-def image(array: np.ndarray, encoding: str) -> Image:
-    return numpy_to_image(array, encoding, time_to_msg(1.0), 'cam')
-
-
-@pytest.mark.parametrize('encoding, array', [
-    ('rgb8', RNG.integers(0, 255, (4, 5, 3), dtype=np.uint8)),
-    ('bgra8', RNG.integers(0, 255, (4, 5, 4), dtype=np.uint8)),
-    ('mono8', RNG.integers(0, 255, (4, 5), dtype=np.uint8)),
-    ('16UC1', RNG.integers(0, 65535, (4, 5), dtype=np.uint16)),
-    ('32FC1', RNG.normal(size=(4, 5)).astype(np.float32)),
-])
-def test_passthrough_and_same_encoding_return_the_data(encoding, array):
-    bridge = _CvBridge()
-    for desired in ('passthrough', encoding):
-        result = bridge.imgmsg_to_cv2(image(array, encoding), desired)
-        assert result.dtype == array.dtype
-        np.testing.assert_array_equal(result, array)
-    np.testing.assert_array_equal(bridge.imgmsg_to_cv2(image(array, encoding)), array)   # default passthrough
-
-
-def test_bgr8_is_in_bgr_order_like_cv_bridge():
-    rgb = rgb_pixels()
-    bgr = _CvBridge().imgmsg_to_cv2(image(rgb, 'rgb8'), 'bgr8')
-    assert tuple(bgr[0, 0]) == (0, 0, 255) and tuple(bgr[0, 2]) == (255, 0, 0)   # red is (B, G, R) = (0, 0, 255)
-    np.testing.assert_array_equal(_CvBridge().imgmsg_to_cv2(image(bgr, 'bgr8'), 'rgb8'), rgb)
-
-
-def test_colour_to_mono8_uses_the_usual_luma_weights():
-    mono = _CvBridge().imgmsg_to_cv2(image(rgb_pixels(), 'rgb8'), 'mono8')
-    # 0.299 R + 0.587 G + 0.114 B, rounded
-    np.testing.assert_array_equal(mono, [[76, 150, 29], [255, 0, 100]])
-    bgr_mono = _CvBridge().imgmsg_to_cv2(image(rgb_pixels()[:, :, ::-1], 'bgr8'), 'mono8')
-    np.testing.assert_array_equal(bgr_mono, mono)
-
-
-def test_alpha_is_dropped_and_added():
-    rgba = np.dstack([rgb_pixels(), np.full((2, 3), 7, np.uint8)])
-    bridge = _CvBridge()
-    np.testing.assert_array_equal(bridge.imgmsg_to_cv2(image(rgba, 'rgba8'), 'bgr8'), rgb_pixels()[:, :, ::-1])
-    bgra = bridge.imgmsg_to_cv2(image(rgb_pixels(), 'rgb8'), 'bgra8')
-    np.testing.assert_array_equal(bgra[:, :, :3], rgb_pixels()[:, :, ::-1])
-    assert np.all(bgra[:, :, 3] == 255)
-
-
-def test_mono8_to_colour_repeats_the_grey_value():
-    mono = np.array([[0, 10], [200, 255]], dtype=np.uint8)
-    rgb = _CvBridge().imgmsg_to_cv2(image(mono, 'mono8'), 'rgb8')
-    assert rgb.shape == (2, 2, 3)
-    np.testing.assert_array_equal(rgb, np.repeat(mono[:, :, None], 3, axis=2))
-
-
-def test_depth_16uc1_to_32fc1_converts_the_type_only():
-    depth_mm = np.array([[0, 1000], [1500, 65535]], dtype=np.uint16)
-    result = _CvBridge().imgmsg_to_cv2(image(depth_mm, '16UC1'), '32FC1')
-    assert result.dtype == np.float32
-    np.testing.assert_array_equal(result, [[0.0, 1000.0], [1500.0, 65535.0]])   # still millimetres
-
-
-def test_32fc1_to_16uc1_rounds_and_saturates():
-    depth = np.array([[1.4, 1.6, 2.5], [-3.0, 70000.0, np.nan]], dtype=np.float32)
-    result = _CvBridge().imgmsg_to_cv2(image(depth, '32FC1'), '16UC1')
-    assert result.dtype == np.uint16
-    np.testing.assert_array_equal(result, [[1, 2, 2], [0, 65535, 0]])
-
-
-def test_row_padding_is_skipped():
-    rgb = rgb_pixels()
-    rows = [row.tobytes() + b'\xee' * 3 for row in rgb]   # 3 padding bytes after each 9-byte row
-    msg = Image(height=2, width=3, encoding='rgb8', step=12, data=b''.join(rows))
-    bridge = _CvBridge()
-    np.testing.assert_array_equal(bridge.imgmsg_to_cv2(msg), rgb)
-    np.testing.assert_array_equal(bridge.imgmsg_to_cv2(msg, 'bgr8'), rgb[:, :, ::-1])
-
-
-def test_big_endian_16uc1_with_padding():
-    depth = np.array([[1, 2, 3], [400, 500, 65535]], dtype=np.uint16)
-    rows = [row.astype('>u2').tobytes() + b'\x00\x01' for row in depth]
-    msg = Image(height=2, width=3, encoding='16UC1', is_bigendian=1, step=8, data=b''.join(rows))
-    bridge = _CvBridge()
-    result = bridge.imgmsg_to_cv2(msg)
-    assert result.dtype == np.uint16 and result.dtype.isnative
-    np.testing.assert_array_equal(result, depth)
-    np.testing.assert_array_equal(bridge.imgmsg_to_cv2(msg, '32FC1'), depth.astype(np.float32))
-
-
-@pytest.mark.parametrize('msg, desired, words', [
-    (image(rgb_pixels(), 'rgb8'), 'yuv422', 'rgb8 to yuv422'),
-    (image(rgb_pixels(), 'rgb8'), '32FC1', 'rgb8 to 32FC1'),
-    (image(np.zeros((2, 2), np.uint16), '16UC1'), 'rgb8', '16UC1 to rgb8'),
-    (image(np.zeros((2, 2), np.uint16), '16UC1'), 'mono8', '16UC1 to mono8'),
-    (image(np.zeros((2, 2), np.float32), '32FC1'), 'bgr8', '32FC1 to bgr8'),
-    (Image(height=2, width=2, encoding='yuv422', step=4, data=bytes(8)), 'passthrough', 'unsupported image encoding'),
-    (Image(height=2, width=2, encoding='16UC1', step=4, data=bytes(5)), 'passthrough', 'bytes'),
-])
-def test_unsupported_conversions_raise_cv_bridge_error(msg, desired, words):
-    with pytest.raises(_CvBridgeError, match=words) as error:
-        _CvBridge().imgmsg_to_cv2(msg, desired)
-    assert isinstance(error.value, TypeError)
-
-
-@pytest.mark.parametrize('array, encoding', [
-    (RNG.integers(0, 255, (3, 4, 3), dtype=np.uint8), '8UC3'),
-    (RNG.integers(0, 255, (3, 4), dtype=np.uint8), '8UC1'),
-    (RNG.integers(0, 65535, (3, 4), dtype=np.uint16), '16UC1'),
-    (RNG.normal(size=(3, 4)).astype(np.float32), '32FC1'),
-])
-def test_cv2_to_imgmsg_passthrough_names_the_type(array, encoding):
-    msg = _CvBridge().cv2_to_imgmsg(array)
-    assert (msg.encoding, msg.height, msg.width) == (encoding, 3, 4)
-    np.testing.assert_array_equal(image_to_numpy(msg), array)
-
-
-def test_cv2_to_imgmsg_with_an_encoding_and_header_round_trips():
-    bridge = _CvBridge()
-    header = Header(stamp=Time(sec=12, nanosec=5), frame_id='camera_color_optical_frame')
-    bgr = rgb_pixels()[:, :, ::-1]
-    msg = bridge.cv2_to_imgmsg(bgr, 'bgr8', header=header)   # a non-contiguous view is fine
-    assert msg.encoding == 'bgr8' and msg.header == header
-    np.testing.assert_array_equal(bridge.imgmsg_to_cv2(msg, 'rgb8'), rgb_pixels())
-    big_endian = np.array([[1, 258]], dtype='>u2')
-    np.testing.assert_array_equal(bridge.imgmsg_to_cv2(bridge.cv2_to_imgmsg(big_endian, '16UC1')), [[1, 258]])
-
-
-@pytest.mark.parametrize('array, encoding, words', [
-    (np.zeros((2, 2), np.float32), 'rgb8', 'rgb8'),
-    (np.zeros((2, 2, 3), np.uint8), 'mono8', 'mono8'),
-    (np.zeros((2, 2), np.int64), 'passthrough', '64SC1|int64'),
-    (np.zeros((2, 2, 2), np.uint8), 'passthrough', '8UC2'),
-    ([[1, 2]], 'mono8', 'numpy array'),
-])
-def test_cv2_to_imgmsg_rejects_mismatches(array, encoding, words):
-    with pytest.raises(_CvBridgeError, match=words):
-        _CvBridge().cv2_to_imgmsg(array, encoding)
+from gpt4scene_ros.ros.conversions.images import numpy_to_image
+from gpt4scene_ros.ros.conversions.time import time_from_msg, time_to_msg
+from gpt4scene_ros.ros.fallbacks import _ApproximateTimeSynchronizer, _SimpleFilter, _Subscriber
 
 
 def test_module_selects_real_packages_or_fallbacks():
-    assert isinstance(fallbacks.USING_MESSAGE_FILTERS, bool) and isinstance(fallbacks.USING_CV_BRIDGE, bool)
+    assert isinstance(fallbacks.USING_MESSAGE_FILTERS, bool)
     if not fallbacks.USING_MESSAGE_FILTERS:
         assert fallbacks.Subscriber is _Subscriber
         assert fallbacks.ApproximateTimeSynchronizer is _ApproximateTimeSynchronizer
-    if not fallbacks.USING_CV_BRIDGE:
-        assert fallbacks.CvBridge is _CvBridge and fallbacks.CvBridgeError is _CvBridgeError
-    assert issubclass(fallbacks.CvBridgeError, TypeError)
+    assert not hasattr(fallbacks, 'CvBridge'), 'images are decoded by gpt4scene_ros.io.messages'
 
 
 # ---------------------------------------------------------------------------
@@ -337,12 +191,11 @@ def test_synchroniser_over_dds(ros_node):
     publishers = [ros_node.create_publisher(msg_type, topic, 10) for topic, msg_type in topics]
     wait_for(lambda: all(p.get_subscription_count() >= 1 for p in publishers), 10.0, 'the subscriptions to match')
 
-    bridge = _CvBridge()
     for k in range(5):
         t = 100.0 + 0.1 * k
-        color = bridge.cv2_to_imgmsg(np.full((4, 6, 3), k, np.uint8), 'rgb8', Header(stamp=time_to_msg(t)))
-        depth = bridge.cv2_to_imgmsg(np.full((4, 6), 1000 + k, np.uint16), '16UC1',
-                                     Header(stamp=time_to_msg(t + 0.002)))   # 2 ms later: within slop
+        color = numpy_to_image(np.full((4, 6, 3), k, np.uint8), 'rgb8', time_to_msg(t), '')
+        depth = numpy_to_image(np.full((4, 6), 1000 + k, np.uint16), '16UC1',
+                               time_to_msg(t + 0.002), '')   # 2 ms later: within slop
         info = CameraInfo(width=6, height=4)
         info.header.stamp = time_to_msg(t)
         for publisher, msg in zip(publishers, (color, depth, info)):
@@ -354,7 +207,7 @@ def test_synchroniser_over_dds(ros_node):
         assert time_from_msg(color.header.stamp) == pytest.approx(t)
         assert time_from_msg(info.header.stamp) == pytest.approx(t)
         assert time_from_msg(depth.header.stamp) == pytest.approx(t + 0.002)
-        assert bridge.imgmsg_to_cv2(color)[0, 0, 0] == k
-        assert bridge.imgmsg_to_cv2(depth, '32FC1')[0, 0] == 1000.0 + k
+        assert image_array(color)[0, 0, 0] == k
+        assert image_array(depth)[0, 0] == 1000 + k
         assert isinstance(info, CameraInfo)
     assert sync.dropped_count == 0 and sync.reset_count == 0

@@ -1,6 +1,7 @@
 """Property-based fuzz tests (hypothesis) of the ROS-side conversions and fallbacks, on hand-built messages (no
-rclpy.init, no DDS): images in every encoding with odd steps, byte orders and sizes, compressed images, camera infos,
-the CvBridge stand-in and the ApproximateTimeSynchronizer stand-in.
+rclpy.init, no DDS): Image messages packed by numpy_to_image in every encoding, compressed images, camera infos and
+the ApproximateTimeSynchronizer stand-in. (Decoding Image messages of any header, step and byte order is fuzzed
+without ROS in test/io/test_messages.py.)
 
 Each property names its example count (``max_examples``); test/FUZZING.md lists them. No example database is
 kept, and hypothesis' own cache goes to a temporary folder, so nothing is written into the repository.
@@ -28,28 +29,20 @@ from builtin_interfaces.msg import Time  # noqa: E402
 from geometry_msgs.msg import PointStamped  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 
-from gpt4scene_ros.ros.conversions import (IMAGE_ENCODINGS, camera_info_to_intrinsics, decode_image,  # noqa: E402
-                                           encode_image, image_to_numpy, numpy_to_image)
-from gpt4scene_ros.ros.fallbacks import (_ApproximateTimeSynchronizer, _CvBridge, _CvBridgeError,  # noqa: E402
-                                         _SimpleFilter)
+from gpt4scene_ros.io.messages import ENCODINGS, image_array  # noqa: E402
+from gpt4scene_ros.ros.conversions.camera_info import camera_info_to_intrinsics  # noqa: E402
+from gpt4scene_ros.io.messages import decode_compressed  # noqa: E402
+from gpt4scene_ros.ros.conversions.images import encode_image, numpy_to_image  # noqa: E402
+from gpt4scene_ros.ros.fallbacks import _ApproximateTimeSynchronizer, _SimpleFilter  # noqa: E402
 
 FUZZ = settings(database=None, deadline=None, print_blob=False,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-ENCODINGS = sorted(IMAGE_ENCODINGS)
-UNKNOWN_ENCODINGS = ['yuv422', 'bayer_rggb8', '16UC3', '8SC1', '32FC3', 'RGB8', 'mono8 ', '', 'passthrough']
-COLOUR = {'rgb8': 'rgb', 'bgr8': 'bgr', 'rgba8': 'rgba', 'bgra8': 'bgra', 'mono8': 'l'}
-SINGLE_TARGETS = ('8UC1', '16UC1', '16SC1', '32SC1', '32FC1', '64FC1')
-MAX_TEST_BYTES = 1 << 20
+ENCODING_NAMES = sorted(ENCODINGS)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Raw images
 # ---------------------------------------------------------------------------------------------------------------
-
-def layout(encoding: str):
-    """(dtype, channels) of a known encoding, None for an unknown one."""
-    return IMAGE_ENCODINGS.get(encoding)
-
 
 def element_values(dtype):
     dtype = np.dtype(dtype)
@@ -59,201 +52,24 @@ def element_values(dtype):
 
 
 @st.composite
-def image_messages(draw):
-    """An Image header (any encoding, size, step, byte order) and data of the right, a shorter or a longer length."""
-    source = draw(st.sampled_from(['known'] * 4 + ['unknown', 'text']))
-    encoding = draw(st.sampled_from(ENCODINGS) if source == 'known' else
-                    st.sampled_from(UNKNOWN_ENCODINGS) if source == 'unknown' else st.text(max_size=8))
-    dtype, channels = layout(encoding) or (np.uint8, draw(st.integers(1, 4)))
-    width = draw(st.sampled_from([0, 1, 2, 3, 5, 8, 2 ** 32 - 1, 2 ** 31, 65536]) | st.integers(1, 9))
-    height = draw(st.sampled_from([0, 1, 2, 4, 7, 2 ** 32 - 1, 5000]) | st.integers(1, 9))
-    row_bytes = width * channels * np.dtype(dtype).itemsize
-    step = {'exact': row_bytes, 'padded': row_bytes + draw(st.integers(1, 9)),       # padded, maybe to an odd step
-            'short': row_bytes - draw(st.integers(1, 9)), 'random': draw(st.integers(0, 2 ** 32 - 1)), 'zero': 0}[
-        draw(st.sampled_from(['exact', 'exact', 'padded', 'padded', 'short', 'random', 'zero']))]
-    step = min(max(step, 0), 2 ** 32 - 1)
-    needed = step * height
-    length = draw(st.sampled_from([needed, needed, needed + 1, needed + draw(st.integers(2, 16)), needed - 1,
-                                   needed - draw(st.integers(2, 16)), draw(st.integers(0, 64))]))
-    if not 0 <= length <= MAX_TEST_BYTES:      # more than a test should allocate: a short buffer instead
-        length = draw(st.integers(0, 64))
-    data = draw(st.binary(min_size=length, max_size=length)) if length <= 4096 else \
-        np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1))).integers(0, 256, length, np.uint8).tobytes()
-    is_bigendian = draw(st.sampled_from([0, 1, 255]))
-    msg = Image(height=height, width=width, encoding=encoding, is_bigendian=is_bigendian, step=step)
-    msg.data = array.array('B', data)
-    return msg
-
-
-def decode_by_hand(msg: Image) -> np.ndarray | None:
-    """What image_to_numpy must return, decoded row by row; None when the message is malformed (ValueError)."""
-    known = layout(msg.encoding)
-    if known is None or msg.width == 0 or msg.height == 0:
-        return None
-    dtype, channels = known
-    dtype = np.dtype(dtype).newbyteorder('>' if msg.is_bigendian else '<')
-    row_bytes = msg.width * channels * dtype.itemsize
-    if msg.step < row_bytes or len(msg.data) < msg.step * msg.height:
-        return None
-    data = bytes(msg.data)
-    rows = [np.frombuffer(data[r * msg.step:r * msg.step + row_bytes], dtype) for r in range(msg.height)]
-    image = np.stack(rows).astype(dtype.newbyteorder('=')).reshape(msg.height, msg.width, channels)
-    return image[:, :, 0] if channels == 1 else image
-
-
-@settings(FUZZ, max_examples=600)
-@given(image_messages())
-def test_image_to_numpy_decodes_or_raises_value_error(msg):
-    """Any header and data: an array equal to the data, row padding skipped and byte order honoured, or ValueError
-    (unknown encoding, zero size, a step shorter than a row, too little data); more data than needed is ignored."""
-    expected = decode_by_hand(msg)
-    try:
-        image = image_to_numpy(msg)
-    except ValueError as error:
-        event('ValueError')
-        assert expected is None, f'refused a well-formed image: {error}'
-        assert str(error)
-        return
-    event('decoded')
-    assert expected is not None, 'decoded a malformed image'
-    assert image.dtype == np.dtype(layout(msg.encoding)[0]) and image.dtype.isnative
-    assert image.shape == expected.shape
-    np.testing.assert_array_equal(image, expected)
-
-
-@st.composite
-def typed_images(draw, encodings=ENCODINGS):
+def typed_images(draw, encodings=ENCODING_NAMES):
     encoding = draw(st.sampled_from(encodings))
-    dtype, channels = IMAGE_ENCODINGS[encoding]
+    dtype, channels = ENCODINGS[encoding]
     shape = (draw(st.integers(1, 8)), draw(st.integers(1, 8))) + (() if channels == 1 else (channels,))
     return encoding, draw(arrays(dtype, shape, elements=element_values(dtype)))
 
 
 @settings(FUZZ, max_examples=300)
-@given(typed_images(), st.sampled_from(['<', '>']), st.integers(0, 7))
-def test_images_of_either_byte_order_and_any_padding_decode_to_their_values(case, byte_order, padding):
-    """Hand-packed rows (little or big endian, ``padding`` junk bytes after each) decode to the values packed, as
-    does numpy_to_image's own message; big-endian 16-bit depth included."""
+@given(typed_images())
+def test_numpy_to_image_round_trips(case):
+    """Random arrays of every encoding (NaN / inf, full integer ranges) packed by numpy_to_image into a real Image
+    message (its data an array.array) decode to the values packed."""
     encoding, values = case
-    rows = values.reshape(values.shape[0], -1).astype(values.dtype.newbyteorder(byte_order))
-    data = b''.join(row.tobytes() + b'\xa5' * padding for row in rows)
-    msg = Image(height=values.shape[0], width=values.shape[1], encoding=encoding,
-                is_bigendian=int(byte_order == '>'), step=rows.shape[1] * values.itemsize + padding)
-    msg.data = array.array('B', data)
-    decoded = image_to_numpy(msg)
+    msg = numpy_to_image(values, encoding, Time(), 'cam')
+    assert isinstance(msg, Image) and (msg.encoding, msg.height, msg.width) == (encoding,) + values.shape[:2]
+    decoded = image_array(msg)
     assert decoded.dtype == values.dtype and decoded.dtype.isnative
     np.testing.assert_array_equal(decoded, values)
-    np.testing.assert_array_equal(image_to_numpy(numpy_to_image(values, encoding, Time(), 'cam')), values)
-
-
-def test_big_endian_16uc1_depth_has_the_millimetres_it_was_packed_with():
-    msg = Image(height=1, width=3, encoding='16UC1', is_bigendian=1, step=7,
-                data=b'\x03\xe8' + b'\x00\x01' + b'\xff\xfe' + b'\x00')      # 1000, 1, 65534 and one padding byte
-    assert image_to_numpy(msg).tolist() == [[1000, 1, 65534]]
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The CvBridge stand-in
-# ---------------------------------------------------------------------------------------------------------------
-
-def rgba_of(image: np.ndarray, encoding: str) -> np.ndarray:
-    """RGBA float64 of an 8-bit colour image in ``encoding``'s channel order (alpha 255 where it has none)."""
-    order = COLOUR[encoding]
-    pixels = image.astype(np.float64)
-    if order == 'l':
-        return np.stack([pixels, pixels, pixels, np.full_like(pixels, 255.0)], axis=-1)
-    channels = {name: pixels[..., k] for k, name in enumerate(order)}
-    opaque = np.full_like(pixels[..., 0], 255.0)
-    return np.stack([channels['r'], channels['g'], channels['b'], channels.get('a', opaque)], axis=-1)
-
-
-def saturated(values: np.ndarray, dtype) -> np.ndarray:
-    """Round to nearest and saturate, as OpenCV's convertTo: the test's own version, in float64."""
-    dtype = np.dtype(dtype)
-    if dtype.kind == 'f':
-        with np.errstate(over='ignore'):
-            return values.astype(dtype)
-    info = np.iinfo(dtype)
-    wide = values.astype(np.float64)
-    wide = np.where(np.isnan(wide), 0.0, np.clip(np.rint(wide), info.min, info.max))
-    return wide.astype(dtype)
-
-
-@settings(FUZZ, max_examples=300)
-@given(st.one_of(typed_images(), image_messages()),
-       st.sampled_from(ENCODINGS + ['passthrough'] + UNKNOWN_ENCODINGS))
-@example(('32FC1', np.array([[3e9, -3e9, np.nan, 2.5, -0.5, np.inf]], np.float32)), '32SC1')
-def test_cv_bridge_converts_as_documented_or_raises_cv_bridge_error(case, desired):
-    """Every source and target encoding: passthrough returns the data; the 8-bit colour encodings convert with the
-    channels in the named order (alpha kept or 255, grey by the usual luma weights); single-channel images cast to
-    8UC1..64FC1 with rounding and saturation; everything else (and every malformed message) is CvBridgeError."""
-    if isinstance(case, Image):
-        msg = case
-    else:
-        msg = numpy_to_image(case[1], case[0], Time(), 'cam')
-    source = msg.encoding
-    try:
-        values = image_to_numpy(msg)
-    except ValueError:
-        values = None
-    try:
-        with np.errstate(over='ignore'):         # 64FC1 beyond float32's range becomes inf, as it should
-            result = _CvBridge().imgmsg_to_cv2(msg, desired)
-    except _CvBridgeError as error:
-        event('CvBridgeError')
-        assert str(error)
-        supported = desired in ('passthrough', source) or (desired in COLOUR and source in COLOUR) or \
-            (desired in SINGLE_TARGETS and source in IMAGE_ENCODINGS and IMAGE_ENCODINGS[source][1] == 1)
-        assert values is None or not supported, f'{source} -> {desired} refused: {error}'
-        return
-    assert values is not None, 'converted a malformed message'
-    event('converted')
-    if desired in ('passthrough', source):
-        assert result.dtype == values.dtype
-        np.testing.assert_array_equal(result, values)
-    elif desired in COLOUR:
-        assert source in COLOUR and result.dtype == np.uint8
-        expected = rgba_of(values, source)
-        if desired == 'mono8':
-            assert result.shape == values.shape[:2]
-            luma = expected[..., :3] @ np.array([0.299, 0.587, 0.114])
-            assert np.max(np.abs(result - luma)) <= 1.0
-        else:
-            assert result.shape == values.shape[:2] + (len(COLOUR[desired]),)
-            np.testing.assert_array_equal(rgba_of(result, desired)[..., :len(COLOUR[desired])],
-                                          expected[..., :len(COLOUR[desired])])
-    else:
-        assert desired in SINGLE_TARGETS and values.ndim == 2
-        np.testing.assert_array_equal(result, saturated(values, IMAGE_ENCODINGS[desired][0]))
-        assert result.dtype == np.dtype(IMAGE_ENCODINGS[desired][0])
-
-
-@settings(FUZZ, max_examples=150)
-@given(typed_images(), st.booleans())
-def test_cv2_to_imgmsg_round_trips(case, big_endian_array):
-    """An array (also a big-endian one) packed by cv2_to_imgmsg comes back as the same values."""
-    encoding, values = case
-    packed = values.astype(values.dtype.newbyteorder('>')) if big_endian_array else values
-    bridge = _CvBridge()
-    for name in ('passthrough', encoding):
-        msg = bridge.cv2_to_imgmsg(packed, name)
-        np.testing.assert_array_equal(bridge.imgmsg_to_cv2(msg), values)
-
-
-@settings(FUZZ, max_examples=100)
-@given(st.one_of(st.none(), st.integers(), st.text(max_size=5), st.lists(st.integers(0, 255), max_size=4),
-                 arrays(st.sampled_from([np.int64, np.uint32, np.complex64, np.bool_, np.float16]),
-                        st.lists(st.integers(1, 3), max_size=4).map(tuple))),
-       st.sampled_from(['passthrough'] + ENCODINGS + UNKNOWN_ENCODINGS))
-def test_cv2_to_imgmsg_refuses_what_it_cannot_pack(cvim, encoding):
-    """Non-arrays, arrays of a type no encoding has, or of the wrong shape: CvBridgeError, or a message that decodes
-    back to the array."""
-    try:
-        msg = _CvBridge().cv2_to_imgmsg(cvim, encoding)
-    except _CvBridgeError as error:
-        assert str(error)
-        return
-    np.testing.assert_array_equal(image_to_numpy(msg), cvim)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -308,7 +124,7 @@ def compressed_payloads(draw):
 @example(png_with_size(100000, 100000))
 @example(jpeg_with_size(65500, 65500))
 @given(compressed_payloads())
-def test_decode_image_gives_rgb_or_value_error(payload):
+def test_decode_compressed_gives_rgb_or_value_error(payload):
     """Random bytes, truncated or corrupted PNG / JPEG, headers claiming huge sizes: an HxWx3 uint8 image or
     ValueError; a PNG decodes to exactly the image encoded."""
     original = None
@@ -317,7 +133,7 @@ def test_decode_image_gives_rgb_or_value_error(payload):
     msg = CompressedImage(format='rgb8; png compressed bgr8')
     msg.data = array.array('B', payload)
     try:
-        image = decode_image(msg)
+        image = decode_compressed(msg)
     except ValueError as error:
         event('ValueError')
         assert original is None and str(error)

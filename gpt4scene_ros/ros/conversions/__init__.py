@@ -1,0 +1,1 @@
+"""Conversions between ROS messages and the core's numpy / dataclass types, one module per message kind."""
