@@ -43,16 +43,23 @@ REGIONS = [
 def inside(points, xr, yr, zr, yaw, centre):
     c, s = math.cos(-yaw), math.sin(-yaw)
     local = (points[:, :2] - centre) @ np.array([[c, -s], [s, c]]).T + centre
-    return ((local[:, 0] >= xr[0]) & (local[:, 0] <= xr[1]) & (local[:, 1] >= yr[0]) & (local[:, 1] <= yr[1])
-            & (points[:, 2] >= zr[0]) & (points[:, 2] <= zr[1]))
+    return (
+        (local[:, 0] >= xr[0])
+        & (local[:, 0] <= xr[1])
+        & (local[:, 1] >= yr[0])
+        & (local[:, 1] <= yr[1])
+        & (points[:, 2] >= zr[0])
+        & (points[:, 2] <= zr[1])
+    )
 
 
 def read_ply(path: Path) -> np.ndarray:
     data = path.read_bytes()
     header, body = data.split(b'end_header\n', 1)
     count = int(next(line for line in header.decode().splitlines() if line.startswith('element vertex')).split()[2])
-    vertices = np.frombuffer(body, dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('r', 'u1'), ('g', 'u1'),
-                                          ('b', 'u1')], count=count)
+    vertices = np.frombuffer(
+        body, dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('r', 'u1'), ('g', 'u1'), ('b', 'u1')], count=count
+    )
     return np.stack([vertices['x'], vertices['y'], vertices['z']], axis=1).astype(np.float64)
 
 
@@ -77,13 +84,23 @@ def main(argv=None) -> int:
             xy = np.array([[c, -s], [s, c]]) @ mid
             box = OrientedBox((xy[0], xy[1], box.center[2]), (hi[0] - lo[0], hi[1] - lo[1], box.size[2]), yaw)
         objects.append({'id': k, 'label': label, **box.to_json(), 'points': int(mask.sum())})
-        print(f'{k:2d} {label:16s} {len(chosen):6d} points  centre {np.round(box.center, 2)} size '
-              f'{np.round(box.size, 2)} yaw {box.yaw:.2f}')
+        print(
+            f'{k:2d} {label:16s} {len(chosen):6d} points  centre {np.round(box.center, 2)} size '
+            f'{np.round(box.size, 2)} yaw {box.yaw:.2f}'
+        )
     out = Path(__file__).resolve().parent / 'data' / 'redkitchen_objects.json'
-    out.write_text(json.dumps({'description': 'Hand-drawn boxes of clearly separate objects of the 7-Scenes '
-                                              'RedKitchen map (bench/annotate_kitchen.py), map frame of '
-                                              'gpt4scene-process', 'T_map_world': meta['T_map_world'],
-                               'objects': objects}, indent=1))
+    out.write_text(
+        json.dumps(
+            {
+                'description': 'Hand-drawn boxes of clearly separate objects of the 7-Scenes '
+                'RedKitchen map (bench/annotate_kitchen.py), map frame of '
+                'gpt4scene-process',
+                'T_map_world': meta['T_map_world'],
+                'objects': objects,
+            },
+            indent=1,
+        )
+    )
     print(f'wrote {out}')
     return 0
 

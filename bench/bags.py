@@ -35,7 +35,7 @@ def main():
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         data = args.data
-        if not data.is_dir():   # no real data here: a generated room
+        if not data.is_dir():  # no real data here: a generated room
             data = scratch / 'scene'
             write_sequence(SyntheticSceneConfig(seed=4, num_frames=args.frames), data)
         folder = open_sequence(data)
@@ -46,10 +46,16 @@ def main():
             bag_path = scratch / storage
             written = timed(lambda: write_bag(folder, bag_path, storage=storage, max_frames=frames), 1)
             size_mb = sum(p.stat().st_size for p in bag_path.iterdir()) / 1e6
-            rows.append(row(f'{storage}: record {frames} frames (per frame)', written / frames,
-                            f'{written[0] / 1000:.1f} s in all, {size_mb:.0f} MB'))
-            rows.append(row(f'{storage}: open (index every message)',
-                            timed(lambda: open_sequence(bag_path).close(), 3)))
+            rows.append(
+                row(
+                    f'{storage}: record {frames} frames (per frame)',
+                    written / frames,
+                    f'{written[0] / 1000:.1f} s in all, {size_mb:.0f} MB',
+                )
+            )
+            rows.append(
+                row(f'{storage}: open (index every message)', timed(lambda: open_sequence(bag_path).close(), 3))
+            )
             bag = open_sequence(bag_path)
             rows.append(row(f'{storage}: load one frame', timed(lambda: bag.load(frames // 2), 20)))
             bag.close()

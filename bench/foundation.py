@@ -39,14 +39,15 @@ def timed(function, repeats: int) -> np.ndarray:
 
 
 def row(name: str, times_ms: np.ndarray, unit_note: str = '') -> str:
-    return (f'| {name} | {np.median(times_ms):.1f} | {np.percentile(times_ms, 95):.1f} | {len(times_ms)} '
-            f'| {unit_note} |')
+    return f'| {name} | {np.median(times_ms):.1f} | {np.percentile(times_ms, 95):.1f} | {len(times_ms)} | {unit_note} |'
 
 
 def print_table_header(note: str = '') -> None:
     """The date and machine, then the header of the table that :func:`row` fills."""
-    print(f'{time.strftime("%Y-%m-%d")}, {platform.machine()}, {os.cpu_count()} cores, '
-          f'Python {platform.python_version()}' + (f'; {note}' if note else ''))
+    print(
+        f'{time.strftime("%Y-%m-%d")}, {platform.machine()}, {os.cpu_count()} cores, '
+        f'Python {platform.python_version()}' + (f'; {note}' if note else '')
+    )
     print('| step | median ms | p95 ms | runs | note |')
     print('|---|---|---|---|---|')
 
@@ -55,8 +56,7 @@ def bench_dataset(kitchen: Path) -> list:
     rows = [row('open 7-Scenes folder (1000 frames)', timed(lambda: open_sequence(kitchen), 10))]
     sequence = open_sequence(kitchen)
     positions = iter(range(0, 1000, 5))
-    rows.append(row('load one 7-Scenes frame (JPEG + PNG + pose)',
-                    timed(lambda: sequence.load(next(positions)), 200)))
+    rows.append(row('load one 7-Scenes frame (JPEG + PNG + pose)', timed(lambda: sequence.load(next(positions)), 200)))
     rows.append(row('gravity alignment (40 frames)', timed(lambda: estimate_gravity_alignment(sequence), 5)))
     return rows
 
@@ -66,8 +66,9 @@ def bench_synthetic() -> list:
     scene = build_scene(config)
     poses = iter(camera_path(config) * 2)
     rng = np.random.default_rng(0)
-    rows = [row('synthetic: render one 640x480 frame',
-                timed(lambda: render_frame(scene, next(poses), config, rng), 60))]
+    rows = [
+        row('synthetic: render one 640x480 frame', timed(lambda: render_frame(scene, next(poses), config, rng), 60))
+    ]
     with tempfile.TemporaryDirectory() as folder:
         total = timed(lambda: write_sequence(config, Path(folder) / 'scene'), 1)
     rows.append(row('synthetic: write 60 frames (per frame)', total / 60, f'{total[0] / 1000:.1f} s in all'))
@@ -79,8 +80,9 @@ def bench_playback(data_dir: Path, frames: int) -> list:
     import rclpy
     from nav_msgs.msg import Odometry
     from rclpy.executors import SingleThreadedExecutor
-    from gpt4scene_ros.ros.qos import reliable
     from sensor_msgs.msg import CameraInfo, Image
+
+    from gpt4scene_ros.ros.qos import reliable
 
     rclpy.init()
     node = rclpy.create_node('bench_subscriber')
@@ -97,12 +99,29 @@ def bench_playback(data_dir: Path, frames: int) -> list:
     def spin():
         while not stop.is_set():
             executor.spin_once(timeout_sec=0.05)
+
     thread = threading.Thread(target=spin)
     thread.start()
     player = REPO_ROOT / '.build' / 'install' / 'gpt4scene_ros' / 'lib' / 'gpt4scene_ros' / 'player'
-    subprocess.run([str(player), '--ros-args', '-p', f'data_dir:={data_dir}', '-p', f'max_frames:={frames}',
-                    '-p', 'playback_mode:=as_fast_as_possible', '-p', 'wait_for_subscribers:=1',
-                    '-p', 'gravity_alignment:=none', '--log-level', 'warn'], check=True)
+    subprocess.run(
+        [
+            str(player),
+            '--ros-args',
+            '-p',
+            f'data_dir:={data_dir}',
+            '-p',
+            f'max_frames:={frames}',
+            '-p',
+            'playback_mode:=as_fast_as_possible',
+            '-p',
+            'wait_for_subscribers:=1',
+            '-p',
+            'gravity_alignment:=none',
+            '--log-level',
+            'warn',
+        ],
+        check=True,
+    )
     deadline = time.monotonic() + 30
     while len(arrivals) < 2 * frames and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -112,8 +131,13 @@ def bench_playback(data_dir: Path, frames: int) -> list:
     rclpy.shutdown()
     gaps_ms = np.diff(arrivals[1::2]) * 1000.0
     rate = (len(arrivals) / 2 - 1) / (arrivals[-1] - arrivals[0])
-    return [row(f'player as_fast_as_possible: frame interval ({data_dir.name})', gaps_ms,
-                f'{rate:.0f} frames/s, {len(arrivals) // 2}/{frames} received')]
+    return [
+        row(
+            f'player as_fast_as_possible: frame interval ({data_dir.name})',
+            gaps_ms,
+            f'{rate:.0f} frames/s, {len(arrivals) // 2}/{frames} received',
+        )
+    ]
 
 
 def main():

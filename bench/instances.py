@@ -34,14 +34,21 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gpt4scene_ros.common.settings import InstanceConfig, MappingConfig  # noqa: E402
+from gpt4scene_ros.common.settings.instances import InstanceConfig  # noqa: E402
+from gpt4scene_ros.common.settings.mapping import MappingConfig  # noqa: E402
 from gpt4scene_ros.io.open import open_sequence  # noqa: E402
 from gpt4scene_ros.mapping.gravity import estimate_gravity_alignment  # noqa: E402
-from gpt4scene_ros.objects.evaluation import (IdHistory, keyframe_coverage, load_truth, marker_correctness,  # noqa: E402
-                                           match_instances, observed_truth)
-from gpt4scene_ros.tools.process import process_sequence  # noqa: E402
+from gpt4scene_ros.objects.evaluation import (  # noqa: E402
+    IdHistory,
+    keyframe_coverage,
+    load_truth,
+    marker_correctness,
+    match_instances,
+    observed_truth,
+)
 from gpt4scene_ros.sim.scene import SyntheticSceneConfig  # noqa: E402
 from gpt4scene_ros.sim.writer import write_sequence  # noqa: E402
+from gpt4scene_ros.tools.process import process_sequence  # noqa: E402
 
 KITCHEN = REPO.parent / 'shared' / 'data' / '7scenes-redkitchen'
 KITCHEN_ANNOTATION = REPO / 'bench' / 'data' / 'redkitchen_objects.json'
@@ -50,19 +57,35 @@ OUT = REPO / 'out' / 'bench'
 # name: (condition, generator settings). Layouts, room sizes and turns, chair counts and seeds all vary.
 SCENES = {
     'clean-a': ('clean', dict(seed=11, clutter='none', depth_noise=False)),
-    'clean-b': ('clean', dict(seed=12, clutter='none', depth_noise=False, room_size_x_m=6.0, room_yaw_deg=30.0,
-                              num_chairs=3, furniture_yaw_deg=20.0)),
-    'clean-c': ('clean', dict(seed=13, clutter='none', depth_noise=False, room_size_y_m=5.0, num_chairs=4,
-                              furniture_yaw_deg=35.0)),
+    'clean-b': (
+        'clean',
+        dict(
+            seed=12,
+            clutter='none',
+            depth_noise=False,
+            room_size_x_m=6.0,
+            room_yaw_deg=30.0,
+            num_chairs=3,
+            furniture_yaw_deg=20.0,
+        ),
+    ),
+    'clean-c': (
+        'clean',
+        dict(seed=13, clutter='none', depth_noise=False, room_size_y_m=5.0, num_chairs=4, furniture_yaw_deg=35.0),
+    ),
     'noise-a': ('noise', dict(seed=21, clutter='none')),
     'noise-b': ('noise', dict(seed=22, clutter='none', room_yaw_deg=-25.0, furniture_yaw_deg=25.0, num_chairs=3)),
     'noise-c': ('noise', dict(seed=23, clutter='none', room_size_x_m=5.5, room_size_y_m=4.5, num_chairs=4)),
     'clutter-a': ('clutter', dict(seed=31, clutter='standard')),
-    'clutter-b': ('clutter', dict(seed=32, clutter='heavy', room_size_x_m=6.0, room_yaw_deg=40.0,
-                                  furniture_yaw_deg=20.0)),
+    'clutter-b': (
+        'clutter',
+        dict(seed=32, clutter='heavy', room_size_x_m=6.0, room_yaw_deg=40.0, furniture_yaw_deg=20.0),
+    ),
     'clutter-c': ('clutter', dict(seed=33, clutter='heavy', room_size_y_m=5.0, num_chairs=3)),
-    'clutter-d': ('clutter', dict(seed=34, clutter='heavy', room_size_x_m=5.5, room_yaw_deg=-15.0, num_chairs=4,
-                                  furniture_yaw_deg=30.0)),
+    'clutter-d': (
+        'clutter',
+        dict(seed=34, clutter='heavy', room_size_x_m=5.5, room_yaw_deg=-15.0, num_chairs=4, furniture_yaw_deg=30.0),
+    ),
 }
 QUICK = ('clean-b', 'noise-a', 'clutter-b', 'clutter-c')
 
@@ -73,7 +96,8 @@ def scene_folder(name: str, settings: dict) -> Path:
     folder = OUT / 'scenes' / name
     truth = folder / 'instances.json'
     if truth.exists() and json.loads(truth.read_text()).get('config') == json.loads(
-            json.dumps(dataclasses.asdict(config))):
+        json.dumps(dataclasses.asdict(config))
+    ):
         return folder
     print(f'generating {name} ...', file=sys.stderr, flush=True)
     write_sequence(config, folder)
@@ -91,8 +115,9 @@ def run_scene(folder: Path, instances: InstanceConfig, out: Path) -> dict:
         history.add(match_instances(snapshot.instances, truth).truth_of(0.25))
         final['snapshot'], final['objects'] = snapshot, objects
 
-    summary = process_sequence(folder, out, MappingConfig(device='CPU:0'), progress=False, instances=instances,
-                               on_update=on_update)
+    summary = process_sequence(
+        folder, out, MappingConfig(device='CPU:0'), progress=False, instances=instances, on_update=on_update
+    )
     snapshot = final['snapshot']
     truth, unobserved = observed_truth(truth, snapshot.segmentation.voxels.points)
     matching = match_instances(snapshot.instances, truth)
@@ -100,11 +125,18 @@ def run_scene(folder: Path, instances: InstanceConfig, out: Path) -> dict:
     correct, total = marker_correctness(snapshot.keyframes, folder, truth_of)
     uniform = final['objects'].choose_keyframes('uniform', instances.num_keyframes)
     return {
-        'truth': len(truth), 'instances': len(snapshot.instances), 'unobserved': len(unobserved),
-        'recall25': matching.recall(0.25), 'recall50': matching.recall(0.5),
-        'precision25': matching.precision(0.25), 'precision50': matching.precision(0.5),
-        'small_recall50': matching.recall(0.5, lambda t: t.small), 'small': sum(t.small for t in truth),
-        'markers_correct': correct, 'markers': total, 'id_switches': history.switches,
+        'truth': len(truth),
+        'instances': len(snapshot.instances),
+        'unobserved': len(unobserved),
+        'recall25': matching.recall(0.25),
+        'recall50': matching.recall(0.5),
+        'precision25': matching.precision(0.25),
+        'precision50': matching.precision(0.5),
+        'small_recall50': matching.recall(0.5, lambda t: t.small),
+        'small': sum(t.small for t in truth),
+        'markers_correct': correct,
+        'markers': total,
+        'id_switches': history.switches,
         'coverage': keyframe_coverage(snapshot.keyframes, truth_of.keys()),
         'coverage_uniform': keyframe_coverage(uniform, truth_of.keys()),
         'update_ms_median': summary['instance_update_ms_median'],
@@ -120,36 +152,71 @@ def fmt(value, digits=2):
 
 
 def print_scene_table(rows: dict) -> None:
-    header = ('scene', 'objects', 'inst', 'R@.25', 'R@.5', 'P@.25', 'P@.5', 'small R@.5', 'markers', 'ID sw',
-              'cover', 'cover unif', 'update ms')
+    header = (
+        'scene',
+        'objects',
+        'inst',
+        'R@.25',
+        'R@.5',
+        'P@.25',
+        'P@.5',
+        'small R@.5',
+        'markers',
+        'ID sw',
+        'cover',
+        'cover unif',
+        'update ms',
+    )
     print('| ' + ' | '.join(header) + ' |')
     print('|' + '---|' * len(header))
     for name, r in rows.items():
-        markers = f"{r['markers_correct']}/{r['markers']}"
-        objects = f"{r['truth']}" + (f" (+{r['unobserved']} unseen)" if r['unobserved'] else '')
-        print('| ' + ' | '.join([name, objects, str(r['instances']), fmt(r['recall25']), fmt(r['recall50']),
-                                 fmt(r['precision25']), fmt(r['precision50']),
-                                 f"{fmt(r['small_recall50'])} ({r['small']})", markers, str(r['id_switches']),
-                                 fmt(r['coverage']), fmt(r['coverage_uniform']), fmt(r['update_ms_median'], 0)])
-              + ' |')
+        markers = f'{r["markers_correct"]}/{r["markers"]}'
+        objects = f'{r["truth"]}' + (f' (+{r["unobserved"]} unseen)' if r['unobserved'] else '')
+        print(
+            '| '
+            + ' | '.join(
+                [
+                    name,
+                    objects,
+                    str(r['instances']),
+                    fmt(r['recall25']),
+                    fmt(r['recall50']),
+                    fmt(r['precision25']),
+                    fmt(r['precision50']),
+                    f'{fmt(r["small_recall50"])} ({r["small"]})',
+                    markers,
+                    str(r['id_switches']),
+                    fmt(r['coverage']),
+                    fmt(r['coverage_uniform']),
+                    fmt(r['update_ms_median'], 0),
+                ]
+            )
+            + ' |'
+        )
 
 
 def print_condition_table(rows: dict) -> None:
-    print('\n| condition | scenes | R@.25 | P@.25 | R@.5 | small R@.5 | marker correctness | ID switches | '
-          'coverage (coverage / uniform) |')
+    print(
+        '\n| condition | scenes | R@.25 | P@.25 | R@.5 | small R@.5 | marker correctness | ID switches | '
+        'coverage (coverage / uniform) |'
+    )
     print('|---|---|---|---|---|---|---|---|---|')
     conditions = {}
     for name, r in rows.items():
         conditions.setdefault(SCENES[name][0], []).append(r)
     for condition, group in conditions.items():
+
         def mean(key):
             return statistics.mean(r[key] for r in group if r[key] is not None and not np.isnan(r[key]))
+
         small_hits = sum(r['small_recall50'] * r['small'] for r in group if r['small'])
         small_total = sum(r['small'] for r in group)
         markers = sum(r['markers_correct'] for r in group) / max(1, sum(r['markers'] for r in group))
-        print(f"| {condition} | {len(group)} | {mean('recall25'):.2f} | {mean('precision25'):.2f} | "
-              f"{mean('recall50'):.2f} | {small_hits / max(small_total, 1):.2f} ({small_total}) | {markers:.3f} | "
-              f"{sum(r['id_switches'] for r in group)} | {mean('coverage'):.2f} / {mean('coverage_uniform'):.2f} |")
+        print(
+            f'| {condition} | {len(group)} | {mean("recall25"):.2f} | {mean("precision25"):.2f} | '
+            f'{mean("recall50"):.2f} | {small_hits / max(small_total, 1):.2f} ({small_total}) | {markers:.3f} | '
+            f'{sum(r["id_switches"] for r in group)} | {mean("coverage"):.2f} / {mean("coverage_uniform"):.2f} |'
+        )
 
 
 def run_kitchen(instances: InstanceConfig) -> None:
@@ -166,15 +233,18 @@ def run_kitchen(instances: InstanceConfig) -> None:
         final['snapshot'] = snapshot
 
     started = time.perf_counter()
-    summary = process_sequence(KITCHEN, out, MappingConfig(device='CPU:0'), progress=False, instances=instances,
-                               on_update=on_update)
+    summary = process_sequence(
+        KITCHEN, out, MappingConfig(device='CPU:0'), progress=False, instances=instances, on_update=on_update
+    )
     snapshot = final['snapshot']
     ids_end = {i.id for i in snapshot.instances}
     survived = len(at_500.get('ids', set()) & ids_end)
-    print(f"\nkitchen (1000 frames, {time.perf_counter() - started:.0f} s): {len(snapshot.instances)} instances; "
-          f"{survived} of the {len(at_500.get('ids', ()))} IDs of frame 500 still there at frame 1000; "
-          f"instance update median {summary['instance_update_ms_median']} ms "
-          f"(last: {', '.join(f'{k} {v:.0f}' for k, v in snapshot.timing_ms.items())} ms); images in {out}")
+    print(
+        f'\nkitchen (1000 frames, {time.perf_counter() - started:.0f} s): {len(snapshot.instances)} instances; '
+        f'{survived} of the {len(at_500.get("ids", ()))} IDs of frame 500 still there at frame 1000; '
+        f'instance update median {summary["instance_update_ms_median"]} ms '
+        f'(last: {", ".join(f"{k} {v:.0f}" for k, v in snapshot.timing_ms.items())} ms); images in {out}'
+    )
     if KITCHEN_ANNOTATION.exists():
         # The boxes were drawn in the map frame of an earlier run: move them into this run's (the same estimate
         # of gravity, so all but identical).
@@ -183,9 +253,11 @@ def run_kitchen(instances: InstanceConfig) -> None:
         truth = load_truth(KITCHEN_ANNOTATION, T_now @ np.linalg.inv(T_then))
         matching = match_instances(snapshot.instances, truth)
         best = matching.best_iou()
-        print(f'kitchen annotation: {np.sum(best >= 0.25)} of {len(truth)} clearly separate objects found at IoU >= '
-              f'0.25 ({matching.recall(0.25):.2f}); missed: '
-              + ', '.join(f'{t.label}' for t, b in zip(truth, best) if b < 0.25))
+        print(
+            f'kitchen annotation: {np.sum(best >= 0.25)} of {len(truth)} clearly separate objects found at IoU >= '
+            f'0.25 ({matching.recall(0.25):.2f}); missed: '
+            + ', '.join(f'{t.label}' for t, b in zip(truth, best) if b < 0.25)
+        )
 
 
 def main(argv=None) -> int:
@@ -198,8 +270,11 @@ def main(argv=None) -> int:
     overrides = {}
     for item in args.set:
         key, value = item.split('=', 1)
-        overrides[key] = type(getattr(InstanceConfig(), key))(value) if not isinstance(
-            getattr(InstanceConfig(), key), bool) else value.lower() == 'true'
+        overrides[key] = (
+            type(getattr(InstanceConfig(), key))(value)
+            if not isinstance(getattr(InstanceConfig(), key), bool)
+            else value.lower() == 'true'
+        )
     instances = InstanceConfig(**overrides)
     names = args.scenes.split(',') if args.scenes else list(QUICK if args.quick else SCENES)
     rows = {}
@@ -207,8 +282,12 @@ def main(argv=None) -> int:
         folder = scene_folder(name, SCENES[name][1])
         started = time.perf_counter()
         rows[name] = run_scene(folder, instances, OUT / 'runs' / name)
-        print(f"{name}: {time.perf_counter() - started:.0f} s, missed {rows[name]['missed']}, "
-              f"extra {len(rows[name]['extra'])}", file=sys.stderr, flush=True)
+        print(
+            f'{name}: {time.perf_counter() - started:.0f} s, missed {rows[name]["missed"]}, '
+            f'extra {len(rows[name]["extra"])}',
+            file=sys.stderr,
+            flush=True,
+        )
     print(f'\nInstances on generated scenes ({", ".join(f"{k}={v}" for k, v in overrides.items()) or "defaults"})\n')
     print_scene_table(rows)
     print_condition_table(rows)

@@ -31,6 +31,7 @@ KITCHEN = REPO.parent / 'shared' / 'data' / '7scenes-redkitchen'
 
 def executable(name: str) -> str:
     from ament_index_python.packages import get_package_prefix
+
     return str(Path(get_package_prefix('gpt4scene_ros')) / 'lib' / 'gpt4scene_ros' / name)
 
 
@@ -78,20 +79,44 @@ def descendants(pid: int) -> list[int]:
 def run(kitchen: Path, seconds: float, instances: bool, diagnostics: Diagnostics, log_dir: Path) -> dict:
     env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
     mapping_log = open(log_dir / f'mapping_instances_{instances}.log', 'w')
-    mapping = subprocess.Popen([executable('mapping_node'), '--ros-args', '-p',
-                                f'instances_enabled:={str(instances).lower()}', '-p', 'diagnostics_period_s:=1.0'],
-                               stdout=mapping_log, stderr=subprocess.STDOUT, env=env)
+    mapping = subprocess.Popen(
+        [
+            executable('mapping_node'),
+            '--ros-args',
+            '-p',
+            f'instances_enabled:={str(instances).lower()}',
+            '-p',
+            'diagnostics_period_s:=1.0',
+        ],
+        stdout=mapping_log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     player_log = open(log_dir / f'player_instances_{instances}.log', 'w')
-    player = subprocess.Popen([executable('player'), '--ros-args', '-p', f'data_dir:={kitchen}', '-p', 'loop:=true',
-                               '-p', 'rate_hz:=30.0', '-p', 'wait_for_subscribers:=1'], stdout=player_log,
-                              stderr=subprocess.STDOUT, env=env)
+    player = subprocess.Popen(
+        [
+            executable('player'),
+            '--ros-args',
+            '-p',
+            f'data_dir:={kitchen}',
+            '-p',
+            'loop:=true',
+            '-p',
+            'rate_hz:=30.0',
+            '-p',
+            'wait_for_subscribers:=1',
+        ],
+        stdout=player_log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 60
         while diagnostics.get().get('frames_received', 0) < 30:
             if time.monotonic() > deadline:
                 raise RuntimeError(f'no frames reached the node; see {log_dir}')
             time.sleep(0.2)
-        warm = 10.0                        # let discovery and the first map settle
+        warm = 10.0  # let discovery and the first map settle
         time.sleep(warm)
         start, t0 = diagnostics.get(), time.monotonic()
         peak = 0.0
@@ -113,12 +138,19 @@ def run(kitchen: Path, seconds: float, instances: bool, diagnostics: Diagnostics
 
     def rate(key):
         return (end.get(key, 0.0) - start.get(key, 0.0)) / span
-    dropped = {k[len('dropped_'):]: round(rate(k) * span) for k in end if k.startswith('dropped_') and rate(k) > 0}
-    return {'received_hz': rate('frames_received'), 'integrated_hz': rate('frames_integrated'), 'dropped': dropped,
-            'latency_ms': end.get('frame_latency_ms_median', float('nan')),
-            'integrate_ms': end.get('integrate_ms_median', float('nan')),
-            'instance_update_ms': end.get('instance_update_ms_median', float('nan')),
-            'instances': end.get('instances', 0), 'peak_rss_mb': peak, 'seconds': span}
+
+    dropped = {k[len('dropped_') :]: round(rate(k) * span) for k in end if k.startswith('dropped_') and rate(k) > 0}
+    return {
+        'received_hz': rate('frames_received'),
+        'integrated_hz': rate('frames_integrated'),
+        'dropped': dropped,
+        'latency_ms': end.get('frame_latency_ms_median', float('nan')),
+        'integrate_ms': end.get('integrate_ms_median', float('nan')),
+        'instance_update_ms': end.get('instance_update_ms_median', float('nan')),
+        'instances': end.get('instances', 0),
+        'peak_rss_mb': peak,
+        'seconds': span,
+    }
 
 
 def main(argv=None) -> int:
@@ -143,16 +175,22 @@ def main(argv=None) -> int:
         diagnostics.values = {}
         rows[instances] = run(args.kitchen, args.seconds, instances, diagnostics, log_dir)
         time.sleep(3.0)
-    print(f'\nMapping node, kitchen played in realtime at 30 Hz (player in another process), {args.seconds:.0f} s each '
-          f'after 10 s warm-up; {platform.node()}, {os.cpu_count()} cores\n')
-    print('| instances | received /s | integrated /s | dropped (count by reason) | latency median ms | '
-          'integrate median ms | instance update median ms | instances | peak RSS MB |')
+    print(
+        f'\nMapping node, kitchen played in realtime at 30 Hz (player in another process), {args.seconds:.0f} s each '
+        f'after 10 s warm-up; {platform.node()}, {os.cpu_count()} cores\n'
+    )
+    print(
+        '| instances | received /s | integrated /s | dropped (count by reason) | latency median ms | '
+        'integrate median ms | instance update median ms | instances | peak RSS MB |'
+    )
     print('|---|---|---|---|---|---|---|---|---|')
     for instances, r in rows.items():
-        print(f"| {'on' if instances else 'off'} | {r['received_hz']:.1f} | {r['integrated_hz']:.1f} | "
-              f"{r['dropped'] or 'none'} | {r['latency_ms']:.1f} | {r['integrate_ms']:.1f} | "
-              f"{r['instance_update_ms'] if instances else '-'} | {int(r['instances']) if instances else '-'} | "
-              f"{r['peak_rss_mb']:.0f} |")
+        print(
+            f'| {"on" if instances else "off"} | {r["received_hz"]:.1f} | {r["integrated_hz"]:.1f} | '
+            f'{r["dropped"] or "none"} | {r["latency_ms"]:.1f} | {r["integrate_ms"]:.1f} | '
+            f'{r["instance_update_ms"] if instances else "-"} | {int(r["instances"]) if instances else "-"} | '
+            f'{r["peak_rss_mb"]:.0f} |'
+        )
     off, on = rows[False]['integrated_hz'], rows[True]['integrated_hz']
     print(f'\nintegrated-frame rate with instances on / off: {on / max(off, 1e-9):.3f}')
     executor.shutdown()

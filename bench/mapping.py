@@ -28,14 +28,16 @@ from pathlib import Path
 import numpy as np
 
 import gpt4scene_ros.nodes  # noqa: F401  (first: sets the nodes' OpenMP policy before Open3D loads)
+
+# isort: split
 import open3d as o3d
 import open3d.core as o3c
 
 from gpt4scene_ros.common.frames import depth_to_millimetres
-from gpt4scene_ros.common.settings import MappingConfig
+from gpt4scene_ros.common.settings.mapping import MappingConfig
 from gpt4scene_ros.io.open import open_sequence
-from gpt4scene_ros.mapping.gravity import estimate_gravity_alignment
 from gpt4scene_ros.mapping.bev import map_bev
+from gpt4scene_ros.mapping.gravity import estimate_gravity_alignment
 from gpt4scene_ros.mapping.tsdf import SceneMap
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -56,9 +58,14 @@ def load_frames(kitchen: Path, count: int):
 def bare_integrate_ms(frames, sequence, alignment, config: MappingConfig, device: str) -> list:
     """Open3D alone, with the same settings: the lower bound for any wrapper."""
     grid = o3d.t.geometry.VoxelBlockGrid(
-        attr_names=('tsdf', 'weight', 'color'), attr_dtypes=(o3c.float32, o3c.float32, o3c.float32),
-        attr_channels=((1), (1), (3)), voxel_size=config.voxel_size_m, block_resolution=config.block_resolution,
-        block_count=config.initial_block_count, device=o3c.Device(device))
+        attr_names=('tsdf', 'weight', 'color'),
+        attr_dtypes=(o3c.float32, o3c.float32, o3c.float32),
+        attr_channels=((1), (1), (3)),
+        voxel_size=config.voxel_size_m,
+        block_resolution=config.block_resolution,
+        block_count=config.initial_block_count,
+        device=o3c.Device(device),
+    )
     K = o3c.Tensor(sequence.intrinsics.matrix(), o3c.float64)
     times = []
     for frame in frames:
@@ -68,8 +75,9 @@ def bare_integrate_ms(frames, sequence, alignment, config: MappingConfig, device
         T_camera_map = np.linalg.inv(alignment.T_map_world @ frame.T_world_camera)
         extrinsic = o3c.Tensor(T_camera_map, o3c.float64)
         start = time.perf_counter()
-        blocks = grid.compute_unique_block_coordinates(depth, K, extrinsic, 1.0, config.depth_max_m,
-                                                       config.truncation_voxels)
+        blocks = grid.compute_unique_block_coordinates(
+            depth, K, extrinsic, 1.0, config.depth_max_m, config.truncation_voxels
+        )
         grid.integrate(blocks, depth, color, K, extrinsic, 1.0, config.depth_max_m, config.truncation_voxels)
         times.append((time.perf_counter() - start) * 1000.0)
     return times
@@ -79,8 +87,13 @@ def scene_map_run(frames, sequence, alignment, config: MappingConfig):
     scene_map = SceneMap(config)
     times = []
     for frame in frames:
-        result = scene_map.integrate(frame.color, frame.depth, sequence.intrinsics,
-                                     alignment.T_map_world @ frame.T_world_camera, frame.depth_scale)
+        result = scene_map.integrate(
+            frame.color,
+            frame.depth,
+            sequence.intrinsics,
+            alignment.T_map_world @ frame.T_world_camera,
+            frame.depth_scale,
+        )
         times.append(result.duration_ms)
     return scene_map, times
 
@@ -91,21 +104,26 @@ def node_run(frames, sequence, alignment, config: MappingConfig, count: int):
     from nav_msgs.msg import Odometry
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
-    from gpt4scene_ros.ros.qos import reliable
     from sensor_msgs.msg import CameraInfo, Image
 
     from gpt4scene_ros.common.transforms import R_BASE_OPTICAL, invert_transform, make_transform
+    from gpt4scene_ros.nodes.mapping_node import MappingNode
     from gpt4scene_ros.ros.conversions.camera_info import intrinsics_to_camera_info
     from gpt4scene_ros.ros.conversions.geometry import transform_to_pose
     from gpt4scene_ros.ros.conversions.images import numpy_to_image
     from gpt4scene_ros.ros.conversions.time import time_to_msg
-    from gpt4scene_ros.nodes.mapping_node import MappingNode
+    from gpt4scene_ros.ros.qos import reliable
 
     rclpy.init()
-    overrides = [Parameter('device', value=config.device), Parameter('input_qos', value='reliable'),
-                 Parameter('frame_queue_size', value=1000), Parameter('input_history_depth', value=100),
-                 Parameter('bev_period_s', value=3600.0),
-                 Parameter('cloud_period_s', value=3600.0), Parameter('mesh_period_s', value=3600.0)]
+    overrides = [
+        Parameter('device', value=config.device),
+        Parameter('input_qos', value='reliable'),
+        Parameter('frame_queue_size', value=1000),
+        Parameter('input_history_depth', value=100),
+        Parameter('bev_period_s', value=3600.0),
+        Parameter('cloud_period_s', value=3600.0),
+        Parameter('mesh_period_s', value=3600.0),
+    ]
     node = MappingNode(parameter_overrides=overrides)
     source = rclpy.create_node('bench_source')
     executor = MultiThreadedExecutor()
@@ -114,9 +132,15 @@ def node_run(frames, sequence, alignment, config: MappingConfig, count: int):
     thread = threading.Thread(target=executor.spin, daemon=True)
     thread.start()
     qos = reliable(10)
-    pubs = [source.create_publisher(t, name, qos) for t, name in (
-        (Odometry, 'odom'), (Image, 'camera/color/image_raw'), (Image, 'camera/depth/image_raw'),
-        (CameraInfo, 'camera/color/camera_info'))]
+    pubs = [
+        source.create_publisher(t, name, qos)
+        for t, name in (
+            (Odometry, 'odom'),
+            (Image, 'camera/color/image_raw'),
+            (Image, 'camera/depth/image_raw'),
+            (CameraInfo, 'camera/color/camera_info'),
+        )
+    ]
     while not all(p.get_subscription_count() for p in pubs):
         time.sleep(0.01)
     T_optical_base = invert_transform(make_transform(R_BASE_OPTICAL, np.zeros(3)))
@@ -157,20 +181,40 @@ def node_run_with_player(kitchen: Path, config: MappingConfig, count: int):
     from gpt4scene_ros.nodes.mapping_node import MappingNode
 
     rclpy.init()
-    node = MappingNode(parameter_overrides=[
-        Parameter('device', value=config.device), Parameter('input_qos', value='reliable'),
-        Parameter('frame_queue_size', value=1000), Parameter('input_history_depth', value=100),
-        Parameter('bev_period_s', value=3600.0), Parameter('cloud_period_s', value=3600.0),
-        Parameter('mesh_period_s', value=3600.0)])
+    node = MappingNode(
+        parameter_overrides=[
+            Parameter('device', value=config.device),
+            Parameter('input_qos', value='reliable'),
+            Parameter('frame_queue_size', value=1000),
+            Parameter('input_history_depth', value=100),
+            Parameter('bev_period_s', value=3600.0),
+            Parameter('cloud_period_s', value=3600.0),
+            Parameter('mesh_period_s', value=3600.0),
+        ]
+    )
     node.latency_ms = collections.deque(maxlen=100000)
     executor = MultiThreadedExecutor()
     executor.add_node(node)
     thread = threading.Thread(target=executor.spin, daemon=True)
     thread.start()
     player = REPO_ROOT / '.build' / 'install' / 'gpt4scene_ros' / 'lib' / 'gpt4scene_ros' / 'player'
-    subprocess.run([str(player), '--ros-args', '-p', f'data_dir:={kitchen}', '-p', f'max_frames:={count}',
-                    '-p', 'playback_mode:=as_fast_as_possible', '-p', 'wait_for_subscribers:=1',
-                    '--log-level', 'warn'], check=True)
+    subprocess.run(
+        [
+            str(player),
+            '--ros-args',
+            '-p',
+            f'data_dir:={kitchen}',
+            '-p',
+            f'max_frames:={count}',
+            '-p',
+            'playback_mode:=as_fast_as_possible',
+            '-p',
+            'wait_for_subscribers:=1',
+            '--log-level',
+            'warn',
+        ],
+        check=True,
+    )
     deadline = time.monotonic() + 60
     while node.counts['frames_integrated'] < count and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -188,8 +232,13 @@ def bench_device(device: str, kitchen: Path, sequence, alignment, frames, node_f
     blocks_after, memory_after = scene_map.num_blocks, scene_map.memory_bytes
     bev_times = []
     for frame in frames[:200]:  # revisit mapped space; time a BEV after some of these frames
-        scene_map.integrate(frame.color, frame.depth, sequence.intrinsics,
-                            alignment.T_map_world @ frame.T_world_camera, frame.depth_scale)
+        scene_map.integrate(
+            frame.color,
+            frame.depth,
+            sequence.intrinsics,
+            alignment.T_map_world @ frame.T_world_camera,
+            frame.depth_scale,
+        )
         if len(bev_times) < 10:
             start = time.perf_counter()
             map_bev(*scene_map.point_cloud(), config)
@@ -198,8 +247,10 @@ def bench_device(device: str, kitchen: Path, sequence, alignment, frames, node_f
     end_to_end, latency, integrated, dropped = node_run(frames, sequence, alignment, config, node_frames)
     player_latency, player_integrated = node_run_with_player(kitchen, config, node_frames)
     bare_median = statistics.median(bare)
-    print(f'\n### {device}: {len(frames)} frames, voxel {config.voxel_size_m} m, block_resolution '
-          f'{config.block_resolution}')
+    print(
+        f'\n### {device}: {len(frames)} frames, voxel {config.voxel_size_m} m, block_resolution '
+        f'{config.block_resolution}'
+    )
     print('| step | median ms | p95 ms | frames |')
     print('|---|---|---|---|')
     print(f'| bare VoxelBlockGrid integrate | {stats(bare)} |')
@@ -209,16 +260,20 @@ def bench_device(device: str, kitchen: Path, sequence, alignment, frames, node_f
     print(f'| node, player in another process: arrival -> integrated | {stats(player_latency)} |')
     print(f'| BEV render of the full map, just after an integrate | {stats(bev_times)} |')
     print()
-    print(f'- node overhead ratio (median node publish->integrated / median bare integrate): '
-          f'{statistics.median(end_to_end) / bare_median:.2f}; arrival->integrated / bare: '
-          f'{statistics.median(latency) / bare_median:.2f}; SceneMap / bare: '
-          f'{statistics.median(core_times) / bare_median:.2f}; with the player in another process, arrival -> '
-          f'integrated / bare: {statistics.median(player_latency) / bare_median:.2f} '
-          f'({player_integrated}/{node_frames} integrated)')
+    print(
+        f'- node overhead ratio (median node publish->integrated / median bare integrate): '
+        f'{statistics.median(end_to_end) / bare_median:.2f}; arrival->integrated / bare: '
+        f'{statistics.median(latency) / bare_median:.2f}; SceneMap / bare: '
+        f'{statistics.median(core_times) / bare_median:.2f}; with the player in another process, arrival -> '
+        f'integrated / bare: {statistics.median(player_latency) / bare_median:.2f} '
+        f'({player_integrated}/{node_frames} integrated)'
+    )
     print(f'- node integrated {integrated}/{min(node_frames, len(frames))} frames, dropped {dropped or "none"}')
-    print(f'- map after {len(frames)} frames: {blocks_after} blocks, {memory_after / 1e6:.0f} MB, '
-          f'{len(points)} surface points; after revisiting 200 frames: {scene_map.num_blocks} blocks, '
-          f'{scene_map.memory_bytes / 1e6:.0f} MB')
+    print(
+        f'- map after {len(frames)} frames: {blocks_after} blocks, {memory_after / 1e6:.0f} MB, '
+        f'{len(points)} surface points; after revisiting 200 frames: {scene_map.num_blocks} blocks, '
+        f'{scene_map.memory_bytes / 1e6:.0f} MB'
+    )
 
 
 def main():
@@ -229,8 +284,10 @@ def main():
     parser.add_argument('--devices', default='CPU:0,CUDA:0' if o3c.cuda.is_available() else 'CPU:0')
     args = parser.parse_args()
     os.environ.setdefault('ROS_DOMAIN_ID', str(60 + os.getpid() % 30))
-    print(f'{time.strftime("%Y-%m-%d")}, {platform.machine()}, {os.cpu_count()} cores, '
-          f'Open3D {o3d.__version__}, CUDA available: {o3c.cuda.is_available()}')
+    print(
+        f'{time.strftime("%Y-%m-%d")}, {platform.machine()}, {os.cpu_count()} cores, '
+        f'Open3D {o3d.__version__}, CUDA available: {o3c.cuda.is_available()}'
+    )
     sequence, alignment, frames = load_frames(args.kitchen, args.frames)
     for device in args.devices.split(','):
         bench_device(device, args.kitchen, sequence, alignment, frames, args.node_frames)

@@ -36,17 +36,16 @@ for extra in (REPO / 'test', REPO / 'test' / 'core', REPO / 'scripts', REPO / 'b
 
 import rclpy  # noqa: E402
 import rclpy.executors  # noqa: E402
-from gpt4scene_ros.ros.qos import LATCHED  # noqa: E402
-
 from chat_server import ChatServer  # noqa: E402
 from instances_node import KITCHEN, Diagnostics, executable  # noqa: E402
-from gpt4scene_ros.sim.tiny_models import make_tiny_vlm  # noqa: E402
 from scene_fixtures import make_snapshot  # noqa: E402
 
-from gpt4scene_ros.query.prompts import PromptTemplates, build_prompt  # noqa: E402
-from gpt4scene_ros.query.backends.local_transformers import TransformersBackend  # noqa: E402
 from gpt4scene_ros.msg import SceneSnapshot  # noqa: E402
+from gpt4scene_ros.query.backends.local_transformers import TransformersBackend  # noqa: E402
+from gpt4scene_ros.query.prompts import PromptTemplates, build_prompt  # noqa: E402
 from gpt4scene_ros.ros.conversions.scene import snapshot_from_msg, snapshot_to_msg  # noqa: E402
+from gpt4scene_ros.ros.qos import LATCHED  # noqa: E402
+from gpt4scene_ros.sim.tiny_models import make_tiny_vlm  # noqa: E402
 from gpt4scene_ros.srv import SceneQuery  # noqa: E402
 
 TEMPLATES = PromptTemplates.from_yaml(REPO / 'config' / 'prompts.yaml')
@@ -71,10 +70,17 @@ def prepare_and_tokens(backend: TransformersBackend, snapshot):
     grid, markers redrawn) and the processor (chat template, image patches, tokens)."""
     rows = []
     for frames in (8, 32):
+
         def prepare():
-            prompt = build_prompt(snapshot, 'Where is the mug? Answer the question using a single word or '
-                                  'phrase.', frames, TEMPLATES, size_multiple=backend.image_size_multiple)
+            prompt = build_prompt(
+                snapshot,
+                'Where is the mug? Answer the question using a single word or phrase.',
+                frames,
+                TEMPLATES,
+                size_multiple=backend.image_size_multiple,
+            )
             return backend.preprocess(prompt)
+
         inputs = prepare()
         total, images = backend.token_counts(inputs)
         rows.append((frames, *median_ms(prepare, 15), total, images))
@@ -154,8 +160,12 @@ def round_trips(client: Client, query_params: dict, log_dir: Path, runs: int = 1
             assert response.success, response.message
             prepare.append(response.prepare_ms)
             model.append(response.model_ms)
-        return statistics.median(times), float(np.percentile(times, 95)), statistics.median(prepare), \
-            statistics.median(model)
+        return (
+            statistics.median(times),
+            float(np.percentile(times, 95)),
+            statistics.median(prepare),
+            statistics.median(model),
+        )
     finally:
         stop(node)
 
@@ -165,10 +175,14 @@ WITHOUT, WITH, CONTROL = 'without queries', 'with queries', 'one busy core, no q
 
 def mapping_rate_with_queries(client: Client, model: str, seconds: float, log_dir: Path):
     mapping = start('mapping_node', {'diagnostics_period_s': 1.0}, log_dir)
-    query = start('query_node', {'backend': 'transformers', 'model': model, 'device': 'cpu',
-                                 'max_new_tokens': 32, 'max_queries_per_minute': 0}, log_dir)
-    player = start('player', {'data_dir': str(KITCHEN), 'loop': True, 'rate_hz': 30.0, 'wait_for_subscribers': 1},
-                   log_dir)
+    query = start(
+        'query_node',
+        {'backend': 'transformers', 'model': model, 'device': 'cpu', 'max_new_tokens': 32, 'max_queries_per_minute': 0},
+        log_dir,
+    )
+    player = start(
+        'player', {'data_dir': str(KITCHEN), 'loop': True, 'rate_hz': 30.0, 'wait_for_subscribers': 1}, log_dir
+    )
     try:
         deadline = time.monotonic() + 60
         while client.diagnostics.get().get('frames_received', 0) < 30:
@@ -218,8 +232,10 @@ def main(argv=None) -> int:
     if not args.mapping_only:
         message = snapshot_to_msg(make_snapshot(num_keyframes=32, textured=True), 'odom')
         decode_median, decode_p95 = decode_ms(message)
-        print(f'snapshot message (BEV + 32 keyframes 640x480 JPEG) decoded on arrival: median {decode_median:.1f} ms, '
-              f'p95 {decode_p95:.1f} ms\n')
+        print(
+            f'snapshot message (BEV + 32 keyframes 640x480 JPEG) decoded on arrival: median {decode_median:.1f} ms, '
+            f'p95 {decode_p95:.1f} ms\n'
+        )
         print('| keyframes | prepare median ms | p95 ms | input tokens | image tokens | image share |')
         print('|---|---|---|---|---|---|')
         for frames, median, p95, total, images in prepare_and_tokens(backend, snapshot_from_msg(message)):
@@ -229,29 +245,41 @@ def main(argv=None) -> int:
         if not args.mapping_only:
             print('\n| backend | round trip median ms | p95 ms | prepare median ms | model median ms |')
             print('|---|---|---|---|---|')
-            row = round_trips(client, {'backend': 'transformers', 'model': model, 'device': 'cpu',
-                                       'max_new_tokens': 16}, log_dir)
-            print(f'| transformers (tiny Qwen2-VL, 16 new tokens) | {row[0]:.0f} | {row[1]:.0f} | {row[2]:.0f} | '
-                  f'{row[3]:.0f} |')
+            row = round_trips(
+                client, {'backend': 'transformers', 'model': model, 'device': 'cpu', 'max_new_tokens': 16}, log_dir
+            )
+            print(
+                f'| transformers (tiny Qwen2-VL, 16 new tokens) | {row[0]:.0f} | {row[1]:.0f} | {row[2]:.0f} | '
+                f'{row[3]:.0f} |'
+            )
             server = ChatServer(backend)
             try:
-                row = round_trips(client, {'backend': 'openai', 'base_url': server.base_url, 'model': 'tiny',
-                                           'max_new_tokens': 16}, log_dir)
+                row = round_trips(
+                    client,
+                    {'backend': 'openai', 'base_url': server.base_url, 'model': 'tiny', 'max_new_tokens': 16},
+                    log_dir,
+                )
             finally:
                 server.close()
-            print(f'| openai (HTTP, local server with the same model) | {row[0]:.0f} | {row[1]:.0f} | {row[2]:.0f} | '
-                  f'{row[3]:.0f} |')
+            print(
+                f'| openai (HTTP, local server with the same model) | {row[0]:.0f} | {row[1]:.0f} | {row[2]:.0f} | '
+                f'{row[3]:.0f} |'
+            )
         if not args.no_node and (args.kitchen / 'camera-intrinsics.txt').exists():
             results = mapping_rate_with_queries(client, model, args.seconds, log_dir)
             print('\n| mapping node, kitchen at 30 Hz | received /s | integrated /s | queries answered |')
             print('|---|---|---|---|')
             for phase, received, rate, answered in results:
                 print(f'| {phase} | {received:.1f} | {rate:.1f} | {answered} |')
-            mean_rate = {name: statistics.mean(rate for phase, _, rate, _ in results if phase == name)
-                         for name in (WITHOUT, WITH, CONTROL)}
-            print(f'\nintegrated rate, means of the phases: with / without queries '
-                  f'{mean_rate[WITH] / max(mean_rate[WITHOUT], 1e-9):.3f}, with queries / control '
-                  f'{mean_rate[WITH] / max(mean_rate[CONTROL], 1e-9):.3f}')
+            mean_rate = {
+                name: statistics.mean(rate for phase, _, rate, _ in results if phase == name)
+                for name in (WITHOUT, WITH, CONTROL)
+            }
+            print(
+                f'\nintegrated rate, means of the phases: with / without queries '
+                f'{mean_rate[WITH] / max(mean_rate[WITHOUT], 1e-9):.3f}, with queries / control '
+                f'{mean_rate[WITH] / max(mean_rate[CONTROL], 1e-9):.3f}'
+            )
     finally:
         client.close()
     return 0

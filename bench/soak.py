@@ -38,23 +38,24 @@ import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 import rclpy.executors  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from gpt4scene_ros.ros.qos import LATCHED  # noqa: E402
+from instances_node import KITCHEN, descendants, executable, rss_mb  # noqa: E402
 from sensor_msgs.msg import Image, PointCloud2  # noqa: E402
 
-from instances_node import KITCHEN, descendants, executable, rss_mb  # noqa: E402
-
 from gpt4scene_ros.msg import ObjectInstanceArray, SceneSnapshot  # noqa: E402
+from gpt4scene_ros.ros.qos import LATCHED  # noqa: E402
 from gpt4scene_ros.srv import SceneQuery  # noqa: E402
 
 SAMPLE_S = 10.0
 # Output -> (topic, type, the period the node publishes it at while the map changes).
-OUTPUTS = {'bev': ('mapping_node/bev', Image, 1.0), 'map_cloud': ('mapping_node/map_cloud', PointCloud2, 2.0),
-           'objects': ('mapping_node/objects', ObjectInstanceArray, 2.0),
-           'scene_snapshot': ('mapping_node/scene_snapshot', SceneSnapshot, 2.0),
-           'diagnostics': ('/diagnostics', DiagnosticArray, 1.0)}
+OUTPUTS = {
+    'bev': ('mapping_node/bev', Image, 1.0),
+    'map_cloud': ('mapping_node/map_cloud', PointCloud2, 2.0),
+    'objects': ('mapping_node/objects', ObjectInstanceArray, 2.0),
+    'scene_snapshot': ('mapping_node/scene_snapshot', SceneSnapshot, 2.0),
+    'diagnostics': ('/diagnostics', DiagnosticArray, 1.0),
+}
 NODE_PARAMS = {
-    'mapping_node': {'diagnostics_period_s': 1.0, 'bev_period_s': 1.0, 'cloud_period_s': 2.0,
-                     'instance_period_s': 2.0},
+    'mapping_node': {'diagnostics_period_s': 1.0, 'bev_period_s': 1.0, 'cloud_period_s': 2.0, 'instance_period_s': 2.0},
     'query_node': {'backend': 'transformers', 'device': 'cpu', 'max_new_tokens': 16},
 }
 
@@ -98,8 +99,9 @@ class Watch:
                 if status is None:
                     return
                 self.diagnostics = {kv.key: kv.value for kv in status.values}
-                self.diagnostics['_level'] = int.from_bytes(status.level, 'little') \
-                    if isinstance(status.level, bytes) else int(status.level)
+                self.diagnostics['_level'] = (
+                    int.from_bytes(status.level, 'little') if isinstance(status.level, bytes) else int(status.level)
+                )
             self.arrivals[key].append(now)
 
     def counters(self) -> dict:
@@ -126,6 +128,7 @@ def run(args) -> dict:
     log_dir = args.out
     log_dir.mkdir(parents=True, exist_ok=True)
     from gpt4scene_ros.sim.tiny_models import make_tiny_vlm
+
     model = make_tiny_vlm(Path(tempfile.mkdtemp(prefix='gpt4scene_soak_')) / 'qwen2-vl', 'qwen2-vl')
     rclpy.init()
     node = rclpy.create_node('gpt4scene_soak')
@@ -136,8 +139,17 @@ def run(args) -> dict:
     processes = {
         'mapping_node': start('mapping_node', NODE_PARAMS['mapping_node'], log_dir),
         'query_node': start('query_node', {**NODE_PARAMS['query_node'], 'model': str(model)}, log_dir),
-        'player': start('player', {'data_dir': str(args.data), 'loop': True, 'rate_hz': 30.0,
-                                   'wait_for_subscribers': 1, **NODE_PARAMS.get('player', {})}, log_dir),
+        'player': start(
+            'player',
+            {
+                'data_dir': str(args.data),
+                'loop': True,
+                'rate_hz': 30.0,
+                'wait_for_subscribers': 1,
+                **NODE_PARAMS.get('player', {}),
+            },
+            log_dir,
+        ),
     }
     client = node.create_client(SceneQuery, 'query_node/scene_query')
     samples, queries = [], []
@@ -149,8 +161,7 @@ def run(args) -> dict:
         while not stop.wait(max(0.0, next_query - time.monotonic())):
             next_query += args.query_period_s
             started = time.monotonic()
-            future = client.call_async(SceneQuery.Request(task='qa', question='Where is the table?',
-                                                          num_frames=8))
+            future = client.call_async(SceneQuery.Request(task='qa', question='Where is the table?', num_frames=8))
             while not future.done() and time.monotonic() - started < 60 and not stop.is_set():
                 time.sleep(0.01)
             if not future.done():
@@ -158,9 +169,14 @@ def run(args) -> dict:
                 if stop.is_set():
                     break  # cut short by the end of the soak: not a failed query
             response = future.result() if future.done() else None
-            queries.append({'t': started - t0, 'ms': (time.monotonic() - started) * 1000.0,
-                            'ok': bool(response is not None and response.success),
-                            'message': response.message if response is not None else 'no answer in 60 s'})
+            queries.append(
+                {
+                    't': started - t0,
+                    'ms': (time.monotonic() - started) * 1000.0,
+                    'ok': bool(response is not None and response.success),
+                    'message': response.message if response is not None else 'no answer in 60 s',
+                }
+            )
 
     try:
         deadline = time.monotonic() + 180
@@ -180,15 +196,27 @@ def run(args) -> dict:
                 raise RuntimeError(f'{", ".join(dead)} exited during the soak (logs in {log_dir})')
             now = time.monotonic()
             if now >= next_sample:
-                samples.append({'t': now - t0, **{f'rss_{n}': rss_mb(p.pid) for n, p in processes.items()},
-                                **{f'cpu_{n}': cpu_s(p.pid) for n, p in processes.items()}, **watch.counters()})
+                samples.append(
+                    {
+                        't': now - t0,
+                        **{f'rss_{n}': rss_mb(p.pid) for n, p in processes.items()},
+                        **{f'cpu_{n}': cpu_s(p.pid) for n, p in processes.items()},
+                        **watch.counters(),
+                    }
+                )
                 next_sample += SAMPLE_S
             time.sleep(0.05)
         stop.set()
         if asker.is_alive():
             asker.join(65)
-        samples.append({'t': time.monotonic() - t0, **{f'rss_{n}': rss_mb(p.pid) for n, p in processes.items()},
-                        **{f'cpu_{n}': cpu_s(p.pid) for n, p in processes.items()}, **watch.counters()})
+        samples.append(
+            {
+                't': time.monotonic() - t0,
+                **{f'rss_{n}': rss_mb(p.pid) for n, p in processes.items()},
+                **{f'cpu_{n}': cpu_s(p.pid) for n, p in processes.items()},
+                **watch.counters(),
+            }
+        )
         gaps = largest_gaps(watch.arrivals, t0 + 30.0, time.monotonic())
     finally:
         for p in processes.values():
@@ -201,8 +229,13 @@ def run(args) -> dict:
                 p.kill()
         node.destroy_node()
         rclpy.try_shutdown()
-    return {'samples': samples, 'queries': queries, 'gaps': gaps,
-            'periods': {k: v[2] for k, v in OUTPUTS.items()}, 'minutes': args.minutes}
+    return {
+        'samples': samples,
+        'queries': queries,
+        'gaps': gaps,
+        'periods': {k: v[2] for k, v in OUTPUTS.items()},
+        'minutes': args.minutes,
+    }
 
 
 def rate(samples, key, a, b) -> float:
@@ -211,8 +244,10 @@ def rate(samples, key, a, b) -> float:
 
 def summarise(result: dict) -> dict:
     samples, queries = result['samples'], result['queries']
-    print('\n| minute | RSS mapping MB | RSS query MB | RSS player MB | received /s | integrated /s | skipped /s '
-          '| dropped /s | latency p50 ms | latency p95 ms | query median ms | CPU % mapping / query / player |')
+    print(
+        '\n| minute | RSS mapping MB | RSS query MB | RSS player MB | received /s | integrated /s | skipped /s '
+        '| dropped /s | latency p50 ms | latency p95 ms | query median ms | CPU % mapping / query / player |'
+    )
     print('|---|---|---|---|---|---|---|---|---|---|---|---|')
     rows = []
     by_minute = collections.defaultdict(list)
@@ -226,24 +261,35 @@ def summarise(result: dict) -> dict:
         dropped = sum(rate(samples, k, a, b) for k in b if k.startswith('dropped_'))
         skipped = rate(samples, 'frames_skipped_behind', a, b)
         q = [x['ms'] for x in queries if m * 60 <= x['t'] < (m + 1) * 60 and x['ok']]
-        row = {'minute': m, 'rss_mapping': b.get('rss_mapping_node'), 'rss_query': b.get('rss_query_node'),
-               'rss_player': b.get('rss_player'), 'received': rate(samples, 'frames_received', a, b),
-               'integrated': rate(samples, 'frames_integrated', a, b), 'skipped': skipped, 'dropped': dropped,
-               'p50': b.get('frame_latency_ms_median', float('nan')),
-               'p95': b.get('frame_latency_ms_p95', float('nan')),
-               'query_ms': statistics.median(q) if q else float('nan'),
-               'cpu': [100.0 * rate(samples, f'cpu_{n}', a, b) for n in ('mapping_node', 'query_node', 'player')]}
+        row = {
+            'minute': m,
+            'rss_mapping': b.get('rss_mapping_node'),
+            'rss_query': b.get('rss_query_node'),
+            'rss_player': b.get('rss_player'),
+            'received': rate(samples, 'frames_received', a, b),
+            'integrated': rate(samples, 'frames_integrated', a, b),
+            'skipped': skipped,
+            'dropped': dropped,
+            'p50': b.get('frame_latency_ms_median', float('nan')),
+            'p95': b.get('frame_latency_ms_p95', float('nan')),
+            'query_ms': statistics.median(q) if q else float('nan'),
+            'cpu': [100.0 * rate(samples, f'cpu_{n}', a, b) for n in ('mapping_node', 'query_node', 'player')],
+        }
         rows.append(row)
-        print(f"| {m} | {row['rss_mapping']:.0f} | {row['rss_query']:.0f} | {row['rss_player']:.0f} | "
-              f"{row['received']:.1f} | {row['integrated']:.1f} | {row['skipped']:.1f} | {row['dropped']:.1f} | "
-              f"{row['p50']:.0f} | {row['p95']:.0f} | {row['query_ms']:.0f} | "
-              f"{' / '.join(f'{c:.0f}' for c in row['cpu'])} |")
+        print(
+            f'| {m} | {row["rss_mapping"]:.0f} | {row["rss_query"]:.0f} | {row["rss_player"]:.0f} | '
+            f'{row["received"]:.1f} | {row["integrated"]:.1f} | {row["skipped"]:.1f} | {row["dropped"]:.1f} | '
+            f'{row["p50"]:.0f} | {row["p95"]:.0f} | {row["query_ms"]:.0f} | '
+            f'{" / ".join(f"{c:.0f}" for c in row["cpu"])} |'
+        )
     last = samples[-1]
-    drops = {k[len('dropped_'):]: int(v) for k, v in last.items() if k.startswith('dropped_') and v}
-    print(f"\ntotal: {int(last.get('frames_received', 0))} frames received, "
-          f"{int(last.get('frames_integrated', 0))} integrated, {int(last.get('frames_skipped_behind', 0))} "
-          f"skipped to keep up, dropped {drops or 'none'}; "
-          f"{sum(q['ok'] for q in queries)}/{len(queries)} queries answered")
+    drops = {k[len('dropped_') :]: int(v) for k, v in last.items() if k.startswith('dropped_') and v}
+    print(
+        f'\ntotal: {int(last.get("frames_received", 0))} frames received, '
+        f'{int(last.get("frames_integrated", 0))} integrated, {int(last.get("frames_skipped_behind", 0))} '
+        f'skipped to keep up, dropped {drops or "none"}; '
+        f'{sum(q["ok"] for q in queries)}/{len(queries)} queries answered'
+    )
     print('\n| output | period s | largest gap s | gap / period |')
     print('|---|---|---|---|')
     for key, gap in sorted(result['gaps'].items()):
@@ -260,7 +306,8 @@ def summarise(result: dict) -> dict:
     if len(ok) >= 6:
         third = len(ok) // 3
         checks['query median, last third / first third'] = statistics.median(ok[-third:]) / statistics.median(
-            ok[:third])
+            ok[:third]
+        )
     for name, value in checks.items():
         print(f'{name}: {value:.3f}')
     return {'rows': rows, 'checks': checks, 'drops': drops}
@@ -268,8 +315,10 @@ def summarise(result: dict) -> dict:
 
 def plot(result: dict, path: Path) -> None:
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+
     samples, queries = result['samples'], result['queries']
     t = [s['t'] / 60.0 for s in samples]
     figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(9, 9), sharex=True)
@@ -283,8 +332,12 @@ def plot(result: dict, path: Path) -> None:
     middle.axhline(100.0, color='grey', linestyle=':', label='p95 target')
     middle.set_ylabel('ms')
     middle.legend(loc='upper left')
-    bottom.plot([q['t'] / 60.0 for q in queries if q['ok']], [q['ms'] for q in queries if q['ok']], '.',
-                label='query round trip')
+    bottom.plot(
+        [q['t'] / 60.0 for q in queries if q['ok']],
+        [q['ms'] for q in queries if q['ok']],
+        '.',
+        label='query round trip',
+    )
     failed = [q for q in queries if not q['ok']]
     if failed:
         bottom.plot([q['t'] / 60.0 for q in failed], [q['ms'] for q in failed], 'rx', label='failed query')
@@ -303,8 +356,14 @@ def main(argv=None) -> int:
     parser.add_argument('--query-period-s', type=float, default=10.0, help='0: no queries')
     parser.add_argument('--out', type=Path, default=REPO / 'out' / 'bench' / 'soak')
     parser.add_argument('--json', type=Path, help='also write the samples, queries and checks here')
-    parser.add_argument('-p', dest='overrides', action='append', default=[], metavar='NODE.PARAM=VALUE',
-                        help='a parameter of mapping_node, query_node or player')
+    parser.add_argument(
+        '-p',
+        dest='overrides',
+        action='append',
+        default=[],
+        metavar='NODE.PARAM=VALUE',
+        help='a parameter of mapping_node, query_node or player',
+    )
     args = parser.parse_args(argv)
     for override in args.overrides:
         name, _, value = override.partition('=')

@@ -1,8 +1,8 @@
-"""Write docs/parameters.md from the settings specs (gpt4scene_ros.common.settings.parameter_reference)."""
+"""Write docs/parameters.md from the settings specs (gpt4scene_ros.common.settings.reference.parameter_reference)."""
 
 from pathlib import Path
 
-from gpt4scene_ros.common.settings import parameter_reference
+from gpt4scene_ros.common.settings.reference import parameter_reference
 
 if __name__ == '__main__':
     path = Path(__file__).resolve().parents[1] / 'docs' / 'parameters.md'

@@ -11,7 +11,7 @@ from pathlib import Path
 
 try:
     from gpt4scene_ros.sim.tiny_models import main
-except ImportError:   # run from a checkout without `source scripts/env.sh`
+except ImportError:  # run from a checkout without `source scripts/env.sh`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from gpt4scene_ros.sim.tiny_models import main
 

@@ -77,9 +77,14 @@ class ChatServer:
                             text = part['text']
                 prompt = Prompt(tuple(images), text, system)
                 answer = '' if mode == 'empty' else server.backend.answer(prompt, 60.0).text
-                reply = {'id': 'test', 'object': 'chat.completion', 'model': request['model'],
-                         'choices': [{'index': 0, 'message': {'role': 'assistant', 'content': answer},
-                                      'finish_reason': 'stop'}]}
+                reply = {
+                    'id': 'test',
+                    'object': 'chat.completion',
+                    'model': request['model'],
+                    'choices': [
+                        {'index': 0, 'message': {'role': 'assistant', 'content': answer}, 'finish_reason': 'stop'}
+                    ],
+                }
                 self._reply(200, json.dumps(reply).encode())
 
             def _reply(self, status, data: bytes):

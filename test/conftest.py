@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import random
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -55,6 +55,7 @@ def kitchen_dir() -> Path:
 def executable(name: str) -> str:
     """Path of an installed entry point, where `ros2 run gpt4scene_ros NAME` would find it."""
     from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+
     try:
         prefix = Path(get_package_prefix('gpt4scene_ros'))
     except PackageNotFoundError:
@@ -79,8 +80,9 @@ class NodeProcess:
             args += ['-r', f'{old}:={new}']
         self.log_path = log_dir / f'{name}.{time.monotonic_ns()}.log'
         self._log = open(self.log_path, 'w')
-        self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+        self.process = subprocess.Popen(
+            args, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, 'PYTHONUNBUFFERED': '1'}
+        )
 
     @property
     def output(self) -> str:
@@ -163,6 +165,7 @@ def call_service(node, client, request, timeout_s: float = 30.0, attempt_s: floa
 def tiny_models(tmp_path_factory):
     """Tiny random models built from configs (gpt4scene_ros.sim.tiny_models): nothing is downloaded."""
     from gpt4scene_ros.sim.tiny_models import make_tiny_segmenter, make_tiny_vlm
+
     folder = tmp_path_factory.mktemp('tiny_models')
     make_tiny_segmenter(folder / 'segformer')
     for family in ('qwen2-vl', 'qwen2.5-vl'):
@@ -178,8 +181,9 @@ def fused_room(folder, seed: int, num_frames: int, mapping):
     from gpt4scene_ros.sim.scene import SyntheticSceneConfig
     from gpt4scene_ros.sim.writer import write_sequence
 
-    write_sequence(SyntheticSceneConfig(seed=seed, num_frames=num_frames, clutter='none').with_resolution(320, 240),
-                   folder)
+    write_sequence(
+        SyntheticSceneConfig(seed=seed, num_frames=num_frames, clutter='none').with_resolution(320, 240), folder
+    )
     sequence = open_sequence(folder)
     scene_map = SceneMap(mapping)
     frames = []

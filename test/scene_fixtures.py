@@ -5,20 +5,23 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from gpt4scene_ros.common.frames import CameraIntrinsics
 from gpt4scene_ros.mapping.bev import BevImage
 from gpt4scene_ros.objects.boxes import OrientedBox
-from gpt4scene_ros.objects.tracking import Instance
 from gpt4scene_ros.objects.markers import Marker
 from gpt4scene_ros.objects.scene_objects import Keyframe, ObjectsSnapshot
-from gpt4scene_ros.common.frames import CameraIntrinsics
+from gpt4scene_ros.objects.tracking import Instance
 
-INSTANCES = (Instance(3, OrientedBox((0.5, 0.2, 0.8), (0.1, 0.1, 0.1)), 80, 'mug', 0.7),
-             Instance(7, OrientedBox((0.0, 0.0, 0.4), (1.2, 0.8, 0.8)), 900, 'table', 0.9),
-             Instance(12, OrientedBox((-1.0, 1.0, 0.45), (0.5, 0.5, 0.9), 0.3), 400))
+INSTANCES = (
+    Instance(3, OrientedBox((0.5, 0.2, 0.8), (0.1, 0.1, 0.1)), 80, 'mug', 0.7),
+    Instance(7, OrientedBox((0.0, 0.0, 0.4), (1.2, 0.8, 0.8)), 900, 'table', 0.9),
+    Instance(12, OrientedBox((-1.0, 1.0, 0.45), (0.5, 0.5, 0.9), 0.3), 400),
+)
 
 
-def make_snapshot(num_keyframes: int = 10, width: int = 640, height: int = 480,
-                  textured: bool = False) -> ObjectsSnapshot:
+def make_snapshot(
+    num_keyframes: int = 10, width: int = 640, height: int = 480, textured: bool = False
+) -> ObjectsSnapshot:
     """Keyframe k is a flat grey of its own shade; `textured` adds camera-like detail (for JPEG sizes)."""
     rng = np.random.default_rng(4)
     bev = BevImage(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8), (-2.0, -1.5), 0.01, 1.9)
@@ -31,8 +34,21 @@ def make_snapshot(num_keyframes: int = 10, width: int = 640, height: int = 480,
         T = np.eye(4)
         T[:3, 3] = (0.1 * k, 0.0, 1.4)
         markers = (Marker(3, 100.0 + 10 * k, 200.0, 900), Marker(7, 400.0, 300.0, 9000))
-        keyframes.append(Keyframe(100 + k, float(k), image, CameraIntrinsics(width, height, 500.0, 500.0,
-                                                                             width / 2 - 0.5, height / 2 - 0.5),
-                                  T, markers))
-    return ObjectsSnapshot(10.0, 5, INSTANCES, bev, (Marker(3, 250.0, 150.0, 50), Marker(7, 200.0, 140.0, 2000),
-                                                     Marker(12, 100.0, 50.0, 300)), tuple(keyframes))
+        keyframes.append(
+            Keyframe(
+                100 + k,
+                float(k),
+                image,
+                CameraIntrinsics(width, height, 500.0, 500.0, width / 2 - 0.5, height / 2 - 0.5),
+                T,
+                markers,
+            )
+        )
+    return ObjectsSnapshot(
+        10.0,
+        5,
+        INSTANCES,
+        bev,
+        (Marker(3, 250.0, 150.0, 50), Marker(7, 200.0, 140.0, 2000), Marker(12, 100.0, 50.0, 300)),
+        tuple(keyframes),
+    )

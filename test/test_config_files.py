@@ -12,9 +12,9 @@ import pytest
 import yaml
 from conftest import REPO_ROOT, executable
 
-from gpt4scene_ros.common.settings import NODE_SETTINGS as SETTINGS_BY_NODE
-from gpt4scene_ros.common.settings import QueryConfig
 from gpt4scene_ros.common.graph import NODES, PACKAGE
+from gpt4scene_ros.common.settings.query import QueryConfig
+from gpt4scene_ros.common.settings.reference import NODE_SETTINGS as SETTINGS_BY_NODE
 
 LAUNCH_FILE = REPO_ROOT / 'launch' / 'gpt4scene.launch.py'
 
@@ -25,8 +25,7 @@ def entry_points() -> set:
 
 def launch_calls(name: str) -> list:
     tree = ast.parse(LAUNCH_FILE.read_text())
-    return [node for node in ast.walk(tree)
-            if isinstance(node, ast.Call) and getattr(node.func, 'id', None) == name]
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, 'id', None) == name]
 
 
 def keyword(call: ast.Call, name: str):
@@ -68,11 +67,17 @@ def test_every_file_the_launch_file_references_exists_and_is_installed():
 
 def test_every_launch_configuration_is_declared():
     declared = {ast.literal_eval(call.args[0]) for call in launch_calls('DeclareLaunchArgument')}
-    used = {ast.literal_eval(call.args[0]) for call in launch_calls('LaunchConfiguration')
-            if isinstance(call.args[0], ast.Constant)}
+    used = {
+        ast.literal_eval(call.args[0])
+        for call in launch_calls('LaunchConfiguration')
+        if isinstance(call.args[0], ast.Constant)
+    }
     tree = ast.parse(LAUNCH_FILE.read_text())
-    topic_arguments = next(ast.literal_eval(n.value) for n in ast.walk(tree) if isinstance(n, ast.Assign)
-                           and getattr(n.targets[0], 'id', None) == 'TOPIC_ARGUMENTS')
+    topic_arguments = next(
+        ast.literal_eval(n.value)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], 'id', None) == 'TOPIC_ARGUMENTS'
+    )
     used |= set(topic_arguments)
     assert used <= declared, f'undeclared launch arguments: {used - declared}'
 
@@ -89,13 +94,18 @@ def test_default_params_file_is_valid_for_every_node():
             cls(**{key: value for key, value in values.items() if key in names})
 
 
-@pytest.mark.parametrize('node_name, parameter', [('player', 'playback_mode'), ('query_node', 'default_num_frames'),
-                                                  ('mapping_node', 'voxel_size_m')])
+@pytest.mark.parametrize(
+    'node_name, parameter',
+    [('player', 'playback_mode'), ('query_node', 'default_num_frames'), ('mapping_node', 'voxel_size_m')],
+)
 def test_nodes_refuse_the_invalid_example_config(node_name, parameter, tmp_path):
     params_file = REPO_ROOT / 'config' / 'examples' / 'invalid.yaml'
-    result = subprocess.run([executable(node_name), '--ros-args', '--params-file', str(params_file),
-                             '-p', f'data_dir:={tmp_path}'],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [executable(node_name), '--ros-args', '--params-file', str(params_file), '-p', f'data_dir:={tmp_path}'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert parameter in result.stderr + result.stdout
 
@@ -104,7 +114,7 @@ def test_nodes_refuse_the_invalid_example_config(node_name, parameter, tmp_path)
 def test_model_overlays_are_valid_query_node_settings(name):
     params = yaml.safe_load((REPO_ROOT / 'config' / 'vlm' / f'{name}.yaml').read_text())
     assert 'query_node' in params and set(params) <= set(SETTINGS_BY_NODE)
-    for node, section in params.items():   # every value is a valid setting of its node (a Jetson's map too)
+    for node, section in params.items():  # every value is a valid setting of its node (a Jetson's map too)
         values = dict(section['ros__parameters'])
         for settings in SETTINGS_BY_NODE[node]:
             names = {f.name for f in dataclasses.fields(settings)}

@@ -32,24 +32,30 @@ os.environ.setdefault('HYPOTHESIS_STORAGE_DIRECTORY', os.path.join(tempfile.gett
 from conftest import REPO_ROOT  # noqa: E402
 from scene_fixtures import INSTANCES, make_snapshot  # noqa: E402
 
-from gpt4scene_ros.common.settings import QUERY_TASKS, MappingConfig, QueryConfig  # noqa: E402
+from gpt4scene_ros.common.frames import CameraIntrinsics  # noqa: E402
+from gpt4scene_ros.common.pose_buffer import BACKWARDS_TOLERANCE_S, PoseBuffer, PoseLookupError  # noqa: E402
+from gpt4scene_ros.common.settings.mapping import MappingConfig  # noqa: E402
+from gpt4scene_ros.common.settings.query import QUERY_TASKS, QueryConfig  # noqa: E402
 from gpt4scene_ros.mapping.map_file import MAP_FILE_FORMAT, MAP_FILE_VERSION, MapFileError, load_map, save_map  # noqa: E402
 from gpt4scene_ros.mapping.tsdf import SceneMap  # noqa: E402
-from gpt4scene_ros.common.pose_buffer import BACKWARDS_TOLERANCE_S, PoseBuffer, PoseLookupError  # noqa: E402
-from gpt4scene_ros.query.prompts import PromptTemplates  # noqa: E402
 from gpt4scene_ros.objects.tags import object_tag, parse_object_ids  # noqa: E402
-from gpt4scene_ros.query.scene_query import ErrorCode, QueryRequest, QueryResult, answer_query  # noqa: E402
-from gpt4scene_ros.common.frames import CameraIntrinsics  # noqa: E402
 from gpt4scene_ros.query.backends.base import VlmBackend, VlmError  # noqa: E402
+from gpt4scene_ros.query.prompts import PromptTemplates  # noqa: E402
+from gpt4scene_ros.query.scene_query import ErrorCode, QueryRequest, QueryResult, answer_query  # noqa: E402
 
-FUZZ = settings(database=None, deadline=None, print_blob=False,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    database=None,
+    deadline=None,
+    print_blob=False,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @contextlib.contextmanager
 def time_bound(seconds: float, what: str):
     """Fail when the body runs longer than ``seconds``: interrupted by SIGALRM where Python code runs, measured
     afterwards where C code (a regex, Open3D) holds the interpreter."""
+
     def expire(signum, frame):
         raise AssertionError(f'{what} took longer than {seconds} s')
 
@@ -68,12 +74,17 @@ def time_bound(seconds: float, what: str):
 # PoseBuffer
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def rotation(q) -> np.ndarray:
     """Rotation matrix of a (not necessarily unit) quaternion (x, y, z, w): the test's own formula."""
     x, y, z, w = np.asarray(q, float) / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def angle_between(Ra: np.ndarray, Rb: np.ndarray) -> float:
@@ -87,19 +98,21 @@ def rigid_error(T) -> float:
     """How far a 4x4 array is from a rigid transform (inf when it is not a finite 4x4)."""
     try:
         T = np.asarray(T, float)
-    except ValueError:                      # ragged nested lists
+    except ValueError:  # ragged nested lists
         return math.inf
     if T.shape != (4, 4) or not np.all(np.isfinite(T)):
         return math.inf
     R = T[:3, :3]
     with np.errstate(all='ignore'):
-        error = max(np.max(np.abs(T[3] - (0, 0, 0, 1))), np.max(np.abs(R.T @ R - np.eye(3))),
-                    abs(np.linalg.det(R) - 1.0))
+        error = max(
+            np.max(np.abs(T[3] - (0, 0, 0, 1))), np.max(np.abs(R.T @ R - np.eye(3))), abs(np.linalg.det(R) - 1.0)
+        )
     return float(error) if np.isfinite(error) else math.inf
 
 
 unit_quaternions = arrays(np.float64, 4, elements=st.floats(-1.0, 1.0)).map(
-    lambda q: q if np.linalg.norm(q) > 1e-3 else np.array([0.0, 0.0, 0.0, 1.0]))
+    lambda q: q if np.linalg.norm(q) > 1e-3 else np.array([0.0, 0.0, 0.0, 1.0])
+)
 translations = arrays(np.float64, 3, elements=st.floats(-1e3, 1e3))
 
 
@@ -127,8 +140,13 @@ def bad_poses(draw):
     elif kind == 'random':
         return draw(arrays(np.float64, (4, 4), elements=st.floats(allow_nan=True, allow_infinity=True)))
     elif kind == 'shape':
-        return draw(arrays(np.float64, st.sampled_from([(), (4,), (3, 3), (4, 3), (3, 4), (4, 4, 1), (0, 4), (16,)]),
-                           elements=st.floats(-2, 2)))
+        return draw(
+            arrays(
+                np.float64,
+                st.sampled_from([(), (4,), (3, 3), (4, 3), (3, 4), (4, 4, 1), (0, 4), (16,)]),
+                elements=st.floats(-2, 2),
+            )
+        )
     else:
         return [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
     return T
@@ -143,16 +161,22 @@ def nearly_rigid_poses(draw) -> np.ndarray:
 
 
 stamps = st.one_of(
-    st.floats(-1e4, 1e4), st.floats(1.6e9, 1.8e9),                     # sim time and epoch seconds
-    st.floats(allow_nan=True, allow_infinity=True),                     # anything, NaN and inf included
-    st.integers(-10**400, 10**400), st.integers(-2**63, 2**63),          # ints beyond a float's range
+    st.floats(-1e4, 1e4),
+    st.floats(1.6e9, 1.8e9),  # sim time and epoch seconds
+    st.floats(allow_nan=True, allow_infinity=True),  # anything, NaN and inf included
+    st.integers(-(10**400), 10**400),
+    st.integers(-(2**63), 2**63),  # ints beyond a float's range
     st.sampled_from([0, -0.0, 5e-324, 1e308, -1e308, np.float32(1.5), np.int64(7), np.float64(np.nan)]),
-    st.sampled_from([True, None, '1.0', b'2', [3.0]]),                   # not numbers
+    st.sampled_from([True, None, '1.0', b'2', [3.0]]),  # not numbers
 )
 
-operations = st.lists(st.one_of(
-    st.tuples(st.just('add'), stamps, st.one_of(rigid_poses(), nearly_rigid_poses(), bad_poses())),
-    st.tuples(st.just('lookup'), stamps)), max_size=30)
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just('add'), stamps, st.one_of(rigid_poses(), nearly_rigid_poses(), bad_poses())),
+        st.tuples(st.just('lookup'), stamps),
+    ),
+    max_size=30,
+)
 
 
 def finite_number(value) -> bool:
@@ -170,8 +194,12 @@ def state(buffer: PoseBuffer):
 
 
 @settings(FUZZ, max_examples=300)
-@given(max_age_s=st.sampled_from([10.0, 0.5, 1e-6, 1e9]), max_gap_s=st.sampled_from([0.25, 1e-9, 1e6]),
-       max_extrapolation_s=st.sampled_from([0.0, 0.05, 1e6]), ops=operations)
+@given(
+    max_age_s=st.sampled_from([10.0, 0.5, 1e-6, 1e9]),
+    max_gap_s=st.sampled_from([0.25, 1e-9, 1e6]),
+    max_extrapolation_s=st.sampled_from([0.0, 0.05, 1e6]),
+    ops=operations,
+)
 def test_pose_buffer_raises_only_documented_errors(max_age_s, max_gap_s, max_extrapolation_s, ops):
     """Random add/lookup sequences: add gives 'added'/'reset' or ValueError (buffer unchanged); lookup gives a rigid
     4x4, a PoseLookupError whose reason fits the buffer, or ValueError for a stamp that is no finite number."""
@@ -181,7 +209,7 @@ def test_pose_buffer_raises_only_documented_errors(max_age_s, max_gap_s, max_ext
         if op[0] == 'add':
             _, stamp, T = op
             error = rigid_error(T)
-            assume(error < 1e-3 - 1e-9 or error > 1e-3 + 1e-9)   # no coin-flips at the tolerance's edge
+            assume(error < 1e-3 - 1e-9 or error > 1e-3 + 1e-9)  # no coin-flips at the tolerance's edge
             valid = finite_number(stamp) and error < 1e-3
             try:
                 outcome = buffer.add(stamp, T)
@@ -206,8 +234,15 @@ def test_pose_buffer_raises_only_documented_errors(max_age_s, max_gap_s, max_ext
             except PoseLookupError as error:
                 size, oldest, newest = before
                 s = float(stamp)
-                expected = 'empty' if size == 0 else 'before_buffer' if s < oldest else \
-                    'after_buffer' if s - newest > max_extrapolation_s else 'gap'
+                expected = (
+                    'empty'
+                    if size == 0
+                    else 'before_buffer'
+                    if s < oldest
+                    else 'after_buffer'
+                    if s - newest > max_extrapolation_s
+                    else 'gap'
+                )
                 assert error.reason == expected and str(error)
             except ValueError:
                 assert not finite_number(stamp), f'lookup({stamp!r}) refused a finite stamp'
@@ -228,8 +263,9 @@ def pose_tracks(draw):
         track.append(track[-1] + step)
     poses = [draw(rigid_poses()) for _ in track]
     extrapolation = draw(st.sampled_from([0.0, 0.1]))
-    lookups = draw(st.lists(st.floats(track[0] - 1.0, track[-1] + 1.0) | st.sampled_from(track), min_size=1,
-                            max_size=10))
+    lookups = draw(
+        st.lists(st.floats(track[0] - 1.0, track[-1] + 1.0) | st.sampled_from(track), min_size=1, max_size=10)
+    )
     return max_gap_s, extrapolation, track, poses, lookups
 
 
@@ -242,7 +278,7 @@ def test_pose_buffer_lookups_interpolate_on_the_geodesic(case, random):
     max_gap_s, extrapolation, track, poses, lookups = case
     buffer = PoseBuffer(max_age_s=1e12, max_gap_s=max_gap_s, max_extrapolation_s=extrapolation)
     order, k = list(range(len(track))), 0
-    while k < len(order) - 1:              # swap some neighbours closer than the out-of-order tolerance
+    while k < len(order) - 1:  # swap some neighbours closer than the out-of-order tolerance
         if track[k + 1] - track[k] < BACKWARDS_TOLERANCE_S / 2 and random.random() < 0.5:
             order[k], order[k + 1] = k + 1, k
             k += 1
@@ -282,15 +318,15 @@ def test_pose_buffer_lookups_interpolate_on_the_geodesic(case, random):
         full = angle_between(T0[:3, :3], T1[:3, :3])
         to_start, to_end = angle_between(T0[:3, :3], T[:3, :3]), angle_between(T[:3, :3], T1[:3, :3])
         assert to_start + to_end == pytest.approx(full, abs=1e-6), 'on the geodesic between the two rotations'
-        assert to_start == pytest.approx(alpha * full, abs=1e-4), 'at the stamp\'s fraction of the arc'
+        assert to_start == pytest.approx(alpha * full, abs=1e-4), "at the stamp's fraction of the arc"
 
 
 def test_pose_buffer_refuses_settings_and_stamps_beyond_a_float():
     """Found by fuzzing: ints too large for a float raised OverflowError instead of ValueError."""
     with pytest.raises(ValueError, match='max_age_s'):
-        PoseBuffer(max_age_s=10 ** 400)
+        PoseBuffer(max_age_s=10**400)
     buffer = PoseBuffer()
-    for stamp in (10 ** 400, -10 ** 400):
+    for stamp in (10**400, -(10**400)):
         with pytest.raises(ValueError, match='finite'):
             buffer.add(stamp, np.eye(4))
         with pytest.raises(ValueError, match='finite'):
@@ -302,11 +338,23 @@ def test_pose_buffer_refuses_settings_and_stamps_beyond_a_float():
 # Map files
 # ---------------------------------------------------------------------------------------------------------------
 
-MAP_CONFIG = MappingConfig(device='CPU:0', voxel_size_m=0.04, block_resolution=4, initial_block_count=200,
-                           weight_threshold=1.0)
+MAP_CONFIG = MappingConfig(
+    device='CPU:0', voxel_size_m=0.04, block_resolution=4, initial_block_count=200, weight_threshold=1.0
+)
 WALL_INTRINSICS = CameraIntrinsics(32, 24, 25.0, 25.0, 15.5, 11.5)
-FILE_ENTRIES = ('format', 'version', 'voxel_size_m', 'block_resolution', 'truncation_voxels', 'frames_integrated',
-                'metadata', 'block_keys', 'tsdf', 'weight', 'color')
+FILE_ENTRIES = (
+    'format',
+    'version',
+    'voxel_size_m',
+    'block_resolution',
+    'truncation_voxels',
+    'frames_integrated',
+    'metadata',
+    'block_keys',
+    'tsdf',
+    'weight',
+    'color',
+)
 ATTRIBUTES = ('tsdf', 'weight', 'color')
 LOAD_LIMIT_S = 20.0
 
@@ -401,11 +449,15 @@ def test_the_unmodified_file_loads(map_files):
 
 
 @settings(FUZZ, max_examples=200)
-@given(st.one_of(st.binary(max_size=2048),
-                 st.binary(max_size=1024).map(lambda b: b'PK\x03\x04' + b),          # a zip's local header
-                 st.binary(max_size=1024).map(lambda b: b'PK\x05\x06' + b),          # an empty zip's end record
-                 st.binary(max_size=1024).map(lambda b: b'\x93NUMPY\x01\x00' + b),   # a .npy header
-                 st.binary(max_size=256).map(lambda b: pickle.PROTO + b'\x04' + b)))  # pickle protocol 4
+@given(
+    st.one_of(
+        st.binary(max_size=2048),
+        st.binary(max_size=1024).map(lambda b: b'PK\x03\x04' + b),  # a zip's local header
+        st.binary(max_size=1024).map(lambda b: b'PK\x05\x06' + b),  # an empty zip's end record
+        st.binary(max_size=1024).map(lambda b: b'\x93NUMPY\x01\x00' + b),  # a .npy header
+        st.binary(max_size=256).map(lambda b: pickle.PROTO + b'\x04' + b),
+    )
+)  # pickle protocol 4
 def test_random_bytes_are_refused(map_files, content):
     assert isinstance(map_files.load(content), MapFileError)
 
@@ -421,7 +473,7 @@ def zip_directory(content: bytes) -> tuple[int, list]:
     """Where the zip's central directory starts, and the offset of each of its entries."""
     start = zipfile.ZipFile(io.BytesIO(content)).start_dir
     entries, position = [], start
-    while content[position:position + 4] == b'PK\x01\x02':
+    while content[position : position + 4] == b'PK\x01\x02':
         entries.append(position)
         names, extra, comment = struct.unpack_from('<HHH', content, position + 28)
         position += 46 + names + extra + comment
@@ -443,9 +495,19 @@ def test_corrupted_members_are_refused_or_harmless(map_files, data):
     assert isinstance(outcome, MapFileError) or outcome[0] == MapFiles.METADATA
 
 
-DIRECTORY_FIELDS = {'version made by': (4, 2), 'version needed': (6, 2), 'flags': (8, 2), 'compression': (10, 2),
-                    'time': (12, 2), 'crc': (16, 4), 'compressed size': (20, 4), 'size': (24, 4),
-                    'name length': (28, 2), 'extra length': (30, 2), 'header offset': (42, 4)}
+DIRECTORY_FIELDS = {
+    'version made by': (4, 2),
+    'version needed': (6, 2),
+    'flags': (8, 2),
+    'compression': (10, 2),
+    'time': (12, 2),
+    'crc': (16, 4),
+    'compressed size': (20, 4),
+    'size': (24, 4),
+    'name length': (28, 2),
+    'extra length': (30, 2),
+    'header offset': (42, 4),
+}
 
 
 @settings(FUZZ, max_examples=100)
@@ -453,14 +515,15 @@ DIRECTORY_FIELDS = {'version made by': (4, 2), 'version needed': (6, 2), 'flags'
 @example(entry=0, field='compression', value=99)
 @example(entry=3, field='flags', value=0x01)
 @example(entry=5, field='flags', value=0x20)
-@given(entry=st.integers(0, 11), field=st.sampled_from(sorted(DIRECTORY_FIELDS)), value=st.integers(0, 2 ** 32 - 1))
+@given(entry=st.integers(0, 11), field=st.sampled_from(sorted(DIRECTORY_FIELDS)), value=st.integers(0, 2**32 - 1))
 def test_a_corrupted_zip_directory_is_refused(map_files, entry, field, value):
     """One field of one central directory entry set to any value: refused, or harmless."""
     content = bytearray(map_files.good_bytes)
     _, entries = zip_directory(map_files.good_bytes)
     offset, size = DIRECTORY_FIELDS[field]
-    struct.pack_into('<H' if size == 2 else '<I', content, entries[entry % len(entries)] + offset,
-                     value % 2 ** (8 * size))
+    struct.pack_into(
+        '<H' if size == 2 else '<I', content, entries[entry % len(entries)] + offset, value % 2 ** (8 * size)
+    )
     outcome = map_files.load(bytes(content), exact=False)
     assert isinstance(outcome, MapFileError) or outcome[0] == MapFiles.METADATA
 
@@ -482,12 +545,23 @@ def mutate(data, arrays: dict, kind: str) -> str:
         name = data.draw(st.sampled_from(ATTRIBUTES))
         value = arrays[name]
         if kind == 'attribute_dtype':
-            arrays[name] = value.astype(data.draw(st.sampled_from(['<f8', '<f2', '>f4', '<i4', '|u1', '|b1', '<c8',
-                                                                   '<U2'])))
+            arrays[name] = value.astype(
+                data.draw(st.sampled_from(['<f8', '<f2', '>f4', '<i4', '|u1', '|b1', '<c8', '<U2']))
+            )
         elif kind == 'attribute_shape':
-            shape = data.draw(st.lists(st.integers(0, 6), max_size=5).map(tuple) | st.sampled_from(
-                [value.shape[1:], (count + 1,) + value.shape[1:], (count - 1,) + value.shape[1:], value.shape + (1,),
-                 value.shape[:-1], value.shape[::-1]]))
+            shape = data.draw(
+                st.lists(st.integers(0, 6), max_size=5).map(tuple)
+                | st.sampled_from(
+                    [
+                        value.shape[1:],
+                        (count + 1,) + value.shape[1:],
+                        (count - 1,) + value.shape[1:],
+                        value.shape + (1,),
+                        value.shape[:-1],
+                        value.shape[::-1],
+                    ]
+                )
+            )
             assume(shape != value.shape)
             arrays[name] = np.resize(value, shape).astype(np.float32)
         else:
@@ -498,8 +572,11 @@ def mutate(data, arrays: dict, kind: str) -> str:
     if kind == 'keys_dtype':
         arrays['block_keys'] = keys.astype(data.draw(st.sampled_from(['<i8', '<i2', '<u4', '>i4', '<f4', '<f8'])))
     elif kind == 'keys_shape':
-        arrays['block_keys'] = data.draw(st.sampled_from([keys[:, 0], keys[:, :2], keys[:, :, None], keys.T,
-                                                          np.concatenate([keys, keys[:, :1]], 1), np.int32(3)]))
+        arrays['block_keys'] = data.draw(
+            st.sampled_from(
+                [keys[:, 0], keys[:, :2], keys[:, :, None], keys.T, np.concatenate([keys, keys[:, :1]], 1), np.int32(3)]
+            )
+        )
         assume(arrays['block_keys'].shape != keys.shape)
     elif kind == 'keys_count':
         arrays['block_keys'] = data.draw(st.sampled_from([keys[:-1], keys[:0], np.concatenate([keys, keys + 100])]))
@@ -507,40 +584,76 @@ def mutate(data, arrays: dict, kind: str) -> str:
         i, j = data.draw(st.lists(st.integers(0, count - 1), min_size=2, max_size=2, unique=True))
         keys[i] = keys[j]
     elif kind == 'metadata_text':
-        text = data.draw(st.text(max_size=60) | st.builds(json.dumps, st.recursive(
-            st.none() | st.booleans() | st.floats() | st.text(max_size=5), lambda inner: st.lists(inner, max_size=3),
-            max_leaves=5)))
+        text = data.draw(
+            st.text(max_size=60)
+            | st.builds(
+                json.dumps,
+                st.recursive(
+                    st.none() | st.booleans() | st.floats() | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=3),
+                    max_leaves=5,
+                ),
+            )
+        )
         try:
             assume(not isinstance(json.loads(stored(text)), dict))
         except ValueError:
             pass
         arrays['metadata'] = np.array(text)
     elif kind == 'metadata_not_text':
-        arrays['metadata'] = data.draw(st.sampled_from(
-            [np.array(5), np.zeros(3), np.array(b'{}'), np.array(['{}']), np.array([]), np.array(True)]))
+        arrays['metadata'] = data.draw(
+            st.sampled_from([np.array(5), np.zeros(3), np.array(b'{}'), np.array(['{}']), np.array([]), np.array(True)])
+        )
     elif kind == 'format':
         arrays['format'] = np.array(data.draw(st.text(max_size=30).filter(lambda s: stored(s) != MAP_FILE_FORMAT)))
     elif kind == 'version':
-        arrays['version'] = np.array(data.draw(st.integers(-2**63, 2**63 - 1).filter(lambda v: v != MAP_FILE_VERSION)))
+        arrays['version'] = np.array(
+            data.draw(st.integers(-(2**63), 2**63 - 1).filter(lambda v: v != MAP_FILE_VERSION))
+        )
     elif kind == 'voxel_size':
-        arrays['voxel_size_m'] = np.array(data.draw(st.floats(allow_nan=True, allow_infinity=True).filter(
-            lambda v: not math.isclose(v, MAP_CONFIG.voxel_size_m, rel_tol=1e-9, abs_tol=1e-12))), np.float64)
+        arrays['voxel_size_m'] = np.array(
+            data.draw(
+                st.floats(allow_nan=True, allow_infinity=True).filter(
+                    lambda v: not math.isclose(v, MAP_CONFIG.voxel_size_m, rel_tol=1e-9, abs_tol=1e-12)
+                )
+            ),
+            np.float64,
+        )
     elif kind == 'block_resolution':
-        arrays['block_resolution'] = np.array(data.draw(st.integers(-2**31, 2**31).filter(lambda v: v != 4)))
-    else:       # an object array: np.load may only refuse it, never unpickle it
+        arrays['block_resolution'] = np.array(data.draw(st.integers(-(2**31), 2**31).filter(lambda v: v != 4)))
+    else:  # an object array: np.load may only refuse it, never unpickle it
         name = data.draw(st.sampled_from(FILE_ENTRIES + ('extra_votes',)))
         wrapped = np.empty(data.draw(st.sampled_from([(), (1,), (2, 1)])), dtype=object)
         wrapped[...] = data.draw(st.sampled_from([None, 'x', 1.5, {'a': 1}]))
         arrays[name] = wrapped
         return f'{name} as an object array'
-    name = 'metadata' if kind.startswith('metadata') else 'block_keys' if kind.startswith('keys') else \
-        {'voxel_size': 'voxel_size_m'}.get(kind, kind)
+    name = (
+        'metadata'
+        if kind.startswith('metadata')
+        else 'block_keys'
+        if kind.startswith('keys')
+        else {'voxel_size': 'voxel_size_m'}.get(kind, kind)
+    )
     return f'{name} = {arrays[name]!r:.200}'
 
 
-WRONG_KINDS = ['missing', 'attribute_dtype', 'attribute_shape', 'attribute_not_finite', 'keys_dtype', 'keys_shape',
-               'keys_count', 'keys_duplicate', 'metadata_text', 'metadata_not_text', 'format', 'version',
-               'voxel_size', 'block_resolution', 'pickled_object']
+WRONG_KINDS = [
+    'missing',
+    'attribute_dtype',
+    'attribute_shape',
+    'attribute_not_finite',
+    'keys_dtype',
+    'keys_shape',
+    'keys_count',
+    'keys_duplicate',
+    'metadata_text',
+    'metadata_not_text',
+    'format',
+    'version',
+    'voxel_size',
+    'block_resolution',
+    'pickled_object',
+]
 
 
 @settings(FUZZ, max_examples=200)
@@ -557,12 +670,20 @@ def test_valid_zips_with_wrong_arrays_are_refused(map_files, kind, data):
 
 
 @settings(FUZZ, max_examples=60)
-@given(st.dictionaries(st.text(st.characters(codec='ascii', categories=['L', 'N']), min_size=1, max_size=12)
-                       .filter(lambda n: n not in FILE_ENTRIES),
-                       arrays(st.sampled_from([np.int8, np.uint16, np.int64, np.float32, np.float64, np.bool_]),
-                              st.lists(st.integers(0, 4), max_size=3).map(tuple)),
-                       min_size=1, max_size=4),
-       st.booleans())
+@given(
+    st.dictionaries(
+        st.text(st.characters(codec='ascii', categories=['L', 'N']), min_size=1, max_size=12).filter(
+            lambda n: n not in FILE_ENTRIES
+        ),
+        arrays(
+            st.sampled_from([np.int8, np.uint16, np.int64, np.float32, np.float64, np.bool_]),
+            st.lists(st.integers(0, 4), max_size=3).map(tuple),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    st.booleans(),
+)
 def test_extra_entries_are_ignored_or_returned(map_files, extra, prefixed):
     """Entries load does not know are left alone; ``extra_*`` ones come back as the extra arrays, unchanged."""
     arrays = map_files.arrays()
@@ -584,9 +705,21 @@ def test_extra_entries_are_ignored_or_returned(map_files, extra, prefixed):
 @example(name='block_resolution', value=np.array([1, 2]))
 @example(name='frames_integrated', value=np.array('x'))
 @example(name='frames_integrated', value=np.array(-5))
-@given(name=st.sampled_from(['version', 'voxel_size_m', 'block_resolution', 'frames_integrated']),
-       value=st.sampled_from([np.array('x'), np.array([1, 2]), np.array(np.nan), np.array(np.inf), np.array(1 + 2j),
-                              np.array(-5), np.zeros((0,)), np.array(b'1')]))
+@given(
+    name=st.sampled_from(['version', 'voxel_size_m', 'block_resolution', 'frames_integrated']),
+    value=st.sampled_from(
+        [
+            np.array('x'),
+            np.array([1, 2]),
+            np.array(np.nan),
+            np.array(np.inf),
+            np.array(1 + 2j),
+            np.array(-5),
+            np.zeros((0,)),
+            np.array(b'1'),
+        ]
+    ),
+)
 def test_header_entries_of_the_wrong_type_are_refused(map_files, name, value):
     arrays = map_files.arrays()
     arrays[name] = value
@@ -616,7 +749,7 @@ def _huge_member(map_files, name: str, shape: tuple) -> dict:
 
 
 @settings(FUZZ, max_examples=10)
-@given(name=st.sampled_from(FILE_ENTRIES), elements=st.integers(10 ** 13, 10 ** 14))
+@given(name=st.sampled_from(FILE_ENTRIES), elements=st.integers(10**13, 10**14))
 def test_an_entry_declaring_a_huge_array_is_refused(map_files, name, elements):
     assert isinstance(map_files.load(_huge_member(map_files, name, (elements,))), MapFileError)
 
@@ -639,7 +772,7 @@ def test_a_pickled_object_in_the_file_is_refused_and_never_run(map_files):
     arrays = map_files.arrays()
     arrays['metadata'] = np.array([_Payload()], dtype=object)
     content = npz_bytes(arrays)
-    with np.load(io.BytesIO(content), allow_pickle=True) as trap:     # the trap is live: unpickling runs it
+    with np.load(io.BytesIO(content), allow_pickle=True) as trap:  # the trap is live: unpickling runs it
         trap['metadata']
     assert _EXECUTED == ['unpickled']
     _EXECUTED.clear()
@@ -654,18 +787,53 @@ def test_a_pickled_object_in_the_file_is_refused_and_never_run(map_files):
 
 TAG = re.compile(r'<OBJ(\d{1,4})>', re.IGNORECASE)
 
-answer_fragments = st.sampled_from(['obj', 'object', 'OBJ', '#', ' ', '  ', '\n', '\t', '<', '>', '<OBJ', '.',
-                                    '1', '17', '999', '1000', '12345', '2.5', '-3', 'x', 'and', ',', '\u0663',
-                                    '\uff17', '<OBJ007>', '<obj12>', '<OBJ1234>', '<OBJ12345>'])
+answer_fragments = st.sampled_from(
+    [
+        'obj',
+        'object',
+        'OBJ',
+        '#',
+        ' ',
+        '  ',
+        '\n',
+        '\t',
+        '<',
+        '>',
+        '<OBJ',
+        '.',
+        '1',
+        '17',
+        '999',
+        '1000',
+        '12345',
+        '2.5',
+        '-3',
+        'x',
+        'and',
+        ',',
+        '\u0663',
+        '\uff17',
+        '<OBJ007>',
+        '<obj12>',
+        '<OBJ1234>',
+        '<OBJ12345>',
+    ]
+)
 
 
 @settings(FUZZ, max_examples=300)
 @example('obj' + ' ' * 20000)
 @example('object #' + ' ' * 20000 + 'x')
 @example('<OBJ' + '1' * 100000)
-@given(st.one_of(st.text(), st.lists(answer_fragments, max_size=60).map(''.join),
-                 st.tuples(st.lists(answer_fragments, max_size=5).map(''.join), st.integers(1, 5000))
-                 .map(lambda pair: pair[0] * pair[1])))
+@given(
+    st.one_of(
+        st.text(),
+        st.lists(answer_fragments, max_size=60).map(''.join),
+        st.tuples(st.lists(answer_fragments, max_size=5).map(''.join), st.integers(1, 5000)).map(
+            lambda pair: pair[0] * pair[1]
+        ),
+    )
+)
 def test_parse_object_ids_never_raises_and_stays_in_range(answer):
     """Any text: unique ints, in the order they first appear, in 0..9999 for <OBJ####> tags (the only ids when there
     is any tag) and 0..999 for plain numbers; linear time, also for long runs of spaces after 'obj'."""
@@ -683,8 +851,10 @@ def test_parse_object_ids_never_raises_and_stays_in_range(answer):
 
 
 @settings(FUZZ, max_examples=200)
-@given(ids=st.lists(st.integers(0, 9999), min_size=1, max_size=100),
-       filler=st.lists(st.text(st.characters(exclude_characters='<>'), max_size=8), min_size=1, max_size=5))
+@given(
+    ids=st.lists(st.integers(0, 9999), min_size=1, max_size=100),
+    filler=st.lists(st.text(st.characters(exclude_characters='<>'), max_size=8), min_size=1, max_size=5),
+)
 def test_tags_written_by_object_tag_are_read_back(ids, filler):
     answer = ''.join(f'{filler[k % len(filler)]}{object_tag(i)}' for k, i in enumerate(ids)) + filler[0]
     assert parse_object_ids(answer) == list(dict.fromkeys(ids))
@@ -718,32 +888,55 @@ class Replying(VlmBackend):
         return self.reply
 
 
-texts = st.one_of(st.text(max_size=50),
-                  st.text(st.characters(categories=['Cc', 'Cf', 'Zl', 'Zp', 'Zs', 'Co']), max_size=30),
-                  st.tuples(st.text(min_size=1, max_size=10), st.integers(1, 30000)).map(lambda p: p[0] * p[1]))
+texts = st.one_of(
+    st.text(max_size=50),
+    st.text(st.characters(categories=['Cc', 'Cf', 'Zl', 'Zp', 'Zs', 'Co']), max_size=30),
+    st.tuples(st.text(min_size=1, max_size=10), st.integers(1, 30000)).map(lambda p: p[0] * p[1]),
+)
 id_lists = st.one_of(
-    st.lists(st.sampled_from([obj.id for obj in INSTANCES]) | st.integers(-2 ** 31, 2 ** 31 - 1)
-             | st.integers(-10 ** 30, 10 ** 30), max_size=8),
-    st.tuples(st.lists(st.integers(-2 ** 31, 2 ** 31 - 1), min_size=1, max_size=20), st.integers(1, 10000))
-    .map(lambda p: p[0] * p[1])).map(tuple)
-anything = st.builds(QueryRequest, question=texts, task=st.sampled_from(QUERY_TASKS) | st.text(max_size=12),
-                     object_ids=id_lists, num_frames=st.integers(0, 40) | st.integers(0, 2 ** 32 - 1),
-                     return_images=st.booleans(), situation=texts)
-plausible = st.builds(                   # requests a client would send: mostly valid, so the answer path runs too
-    QueryRequest, question=st.text(min_size=1, max_size=30), task=st.sampled_from(QUERY_TASKS),
+    st.lists(
+        st.sampled_from([obj.id for obj in INSTANCES])
+        | st.integers(-(2**31), 2**31 - 1)
+        | st.integers(-(10**30), 10**30),
+        max_size=8,
+    ),
+    st.tuples(st.lists(st.integers(-(2**31), 2**31 - 1), min_size=1, max_size=20), st.integers(1, 10000)).map(
+        lambda p: p[0] * p[1]
+    ),
+).map(tuple)
+anything = st.builds(
+    QueryRequest,
+    question=texts,
+    task=st.sampled_from(QUERY_TASKS) | st.text(max_size=12),
+    object_ids=id_lists,
+    num_frames=st.integers(0, 40) | st.integers(0, 2**32 - 1),
+    return_images=st.booleans(),
+    situation=texts,
+)
+plausible = st.builds(  # requests a client would send: mostly valid, so the answer path runs too
+    QueryRequest,
+    question=st.text(min_size=1, max_size=30),
+    task=st.sampled_from(QUERY_TASKS),
     object_ids=st.lists(st.sampled_from([obj.id for obj in INSTANCES]), max_size=2).map(tuple),
-    num_frames=st.integers(0, 4), return_images=st.booleans(), situation=st.text(max_size=30))
+    num_frames=st.integers(0, 4),
+    return_images=st.booleans(),
+    situation=st.text(max_size=30),
+)
 requests = st.sampled_from([anything, plausible, plausible, plausible]).flatmap(lambda strategy: strategy)
 
 
 def expected_outcome(request: QueryRequest, config: QueryConfig, snapshot, backend):
     """The error code SceneQuery.srv and QueryConfig's documentation give for this request (NONE: an answer)."""
     known = {obj.id for obj in snapshot.instances} if snapshot is not None else set()
-    if request.task not in QUERY_TASKS \
-            or max(len(request.question), len(request.situation)) > config.max_question_chars \
-            or (request.task in ('qa', 'ground', 'multi_ground') and not request.question.strip()) \
-            or request.num_frames > config.max_num_frames or len(request.object_ids) > config.max_object_ids \
-            or (request.task == 'caption' and len(request.object_ids) != 1) or set(request.object_ids) - known:
+    if (
+        request.task not in QUERY_TASKS
+        or max(len(request.question), len(request.situation)) > config.max_question_chars
+        or (request.task in ('qa', 'ground', 'multi_ground') and not request.question.strip())
+        or request.num_frames > config.max_num_frames
+        or len(request.object_ids) > config.max_object_ids
+        or (request.task == 'caption' and len(request.object_ids) != 1)
+        or set(request.object_ids) - known
+    ):
         return ErrorCode.INVALID_REQUEST
     if request.task == 'objects':
         return ErrorCode.NONE
@@ -757,10 +950,18 @@ def expected_outcome(request: QueryRequest, config: QueryConfig, snapshot, backe
 
 
 @settings(FUZZ, max_examples=500)
-@given(request=requests, config=st.sampled_from(CONFIGS),
-       snapshot=st.sampled_from([SNAPSHOT, SNAPSHOT, SNAPSHOT, EMPTY_SNAPSHOT, None]),
-       backend=st.sampled_from([None, 'reply', 'reply']).flatmap(lambda kind: st.none() if kind is None else st.builds(
-           Replying, st.text(max_size=40) | st.just(VlmError('CUDA out of memory')))))
+@given(
+    request=requests,
+    config=st.sampled_from(CONFIGS),
+    snapshot=st.sampled_from([SNAPSHOT, SNAPSHOT, SNAPSHOT, EMPTY_SNAPSHOT, None]),
+    backend=st.sampled_from([None, 'reply', 'reply']).flatmap(
+        lambda kind: (
+            st.none()
+            if kind is None
+            else st.builds(Replying, st.text(max_size=40) | st.just(VlmError('CUDA out of memory')))
+        )
+    ),
+)
 def test_scene_queries_always_get_a_well_formed_result(request, config, snapshot, backend):
     """Random questions (control characters, huge lengths), tasks, huge id lists, frame counts, snapshots and
     replies: the documented error code with a short message, or an answer with objects of the map; never an
@@ -781,5 +982,6 @@ def test_scene_queries_always_get_a_well_formed_result(request, config, snapshot
         return
     assert result.answer == backend.reply.strip() and all(obj in INSTANCES for obj in result.objects)
     assert len(result.objects) <= (1 if request.task == 'ground' else len(INSTANCES))
-    assert len(result.images) == (1 + min(request.num_frames or config.default_num_frames, 3)
-                                  if request.return_images else 0)
+    assert len(result.images) == (
+        1 + min(request.num_frames or config.default_num_frames, 3) if request.return_images else 0
+    )

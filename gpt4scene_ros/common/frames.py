@@ -45,7 +45,7 @@ class CameraIntrinsics:
             raise ValueError(f'CameraIntrinsics focal lengths must be > 0, got fx={self.fx}, fy={self.fy}')
 
     @classmethod
-    def from_matrix(cls, K, width: int, height: int) -> 'CameraIntrinsics':
+    def from_matrix(cls, K, width: int, height: int) -> CameraIntrinsics:
         """Build from a 3x3 camera matrix; raises ValueError on a malformed one."""
         K = np.asarray(K, dtype=np.float64)
         if K.shape != (3, 3):
@@ -78,7 +78,8 @@ def check_rigid_transform(T, name: str = 'transform') -> np.ndarray:
     if orthonormal_error > RIGID_TOLERANCE or abs(np.linalg.det(R) - 1.0) > RIGID_TOLERANCE:
         raise ValueError(
             f'{name} is not rigid: rotation block deviates from orthonormal by {orthonormal_error:.3g} '
-            f'(det {np.linalg.det(R):.4f}); tolerance {RIGID_TOLERANCE}')
+            f'(det {np.linalg.det(R):.4f}); tolerance {RIGID_TOLERANCE}'
+        )
     return T
 
 

@@ -3,6 +3,7 @@ silence when camera_info never arrives; a robot's operator needs to see which to
 
 from __future__ import annotations
 
+import collections
 import threading
 from dataclasses import dataclass
 
@@ -11,8 +12,8 @@ from dataclasses import dataclass
 class QuietInput:
     name: str
     topic: str
-    quiet_s: float        # since the last message, or since the watch started
-    never: bool           # nothing ever arrived
+    quiet_s: float  # since the last message, or since the watch started
+    never: bool  # nothing ever arrived
 
     def describe(self) -> str:
         since = 'nothing received' if self.never else 'no message'
@@ -47,3 +48,19 @@ class InputWatch:
             if now_s - since >= self.timeout_s:
                 found.append(QuietInput(name, topic, now_s - since, last[name] is None))
         return found
+
+
+class RecentCounts:
+    """How much running counters grew over the last ``window_s`` seconds (e.g. frames dropped lately)."""
+
+    def __init__(self, window_s: float):
+        self.window_s = window_s
+        self._samples: collections.deque[tuple[float, dict[str, int]]] = collections.deque()
+
+    def add(self, now_s: float, **counts: int) -> dict[str, int]:
+        """Record the counters now; each one's growth since the oldest sample still inside the window."""
+        self._samples.append((now_s, counts))
+        while now_s - self._samples[0][0] > self.window_s:
+            self._samples.popleft()
+        oldest = self._samples[0][1]
+        return {name: value - oldest[name] for name, value in counts.items()}

@@ -46,8 +46,9 @@ class MotionGate:
     by any pose. :meth:`accept` records the pose the next ones are measured from.
     """
 
-    def __init__(self, min_translation_m: float, min_rotation_deg: float, angle=viewing_angle_deg,
-                 zero_is_off: bool = True):
+    def __init__(
+        self, min_translation_m: float, min_rotation_deg: float, angle=viewing_angle_deg, zero_is_off: bool = True
+    ):
         self.min_translation_m = float(min_translation_m)
         self.min_rotation_deg = float(min_rotation_deg)
         self._angle = angle
@@ -61,8 +62,9 @@ class MotionGate:
         if self._zero_is_off:
             if self.min_translation_m <= 0.0 and self.min_rotation_deg <= 0.0:
                 return True
-            return (self.min_translation_m > 0.0 and translation_m(T, last) >= self.min_translation_m) or \
-                (self.min_rotation_deg > 0.0 and self._angle(last, T) >= self.min_rotation_deg)
+            return (self.min_translation_m > 0.0 and translation_m(T, last) >= self.min_translation_m) or (
+                self.min_rotation_deg > 0.0 and self._angle(last, T) >= self.min_rotation_deg
+            )
         return translation_m(T, last) >= self.min_translation_m or self._angle(last, T) >= self.min_rotation_deg
 
     def accept(self, T: np.ndarray) -> None:

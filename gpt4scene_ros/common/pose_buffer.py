@@ -17,8 +17,8 @@ import threading
 
 import numpy as np
 
-from gpt4scene_ros.common.transforms import make_transform, matrix_from_quaternion, quaternion_from_matrix, slerp
 from gpt4scene_ros.common.frames import check_rigid_transform
+from gpt4scene_ros.common.transforms import make_transform, matrix_from_quaternion, quaternion_from_matrix, slerp
 
 BACKWARDS_TOLERANCE_S = 1e-3
 """A stamp older than the newest by more than this means time jumped back (bag loop): the buffer resets.
@@ -115,8 +115,11 @@ class PoseBuffer:
         ``BACKWARDS_TOLERANCE_S`` (time jumped back): the buffer was cleared and
         holds only this pose. A stamp equal to a buffered one replaces its pose.
         """
-        if isinstance(stamp_s, bool) or not isinstance(stamp_s, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(_as_float(stamp_s)):
+        if (
+            isinstance(stamp_s, bool)
+            or not isinstance(stamp_s, (int, float, np.integer, np.floating))
+            or not math.isfinite(_as_float(stamp_s))
+        ):
             raise ValueError(f'pose stamp must be a finite number of seconds, got {stamp_s!r}')
         stamp_s = float(stamp_s)
         T = check_rigid_transform(T, f'pose at stamp {stamp_s:.9f}').copy()
@@ -140,8 +143,11 @@ class PoseBuffer:
 
     def lookup(self, stamp_s: float) -> np.ndarray:
         """Pose at ``stamp_s`` (a new 4x4 array); raises :class:`PoseLookupError` when there is none."""
-        if isinstance(stamp_s, bool) or not isinstance(stamp_s, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(_as_float(stamp_s)):
+        if (
+            isinstance(stamp_s, bool)
+            or not isinstance(stamp_s, (int, float, np.integer, np.floating))
+            or not math.isfinite(_as_float(stamp_s))
+        ):
             raise ValueError(f'lookup stamp must be a finite number of seconds, got {stamp_s!r}')
         stamp_s = float(stamp_s)
         with self._lock:
@@ -150,22 +156,28 @@ class PoseBuffer:
                 raise PoseLookupError('empty', f'no pose buffered (lookup at {stamp_s:.6f} s)')
             if stamp_s < stamps[0]:
                 raise PoseLookupError(
-                    'before_buffer', f'stamp {stamp_s:.6f} s is {stamps[0] - stamp_s:.6f} s before the oldest '
-                    f'buffered pose ({stamps[0]:.6f} s; buffer keeps {self.max_age_s} s)')
+                    'before_buffer',
+                    f'stamp {stamp_s:.6f} s is {stamps[0] - stamp_s:.6f} s before the oldest '
+                    f'buffered pose ({stamps[0]:.6f} s; buffer keeps {self.max_age_s} s)',
+                )
             if stamp_s >= stamps[-1]:
                 if stamp_s - stamps[-1] <= self.max_extrapolation_s:
                     return self._poses[-1].copy()
                 raise PoseLookupError(
-                    'after_buffer', f'stamp {stamp_s:.6f} s is {stamp_s - stamps[-1]:.6f} s after the newest '
-                    f'buffered pose ({stamps[-1]:.6f} s)')
-            index = bisect.bisect_right(stamps, stamp_s)   # stamps[index - 1] <= stamp_s < stamps[index]
+                    'after_buffer',
+                    f'stamp {stamp_s:.6f} s is {stamp_s - stamps[-1]:.6f} s after the newest '
+                    f'buffered pose ({stamps[-1]:.6f} s)',
+                )
+            index = bisect.bisect_right(stamps, stamp_s)  # stamps[index - 1] <= stamp_s < stamps[index]
             t0, t1 = stamps[index - 1], stamps[index]
             if t0 == stamp_s:
                 return self._poses[index - 1].copy()
             if t1 - t0 > self.max_gap_s:
                 raise PoseLookupError(
-                    'gap', f'poses around {stamp_s:.6f} s are {t1 - t0:.6f} s apart ({t0:.6f} s to {t1:.6f} s), '
-                    f'more than max_gap_s = {self.max_gap_s}')
+                    'gap',
+                    f'poses around {stamp_s:.6f} s are {t1 - t0:.6f} s apart ({t0:.6f} s to {t1:.6f} s), '
+                    f'more than max_gap_s = {self.max_gap_s}',
+                )
             alpha = (stamp_s - t0) / (t1 - t0)
             T0, T1 = self._poses[index - 1], self._poses[index]
             q0, q1 = self._quaternions[index - 1], self._quaternions[index]

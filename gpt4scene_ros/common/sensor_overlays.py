@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from gpt4scene_ros.common.graph import SENSOR_TOPICS
-from gpt4scene_ros.common.settings import NODE_SETTINGS
+from gpt4scene_ros.common.settings.reference import NODE_SETTINGS
 
 
 class SensorOverlayError(ValueError):

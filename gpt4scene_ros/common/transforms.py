@@ -28,12 +28,17 @@ def quaternion_from_matrix(R) -> np.ndarray:
     # The eigenvector of the symmetric 4x4 matrix below with the largest
     # eigenvalue is the quaternion (robust for every rotation angle).
     m = R
-    K = np.array([
-        [m[0, 0] - m[1, 1] - m[2, 2], m[1, 0] + m[0, 1], m[2, 0] + m[0, 2], m[2, 1] - m[1, 2]],
-        [m[1, 0] + m[0, 1], m[1, 1] - m[0, 0] - m[2, 2], m[2, 1] + m[1, 2], m[0, 2] - m[2, 0]],
-        [m[2, 0] + m[0, 2], m[2, 1] + m[1, 2], m[2, 2] - m[0, 0] - m[1, 1], m[1, 0] - m[0, 1]],
-        [m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1], m[0, 0] + m[1, 1] + m[2, 2]],
-    ]) / 3.0
+    K = (
+        np.array(
+            [
+                [m[0, 0] - m[1, 1] - m[2, 2], m[1, 0] + m[0, 1], m[2, 0] + m[0, 2], m[2, 1] - m[1, 2]],
+                [m[1, 0] + m[0, 1], m[1, 1] - m[0, 0] - m[2, 2], m[2, 1] + m[1, 2], m[0, 2] - m[2, 0]],
+                [m[2, 0] + m[0, 2], m[2, 1] + m[1, 2], m[2, 2] - m[0, 0] - m[1, 1], m[1, 0] - m[0, 1]],
+                [m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1], m[0, 0] + m[1, 1] + m[2, 2]],
+            ]
+        )
+        / 3.0
+    )
     eigenvalues, eigenvectors = np.linalg.eigh(K)
     q = eigenvectors[:, np.argmax(eigenvalues)]
     return q if q[3] >= 0 else -q
@@ -46,11 +51,13 @@ def matrix_from_quaternion(q) -> np.ndarray:
     if q.shape != (4,) or not np.all(np.isfinite(q)) or abs(norm - 1.0) > 1e-3:
         raise ValueError(f'quaternion must be 4 finite numbers of unit norm, got {q.tolist()} (norm {norm:.6g})')
     x, y, z, w = q / norm
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def slerp(q0, q1, alpha: float) -> np.ndarray:
@@ -58,9 +65,9 @@ def slerp(q0, q1, alpha: float) -> np.ndarray:
     q0 = np.asarray(q0, dtype=np.float64)
     q1 = np.asarray(q1, dtype=np.float64)
     dot = float(np.dot(q0, q1))
-    if dot < 0.0:            # q and -q are the same rotation; take the short way round
+    if dot < 0.0:  # q and -q are the same rotation; take the short way round
         q1, dot = -q1, -dot
-    if dot > 0.9995:         # nearly parallel: linear interpolation is exact to rounding
+    if dot > 0.9995:  # nearly parallel: linear interpolation is exact to rounding
         q = q0 + alpha * (q1 - q0)
         return q / np.linalg.norm(q)
     theta = math.acos(min(dot, 1.0))

@@ -25,8 +25,13 @@ import numpy as np
 
 from gpt4scene_ros.common.frames import CameraIntrinsics, RgbdFrame, depth_to_millimetres
 from gpt4scene_ros.common.pose_buffer import PoseBuffer, PoseLookupError
-from gpt4scene_ros.common.transforms import R_BASE_OPTICAL, invert_transform, make_transform, matrix_from_quaternion, \
-    quaternion_from_matrix
+from gpt4scene_ros.common.transforms import (
+    R_BASE_OPTICAL,
+    invert_transform,
+    make_transform,
+    matrix_from_quaternion,
+    quaternion_from_matrix,
+)
 from gpt4scene_ros.io.messages import decode_color, decode_depth
 from gpt4scene_ros.io.sequence import FrameError, RgbdSequence, SequenceError, checked_position
 
@@ -94,7 +99,8 @@ class BagSequence(RgbdSequence):
     layout = 'rosbag2'
 
     def __init__(self, path, topics: BagTopics = BagTopics(), sync_tolerance_s: float = 0.02):
-        from rosbags.highlevel import AnyReader   # imported here: only bag users need it
+        from rosbags.highlevel import AnyReader  # imported here: only bag users need it
+
         self.root = Path(path).expanduser()
         self.topics = topics
         if not self.root.exists():
@@ -103,7 +109,7 @@ class BagSequence(RgbdSequence):
         try:
             self._reader = AnyReader(self._paths)
             self._reader.open()
-        except Exception as error:   # rosbags raises its own errors, KeyError and struct errors on a broken file
+        except Exception as error:  # rosbags raises its own errors, KeyError and struct errors on a broken file
             raise SequenceError(f'{self.root}: cannot open the bag ({type(error).__name__}: {error})') from None
         try:
             self._connections = self._pick_connections()
@@ -113,8 +119,9 @@ class BagSequence(RgbdSequence):
             raise
         except Exception as error:
             self._reader.close()
-            raise SequenceError(f'{self.root}: the bag is unreadable, truncated or corrupt '
-                                f'({type(error).__name__}: {error})') from None
+            raise SequenceError(
+                f'{self.root}: the bag is unreadable, truncated or corrupt ({type(error).__name__}: {error})'
+            ) from None
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -133,17 +140,25 @@ class BagSequence(RgbdSequence):
             by_topic.setdefault(connection.topic, []).append(connection)
         listing = ', '.join(f'{topic} ({conns[0].msgtype})' for topic, conns in sorted(by_topic.items())) or 'none'
         picked = {}
-        for role, allowed in (('color', COLOR_TYPES), ('depth', DEPTH_TYPES), ('camera_info', CAMERA_INFO_TYPES),
-                              ('odometry', POSE_TYPES)):
+        for role, allowed in (
+            ('color', COLOR_TYPES),
+            ('depth', DEPTH_TYPES),
+            ('camera_info', CAMERA_INFO_TYPES),
+            ('odometry', POSE_TYPES),
+        ):
             topic = getattr(self.topics, role)
             connections = by_topic.get(topic)
             if not connections:
-                raise SequenceError(f'{self.root}: no {role} topic {topic} in the bag (set the {role} topic '
-                                    f'parameter); its topics: {listing}')
+                raise SequenceError(
+                    f'{self.root}: no {role} topic {topic} in the bag (set the {role} topic '
+                    f'parameter); its topics: {listing}'
+                )
             msgtype = connections[0].msgtype
             if msgtype not in allowed:
-                raise SequenceError(f'{self.root}: topic {topic} has message type {msgtype}; the {role} topic '
-                                    f'must be one of {", ".join(allowed)}')
+                raise SequenceError(
+                    f'{self.root}: topic {topic} has message type {msgtype}; the {role} topic '
+                    f'must be one of {", ".join(allowed)}'
+                )
             picked[role] = connections
         picked['tf_static'] = [c for c in by_topic.get('/tf_static', []) if c.msgtype == 'tf2_msgs/msg/TFMessage']
         return picked
@@ -154,8 +169,9 @@ class BagSequence(RgbdSequence):
         info = None
         color_frame = odometry_child = ''
         wanted = [c for role in ('color', 'depth', 'camera_info', 'odometry', 'tf_static') for c in conns[role]]
-        role_of = {id(c): role for role in ('color', 'depth', 'camera_info', 'odometry', 'tf_static')
-                   for c in conns[role]}
+        role_of = {
+            id(c): role for role in ('color', 'depth', 'camera_info', 'odometry', 'tf_static') for c in conns[role]
+        }
         for connection, time_ns, raw in self._reader.messages(connections=wanted):
             role = role_of[id(connection)]
             if role == 'camera_info' and info is not None:
@@ -163,8 +179,10 @@ class BagSequence(RgbdSequence):
             try:
                 msg = self._reader.deserialize(raw, connection.msgtype)
             except Exception as error:
-                raise SequenceError(f'{self.root}: a {connection.msgtype} message on {connection.topic} does not '
-                                    f'decode ({type(error).__name__}: {error})') from None
+                raise SequenceError(
+                    f'{self.root}: a {connection.msgtype} message on {connection.topic} does not '
+                    f'decode ({type(error).__name__}: {error})'
+                ) from None
             if role == 'color':
                 color_times.append((_stamp_s(msg.header), time_ns))
                 color_frame = color_frame or msg.header.frame_id
@@ -184,8 +202,9 @@ class BagSequence(RgbdSequence):
         if info is None:
             raise SequenceError(f'{self.root}: topic {self.topics.camera_info} holds no messages')
         try:
-            self.intrinsics = CameraIntrinsics.from_matrix(np.asarray(info.k).reshape(3, 3), int(info.width),
-                                                           int(info.height))
+            self.intrinsics = CameraIntrinsics.from_matrix(
+                np.asarray(info.k).reshape(3, 3), int(info.width), int(info.height)
+            )
         except ValueError as error:
             raise SequenceError(f'{self.root}: camera_info on {self.topics.camera_info}: {error}') from None
         self.depth_scale_per_m = 1000.0
@@ -210,11 +229,17 @@ class BagSequence(RgbdSequence):
                 continue
             self._frames.append(_BagFrame(len(self._frames), stamp_s, time_ns, depth_times[k][1]))
         if not self._frames:
-            raise SequenceError(f'{self.root}: no colour image on {self.topics.color} has a depth image on '
-                                f'{self.topics.depth} within {sync_tolerance_s} s of its stamp')
+            raise SequenceError(
+                f'{self.root}: no colour image on {self.topics.color} has a depth image on '
+                f'{self.topics.depth} within {sync_tolerance_s} s of its stamp'
+            )
         if unmatched:
-            logger.warning('%s: %d colour images have no depth image within %.3f s and are left out',
-                           self.root, unmatched, sync_tolerance_s)
+            logger.warning(
+                '%s: %d colour images have no depth image within %.3f s and are left out',
+                self.root,
+                unmatched,
+                sync_tolerance_s,
+            )
 
     def _base_to_optical(self, static, base_frame: str, optical_frame: str) -> np.ndarray:
         """Pose of the optical frame in the odometry's child frame, walking ``/tf_static`` when it links them."""
@@ -239,12 +264,15 @@ class BagSequence(RgbdSequence):
 
     def _message_at(self, role: str, time_ns: int):
         try:
-            for connection, _, raw in self._reader.messages(connections=self._connections[role], start=time_ns,
-                                                            stop=time_ns + 1):
+            for connection, _, raw in self._reader.messages(
+                connections=self._connections[role], start=time_ns, stop=time_ns + 1
+            ):
                 return connection, self._reader.deserialize(raw, connection.msgtype)
         except Exception as error:
-            raise FrameError(f'{self.root}: cannot read the {role} message recorded at {time_ns} ns '
-                             f'({type(error).__name__}: {error})') from None
+            raise FrameError(
+                f'{self.root}: cannot read the {role} message recorded at {time_ns} ns '
+                f'({type(error).__name__}: {error})'
+            ) from None
         raise FrameError(f'{self.root}: the {role} message recorded at {time_ns} ns is gone')
 
     def load(self, i: int) -> RgbdFrame:
@@ -261,14 +289,22 @@ class BagSequence(RgbdSequence):
         except ValueError as error:
             raise FrameError(f'{self.topics.depth}: {error}') from None
         if depth.shape != color.shape[:2]:
-            raise FrameError(f'{self.root}: frame {i}: depth {depth.shape[1]}x{depth.shape[0]} and colour '
-                             f'{color.shape[1]}x{color.shape[0]} differ in size (record aligned depth)')
+            raise FrameError(
+                f'{self.root}: frame {i}: depth {depth.shape[1]}x{depth.shape[0]} and colour '
+                f'{color.shape[1]}x{color.shape[0]} differ in size (record aligned depth)'
+            )
         try:
             T_odom_base = self._poses.lookup(record.timestamp_s)
         except PoseLookupError as error:
             raise FrameError(f'{self.root}: frame {i}: no odometry pose on {self.topics.odometry}: {error}') from None
-        return RgbdFrame(index=record.number, timestamp_s=record.timestamp_s, color=color, depth=depth,
-                         T_world_camera=T_odom_base @ self.T_base_optical, depth_scale=depth_scale)
+        return RgbdFrame(
+            index=record.number,
+            timestamp_s=record.timestamp_s,
+            color=color,
+            depth=depth,
+            T_world_camera=T_odom_base @ self.T_base_optical,
+            depth_scale=depth_scale,
+        )
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -277,9 +313,17 @@ BAG_EPOCH_S = 1_700_000_000.0
 """Stamps of written bags start here (sequence time 0), so they look like a robot's wall-clock stamps."""
 
 
-def write_bag(sequence, path, *, storage: str = 'mcap', topics: BagTopics = BagTopics(), max_frames: int = 0,
-              base_frame: str = 'camera_link', optical_frame: str = 'camera_color_optical_frame',
-              odom_frame: str = 'odom') -> int:
+def write_bag(
+    sequence,
+    path,
+    *,
+    storage: str = 'mcap',
+    topics: BagTopics = BagTopics(),
+    max_frames: int = 0,
+    base_frame: str = 'camera_link',
+    optical_frame: str = 'camera_color_optical_frame',
+    odom_frame: str = 'odom',
+) -> int:
     """Record ``sequence`` (a folder sequence or a bag) as a rosbag2 bag in folder ``path``; return its frames.
 
     Colour ``rgb8``, depth ``16UC1``, camera info, odometry of ``base_frame``
@@ -289,6 +333,7 @@ def write_bag(sequence, path, *, storage: str = 'mcap', topics: BagTopics = BagT
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
+
     if storage not in ('mcap', 'sqlite3'):
         raise ValueError(f"storage must be 'mcap' or 'sqlite3', got {storage!r}")
     typestore = get_typestore(Stores.ROS2_HUMBLE)
@@ -300,8 +345,12 @@ def write_bag(sequence, path, *, storage: str = 'mcap', topics: BagTopics = BagT
 
     def header(stamp_s: float, frame_id: str):
         sec = int(np.floor(stamp_s))
-        return types['std_msgs/msg/Header'](stamp=types['builtin_interfaces/msg/Time'](
-            sec=sec, nanosec=int(round((stamp_s - sec) * 1e9)) % 1_000_000_000), frame_id=frame_id)
+        return types['std_msgs/msg/Header'](
+            stamp=types['builtin_interfaces/msg/Time'](
+                sec=sec, nanosec=int(round((stamp_s - sec) * 1e9)) % 1_000_000_000
+            ),
+            frame_id=frame_id,
+        )
 
     def vector(xyz, kind='geometry_msgs/msg/Vector3'):
         return types[kind](x=float(xyz[0]), y=float(xyz[1]), z=float(xyz[2]))
@@ -312,20 +361,28 @@ def write_bag(sequence, path, *, storage: str = 'mcap', topics: BagTopics = BagT
 
     written = 0
     with Writer(Path(path), version=8, storage_plugin=plugin) as writer:
-        conn = {role: writer.add_connection(getattr(topics, role), msgtype, typestore=typestore)
-                for role, msgtype in (('color', 'sensor_msgs/msg/Image'), ('depth', 'sensor_msgs/msg/Image'),
-                                      ('camera_info', 'sensor_msgs/msg/CameraInfo'),
-                                      ('odometry', 'nav_msgs/msg/Odometry'))}
+        conn = {
+            role: writer.add_connection(getattr(topics, role), msgtype, typestore=typestore)
+            for role, msgtype in (
+                ('color', 'sensor_msgs/msg/Image'),
+                ('depth', 'sensor_msgs/msg/Image'),
+                ('camera_info', 'sensor_msgs/msg/CameraInfo'),
+                ('odometry', 'nav_msgs/msg/Odometry'),
+            )
+        }
         tf_static = writer.add_connection('/tf_static', 'tf2_msgs/msg/TFMessage', typestore=typestore)
         first_s = sequence.timestamp_s(0) if len(sequence) else 0.0
 
         def write(connection, msg, stamp_s):
-            writer.write(connection, int(round(stamp_s * 1e9)),
-                         bytes(typestore.serialize_cdr(msg, connection.msgtype)))
+            writer.write(connection, int(round(stamp_s * 1e9)), bytes(typestore.serialize_cdr(msg, connection.msgtype)))
+
         static = types['geometry_msgs/msg/TransformStamped'](
-            header=header(BAG_EPOCH_S, base_frame), child_frame_id=optical_frame,
-            transform=types['geometry_msgs/msg/Transform'](translation=vector(T_OPTICAL_IN_BASE[:3, 3]),
-                                                           rotation=quaternion(T_OPTICAL_IN_BASE[:3, :3])))
+            header=header(BAG_EPOCH_S, base_frame),
+            child_frame_id=optical_frame,
+            transform=types['geometry_msgs/msg/Transform'](
+                translation=vector(T_OPTICAL_IN_BASE[:3, 3]), rotation=quaternion(T_OPTICAL_IN_BASE[:3, :3])
+            ),
+        )
         write(tf_static, types['tf2_msgs/msg/TFMessage'](transforms=[static]), BAG_EPOCH_S)
         for i in range(count):
             try:
@@ -336,27 +393,68 @@ def write_bag(sequence, path, *, storage: str = 'mcap', topics: BagTopics = BagT
             stamp_s = BAG_EPOCH_S + frame.timestamp_s - first_s
             height, width = frame.depth.shape
             color = np.ascontiguousarray(frame.color, dtype=np.uint8)
-            write(conn['color'], types['sensor_msgs/msg/Image'](
-                header=header(stamp_s, optical_frame), height=height, width=width, encoding='rgb8', is_bigendian=0,
-                step=width * 3, data=color.reshape(-1)), stamp_s)
+            write(
+                conn['color'],
+                types['sensor_msgs/msg/Image'](
+                    header=header(stamp_s, optical_frame),
+                    height=height,
+                    width=width,
+                    encoding='rgb8',
+                    is_bigendian=0,
+                    step=width * 3,
+                    data=color.reshape(-1),
+                ),
+                stamp_s,
+            )
             depth_mm = depth_to_millimetres(frame.depth, frame.depth_scale).astype('<u2', copy=False)
-            write(conn['depth'], types['sensor_msgs/msg/Image'](
-                header=header(stamp_s, optical_frame), height=height, width=width, encoding='16UC1', is_bigendian=0,
-                step=width * 2, data=depth_mm.reshape(-1).view(np.uint8)), stamp_s)
+            write(
+                conn['depth'],
+                types['sensor_msgs/msg/Image'](
+                    header=header(stamp_s, optical_frame),
+                    height=height,
+                    width=width,
+                    encoding='16UC1',
+                    is_bigendian=0,
+                    step=width * 2,
+                    data=depth_mm.reshape(-1).view(np.uint8),
+                ),
+                stamp_s,
+            )
             K = np.array([k.fx, 0, k.cx, 0, k.fy, k.cy, 0, 0, 1], dtype=np.float64)
             P = np.array([k.fx, 0, k.cx, 0, 0, k.fy, k.cy, 0, 0, 0, 1, 0], dtype=np.float64)
-            roi = types['sensor_msgs/msg/RegionOfInterest'](x_offset=0, y_offset=0, height=0, width=0,
-                                                            do_rectify=False)
-            write(conn['camera_info'], types['sensor_msgs/msg/CameraInfo'](
-                header=header(stamp_s, optical_frame), height=k.height, width=k.width, distortion_model='plumb_bob',
-                d=np.zeros(5), k=K, r=np.eye(3).reshape(-1), p=P, binning_x=0, binning_y=0, roi=roi), stamp_s)
+            roi = types['sensor_msgs/msg/RegionOfInterest'](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+            write(
+                conn['camera_info'],
+                types['sensor_msgs/msg/CameraInfo'](
+                    header=header(stamp_s, optical_frame),
+                    height=k.height,
+                    width=k.width,
+                    distortion_model='plumb_bob',
+                    d=np.zeros(5),
+                    k=K,
+                    r=np.eye(3).reshape(-1),
+                    p=P,
+                    binning_x=0,
+                    binning_y=0,
+                    roi=roi,
+                ),
+                stamp_s,
+            )
             T_odom_base = frame.T_world_camera @ T_optical_base
-            pose = types['geometry_msgs/msg/Pose'](position=vector(T_odom_base[:3, 3], 'geometry_msgs/msg/Point'),
-                                                   orientation=quaternion(T_odom_base[:3, :3]))
+            pose = types['geometry_msgs/msg/Pose'](
+                position=vector(T_odom_base[:3, 3], 'geometry_msgs/msg/Point'),
+                orientation=quaternion(T_odom_base[:3, :3]),
+            )
             twist = types['geometry_msgs/msg/Twist'](linear=vector((0, 0, 0)), angular=vector((0, 0, 0)))
-            write(conn['odometry'], types['nav_msgs/msg/Odometry'](
-                header=header(stamp_s, odom_frame), child_frame_id=base_frame,
-                pose=types['geometry_msgs/msg/PoseWithCovariance'](pose=pose, covariance=np.zeros(36)),
-                twist=types['geometry_msgs/msg/TwistWithCovariance'](twist=twist, covariance=np.zeros(36))), stamp_s)
+            write(
+                conn['odometry'],
+                types['nav_msgs/msg/Odometry'](
+                    header=header(stamp_s, odom_frame),
+                    child_frame_id=base_frame,
+                    pose=types['geometry_msgs/msg/PoseWithCovariance'](pose=pose, covariance=np.zeros(36)),
+                    twist=types['geometry_msgs/msg/TwistWithCovariance'](twist=twist, covariance=np.zeros(36)),
+                ),
+                stamp_s,
+            )
             written += 1
     return written

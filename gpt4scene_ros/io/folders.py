@@ -56,7 +56,7 @@ _FREIBURG_NAME = re.compile(r'(?<![a-z])(?:freiburg|fr)([123])(?![0-9])')
 
 @dataclass(frozen=True)
 class _FrameRecord:
-    number: int            # RgbdFrame.index: the file's number (7-Scenes) or the position (TUM)
+    number: int  # RgbdFrame.index: the file's number (7-Scenes) or the position (TUM)
     timestamp_s: float
     color_path: Path | None
     depth_path: Path
@@ -65,8 +65,14 @@ class _FrameRecord:
 class FolderSequence(RgbdSequence):
     """A sequence of image files in a folder (the layouts below); depth is read as the files hold it."""
 
-    def __init__(self, root: Path, intrinsics: CameraIntrinsics, records: list[_FrameRecord],
-                 depth_scale_per_m: float, invalid_depth_values: tuple[int, ...]):
+    def __init__(
+        self,
+        root: Path,
+        intrinsics: CameraIntrinsics,
+        records: list[_FrameRecord],
+        depth_scale_per_m: float,
+        invalid_depth_values: tuple[int, ...],
+    ):
         self.root = root
         self.intrinsics = intrinsics
         self.depth_scale_per_m = depth_scale_per_m
@@ -84,8 +90,14 @@ class FolderSequence(RgbdSequence):
         depth = self._load_depth(record.depth_path)
         color = self._load_color(record, depth.shape)
         pose = self._load_pose(i, record)
-        return RgbdFrame(index=record.number, timestamp_s=record.timestamp_s, color=color, depth=depth,
-                         T_world_camera=pose, depth_scale=self.depth_scale_per_m)
+        return RgbdFrame(
+            index=record.number,
+            timestamp_s=record.timestamp_s,
+            color=color,
+            depth=depth,
+            T_world_camera=pose,
+            depth_scale=self.depth_scale_per_m,
+        )
 
     # -- per-layout -----------------------------------------------------------------
 
@@ -103,12 +115,15 @@ class FolderSequence(RgbdSequence):
     def _load_depth(self, path: Path) -> np.ndarray:
         raw = _read_image(path, cv2.IMREAD_UNCHANGED, 'depth')
         if raw.dtype != np.uint16 or raw.ndim != 2:
-            raise FrameError(f'{path}: depth image must be single-channel 16-bit, '
-                             f'got dtype {raw.dtype} with shape {raw.shape}')
+            raise FrameError(
+                f'{path}: depth image must be single-channel 16-bit, got dtype {raw.dtype} with shape {raw.shape}'
+            )
         expected = (self.intrinsics.height, self.intrinsics.width)
         if raw.shape != expected:
-            raise FrameError(f'{path}: depth image is {raw.shape[1]}x{raw.shape[0]}, '
-                             f'but the sequence is {expected[1]}x{expected[0]} (size of its first depth image)')
+            raise FrameError(
+                f'{path}: depth image is {raw.shape[1]}x{raw.shape[0]}, '
+                f'but the sequence is {expected[1]}x{expected[0]} (size of its first depth image)'
+            )
         invalid = np.isin(raw, self._invalid_depth_values)
         if invalid.any():
             raw[invalid] = 0
@@ -120,8 +135,10 @@ class FolderSequence(RgbdSequence):
             raise FrameError(self._missing_color_message(record))
         bgr = _read_image(path, cv2.IMREAD_COLOR, 'colour')
         if bgr.shape[:2] != depth_shape:
-            raise FrameError(f'{path}: colour image is {bgr.shape[1]}x{bgr.shape[0]} but its depth image '
-                             f'{record.depth_path.name} is {depth_shape[1]}x{depth_shape[0]}')
+            raise FrameError(
+                f'{path}: colour image is {bgr.shape[1]}x{bgr.shape[0]} but its depth image '
+                f'{record.depth_path.name} is {depth_shape[1]}x{depth_shape[0]}'
+            )
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -150,8 +167,11 @@ class SevenScenesSequence(FolderSequence):
             depth_name = files['depth.png'][number]
             color_name = files['color.jpg'].get(number) or files['color.png'].get(number)
             pose_name = files['pose.txt'].get(number, depth_name.replace('.depth.png', '.pose.txt'))
-            records.append(_FrameRecord(number, position / frame_rate_hz,
-                                        root / color_name if color_name else None, root / depth_name))
+            records.append(
+                _FrameRecord(
+                    number, position / frame_rate_hz, root / color_name if color_name else None, root / depth_name
+                )
+            )
             self._pose_paths.append(root / pose_name)
 
         width_px, height_px = _first_depth_size(root, [r.depth_path for r in records])
@@ -159,7 +179,7 @@ class SevenScenesSequence(FolderSequence):
         super().__init__(root, intrinsics, records, SEVEN_SCENES_DEPTH_SCALE_PER_M, SEVEN_SCENES_INVALID_DEPTH)
 
     def _missing_color_message(self, record: _FrameRecord) -> str:
-        stem = record.depth_path.name[:-len('.depth.png')]
+        stem = record.depth_path.name[: -len('.depth.png')]
         return f'{self.root / stem}.color.jpg: colour image is missing (no .color.jpg or .color.png)'
 
     def _load_pose(self, i: int, record: _FrameRecord) -> np.ndarray:
@@ -168,7 +188,7 @@ class SevenScenesSequence(FolderSequence):
             raise FrameError(f'{path}: pose file is missing')
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter('ignore')   # loadtxt warns on an empty file; the shape check reports it
+                warnings.simplefilter('ignore')  # loadtxt warns on an empty file; the shape check reports it
                 pose = np.loadtxt(path, dtype=np.float64)
         except (OSError, ValueError) as error:
             raise FrameError(f'{path}: pose file is unreadable: {error}') from None
@@ -209,11 +229,18 @@ class TumSequence(FolderSequence):
             records.append(_FrameRecord(len(records), t_depth, root / rgb[match][2][0], root / fields[0]))
         dropped = len(depth) - len(records)
         if dropped:
-            logger.info('%s: dropped %d of %d depth images with no colour image within %.3f s',
-                        root, dropped, len(depth), TUM_MAX_ASSOCIATION_GAP_S)
+            logger.info(
+                '%s: dropped %d of %d depth images with no colour image within %.3f s',
+                root,
+                dropped,
+                len(depth),
+                TUM_MAX_ASSOCIATION_GAP_S,
+            )
         if not records:
-            raise SequenceError(f'{root}: TUM layout has no frames ({len(depth)} depth images, {len(rgb)} colour '
-                                f'images, none within {TUM_MAX_ASSOCIATION_GAP_S} s of each other)')
+            raise SequenceError(
+                f'{root}: TUM layout has no frames ({len(depth)} depth images, {len(rgb)} colour '
+                f'images, none within {TUM_MAX_ASSOCIATION_GAP_S} s of each other)'
+            )
 
         groundtruth.sort(key=lambda entry: entry[1])
         self._gt_lines = [entry[0] for entry in groundtruth]
@@ -234,8 +261,10 @@ class TumSequence(FolderSequence):
         t = record.timestamp_s
         times = self._gt_times
         if t < times[0] or t > times[-1]:
-            raise FrameError(f'{self._gt_file}: frame {i} ({record.depth_path.name}, t={t:.6f}) is outside the '
-                             f'groundtruth time range [{times[0]:.6f}, {times[-1]:.6f}]')
+            raise FrameError(
+                f'{self._gt_file}: frame {i} ({record.depth_path.name}, t={t:.6f}) is outside the '
+                f'groundtruth time range [{times[0]:.6f}, {times[-1]:.6f}]'
+            )
         after = bisect.bisect_left(times, t)
         if times[after] == t:
             before = after
@@ -243,9 +272,11 @@ class TumSequence(FolderSequence):
             before = after - 1
             gap = times[after] - times[before]
             if gap > TUM_MAX_GROUNDTRUTH_GAP_S:
-                raise FrameError(f'{self._gt_file}: frame {i} ({record.depth_path.name}, t={t:.6f}) falls in a '
-                                 f'{gap:.3f} s gap of the groundtruth (lines {self._gt_lines[before]} and '
-                                 f'{self._gt_lines[after]}; at most {TUM_MAX_GROUNDTRUTH_GAP_S} s)')
+                raise FrameError(
+                    f'{self._gt_file}: frame {i} ({record.depth_path.name}, t={t:.6f}) falls in a '
+                    f'{gap:.3f} s gap of the groundtruth (lines {self._gt_lines[before]} and '
+                    f'{self._gt_lines[after]}; at most {TUM_MAX_GROUNDTRUTH_GAP_S} s)'
+                )
         q0 = self._unit_quaternion(before)
         t0 = self._gt_values[before, :3]
         if after == before:
@@ -274,8 +305,10 @@ class TumSequence(FolderSequence):
             raise FrameError(f'{self._gt_file}: line {line} has NaN or infinite values')
         norm = float(np.linalg.norm(q))
         if abs(norm - 1.0) > TUM_QUATERNION_NORM_TOLERANCE:
-            raise FrameError(f'{self._gt_file}: line {line} has a quaternion of norm {norm:.6g}; '
-                             f'a rotation needs norm 1 (tolerance {TUM_QUATERNION_NORM_TOLERANCE})')
+            raise FrameError(
+                f'{self._gt_file}: line {line} has a quaternion of norm {norm:.6g}; '
+                f'a rotation needs norm 1 (tolerance {TUM_QUATERNION_NORM_TOLERANCE})'
+            )
         return q / norm
 
 
@@ -287,12 +320,15 @@ def open_folder(root: Path, frame_rate_hz: float = 30.0) -> FolderSequence:
         return TumSequence(root)
     if any(_FRAME_FILE.match(name) for name in _list_names(root)):
         return SevenScenesSequence(root, float(frame_rate_hz))
-    raise SequenceError(f'{root}: neither a TUM RGB-D folder (rgb.txt, depth.txt, groundtruth.txt), '
-                        f'a 7-Scenes folder (frame-XXXXXX.depth.png, .color.jpg, .pose.txt) nor a rosbag2 '
-                        f'bag (metadata.yaml)')
+    raise SequenceError(
+        f'{root}: neither a TUM RGB-D folder (rgb.txt, depth.txt, groundtruth.txt), '
+        f'a 7-Scenes folder (frame-XXXXXX.depth.png, .color.jpg, .pose.txt) nor a rosbag2 '
+        f'bag (metadata.yaml)'
+    )
 
 
 # -- helpers --------------------------------------------------------------------------------
+
 
 def _list_names(root: Path) -> list[str]:
     try:
@@ -324,18 +360,32 @@ def _first_depth_size(root: Path, depth_paths: list[Path]) -> tuple[int, int]:
     raise SequenceError(f'{root}: none of the {len(depth_paths)} depth images can be read')
 
 
-def _read_intrinsics(root: Path, width: int, height: int, default_k: tuple[float, float, float, float],
-                     default_name: str, warn: bool = True) -> CameraIntrinsics:
+def _read_intrinsics(
+    root: Path,
+    width: int,
+    height: int,
+    default_k: tuple[float, float, float, float],
+    default_name: str,
+    warn: bool = True,
+) -> CameraIntrinsics:
     path = root / INTRINSICS_FILE
     if not path.exists():
         fx, fy, cx, cy = default_k
         log = logger.warning if warn else logger.info
-        log('%s: no %s, using %s intrinsics fx=%g fy=%g cx=%g cy=%g',
-            root, INTRINSICS_FILE, default_name, fx, fy, cx, cy)
+        log(
+            '%s: no %s, using %s intrinsics fx=%g fy=%g cx=%g cy=%g',
+            root,
+            INTRINSICS_FILE,
+            default_name,
+            fx,
+            fy,
+            cx,
+            cy,
+        )
         return CameraIntrinsics(width, height, fx, fy, cx, cy)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter('ignore')       # loadtxt warns on an empty file; the shape check reports it
+            warnings.simplefilter('ignore')  # loadtxt warns on an empty file; the shape check reports it
             K = np.loadtxt(path, dtype=np.float64, ndmin=2)
     except (OSError, ValueError) as error:
         raise SequenceError(f'{path}: malformed camera intrinsics, expected a 3x3 matrix as text: {error}') from None
@@ -363,7 +413,7 @@ def _read_tum_list(path: Path, fields: int) -> list[tuple[int, float, list[str]]
             raise SequenceError(f'{path}: line {number} has {len(parts)} fields, expected {fields}: {line!r}')
         try:
             timestamp = float(parts[0])
-            if fields > 2:          # pose lines: every field is a number
+            if fields > 2:  # pose lines: every field is a number
                 np.array(parts[1:], dtype=np.float64)
         except ValueError:
             raise SequenceError(f'{path}: line {number} has a non-numeric value: {line!r}') from None

@@ -14,16 +14,28 @@ import cv2
 import numpy as np
 
 ENCODINGS: dict[str, tuple[type, int]] = {
-    'rgb8': (np.uint8, 3), 'bgr8': (np.uint8, 3), 'rgba8': (np.uint8, 4), 'bgra8': (np.uint8, 4),
-    'mono8': (np.uint8, 1), 'mono16': (np.uint16, 1),
-    '8UC1': (np.uint8, 1), '8UC3': (np.uint8, 3), '8UC4': (np.uint8, 4),
-    '16UC1': (np.uint16, 1), '16SC1': (np.int16, 1), '32FC1': (np.float32, 1), '32SC1': (np.int32, 1),
+    'rgb8': (np.uint8, 3),
+    'bgr8': (np.uint8, 3),
+    'rgba8': (np.uint8, 4),
+    'bgra8': (np.uint8, 4),
+    'mono8': (np.uint8, 1),
+    'mono16': (np.uint16, 1),
+    '8UC1': (np.uint8, 1),
+    '8UC3': (np.uint8, 3),
+    '8UC4': (np.uint8, 4),
+    '16UC1': (np.uint16, 1),
+    '16SC1': (np.int16, 1),
+    '32FC1': (np.float32, 1),
+    '32SC1': (np.int32, 1),
     '64FC1': (np.float64, 1),
 }
 """Image encoding -> (numpy dtype, channels): every encoding this package reads or writes."""
 
 COLOR_ENCODINGS: dict[str, int | None] = {
-    'rgb8': None, 'bgr8': cv2.COLOR_BGR2RGB, 'rgba8': cv2.COLOR_RGBA2RGB, 'bgra8': cv2.COLOR_BGRA2RGB,
+    'rgb8': None,
+    'bgr8': cv2.COLOR_BGR2RGB,
+    'rgba8': cv2.COLOR_RGBA2RGB,
+    'bgra8': cv2.COLOR_BGRA2RGB,
     'mono8': cv2.COLOR_GRAY2RGB,
 }
 """Colour encodings and the OpenCV conversion that makes them RGB (None: already RGB)."""
@@ -54,9 +66,11 @@ def image_array(msg) -> np.ndarray:
         raise ValueError(f'{msg.encoding} image step {step} is smaller than a row of {row_bytes} bytes')
     buffer = _bytes_of(msg)
     if buffer.size < step * height:
-        raise ValueError(f'{msg.encoding} image {width}x{height} (step {step}) holds {buffer.size} bytes; '
-                         f'{height} rows of step {step} need {step * height}')
-    rows = buffer[:step * height].reshape(height, step)
+        raise ValueError(
+            f'{msg.encoding} image {width}x{height} (step {step}) holds {buffer.size} bytes; '
+            f'{height} rows of step {step} need {step * height}'
+        )
+    rows = buffer[: step * height].reshape(height, step)
     if step != row_bytes:
         rows = np.ascontiguousarray(rows[:, :row_bytes])
     array = rows.view(dtype).reshape(height, width, channels)
@@ -70,9 +84,11 @@ def decode_compressed(msg) -> np.ndarray:
     data = _bytes_of(msg)
     try:
         bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if len(data) else None
-    except cv2.error as error:      # e.g. a header claiming more pixels than OpenCV agrees to allocate
-        raise ValueError(f'compressed image ({msg.format!r}, {len(data)} bytes) does not decode: '
-                         f'{str(error).strip().splitlines()[-1]}') from None
+    except cv2.error as error:  # e.g. a header claiming more pixels than OpenCV agrees to allocate
+        raise ValueError(
+            f'compressed image ({msg.format!r}, {len(data)} bytes) does not decode: '
+            f'{str(error).strip().splitlines()[-1]}'
+        ) from None
     if bgr is None:
         raise ValueError(f'compressed image ({msg.format!r}, {len(data)} bytes) does not decode')
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -103,8 +119,10 @@ def decode_depth(msg) -> tuple[np.ndarray, float]:
     """
     scale = DEPTH_ENCODINGS.get(msg.encoding)
     if scale is None:
-        raise ValueError(f'depth encoding {msg.encoding!r} is not supported ({", ".join(DEPTH_ENCODINGS)}: '
-                         f'16-bit millimetres or float metres)')
+        raise ValueError(
+            f'depth encoding {msg.encoding!r} is not supported ({", ".join(DEPTH_ENCODINGS)}: '
+            f'16-bit millimetres or float metres)'
+        )
     return image_array(msg), scale
 
 

@@ -20,8 +20,12 @@ def open_sequence(path, frame_rate_hz: float = 30.0, bag_topics: BagTopics | Non
     ``frame_rate_hz`` gives the timestamps of layouts that store none (7-Scenes);
     ``bag_topics`` the topics of a bag. Raises SequenceError when the path cannot be played.
     """
-    if isinstance(frame_rate_hz, bool) or not isinstance(frame_rate_hz, (int, float)) \
-            or not math.isfinite(frame_rate_hz) or frame_rate_hz <= 0:
+    if (
+        isinstance(frame_rate_hz, bool)
+        or not isinstance(frame_rate_hz, (int, float))
+        or not math.isfinite(frame_rate_hz)
+        or frame_rate_hz <= 0
+    ):
         raise ValueError(f'frame_rate_hz must be a finite number > 0, got {frame_rate_hz!r}')
     root = Path(path).expanduser()
     if not root.exists():

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gpt4scene_ros.common.settings import MappingConfig
+from gpt4scene_ros.common.settings.mapping import MappingConfig
 
 BEV_BACKGROUND_RGB = (255, 255, 255)
 """Colour of BEV pixels that no surface point falls into."""
@@ -45,16 +45,27 @@ class BevImage:
 
     def __post_init__(self):
         image = self.image
-        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 \
-                or image.shape[0] < 1 or image.shape[1] < 1:
-            raise ValueError(f'BevImage.image must be a non-empty HxWx3 uint8 array, got '
-                             f'{getattr(image, "dtype", type(image).__name__)} {getattr(image, "shape", "")}')
+        if (
+            not isinstance(image, np.ndarray)
+            or image.dtype != np.uint8
+            or image.ndim != 3
+            or image.shape[2] != 3
+            or image.shape[0] < 1
+            or image.shape[1] < 1
+        ):
+            raise ValueError(
+                f'BevImage.image must be a non-empty HxWx3 uint8 array, got '
+                f'{getattr(image, "dtype", type(image).__name__)} {getattr(image, "shape", "")}'
+            )
         origin = tuple(float(v) for v in self.origin_xy_m)
         if len(origin) != 2 or not all(math.isfinite(v) for v in origin):
             raise ValueError(f'BevImage.origin_xy_m must be two finite numbers, got {self.origin_xy_m!r}')
         object.__setattr__(self, 'origin_xy_m', origin)
-        if not (isinstance(self.metres_per_pixel, (int, float)) and math.isfinite(self.metres_per_pixel)
-                and self.metres_per_pixel > 0):
+        if not (
+            isinstance(self.metres_per_pixel, (int, float))
+            and math.isfinite(self.metres_per_pixel)
+            and self.metres_per_pixel > 0
+        ):
             raise ValueError(f'BevImage.metres_per_pixel must be a finite number > 0, got {self.metres_per_pixel!r}')
         object.__setattr__(self, 'metres_per_pixel', float(self.metres_per_pixel))
         object.__setattr__(self, 'max_height_m', float(self.max_height_m))
@@ -76,25 +87,35 @@ class BevImage:
 
     def pixel_to_map(self, rows, cols) -> np.ndarray:
         """Map (x, y) of the centres of pixels (``rows``, ``cols``: integer indices) as an Nx2 float64 array."""
-        rows, cols = np.broadcast_arrays(np.asarray(rows, dtype=np.float64).ravel(),
-                                         np.asarray(cols, dtype=np.float64).ravel())
+        rows, cols = np.broadcast_arrays(
+            np.asarray(rows, dtype=np.float64).ravel(), np.asarray(cols, dtype=np.float64).ravel()
+        )
         x = self.origin_xy_m[0] + (cols + 0.5) * self.metres_per_pixel
         y = self.origin_xy_m[1] + (self.height_px - rows - 0.5) * self.metres_per_pixel
         return np.stack([x, y], axis=1)
 
     def to_json(self) -> dict:
         """Metadata only (no pixels), JSON-serialisable."""
-        return {'origin_xy_m': list(self.origin_xy_m), 'metres_per_pixel': self.metres_per_pixel,
-                'width_px': self.width_px, 'height_px': self.height_px, 'frame_id': self.frame_id,
-                'max_height_m': self.max_height_m}
+        return {
+            'origin_xy_m': list(self.origin_xy_m),
+            'metres_per_pixel': self.metres_per_pixel,
+            'width_px': self.width_px,
+            'height_px': self.height_px,
+            'frame_id': self.frame_id,
+            'max_height_m': self.max_height_m,
+        }
 
     @classmethod
-    def from_json(cls, d: dict, image: np.ndarray | None = None) -> 'BevImage':
+    def from_json(cls, d: dict, image: np.ndarray | None = None) -> BevImage:
         """Rebuild from :meth:`to_json` output; ``image`` (of the stored size) or a blank one of that size."""
         try:
             width, height = int(d['width_px']), int(d['height_px'])
-            fields = dict(origin_xy_m=tuple(d['origin_xy_m']), metres_per_pixel=float(d['metres_per_pixel']),
-                          max_height_m=float(d['max_height_m']), frame_id=str(d.get('frame_id', 'map')))
+            fields = dict(
+                origin_xy_m=tuple(d['origin_xy_m']),
+                metres_per_pixel=float(d['metres_per_pixel']),
+                max_height_m=float(d['max_height_m']),
+                frame_id=str(d.get('frame_id', 'map')),
+            )
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f'BEV metadata is malformed ({error!r}): {d!r}') from None
         if image is None:
@@ -103,13 +124,13 @@ class BevImage:
             image = np.empty((height, width, 3), dtype=np.uint8)
             image[:] = BEV_BACKGROUND_RGB
         elif np.shape(image)[:2] != (height, width):
-            raise ValueError(f'BEV image is {np.shape(image)[1]}x{np.shape(image)[0]} but the metadata says '
-                             f'{width}x{height}')
+            raise ValueError(
+                f'BEV image is {np.shape(image)[1]}x{np.shape(image)[0]} but the metadata says {width}x{height}'
+            )
         return cls(image=image, **fields)
 
 
-def render_bev(points, colors, *, size_px: int, max_height_m: float, margin_m: float,
-               voxel_size_m: float) -> BevImage:
+def render_bev(points, colors, *, size_px: int, max_height_m: float, margin_m: float, voxel_size_m: float) -> BevImage:
     """Top-down orthographic view of ``points`` (Nx3, map frame z up) below ``max_height_m``.
 
     The points above the ceiling cut are dropped; the rest, plus ``margin_m``
@@ -132,8 +153,13 @@ def render_bev(points, colors, *, size_px: int, max_height_m: float, margin_m: f
         half = BEV_EMPTY_EXTENT_M / 2.0
         image = np.empty((size, size, 3), np.uint8)
         image[:] = BEV_BACKGROUND_RGB
-        return BevImage(image, (-half, -half), BEV_EMPTY_EXTENT_M / size, max_height_m,
-                        top_point_index=np.full((size, size), -1, np.int64))
+        return BevImage(
+            image,
+            (-half, -half),
+            BEV_EMPTY_EXTENT_M / size,
+            max_height_m,
+            top_point_index=np.full((size, size), -1, np.int64),
+        )
 
     lower = points[:, :2].min(axis=0).astype(np.float64) - margin_m
     upper = points[:, :2].max(axis=0).astype(np.float64) + margin_m
@@ -142,8 +168,7 @@ def render_bev(points, colors, *, size_px: int, max_height_m: float, margin_m: f
     width, height = (int(min(size, max(1, math.ceil(e / metres_per_pixel - 1e-9)))) for e in extent)
     image = np.empty((height, width, 3), np.uint8)
     index = np.full((height, width), -1, np.int64)
-    bev = BevImage(image, (float(lower[0]), float(lower[1])), metres_per_pixel, max_height_m,
-                   top_point_index=index)
+    bev = BevImage(image, (float(lower[0]), float(lower[1])), metres_per_pixel, max_height_m, top_point_index=index)
 
     # Each point stands for a voxel-sized patch: splat it over the footprint x footprint pixels whose
     # centres lie within half a voxel of it, then keep the highest point per pixel (a z-buffer).
@@ -174,5 +199,11 @@ def render_bev(points, colors, *, size_px: int, max_height_m: float, margin_m: f
 
 def map_bev(points: np.ndarray, colors: np.ndarray, config: MappingConfig) -> BevImage:
     """The BEV of a map's surface with the map's BEV settings: the one the node publishes and the objects mark."""
-    return render_bev(points, colors, size_px=config.bev_size_px, max_height_m=config.bev_max_height_m,
-                      margin_m=config.bev_margin_m, voxel_size_m=config.voxel_size_m)
+    return render_bev(
+        points,
+        colors,
+        size_px=config.bev_size_px,
+        max_height_m=config.bev_max_height_m,
+        margin_m=config.bev_margin_m,
+        voxel_size_m=config.voxel_size_m,
+    )

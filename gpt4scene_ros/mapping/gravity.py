@@ -42,8 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gpt4scene_ros.io.sequence import FrameError
 from gpt4scene_ros.common.frames import CameraIntrinsics, RgbdFrame, check_rigid_transform
+from gpt4scene_ros.io.sequence import FrameError
 
 logger = logging.getLogger(__name__)
 
@@ -104,12 +104,18 @@ def identity_alignment(reason: str) -> GravityAlignment:
     """Use the world frame as the map frame as it is; ``reason`` says why (it goes into ``method``)."""
     if not isinstance(reason, str) or not reason.strip():
         raise ValueError('identity_alignment needs a non-empty reason')
-    return GravityAlignment(T_map_world=np.eye(4), up_in_world=np.array([0.0, 0.0, 1.0]), floor_height_m=0.0,
-                            support=0, method=f'Identity (world frame used as the map frame): {reason.strip()}')
+    return GravityAlignment(
+        T_map_world=np.eye(4),
+        up_in_world=np.array([0.0, 0.0, 1.0]),
+        floor_height_m=0.0,
+        support=0,
+        method=f'Identity (world frame used as the map frame): {reason.strip()}',
+    )
 
 
-def frame_surface_samples(frame: RgbdFrame, intrinsics: CameraIntrinsics,
-                          pixel_step: int = 6, max_depth_m: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
+def frame_surface_samples(
+    frame: RgbdFrame, intrinsics: CameraIntrinsics, pixel_step: int = 6, max_depth_m: float = 5.0
+) -> tuple[np.ndarray, np.ndarray]:
     """World points (Nx3) and unit surface normals (Nx3, facing the camera) of a subsampled depth image.
 
     Points are taken every ``pixel_step`` pixels; a normal is the cross product
@@ -121,8 +127,9 @@ def frame_surface_samples(frame: RgbdFrame, intrinsics: CameraIntrinsics,
         raise ValueError(f'pixel_step must be an integer >= 1, got {pixel_step!r}')
     depth = np.asarray(frame.depth_m)
     if depth.shape != (intrinsics.height, intrinsics.width):
-        raise ValueError(f'frame {frame.index}: depth is {depth.shape}, intrinsics say '
-                         f'{(intrinsics.height, intrinsics.width)}')
+        raise ValueError(
+            f'frame {frame.index}: depth is {depth.shape}, intrinsics say {(intrinsics.height, intrinsics.width)}'
+        )
     rows = np.arange(0, intrinsics.height, pixel_step)
     cols = np.arange(0, intrinsics.width, pixel_step)
     z = depth[np.ix_(rows, cols)].astype(np.float64)
@@ -132,8 +139,12 @@ def frame_surface_samples(frame: RgbdFrame, intrinsics: CameraIntrinsics,
     P = np.stack([x, y, z], axis=-1)
 
     centre = (slice(1, -1), slice(1, -1))
-    neighbours = {'left': (slice(1, -1), slice(0, -2)), 'right': (slice(1, -1), slice(2, None)),
-                  'up': (slice(0, -2), slice(1, -1)), 'down': (slice(2, None), slice(1, -1))}
+    neighbours = {
+        'left': (slice(1, -1), slice(0, -2)),
+        'right': (slice(1, -1), slice(2, None)),
+        'up': (slice(0, -2), slice(1, -1)),
+        'down': (slice(2, None), slice(1, -1)),
+    }
     z0 = z[centre]
     max_jump = MAX_DEPTH_JUMP_RATIO * pixel_step * z0 / min(intrinsics.fx, intrinsics.fy)
     valid = z0 > 0
@@ -144,13 +155,14 @@ def frame_surface_samples(frame: RgbdFrame, intrinsics: CameraIntrinsics,
     forward = _unit(np.cross(P[neighbours['right']] - P0, P[neighbours['down']] - P0))
     backward = _unit(np.cross(P0 - P[neighbours['left']], P0 - P[neighbours['up']]))
     valid &= np.einsum('...i,...i->...', forward, backward) >= math.cos(math.radians(MAX_CREASE_DEG))
-    normals = _unit(np.cross(P[neighbours['right']] - P[neighbours['left']],
-                             P[neighbours['down']] - P[neighbours['up']]))[valid]
+    normals = _unit(
+        np.cross(P[neighbours['right']] - P[neighbours['left']], P[neighbours['down']] - P[neighbours['up']])
+    )[valid]
     points = P0[valid]
     keep = np.linalg.norm(normals, axis=1) > 0.5
     normals = normals[keep]
     points = points[keep]
-    normals[np.einsum('ij,ij->i', normals, points) > 0] *= -1.0     # face the camera
+    normals[np.einsum('ij,ij->i', normals, points) > 0] *= -1.0  # face the camera
 
     T = np.asarray(frame.T_world_camera, dtype=np.float64)
     return points @ T[:3, :3].T + T[:3, 3], normals @ T[:3, :3].T
@@ -182,13 +194,16 @@ def estimate_gravity_alignment(sequence, max_frames: int = 40, *, pixel_step: in
         normals.append(n)
         camera_y.append(np.asarray(frame.T_world_camera, dtype=np.float64)[:3, 1])
     if not camera_y:
-        raise ValueError(f'{name}: none of the {len(positions)} frames sampled for the gravity estimate could be '
-                         f'loaded')
+        raise ValueError(
+            f'{name}: none of the {len(positions)} frames sampled for the gravity estimate could be loaded'
+        )
     P = np.concatenate(points)
     N = np.concatenate(normals)
     if len(N) < MIN_NORMALS:
-        raise ValueError(f'{name}: only {len(N)} valid surface normals in {len(camera_y)} frames (need '
-                         f'{MIN_NORMALS}); is the depth empty or all invalid?')
+        raise ValueError(
+            f'{name}: only {len(N)} valid surface normals in {len(camera_y)} frames (need '
+            f'{MIN_NORMALS}); is the depth empty or all invalid?'
+        )
 
     mean_y = np.mean(camera_y, axis=0)
     if np.linalg.norm(mean_y) < 1e-3:
@@ -200,8 +215,10 @@ def estimate_gravity_alignment(sequence, max_frames: int = 40, *, pixel_step: in
     for _ in range(REFINE_MAX_ITERATIONS):
         selected = N[np.abs(N @ up) >= cos_cone]
         if len(selected) < MIN_NORMALS:
-            raise ValueError(f'{name}: only {len(selected)} surface normals within {REFINE_CONE_DEG} deg of the '
-                             f'up estimate (need {MIN_NORMALS}); no horizontal surfaces seen?')
+            raise ValueError(
+                f'{name}: only {len(selected)} surface normals within {REFINE_CONE_DEG} deg of the '
+                f'up estimate (need {MIN_NORMALS}); no horizontal surfaces seen?'
+            )
         _, vectors = np.linalg.eigh(selected.T @ selected)
         new_up = vectors[:, -1] if vectors[:, -1] @ prior >= 0 else -vectors[:, -1]
         moved = math.acos(min(1.0, float(new_up @ up)))
@@ -218,8 +235,9 @@ def estimate_gravity_alignment(sequence, max_frames: int = 40, *, pixel_step: in
         floor_heights = heights[facing_up]
         floor_source = f'upward-facing (within {FLOOR_NORMAL_DEG:g} deg) surface points'
     else:
-        logger.warning('%s: only %d upward-facing points; floor taken from all points',
-                       name, np.count_nonzero(facing_up))
+        logger.warning(
+            '%s: only %d upward-facing points; floor taken from all points', name, np.count_nonzero(facing_up)
+        )
         floor_heights = heights
         floor_source = 'all points (too few face up)'
     lowest = float(np.percentile(floor_heights, FLOOR_PERCENTILE))
@@ -228,15 +246,23 @@ def estimate_gravity_alignment(sequence, max_frames: int = 40, *, pixel_step: in
     T = np.eye(4)
     T[:3, :3] = rotation_between(up, np.array([0.0, 0.0, 1.0]))
     T[2, 3] = -floor
-    method = (f'Gravity from the data: up is the principal axis of the {support} surface normals (of {len(N)} '
-              f'from {len(camera_y)} frames of {name}) within {REFINE_CONE_DEG:g} deg of it, iterated from the '
-              f'most common normal direction within {COARSE_SEARCH_DEG:g} deg of the cameras\' mean up (minus their '
-              f'mean y axis); the map frame is the world turned by the smallest rotation taking up to +z and shifted '
-              f'along z so that the floor (the median height of the {floor_source} within {FLOOR_BAND_M:g} m above '
-              f'their {FLOOR_PERCENTILE:g} % height quantile) is at z = 0.')
+    method = (
+        f'Gravity from the data: up is the principal axis of the {support} surface normals (of {len(N)} '
+        f'from {len(camera_y)} frames of {name}) within {REFINE_CONE_DEG:g} deg of it, iterated from the '
+        f"most common normal direction within {COARSE_SEARCH_DEG:g} deg of the cameras' mean up (minus their "
+        f'mean y axis); the map frame is the world turned by the smallest rotation taking up to +z and shifted '
+        f'along z so that the floor (the median height of the {floor_source} within {FLOOR_BAND_M:g} m above '
+        f'their {FLOOR_PERCENTILE:g} % height quantile) is at z = 0.'
+    )
     alignment = GravityAlignment(T_map_world=T, up_in_world=up, floor_height_m=floor, support=support, method=method)
-    logger.info('%s: up in world %s (%.1f deg from the camera prior), floor at %.3f m, %d supporting normals',
-                name, np.round(up, 4).tolist(), math.degrees(math.acos(min(1.0, float(up @ prior)))), floor, support)
+    logger.info(
+        '%s: up in world %s (%.1f deg from the camera prior), floor at %.3f m, %d supporting normals',
+        name,
+        np.round(up, 4).tolist(),
+        math.degrees(math.acos(min(1.0, float(up @ prior)))),
+        floor,
+        support,
+    )
     return alignment
 
 
@@ -244,8 +270,13 @@ def rotation_between(a, b) -> np.ndarray:
     """Smallest rotation (3x3) taking unit vector ``a`` to unit vector ``b`` (Rodrigues)."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    if a.shape != (3,) or b.shape != (3,) or not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))) \
-            or np.linalg.norm(a) == 0 or np.linalg.norm(b) == 0:
+    if (
+        a.shape != (3,)
+        or b.shape != (3,)
+        or not (np.all(np.isfinite(a)) and np.all(np.isfinite(b)))
+        or np.linalg.norm(a) == 0
+        or np.linalg.norm(b) == 0
+    ):
         raise ValueError(f'rotation_between needs two finite non-zero 3-vectors, got {a.tolist()} and {b.tolist()}')
     a = a / np.linalg.norm(a)
     b = b / np.linalg.norm(b)
@@ -261,7 +292,7 @@ def rotation_between(a, b) -> np.ndarray:
         k /= np.linalg.norm(k)
         return 2.0 * np.outer(k, k) - np.eye(3)
     K = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
-    return np.eye(3) + K + K @ K * ((1.0 - cos_angle) / sin_angle ** 2)
+    return np.eye(3) + K + K @ K * ((1.0 - cos_angle) / sin_angle**2)
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -277,8 +308,9 @@ def _coarse_up(N: np.ndarray, prior: np.ndarray) -> np.ndarray:
     candidates = np.vstack([prior, candidates])
     stride = max(1, len(N) // COARSE_MAX_NORMALS)
     sample = N[::stride].astype(np.float32)
-    counts = np.count_nonzero(np.abs(sample @ candidates.T.astype(np.float32))
-                              >= math.cos(math.radians(COARSE_WINDOW_DEG)), axis=0)
+    counts = np.count_nonzero(
+        np.abs(sample @ candidates.T.astype(np.float32)) >= math.cos(math.radians(COARSE_WINDOW_DEG)), axis=0
+    )
     return candidates[int(np.argmax(counts))]
 
 

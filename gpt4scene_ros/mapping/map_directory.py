@@ -59,14 +59,13 @@ def resolve_map_path(directory: Path, requested: str, for_writing: bool) -> Path
         raise MapPathError('file_path contains a NUL character')
     relative = Path(requested)
     if relative.is_absolute() or requested.startswith('~'):
-        raise MapPathError(f'file_path {requested!r} is absolute: give a file name inside map_directory '
-                           f'({directory})')
+        raise MapPathError(f'file_path {requested!r} is absolute: give a file name inside map_directory ({directory})')
     if '..' in relative.parts:
         raise MapPathError(f'file_path {requested!r} contains "..": paths must stay inside map_directory')
     if requested.endswith(('/', os.sep)) or relative.name in ('', '.'):
         raise MapPathError(f'file_path {requested!r} names a folder, not a file')
     root = directory.resolve()
-    target = (root / relative)
+    target = root / relative
     try:
         resolved = target.resolve()
     except (OSError, RuntimeError) as error:  # a symlink loop

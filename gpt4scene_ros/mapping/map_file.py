@@ -56,12 +56,14 @@ def save_map(scene_map: SceneMap, path, metadata: dict | None = None, arrays: di
     config = scene_map.config
     res = config.block_resolution
     entries = {
-        'format': np.array(MAP_FILE_FORMAT), 'version': np.array(MAP_FILE_VERSION, np.int64),
+        'format': np.array(MAP_FILE_FORMAT),
+        'version': np.array(MAP_FILE_VERSION, np.int64),
         'voxel_size_m': np.array(config.voxel_size_m, np.float64),
         'block_resolution': np.array(res, np.int64),
         'truncation_voxels': np.array(config.truncation_voxels, np.float64),
         'frames_integrated': np.array(scene_map.frames_integrated, np.int64),
-        'metadata': np.array(metadata_json), 'block_keys': keys.astype(np.int32),
+        'metadata': np.array(metadata_json),
+        'block_keys': keys.astype(np.int32),
     }
     for name, value in (arrays or {}).items():
         value = np.asarray(value)
@@ -85,7 +87,7 @@ def load_map(scene_map: SceneMap, path, arrays: bool = False):
     path = Path(path)
     config = scene_map.config
     res = config.block_resolution
-    block_bytes = res ** 3 * sum(ATTRIBUTE_CHANNELS) * 4 + 12
+    block_bytes = res**3 * sum(ATTRIBUTE_CHANNELS) * 4 + 12
     data, extra = _read_map_file(path, config.max_block_count * block_bytes + _EXTRA_BYTES_BUDGET)
     _check_compatible(config, path, data)
     frames_integrated = _scalar(path, data, 'frames_integrated', 'iu')
@@ -94,13 +96,11 @@ def load_map(scene_map: SceneMap, path, arrays: bool = False):
     keys = data['block_keys']
     count = len(keys)
     if count > config.max_block_count:
-        raise MapFileError(f'{path}: holds {count} blocks, more than max_block_count='
-                           f'{config.max_block_count}')
+        raise MapFileError(f'{path}: holds {count} blocks, more than max_block_count={config.max_block_count}')
     for name, channels in zip(ATTRIBUTES, ATTRIBUTE_CHANNELS):
         expected = (count, res, res, res, channels)
         if data[name].shape != expected or data[name].dtype != np.float32:
-            raise MapFileError(f'{path}: {name} is {data[name].dtype} {data[name].shape}, expected float32 '
-                               f'{expected}')
+            raise MapFileError(f'{path}: {name} is {data[name].dtype} {data[name].shape}, expected float32 {expected}')
         if not np.all(np.isfinite(data[name])):
             raise MapFileError(f'{path}: {name} has NaN or infinite values')
     if count and len(np.unique(keys, axis=0)) != count:
@@ -129,35 +129,45 @@ def _check_compatible(config, path: Path, data: dict) -> None:
         raise MapFileError(f'{path}: map file version {version}; this build reads version {MAP_FILE_VERSION}')
     voxel = _scalar(path, data, 'voxel_size_m', 'f')
     if not math.isclose(voxel, config.voxel_size_m, rel_tol=1e-9, abs_tol=1e-12):
-        raise MapFileError(f'{path}: voxel size {voxel} m differs from this map\'s voxel_size_m='
-                           f'{config.voxel_size_m}')
+        raise MapFileError(f"{path}: voxel size {voxel} m differs from this map's voxel_size_m={config.voxel_size_m}")
     resolution = _scalar(path, data, 'block_resolution', 'iu')
     if resolution != config.block_resolution:
-        raise MapFileError(f'{path}: block resolution {resolution} differs from this map\'s block_resolution='
-                           f'{config.block_resolution}')
+        raise MapFileError(
+            f"{path}: block resolution {resolution} differs from this map's block_resolution={config.block_resolution}"
+        )
     keys = data['block_keys']
     if keys.ndim != 2 or keys.shape[1] != 3 or keys.dtype != np.int32:
         raise MapFileError(f'{path}: block_keys is {keys.dtype} {keys.shape}, expected int32 Nx3')
 
 
 _EXTRA_PREFIX = 'extra_'
-_FILE_ENTRIES = ('format', 'version', 'voxel_size_m', 'block_resolution', 'truncation_voxels', 'frames_integrated',
-                 'metadata', 'block_keys') + ATTRIBUTES
+_FILE_ENTRIES = (
+    'format',
+    'version',
+    'voxel_size_m',
+    'block_resolution',
+    'truncation_voxels',
+    'frames_integrated',
+    'metadata',
+    'block_keys',
+) + ATTRIBUTES
 
 
 def _scalar(path: Path, data: dict, name: str, kinds: str):
     """A header entry as a Python scalar, refused unless it is a single value of the expected kind."""
     value = data[name]
     if value.ndim != 0 or value.dtype.kind not in kinds:
-        raise MapFileError(f'{path}: {name} is {value.dtype} {value.shape}, expected one '
-                           f'{ {"iu": "integer", "f": "float", "U": "string"}[kinds] }')
+        raise MapFileError(
+            f'{path}: {name} is {value.dtype} {value.shape}, expected one '
+            f'{ {"iu": "integer", "f": "float", "U": "string"}[kinds] }'
+        )
     scalar = value.item()
     if kinds == 'f' and not math.isfinite(scalar):
         raise MapFileError(f'{path}: {name} is {scalar}')
     return scalar
 
 
-_EXTRA_BYTES_BUDGET = 512 * 1024 * 1024     # keys, metadata and the instance layer's arrays, beyond the blocks
+_EXTRA_BYTES_BUDGET = 512 * 1024 * 1024  # keys, metadata and the instance layer's arrays, beyond the blocks
 
 
 def _check_archive(path: Path, budget_bytes: int) -> None:
@@ -172,8 +182,10 @@ def _check_archive(path: Path, budget_bytes: int) -> None:
         for info in archive.infolist():
             total += info.file_size
             if total > budget_bytes:
-                raise MapFileError(f'{path}: its arrays take more than {budget_bytes / 1e6:.0f} MB unpacked, more '
-                                   'than a map of max_block_count blocks')
+                raise MapFileError(
+                    f'{path}: its arrays take more than {budget_bytes / 1e6:.0f} MB unpacked, more '
+                    'than a map of max_block_count blocks'
+                )
             if not info.filename.endswith('.npy'):
                 continue
             with archive.open(info) as stream:
@@ -185,11 +197,14 @@ def _check_archive(path: Path, budget_bytes: int) -> None:
                 else:
                     raise MapFileError(f'{path}: {info.filename} has .npy format {version}')
             if dtype.hasobject:
-                raise MapFileError(f'{path}: {info.filename} holds Python objects (refused: loading them could '
-                                   'run code)')
+                raise MapFileError(
+                    f'{path}: {info.filename} holds Python objects (refused: loading them could run code)'
+                )
             if math.prod(shape) * dtype.itemsize > info.file_size:
-                raise MapFileError(f'{path}: {info.filename} declares {shape} {dtype} but holds '
-                                   f'{info.file_size} bytes (truncated or corrupt)')
+                raise MapFileError(
+                    f'{path}: {info.filename} declares {shape} {dtype} but holds '
+                    f'{info.file_size} bytes (truncated or corrupt)'
+                )
 
 
 def _read_map_file(path: Path, budget_bytes: int) -> tuple[dict, dict]:
@@ -203,12 +218,20 @@ def _read_map_file(path: Path, budget_bytes: int) -> tuple[dict, dict]:
             missing = [name for name in _FILE_ENTRIES if name not in npz.files]
             if missing:
                 raise MapFileError(f'{path}: not a gpt4scene_ros map file (missing {", ".join(missing)})')
-            extra = {name[len(_EXTRA_PREFIX):]: npz[name] for name in npz.files if name.startswith(_EXTRA_PREFIX)}
+            extra = {name[len(_EXTRA_PREFIX) :]: npz[name] for name in npz.files if name.startswith(_EXTRA_PREFIX)}
             return {name: npz[name] for name in _FILE_ENTRIES}, extra
     except MapFileError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError, RuntimeError,
-            TypeError) as error:  # zipfile raises NotImplementedError / RuntimeError for odd or encrypted members
+    except (
+        OSError,
+        ValueError,
+        EOFError,
+        zipfile.BadZipFile,
+        KeyError,
+        NotImplementedError,
+        RuntimeError,
+        TypeError,
+    ) as error:  # zipfile raises NotImplementedError / RuntimeError for odd or encrypted members
         raise MapFileError(f'{path}: not a readable map file (truncated or corrupt?): {error}') from None
 
 
@@ -237,5 +260,3 @@ def _write_atomically(path: Path, arrays: dict) -> None:
         pass
     finally:
         os.close(directory)
-
-

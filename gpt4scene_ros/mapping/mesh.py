@@ -6,8 +6,9 @@ import numpy as np
 import open3d as o3d
 
 
-def decimate_mesh(vertices: np.ndarray, colors: np.ndarray, triangles: np.ndarray, max_triangles: int,
-                  start_cell_m: float) -> tuple:
+def decimate_mesh(
+    vertices: np.ndarray, colors: np.ndarray, triangles: np.ndarray, max_triangles: int, start_cell_m: float
+) -> tuple:
     """Return the mesh, or a vertex-clustered version of it with at most ``max_triangles`` triangles.
 
     Vertex clustering merges the vertices in each ``cell`` cube (averaging
@@ -16,8 +17,10 @@ def decimate_mesh(vertices: np.ndarray, colors: np.ndarray, triangles: np.ndarra
     """
     if len(triangles) <= max_triangles:
         return vertices, colors, triangles
-    mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(np.asarray(vertices, dtype=np.float64)),
-                                     o3d.utility.Vector3iVector(np.asarray(triangles, dtype=np.int32)))
+    mesh = o3d.geometry.TriangleMesh(
+        o3d.utility.Vector3dVector(np.asarray(vertices, dtype=np.float64)),
+        o3d.utility.Vector3iVector(np.asarray(triangles, dtype=np.int32)),
+    )
     mesh.vertex_colors = o3d.utility.Vector3dVector(np.asarray(colors, dtype=np.float64) / 255.0)
     cell = start_cell_m
     while True:
@@ -25,6 +28,8 @@ def decimate_mesh(vertices: np.ndarray, colors: np.ndarray, triangles: np.ndarra
         if len(simplified.triangles) <= max_triangles:
             break
         cell *= 1.5
-    return (np.asarray(simplified.vertices, dtype=np.float32),
-            np.clip(np.asarray(simplified.vertex_colors) * 255.0 + 0.5, 0, 255).astype(np.uint8),
-            np.asarray(simplified.triangles, dtype=np.int32))
+    return (
+        np.asarray(simplified.vertices, dtype=np.float32),
+        np.clip(np.asarray(simplified.vertex_colors) * 255.0 + 0.5, 0, 255).astype(np.uint8),
+        np.asarray(simplified.triangles, dtype=np.int32),
+    )

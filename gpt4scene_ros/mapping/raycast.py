@@ -32,8 +32,10 @@ def render_depth(scene_map: SceneMap, intrinsics: CameraIntrinsics, T_map_camera
         return np.zeros((height, width), np.float32)
     u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
     # Directions with camera z = 1, so the hit distance along them is the depth.
-    directions = np.stack([(u - intrinsics.cx) / intrinsics.fx, (v - intrinsics.cy) / intrinsics.fy,
-                           np.ones_like(u)], axis=-1) @ T_map_camera[:3, :3].T
+    directions = (
+        np.stack([(u - intrinsics.cx) / intrinsics.fx, (v - intrinsics.cy) / intrinsics.fy, np.ones_like(u)], axis=-1)
+        @ T_map_camera[:3, :3].T
+    )
     rays = np.empty((height, width, 6), np.float32)
     rays[..., :3] = T_map_camera[:3, 3]
     rays[..., 3:] = directions
@@ -49,6 +51,7 @@ def _raycasting_scene(scene_map: SceneMap):
     if not len(triangles):
         return None
     scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3c.Tensor(np.ascontiguousarray(vertices, np.float32)),
-                        o3c.Tensor(np.ascontiguousarray(triangles, np.uint32)))
+    scene.add_triangles(
+        o3c.Tensor(np.ascontiguousarray(vertices, np.float32)), o3c.Tensor(np.ascontiguousarray(triangles, np.uint32))
+    )
     return scene

@@ -42,7 +42,7 @@ import open3d.core as o3c
 
 from gpt4scene_ros.common.frames import CameraIntrinsics, check_rigid_transform
 from gpt4scene_ros.common.motion import MotionGate, rotation_angle_deg
-from gpt4scene_ros.common.settings import MappingConfig
+from gpt4scene_ros.common.settings.mapping import MappingConfig
 from gpt4scene_ros.common.transforms import invert_transform
 
 logger = logging.getLogger(__name__)
@@ -53,8 +53,8 @@ REASONS = ('integrated', 'no_valid_depth', 'below_motion_threshold', 'stride', '
 ATTRIBUTES = ('tsdf', 'weight', 'color')
 """The voxel attributes (all float32) and their channels."""
 ATTRIBUTE_CHANNELS = (1, 1, 3)
-_BYTES_PER_VALUE = 4                 # all attributes are float32
-_FLOAT_DEPTH_SCALE_PER_M = 1000.0    # float depth goes to Open3D as uint16 millimetres
+_BYTES_PER_VALUE = 4  # all attributes are float32
+_FLOAT_DEPTH_SCALE_PER_M = 1000.0  # float depth goes to Open3D as uint16 millimetres
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,10 @@ def resolve_device(requested: str) -> str:
     if requested == 'auto':
         return 'CUDA:0' if cuda else 'CPU:0'
     if requested.startswith('CUDA') and not cuda:
-        raise ValueError(f'MappingConfig.device={requested!r}: this Open3D build or machine has no CUDA device; '
-                         f'use device auto or CPU:0')
+        raise ValueError(
+            f'MappingConfig.device={requested!r}: this Open3D build or machine has no CUDA device; '
+            f'use device auto or CPU:0'
+        )
     return requested
 
 
@@ -98,7 +100,7 @@ class SceneMap:
         self.config = config
         self.device = resolve_device(config.device)
         self._o3d_device = o3c.Device(self.device)
-        self.bytes_per_block = config.block_resolution ** 3 * sum(ATTRIBUTE_CHANNELS) * _BYTES_PER_VALUE
+        self.bytes_per_block = config.block_resolution**3 * sum(ATTRIBUTE_CHANNELS) * _BYTES_PER_VALUE
         # Open3D keeps voxels with weight > threshold; weights are whole frame counts, so this keeps
         # "observed at least weight_threshold times".
         self._extract_threshold = max(math.ceil(config.weight_threshold) - 0.5, 0.0)
@@ -109,15 +111,20 @@ class SceneMap:
 
     def _new_grid(self, block_count: int):
         return o3d.t.geometry.VoxelBlockGrid(
-            attr_names=ATTRIBUTES, attr_dtypes=(o3c.float32,) * len(ATTRIBUTES),
-            attr_channels=ATTRIBUTE_CHANNELS, voxel_size=self.config.voxel_size_m,
-            block_resolution=self.config.block_resolution, block_count=int(block_count), device=self._o3d_device)
+            attr_names=ATTRIBUTES,
+            attr_dtypes=(o3c.float32,) * len(ATTRIBUTES),
+            attr_channels=ATTRIBUTE_CHANNELS,
+            voxel_size=self.config.voxel_size_m,
+            block_resolution=self.config.block_resolution,
+            block_count=int(block_count),
+            device=self._o3d_device,
+        )
 
     def _clear_state(self, frames_integrated: int = 0):
         self._frames_integrated = frames_integrated
         self._motion = MotionGate(self.config.min_translation_m, self.config.min_rotation_deg, rotation_angle_deg)
         self._frames_since_integration = 0  # valid frames offered since then
-        self._refused_full = 0              # consecutive 'map_full' refusals (for log throttling)
+        self._refused_full = 0  # consecutive 'map_full' refusals (for log throttling)
         self._changed()
 
     def _changed(self):
@@ -152,8 +159,9 @@ class SceneMap:
 
     # -- integration -------------------------------------------------------------------------------
 
-    def integrate(self, color, depth, intrinsics: CameraIntrinsics, T_map_camera,
-                  depth_scale: float | None = None) -> IntegrationResult:
+    def integrate(
+        self, color, depth, intrinsics: CameraIntrinsics, T_map_camera, depth_scale: float | None = None
+    ) -> IntegrationResult:
         """Fuse one frame, or say why not.
 
         ``depth``: the sensor's HxW uint16 image with ``depth_scale`` (units per
@@ -203,23 +211,37 @@ class SceneMap:
         intrinsic = o3c.Tensor(intrinsics.matrix(), o3c.float64, device)
         extrinsic = o3c.Tensor(invert_transform(T_map_camera), o3c.float64, device)
         block_coords = self._grid.compute_unique_block_coordinates(
-            depth_image, intrinsic, extrinsic, depth_scale, cfg.depth_max_m, cfg.truncation_voxels)
+            depth_image, intrinsic, extrinsic, depth_scale, cfg.depth_max_m, cfg.truncation_voxels
+        )
         _, found = self._grid.hashmap().find(block_coords)
         new_blocks = int(len(found) - np.count_nonzero(found.cpu().numpy()))
         if self.num_blocks + new_blocks > cfg.max_block_count:
             self._refused_full += 1
             log = logger.warning if self._refused_full == 1 or self._refused_full % 100 == 0 else logger.debug
-            log('frame refused: it would grow the map from %d by %d blocks, past max_block_count=%d '
-                '(%d frames refused since the last integrated one)', self.num_blocks, new_blocks,
-                cfg.max_block_count, self._refused_full)
+            log(
+                'frame refused: it would grow the map from %d by %d blocks, past max_block_count=%d '
+                '(%d frames refused since the last integrated one)',
+                self.num_blocks,
+                new_blocks,
+                cfg.max_block_count,
+                self._refused_full,
+            )
             return skipped('map_full', new_blocks, invalid)
 
         # Open3D reads the pixel at floor(u) for a voxel projecting to u; the ROS / OpenCV convention has pixel
         # centres at integers, i.e. the nearest pixel is floor(u + 0.5): shift the principal point by half a pixel.
         integrate_K = intrinsics.matrix()
         integrate_K[:2, 2] += 0.5
-        self._grid.integrate(block_coords, depth_image, color_image, o3c.Tensor(integrate_K, o3c.float64, device),
-                             extrinsic, depth_scale, cfg.depth_max_m, cfg.truncation_voxels)
+        self._grid.integrate(
+            block_coords,
+            depth_image,
+            color_image,
+            o3c.Tensor(integrate_K, o3c.float64, device),
+            extrinsic,
+            depth_scale,
+            cfg.depth_max_m,
+            cfg.truncation_voxels,
+        )
         self._frames_integrated += 1
         self._motion.accept(T_map_camera)
         self._frames_since_integration = 0
@@ -261,10 +283,16 @@ class SceneMap:
             else:
                 cloud = self._grid.extract_point_cloud(self._extract_threshold)
                 points = np.ascontiguousarray(cloud.point.positions.cpu().numpy(), dtype=np.float32).reshape(-1, 3)
-                colors = _to_uint8(cloud.point.colors.cpu().numpy()) if 'colors' in cloud.point \
+                colors = (
+                    _to_uint8(cloud.point.colors.cpu().numpy())
+                    if 'colors' in cloud.point
                     else np.zeros((len(points), 3), np.uint8)
-                normals = np.ascontiguousarray(cloud.point.normals.cpu().numpy(), dtype=np.float32).reshape(-1, 3) \
-                    if 'normals' in cloud.point else np.zeros((len(points), 3), np.float32)
+                )
+                normals = (
+                    np.ascontiguousarray(cloud.point.normals.cpu().numpy(), dtype=np.float32).reshape(-1, 3)
+                    if 'normals' in cloud.point
+                    else np.zeros((len(points), 3), np.float32)
+                )
                 length = np.linalg.norm(normals, axis=1, keepdims=True)
                 normals = np.where(length > 1e-9, normals / np.maximum(length, 1e-12), 0.0).astype(np.float32)
             for array in (points, colors, normals):
@@ -280,10 +308,16 @@ class SceneMap:
             else:
                 triangle_mesh = self._grid.extract_triangle_mesh(self._extract_threshold)
                 vertices = triangle_mesh.vertex.positions.cpu().numpy().astype(np.float32).reshape(-1, 3)
-                colors = _to_uint8(triangle_mesh.vertex.colors.cpu().numpy()) if 'colors' in triangle_mesh.vertex \
+                colors = (
+                    _to_uint8(triangle_mesh.vertex.colors.cpu().numpy())
+                    if 'colors' in triangle_mesh.vertex
                     else np.zeros((len(vertices), 3), np.uint8)
-                triangles = triangle_mesh.triangle.indices.cpu().numpy().astype(np.int32).reshape(-1, 3) \
-                    if 'indices' in triangle_mesh.triangle else np.zeros((0, 3), np.int32)
+                )
+                triangles = (
+                    triangle_mesh.triangle.indices.cpu().numpy().astype(np.int32).reshape(-1, 3)
+                    if 'indices' in triangle_mesh.triangle
+                    else np.zeros((0, 3), np.int32)
+                )
                 mesh = (vertices, colors, triangles)
             for array in mesh:
                 array.flags.writeable = False
@@ -308,8 +342,11 @@ class SceneMap:
         res = self.config.block_resolution
         attributes = {}
         for name, channels in zip(ATTRIBUTES, ATTRIBUTE_CHANNELS):
-            values = self._grid.attribute(name)[index].cpu().numpy() if len(keys) else \
-                np.zeros((0, res, res, res, channels), np.float32)
+            values = (
+                self._grid.attribute(name)[index].cpu().numpy()
+                if len(keys)
+                else np.zeros((0, res, res, res, channels), np.float32)
+            )
             attributes[name] = values.reshape(len(keys), res, res, res, channels).astype(np.float32, copy=False)
         return keys.astype(np.int32), attributes
 
@@ -322,7 +359,8 @@ class SceneMap:
             device = self._o3d_device
             _, inserted = grid.hashmap().insert(
                 o3c.Tensor(np.ascontiguousarray(keys, np.int32), o3c.int32, device),
-                [o3c.Tensor(np.ascontiguousarray(attributes[name]), o3c.float32, device) for name in ATTRIBUTES])
+                [o3c.Tensor(np.ascontiguousarray(attributes[name]), o3c.float32, device) for name in ATTRIBUTES],
+            )
             if not np.all(inserted.cpu().numpy()):
                 raise ValueError('could not insert every block')
         self._grid = grid
@@ -340,14 +378,20 @@ def _check_images(color, depth_m, intrinsics) -> tuple[np.ndarray, np.ndarray]:
     if color.dtype != np.uint8 or color.ndim != 3 or color.shape[2] != 3:
         raise ValueError(f'colour must be an HxWx3 uint8 RGB array, got {color.dtype} with shape {color.shape}')
     if depth_m.ndim != 2 or depth_m.dtype not in (np.uint16, np.float32, np.float64):
-        raise ValueError(f'depth must be an HxW float32 or float64 array in metres, or uint16 with its depth_scale, '
-                         f'got {depth_m.dtype} with shape {depth_m.shape}')
+        raise ValueError(
+            f'depth must be an HxW float32 or float64 array in metres, or uint16 with its depth_scale, '
+            f'got {depth_m.dtype} with shape {depth_m.shape}'
+        )
     if color.shape[:2] != depth_m.shape:
-        raise ValueError(f'colour is {color.shape[1]}x{color.shape[0]} but depth is '
-                         f'{depth_m.shape[1]}x{depth_m.shape[0]}; they must be registered and of the same size')
+        raise ValueError(
+            f'colour is {color.shape[1]}x{color.shape[0]} but depth is '
+            f'{depth_m.shape[1]}x{depth_m.shape[0]}; they must be registered and of the same size'
+        )
     if depth_m.shape != (intrinsics.height, intrinsics.width):
-        raise ValueError(f'images are {depth_m.shape[1]}x{depth_m.shape[0]} but the intrinsics are for '
-                         f'{intrinsics.width}x{intrinsics.height}')
+        raise ValueError(
+            f'images are {depth_m.shape[1]}x{depth_m.shape[0]} but the intrinsics are for '
+            f'{intrinsics.width}x{intrinsics.height}'
+        )
     return np.ascontiguousarray(color), depth_m
 
 
@@ -355,8 +399,12 @@ def _checked_depth_scale(depth: np.ndarray, depth_scale) -> float:
     if depth.dtype == np.uint16:
         if depth_scale is None:
             raise ValueError('uint16 depth needs its depth_scale (units per metre, e.g. 1000 for millimetres)')
-        if isinstance(depth_scale, bool) or not isinstance(depth_scale, (int, float, np.floating, np.integer)) \
-                or not math.isfinite(depth_scale) or depth_scale <= 0:
+        if (
+            isinstance(depth_scale, bool)
+            or not isinstance(depth_scale, (int, float, np.floating, np.integer))
+            or not math.isfinite(depth_scale)
+            or depth_scale <= 0
+        ):
             raise ValueError(f'depth_scale must be a finite number > 0 (units per metre), got {depth_scale!r}')
         return float(depth_scale)
     if depth_scale not in (None, 1, 1.0):

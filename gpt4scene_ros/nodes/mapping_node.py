@@ -49,7 +49,7 @@ import sys
 import time
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import MapMetaData, Odometry
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
@@ -57,20 +57,20 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
-from gpt4scene_ros.common.input_watch import InputWatch
+from gpt4scene_ros.common.input_watch import InputWatch, RecentCounts
 from gpt4scene_ros.common.pose_buffer import PoseBuffer, PoseLookupError
-from gpt4scene_ros.common.settings import InstanceConfig, MappingConfig, MappingNodeConfig
+from gpt4scene_ros.common.settings.instances import InstanceConfig
+from gpt4scene_ros.common.settings.mapping import MappingConfig, MappingNodeConfig
 from gpt4scene_ros.common.transforms import make_transform, matrix_from_quaternion
 from gpt4scene_ros.io.messages import decode_color, decode_depth
 from gpt4scene_ros.mapping.bev import map_bev
 from gpt4scene_ros.mapping.map_directory import MapPathError, open_map_directory, resolve_map_path
-from gpt4scene_ros.mapping.map_file import MapFileError, load_map, save_map
+from gpt4scene_ros.mapping.map_file import MapFileError
 from gpt4scene_ros.mapping.mesh import decimate_mesh
 from gpt4scene_ros.mapping.tsdf import SceneMap
+from gpt4scene_ros.msg import ObjectInstanceArray, SceneSnapshot
 from gpt4scene_ros.objects.mapper import Mapper
 from gpt4scene_ros.objects.process import ObjectsProcess, ObjectsWorkerError
-from gpt4scene_ros.msg import ObjectInstanceArray, SceneSnapshot
-from gpt4scene_ros.srv import FilePath
 from gpt4scene_ros.ros.conversions.camera_info import camera_info_to_intrinsics
 from gpt4scene_ros.ros.conversions.geometry import pose_to_transform, transform_from_msg
 from gpt4scene_ros.ros.conversions.images import numpy_to_image
@@ -78,10 +78,12 @@ from gpt4scene_ros.ros.conversions.markers import instances_to_marker_array, mes
 from gpt4scene_ros.ros.conversions.point_cloud import point_cloud_to_msg
 from gpt4scene_ros.ros.conversions.scene import bev_info_msg, instance_to_msg, snapshot_to_msg
 from gpt4scene_ros.ros.conversions.time import time_from_msg
+from gpt4scene_ros.ros.diagnostics import diagnostic_array
 from gpt4scene_ros.ros.entry import run_node, spin_multi_threaded
 from gpt4scene_ros.ros.fallbacks import ApproximateTimeSynchronizer, Subscriber
 from gpt4scene_ros.ros.params import declare_settings
 from gpt4scene_ros.ros.qos import LATCHED, sensor_input
+from gpt4scene_ros.srv import FilePath
 
 try:  # Optional: tf2_ros is not pip-installable.
     import tf2_ros
@@ -90,7 +92,7 @@ except ImportError:  # pragma: no cover - depends on the installation
 
 TIME_JUMP_TOLERANCE_S = 0.001
 GIL_SWITCH_INTERVAL_S = 0.001
-RECENT_DROPS_S = 5.0   # dropped frames turn the diagnostics to WARN for this long
+RECENT_DROPS_S = 5.0  # dropped frames turn the diagnostics to WARN for this long
 
 
 def _topic_name(subscriber) -> str:
@@ -112,8 +114,9 @@ class MappingNode(Node):
         except MapPathError as error:
             raise ValueError(f'parameter map_directory={cfg.map_directory!r}: {error}') from None
         self.scene_map = SceneMap(self.map_config)
-        self.T_base_optical = make_transform(matrix_from_quaternion(cfg.base_to_optical_rotation_xyzw),
-                                             cfg.base_to_optical_translation_m)
+        self.T_base_optical = make_transform(
+            matrix_from_quaternion(cfg.base_to_optical_rotation_xyzw), cfg.base_to_optical_translation_m
+        )
         self.poses = PoseBuffer(max_age_s=cfg.odom_buffer_s, max_gap_s=cfg.odom_max_gap_s)
         self.frames = collections.deque()
         self.counts = collections.Counter()
@@ -131,9 +134,9 @@ class MappingNode(Node):
         if cfg.instances_enabled:
             try:
                 self.objects = ObjectsProcess(self.instance_config, self.map_config)
-            except ObjectsWorkerError as error:   # e.g. a missing or broken detector model: stop at start-up
+            except ObjectsWorkerError as error:  # e.g. a missing or broken detector model: stop at start-up
                 raise ValueError(str(error)) from None
-        self.mapper = Mapper(self.scene_map, self.objects)
+        self.mapper = Mapper(self.scene_map, self.objects, on_objects_failure=self._restart_objects)
         self.objects_worker = concurrent.futures.ThreadPoolExecutor(max_workers=1)
         self.objects_job = None
         self.objects_version = -1
@@ -143,25 +146,29 @@ class MappingNode(Node):
         self.tf_buffer = None
         if cfg.use_tf:
             if tf2_ros is None:
-                raise ValueError('use_tf is true but tf2_ros is not installed; set the base_to_optical_* '
-                                 'parameters instead')
+                raise ValueError(
+                    'use_tf is true but tf2_ros is not installed; set the base_to_optical_* parameters instead'
+                )
             self.tf_buffer = tf2_ros.Buffer()
             self.tf_listener = tf2_ros.TransformListener(self.tf_buffer, self)
 
         qos = sensor_input(cfg.input_qos, cfg.input_history_depth)
-        inputs = [Subscriber(self, Image, 'camera/color/image_raw', qos_profile=qos),
-                  Subscriber(self, Image, 'camera/depth/image_raw', qos_profile=qos),
-                  Subscriber(self, CameraInfo, 'camera/color/camera_info', qos_profile=qos)]
+        inputs = [
+            Subscriber(self, Image, 'camera/color/image_raw', qos_profile=qos),
+            Subscriber(self, Image, 'camera/depth/image_raw', qos_profile=qos),
+            Subscriber(self, CameraInfo, 'camera/color/camera_info', qos_profile=qos),
+        ]
         self.synchronizer = ApproximateTimeSynchronizer(inputs, cfg.sync_queue_size, cfg.sync_slop_s)
         self.synchronizer.registerCallback(self._on_frame)
         odometry = self.create_subscription(Odometry, 'odom', self._on_odometry, qos)
         topics = {name: _topic_name(sub) for name, sub in zip(('color', 'depth', 'camera_info'), inputs)}
-        self.input_watch = InputWatch({**topics, 'odometry': odometry.topic_name}, cfg.input_timeout_s,
-                                      time.monotonic())
+        self.input_watch = InputWatch(
+            {**topics, 'odometry': odometry.topic_name}, cfg.input_timeout_s, time.monotonic()
+        )
         for name, sub in zip(topics, inputs):
             sub.registerCallback(lambda _msg, name=name: self.input_watch.seen(name, time.monotonic()))
         self.quiet_inputs = set()
-        self.recent_drops = collections.deque()  # (time, dropped, received, integrated) of the last diagnostics
+        self.recent_counts = RecentCounts(RECENT_DROPS_S)
 
         # Map outputs are published when the map changed, and latched (see ros/qos.py).
         self.bev_pub = self.create_publisher(Image, '~/bev', LATCHED)
@@ -178,9 +185,12 @@ class MappingNode(Node):
         # One group owns the map: integration, outputs and map services never overlap. A single timer
         # integrates and then publishes whatever output is due, so no output timer can be starved by it.
         owner = MutuallyExclusiveCallbackGroup()
-        self.output_periods_s = {self._publish_bev: cfg.bev_period_s, self._publish_cloud: cfg.cloud_period_s,
-                                 self._publish_mesh: cfg.mesh_period_s,
-                                 self._publish_diagnostics: cfg.diagnostics_period_s}
+        self.output_periods_s = {
+            self._publish_bev: cfg.bev_period_s,
+            self._publish_cloud: cfg.cloud_period_s,
+            self._publish_mesh: cfg.mesh_period_s,
+            self._publish_diagnostics: cfg.diagnostics_period_s,
+        }
         if self.objects is not None:
             self.output_periods_s[self._start_instance_update] = cfg.instance_period_s
         self.output_due_s = {publish: 0.0 for publish in self.output_periods_s}
@@ -190,14 +200,16 @@ class MappingNode(Node):
         self.create_service(Trigger, '~/reset_map', self._on_reset, callback_group=owner)
         self.get_logger().info(
             f'mapping on {self.scene_map.device}, voxel {self.map_config.voxel_size_m} m; '
-            f'inputs synchronised by {type(self.synchronizer).__module__}')
+            f'inputs synchronised by {type(self.synchronizer).__module__}'
+        )
 
     # -- sensor callbacks: convert stamps, enqueue, count ---------------------------------------
 
     def _drop(self, reason: str, detail: str = ''):
         self.counts[f'dropped_{reason}'] += 1
-        self.get_logger().warning(f'frame dropped ({reason}){": " + detail if detail else ""}',
-                                  throttle_duration_sec=5.0)
+        self.get_logger().warning(
+            f'frame dropped ({reason}){": " + detail if detail else ""}', throttle_duration_sec=5.0
+        )
 
     def _on_odometry(self, msg: Odometry):
         self.input_watch.seen('odometry', time.monotonic())
@@ -219,8 +231,10 @@ class MappingNode(Node):
         stamp_s = time_from_msg(color.header.stamp)
         if self.last_image_stamp_s is not None and stamp_s < self.last_image_stamp_s - TIME_JUMP_TOLERANCE_S:
             self.counts['image_time_jumps'] += 1
-            self.get_logger().warning(f'image time jumped backwards by {self.last_image_stamp_s - stamp_s:.3f} s: '
-                                      'frame queue cleared (map kept)')
+            self.get_logger().warning(
+                f'image time jumped backwards by {self.last_image_stamp_s - stamp_s:.3f} s: '
+                'frame queue cleared (map kept)'
+            )
             self.frames.clear()
         self.last_image_stamp_s = stamp_s
         if len(self.frames) >= self.config.frame_queue_size:
@@ -273,8 +287,9 @@ class MappingNode(Node):
             depth, depth_scale = decode_depth(depth_msg)
             intrinsics = camera_info_to_intrinsics(info_msg)
             T_odom_optical = self._camera_pose(T_odom_base, color_msg.header.frame_id, color_msg.header.stamp)
-            result = self.mapper.integrate(color, depth, intrinsics, T_odom_optical, stamp_s,
-                                           self.counts['frames_integrated'] + 1, depth_scale)
+            result = self.mapper.integrate(
+                color, depth, intrinsics, T_odom_optical, stamp_s, self.counts['frames_integrated'] + 1, depth_scale
+            )
         except (ValueError, TypeError) as error:
             self._drop('bad_input', str(error))
             return False
@@ -320,18 +335,21 @@ class MappingNode(Node):
         mesh, stamp, frame = self.scene_map.mesh(), self._stamp(), self.map_frame
 
         def build_and_publish():
-            vertices, colors, triangles = decimate_mesh(*mesh, self.config.mesh_max_triangles,
-                                                        2 * self.map_config.voxel_size_m)
+            vertices, colors, triangles = decimate_mesh(
+                *mesh, self.config.mesh_max_triangles, 2 * self.map_config.voxel_size_m
+            )
             self.mesh_pub.publish(mesh_to_marker(vertices, colors, triangles, stamp, frame))
+
         self.mesh_job = self.mesh_worker.submit(build_and_publish)
 
     def _start_instance_update(self):
         """On the map thread: hand the map's surface (cached arrays, read-only) to the objects worker."""
         if self.objects_job is not None and not self.objects_job.done():
             return
-        if not self.objects.alive:   # found dead between updates: restart it off the map thread
+        if not self.objects.alive:  # found dead between updates: restart it off the map thread
             self.objects_job = self.objects_worker.submit(
-                self._restart_objects, ObjectsWorkerError('the object-layer process exited'))
+                self._restart_objects, ObjectsWorkerError('the object-layer process exited')
+            )
             return
         if time.monotonic() < self.objects_rest_until:
             return
@@ -341,8 +359,9 @@ class MappingNode(Node):
         self.objects_version = self.mapper.version
         surface = self.scene_map.surface()
         stamp, frame = self._stamp(), self.map_frame
-        self.objects_job = self.objects_worker.submit(self._update_instances, surface, self.mapper.version, stamp, frame,
-                                                      map_idle)
+        self.objects_job = self.objects_worker.submit(
+            self._update_instances, surface, self.mapper.version, stamp, frame, map_idle
+        )
 
     def _update_instances(self, surface, version, stamp, frame, all_candidates=False):
         """In the objects worker: update the instances, keyframes and markers, and publish them. With
@@ -358,14 +377,16 @@ class MappingNode(Node):
             array.header.stamp, array.header.frame_id = stamp, frame
             self.objects_pub.publish(array)
             ids = {i.id for i in snapshot.instances}
-            self.object_markers_pub.publish(instances_to_marker_array(
-                snapshot.instances, self.published_instance_ids - ids, stamp, frame))
+            self.object_markers_pub.publish(
+                instances_to_marker_array(snapshot.instances, self.published_instance_ids - ids, stamp, frame)
+            )
             self.published_instance_ids = ids
             self.bev_marked_pub.publish(numpy_to_image(snapshot.bev_marked(), 'rgb8', stamp, frame))
             if snapshot.keyframes:
                 newest = max(snapshot.keyframes, key=lambda k: k.stamp_s)
-                self.keyframe_marked_pub.publish(numpy_to_image(newest.marked(snapshot.marker_style), 'rgb8', stamp,
-                                                                frame))
+                self.keyframe_marked_pub.publish(
+                    numpy_to_image(newest.marked(snapshot.marker_style), 'rgb8', stamp, frame)
+                )
             message = snapshot_to_msg(snapshot, frame)
             message.header.stamp = stamp
             self.snapshot_pub.publish(message)
@@ -373,14 +394,15 @@ class MappingNode(Node):
             if not self.context.ok():
                 return  # the node is shutting down while an update finished: nothing to publish to
             self.counts['instance_update_errors'] += 1
-            if isinstance(error, ObjectsWorkerError):   # its process died or hung
+            if isinstance(error, ObjectsWorkerError):  # its process died or hung
                 self._restart_objects(error)
             else:
                 self.get_logger().error(f'instance update failed: {error!r}', throttle_duration_sec=5.0)
 
     def _restart_objects(self, error: Exception) -> None:
-        self.get_logger().error(f'{error}; restarting the object layer (the instances are rebuilt from the map '
-                                'with new IDs)')
+        self.get_logger().error(
+            f'{error}; restarting the object layer (the instances are rebuilt from the map with new IDs)'
+        )
         try:
             self.objects.restart()
         except ObjectsWorkerError as again:
@@ -393,25 +415,21 @@ class MappingNode(Node):
         super().destroy_node()
 
     def _publish_diagnostics(self):
-        status = DiagnosticStatus(name='gpt4scene_ros: mapping', hardware_id=self.scene_map.device)
         now = time.monotonic()
         dropped = sum(v for k, v in self.counts.items() if k.startswith('dropped_'))
-        self.recent_drops.append((now, dropped, self.counts['frames_received'], self.counts['frames_integrated']))
-        while now - self.recent_drops[0][0] > RECENT_DROPS_S:
-            self.recent_drops.popleft()
-        oldest = self.recent_drops[0]
-        received, integrated = self.counts['frames_received'] - oldest[2], self.counts['frames_integrated'] - oldest[3]
+        recent = self.recent_counts.add(
+            now, dropped=dropped, received=self.counts['frames_received'], integrated=self.counts['frames_integrated']
+        )
         quiet = self.input_watch.quiet(now)
         self._log_quiet_inputs(quiet)
-        status.message = f'{self.counts["frames_integrated"]} frames integrated, {dropped} dropped'
+        level, message = DiagnosticStatus.OK, f'{self.counts["frames_integrated"]} frames integrated, {dropped} dropped'
         if quiet:
-            status.level = DiagnosticStatus.ERROR
-            status.message = 'missing input: ' + '; '.join(q.describe() for q in quiet) + '. ' + status.message
-        elif dropped > self.recent_drops[0][1]:
-            status.level = DiagnosticStatus.WARN
-            status.message += f' ({dropped - self.recent_drops[0][1]} in the last {RECENT_DROPS_S:.0f} s)'
-        else:
-            status.level = DiagnosticStatus.OK
+            level = DiagnosticStatus.ERROR
+            message = 'missing input: ' + '; '.join(q.describe() for q in quiet) + '. ' + message
+        elif recent['dropped']:
+            level = DiagnosticStatus.WARN
+            message += f' ({recent["dropped"]} in the last {RECENT_DROPS_S:.0f} s)'
+        received, integrated = recent['received'], recent['integrated']
         values = dict(sorted(self.counts.items()))
         # Frames received per frame integrated lately: 1 while the node keeps up, more while it skips to keep up.
         values['effective_stride'] = round(received / integrated, 2) if integrated else 0
@@ -425,20 +443,23 @@ class MappingNode(Node):
         values['map_memory_mb'] = round(self.scene_map.memory_bytes / 1e6, 1)
         if self.objects is not None:
             values['instances'] = len(self.published_instance_ids)
-            values['instance_update_ms_median'] = round(statistics.median(self.instance_update_ms), 1) \
-                if self.instance_update_ms else 0
+            values['instance_update_ms_median'] = (
+                round(statistics.median(self.instance_update_ms), 1) if self.instance_update_ms else 0
+            )
             values['keyframe_candidates'] = self.objects.counts['candidates']
             values['keyframe_candidates_waiting'] = self.objects.waiting_candidates
-            values['keyframe_candidates_dropped'] = self.objects.counts['candidates_dropped'] + \
-                self.objects.counts['candidates_dropped_in_worker']
+            values['keyframe_candidates_dropped'] = (
+                self.objects.counts['candidates_dropped'] + self.objects.counts['candidates_dropped_in_worker']
+            )
             values['object_layer_restarts'] = self.objects.counts['restarts']
             if not self.objects.alive:
-                status.level = max(status.level, DiagnosticStatus.WARN)
-                status.message += '; object layer not running (restarting it)'
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diagnostics_pub.publish(array)
+                level = max(level, DiagnosticStatus.WARN)
+                message += '; object layer not running (restarting it)'
+        self.diagnostics_pub.publish(
+            diagnostic_array(
+                self.get_clock().now().to_msg(), 'gpt4scene_ros: mapping', self.scene_map.device, level, message, values
+            )
+        )
 
     def _log_quiet_inputs(self, quiet):
         names = {q.name for q in quiet}
@@ -452,19 +473,13 @@ class MappingNode(Node):
     # -- map services ----------------------------------------------------------------------------
 
     def _on_save(self, request, response):
-        metadata, arrays, note = {'frame_id': self.map_frame}, {}, ''
         try:
             path = resolve_map_path(self.map_directory, request.file_path, for_writing=True)
         except MapPathError as error:
             response.success, response.message = False, f'save refused: {error}'
             return response
-        if self.objects is not None:
-            try:
-                metadata['instances'], arrays = self.objects.state()
-            except ObjectsWorkerError as error:   # the map is still worth saving
-                note = f' (without instances: {error})'
         try:
-            save_map(self.scene_map, path, metadata=metadata, arrays=arrays)
+            note = self.mapper.save(path, {'frame_id': self.map_frame})
         except (OSError, ValueError) as error:
             response.success, response.message = False, f'save to {request.file_path!r} failed: {error}'
         else:
@@ -475,39 +490,20 @@ class MappingNode(Node):
     def _on_load(self, request, response):
         try:
             path = resolve_map_path(self.map_directory, request.file_path, for_writing=False)
-            metadata, arrays = load_map(self.scene_map, path, arrays=True)
+            metadata, note = self.mapper.load(path)
         except MapPathError as error:
             response.success, response.message = False, f'load refused: {error}'
             return response
         except (OSError, MapFileError) as error:
             response.success, response.message = False, f'load of {request.file_path!r} refused: {error}'
             return response
-        self.map_frame = (metadata or {}).get('frame_id', self.map_frame)
-        self.mapper.changed()
+        self.map_frame = metadata.get('frame_id', self.map_frame)
         response.success = True
-        response.message = f'loaded {self.scene_map.num_blocks} blocks from {path}'
-        if self.objects is not None:
-            try:
-                metadata = metadata or {}
-                restored = self.objects.restore(metadata.get('instances'), arrays)
-                if 'instances' in metadata:
-                    response.message += f', {restored} instances'
-            except ValueError as error:
-                self.get_logger().warning(f'instances in {request.file_path} not restored: {error}')
-                response.message += ' (its instances could not be restored; they are rebuilt with new IDs)'
-            except ObjectsWorkerError as error:
-                self._restart_objects(error)
-                response.message += ' (the object layer failed and was restarted; instances are rebuilt)'
+        response.message = f'loaded {self.scene_map.num_blocks} blocks from {path}{note}'
         return response
 
     def _on_reset(self, request, response):
-        self.scene_map.reset()
-        self.mapper.changed()
-        if self.objects is not None:
-            try:
-                self.objects.reset()
-            except ObjectsWorkerError as error:
-                self._restart_objects(error)
+        self.mapper.reset()
         response.success, response.message = True, 'map cleared'
         return response
 

@@ -27,24 +27,24 @@ from nav_msgs.msg import Odometry
 from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from gpt4scene_ros.ros.qos import LATCHED, reliable
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
 from gpt4scene_ros.common.frames import depth_to_millimetres
-from gpt4scene_ros.common.settings import PlayerConfig
+from gpt4scene_ros.common.settings.player import PlayerConfig
+from gpt4scene_ros.common.transforms import R_BASE_OPTICAL, invert_transform, make_transform
 from gpt4scene_ros.io.bags import BagTopics
 from gpt4scene_ros.io.open import open_sequence
 from gpt4scene_ros.io.sequence import FrameError
 from gpt4scene_ros.mapping.gravity import estimate_gravity_alignment, identity_alignment
-from gpt4scene_ros.common.transforms import R_BASE_OPTICAL, invert_transform, make_transform
 from gpt4scene_ros.ros.conversions.camera_info import intrinsics_to_camera_info
 from gpt4scene_ros.ros.conversions.geometry import transform_to_msg, transform_to_pose
 from gpt4scene_ros.ros.conversions.images import numpy_to_image
 from gpt4scene_ros.ros.conversions.time import time_to_msg
 from gpt4scene_ros.ros.entry import EXIT_FAILED, EXIT_OK, run_node
 from gpt4scene_ros.ros.params import declare_settings
+from gpt4scene_ros.ros.qos import LATCHED, reliable
 
 try:  # TF is optional: tf2_ros is not pip-installable.
     from tf2_ros import StaticTransformBroadcaster, TransformBroadcaster
@@ -65,22 +65,34 @@ class PlayerNode(Node):
         if not self.config.data_dir:
             raise ValueError('parameter data_dir is empty: set it to a 7-Scenes or TUM RGB-D folder or a rosbag2 bag')
         cfg = self.config
-        self.sequence = open_sequence(cfg.data_dir, frame_rate_hz=cfg.rate_hz, bag_topics=BagTopics(
-            color=cfg.color_topic, depth=cfg.depth_topic, camera_info=cfg.camera_info_topic,
-            odometry=cfg.odometry_topic))
+        self.sequence = open_sequence(
+            cfg.data_dir,
+            frame_rate_hz=cfg.rate_hz,
+            bag_topics=BagTopics(
+                color=cfg.color_topic,
+                depth=cfg.depth_topic,
+                camera_info=cfg.camera_info_topic,
+                odometry=cfg.odometry_topic,
+            ),
+        )
         end = len(self.sequence)
         if self.config.max_frames:
             end = min(end, self.config.start_index + self.config.max_frames)
         if self.config.start_index >= end:
-            raise ValueError(f'start_index={self.config.start_index} leaves no frames to play '
-                             f'(sequence has {len(self.sequence)} frames)')
+            raise ValueError(
+                f'start_index={self.config.start_index} leaves no frames to play '
+                f'(sequence has {len(self.sequence)} frames)'
+            )
         self.positions = range(self.config.start_index, end)
-        self.alignment = (estimate_gravity_alignment(self.sequence)
-                          if self.config.gravity_alignment == 'auto'
-                          else identity_alignment('gravity_alignment parameter is none'))
+        self.alignment = (
+            estimate_gravity_alignment(self.sequence)
+            if self.config.gravity_alignment == 'auto'
+            else identity_alignment('gravity_alignment parameter is none')
+        )
         self.get_logger().info(
             f'{self.sequence.layout} sequence {self.config.data_dir}: {len(self.positions)} frames to play; '
-            f'odom frame: {self.alignment.method}; T_odom_world = {self.alignment.T_map_world.round(5).tolist()}')
+            f'odom frame: {self.alignment.method}; T_odom_world = {self.alignment.T_map_world.round(5).tolist()}'
+        )
 
         qos = reliable(10)
         self.color_pub = self.create_publisher(Image, 'camera/color/image_raw', qos)
@@ -165,7 +177,7 @@ class PlayerNode(Node):
 
     def _publish_frame(self, frame, stamp):
         cfg = self.config
-        if cfg.depth_encoding == '16UC1':   # the sensor's own image when it is in millimetres
+        if cfg.depth_encoding == '16UC1':  # the sensor's own image when it is in millimetres
             depth = depth_to_millimetres(frame.depth, frame.depth_scale)
         else:
             depth = np.where(frame.depth_m > 0, frame.depth_m, np.nan).astype(np.float32)
@@ -212,7 +224,8 @@ def _wait_for_subscribers(node: PlayerNode, executor) -> bool:
         if time.monotonic() > deadline:
             node.get_logger().error(
                 f'only {matched} of {wanted} subscribers matched every data topic within '
-                f'{node.config.wait_for_subscribers_timeout_s} s')
+                f'{node.config.wait_for_subscribers_timeout_s} s'
+            )
             return False
         executor.spin_once(timeout_sec=0.05)
     return True

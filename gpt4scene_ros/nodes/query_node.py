@@ -22,17 +22,17 @@ from pathlib import Path
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
-from gpt4scene_ros.ros.qos import LATCHED
 
-from gpt4scene_ros.common.settings import QueryConfig
+from gpt4scene_ros.common.settings.query import QueryConfig
+from gpt4scene_ros.msg import SceneSnapshot
+from gpt4scene_ros.query.backends import VlmError, VlmSetupError, make_backend
 from gpt4scene_ros.query.prompts import PromptError, PromptTemplates
 from gpt4scene_ros.query.scene_query import ErrorCode, QueryRateLimit, QueryResult, answer_query
-from gpt4scene_ros.query.backends import VlmError, VlmSetupError, make_backend
-from gpt4scene_ros.msg import SceneSnapshot
-from gpt4scene_ros.srv import SceneQuery
 from gpt4scene_ros.ros.conversions.scene import fill_query_response, query_request_from_msg, snapshot_from_msg
 from gpt4scene_ros.ros.entry import run_node, spin_multi_threaded
 from gpt4scene_ros.ros.params import declare_settings
+from gpt4scene_ros.ros.qos import LATCHED
+from gpt4scene_ros.srv import SceneQuery
 
 PACKAGE = 'gpt4scene_ros'
 
@@ -41,6 +41,7 @@ def default_templates_file() -> Path:
     """config/prompts.yaml of the installed package (its share folder), or of this source tree."""
     try:
         from ament_index_python.packages import get_package_share_directory
+
         return Path(get_package_share_directory(PACKAGE)) / 'config' / 'prompts.yaml'
     except Exception:  # no ament index: running from a source checkout
         return Path(__file__).resolve().parents[2] / 'config' / 'prompts.yaml'
@@ -70,19 +71,24 @@ class QueryNode(Node):
                 started = time.perf_counter()
                 self.backend.warm_up()
                 self.get_logger().info(f'{cfg.backend} backend warmed up in {time.perf_counter() - started:.1f} s')
-        except (VlmSetupError, VlmError) as error:     # a missing or broken model stops the node at start-up
+        except (VlmSetupError, VlmError) as error:  # a missing or broken model stops the node at start-up
             raise ValueError(f'backend {cfg.backend}: {error}') from None
         self._lock = threading.Lock()
         self._snapshot_msg = SceneSnapshot()
-        self._decoded = (None, None)      # (message it was decoded from, core snapshot)
+        self._decoded = (None, None)  # (message it was decoded from, core snapshot)
         self._pending = 0
         self._rate_limit = QueryRateLimit(self.config.max_queries_per_minute)
         self._jobs = queue.Queue()
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name='scene_query_model', daemon=True)
         self._worker.start()
-        self.create_subscription(SceneSnapshot, 'mapping_node/scene_snapshot', self._on_snapshot, LATCHED,
-                                 callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_subscription(
+            SceneSnapshot,
+            'mapping_node/scene_snapshot',
+            self._on_snapshot,
+            LATCHED,
+            callback_group=MutuallyExclusiveCallbackGroup(),
+        )
         # Re-entrant: a query waiting for the model does not keep the next one from being refused or queued.
         self.create_service(SceneQuery, '~/scene_query', self._on_query, callback_group=ReentrantCallbackGroup())
         model = f'{cfg.backend} {cfg.model}'.strip() if self.backend is not None else 'no VLM (backend none)'
@@ -128,8 +134,7 @@ class QueryNode(Node):
     def _answer(self, request):
         msg, snapshot = self._snapshot()
         try:
-            result = answer_query(query_request_from_msg(request), self.config, snapshot, self.backend,
-                                  self.templates)
+            result = answer_query(query_request_from_msg(request), self.config, snapshot, self.backend, self.templates)
         except Exception as error:  # the service must answer whatever goes wrong
             self.get_logger().error(f'scene query failed: {error!r}')
             result = QueryResult(error_code=ErrorCode.MODEL, message=f'internal error: {error!r}')
@@ -138,7 +143,7 @@ class QueryNode(Node):
     def _on_query(self, request, response):
         started = time.monotonic()
         if request.task == 'objects' or self.backend is None:
-            msg, result = self._answer(request)      # no model: answered here at once
+            msg, result = self._answer(request)  # no model: answered here at once
         else:
             with self._lock:
                 busy = self._pending >= self.config.max_pending
@@ -146,33 +151,48 @@ class QueryNode(Node):
                 if not busy and not limited:
                     self._pending += 1
             if busy:
-                msg, result = self._snapshot_msg, QueryResult(
-                    ErrorCode.BUSY, f'busy: {self.config.max_pending} queries are already waiting or running '
-                    '(parameter max_pending); try again later')
+                msg, result = (
+                    self._snapshot_msg,
+                    QueryResult(
+                        ErrorCode.BUSY,
+                        f'busy: {self.config.max_pending} queries are already waiting or running '
+                        '(parameter max_pending); try again later',
+                    ),
+                )
             elif limited:
-                msg, result = self._snapshot_msg, QueryResult(
-                    ErrorCode.BUSY, f'rate limit: more than {self.config.max_queries_per_minute} queries in the '
-                    'last minute (parameter max_queries_per_minute); try again later')
+                msg, result = (
+                    self._snapshot_msg,
+                    QueryResult(
+                        ErrorCode.BUSY,
+                        f'rate limit: more than {self.config.max_queries_per_minute} queries in the '
+                        'last minute (parameter max_queries_per_minute); try again later',
+                    ),
+                )
             else:
                 job = _Job(request)
                 self._jobs.put(job)
                 if job.done.wait(self.config.query_timeout_s):
                     msg, result = job.result
                 else:
-                    msg, result = self._snapshot_msg, QueryResult(
-                        ErrorCode.MODEL, f'timed out after {self.config.query_timeout_s:.0f} s (parameter '
-                        'query_timeout_s); the model is still working on it')
+                    msg, result = (
+                        self._snapshot_msg,
+                        QueryResult(
+                            ErrorCode.MODEL,
+                            f'timed out after {self.config.query_timeout_s:.0f} s (parameter '
+                            'query_timeout_s); the model is still working on it',
+                        ),
+                    )
         response.map_stamp = msg.header.stamp
         fill_query_response(result, response, {m.id: m for m in msg.instances})
         if not result.success:
-            self.get_logger().warning(f'query (task={request.task[:40]!r}) refused after '
-                                      f'{time.monotonic() - started:.2f} s: {result.message}')
+            self.get_logger().warning(
+                f'query (task={request.task[:40]!r}) refused after {time.monotonic() - started:.2f} s: {result.message}'
+            )
         return response
 
 
 def main(args=None) -> int:
-    return run_node(QueryNode, lambda node: spin_multi_threaded(node, num_threads=node.config.max_pending + 3),
-                    args)
+    return run_node(QueryNode, lambda node: spin_multi_threaded(node, num_threads=node.config.max_pending + 3), args)
 
 
 if __name__ == '__main__':

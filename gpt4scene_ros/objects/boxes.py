@@ -63,16 +63,29 @@ class OrientedBox:
     def corners(self) -> np.ndarray:
         """The 8 corners (8x3), bottom face first, counter-clockwise seen from above."""
         dx, dy, dz = (s / 2 for s in self.size)
-        local = np.array([[-dx, -dy, -dz], [dx, -dy, -dz], [dx, dy, -dz], [-dx, dy, -dz],
-                          [-dx, -dy, dz], [dx, -dy, dz], [dx, dy, dz], [-dx, dy, dz]])
+        local = np.array(
+            [
+                [-dx, -dy, -dz],
+                [dx, -dy, -dz],
+                [dx, dy, -dz],
+                [-dx, dy, -dz],
+                [-dx, -dy, dz],
+                [dx, -dy, dz],
+                [dx, dy, dz],
+                [-dx, dy, dz],
+            ]
+        )
         return local @ self.rotation().T + self.center
 
     def to_json(self) -> dict:
-        return {'center': [round(v, 5) for v in self.center], 'size': [round(v, 5) for v in self.size],
-                'yaw': round(self.yaw, 5)}
+        return {
+            'center': [round(v, 5) for v in self.center],
+            'size': [round(v, 5) for v in self.size],
+            'yaw': round(self.yaw, 5),
+        }
 
     @classmethod
-    def from_json(cls, record: dict) -> 'OrientedBox':
+    def from_json(cls, record: dict) -> OrientedBox:
         try:
             return cls(record['center'], record['size'], record.get('yaw', 0.0))
         except (KeyError, TypeError) as error:
@@ -117,8 +130,9 @@ def fit_box(points, voxel_size_m: float, floor_z: float | None = None, trim: flo
     if floor_z is not None and floor_z < z_lo and z_lo - floor_z <= 2 * voxel_size_m + half_voxel:
         z_lo = floor_z
     center_xy = np.array([[c, -s], [s, c]]) @ ((lo_xy + hi_xy) / 2)
-    return OrientedBox((center_xy[0], center_xy[1], (z_lo + z_hi) / 2),
-                       (hi_xy[0] - lo_xy[0], hi_xy[1] - lo_xy[1], z_hi - z_lo), yaw)
+    return OrientedBox(
+        (center_xy[0], center_xy[1], (z_lo + z_hi) / 2), (hi_xy[0] - lo_xy[0], hi_xy[1] - lo_xy[1], z_hi - z_lo), yaw
+    )
 
 
 def footprint_intersection_m2(a: OrientedBox, b: OrientedBox) -> float:
@@ -133,8 +147,9 @@ def footprint_intersection_m2(a: OrientedBox, b: OrientedBox) -> float:
 
 def box_iou(a: OrientedBox, b: OrientedBox) -> float:
     """Volume intersection over union of two upright boxes, in [0, 1]."""
-    z_overlap = min(a.center[2] + a.size[2] / 2, b.center[2] + b.size[2] / 2) - \
-        max(a.center[2] - a.size[2] / 2, b.center[2] - b.size[2] / 2)
+    z_overlap = min(a.center[2] + a.size[2] / 2, b.center[2] + b.size[2] / 2) - max(
+        a.center[2] - a.size[2] / 2, b.center[2] - b.size[2] / 2
+    )
     if z_overlap <= 0.0:
         return 0.0
     intersection = footprint_intersection_m2(a, b) * z_overlap

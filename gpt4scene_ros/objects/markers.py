@@ -35,8 +35,11 @@ class Marker:
     """Pixels of the object's visible mask the marker was placed in (0 when unknown)."""
 
     def to_json(self) -> dict:
-        return {'id': int(self.id), 'pixel': [round(float(self.u), 1), round(float(self.v), 1)],
-                'visible_px': int(self.visible_px)}
+        return {
+            'id': int(self.id),
+            'pixel': [round(float(self.u), 1), round(float(self.v), 1)],
+            'visible_px': int(self.visible_px),
+        }
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ def place_marker(mask: np.ndarray) -> tuple[float, float, int] | None:
     area = int(mask.sum())
     if area == 0:
         return None
-    padded = np.pad(mask, 1).astype(np.uint8)   # the image border counts as background
+    padded = np.pad(mask, 1).astype(np.uint8)  # the image border counts as background
     distance = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
     best = distance.max()
     rows, cols = np.nonzero(distance >= best - 1e-6)
@@ -91,7 +94,7 @@ def place_markers(label_image: np.ndarray, ids=None, min_area_px: int = 1) -> li
     labels = np.asarray(label_image)
     present, counts = np.unique(labels[labels > 0], return_counts=True)
     wanted = set(int(i) for i in present) if ids is None else set(int(i) for i in ids) & set(present.tolist())
-    compact = np.zeros(labels.shape, np.int32)           # find_objects wants small consecutive labels
+    compact = np.zeros(labels.shape, np.int32)  # find_objects wants small consecutive labels
     lookup = np.zeros(int(present.max()) + 1 if len(present) else 1, np.int32)
     lookup[present] = np.arange(1, len(present) + 1)
     positive = labels > 0
@@ -104,7 +107,7 @@ def place_markers(label_image: np.ndarray, ids=None, min_area_px: int = 1) -> li
         if object_id not in wanted or count < min_area_px:
             continue
         rows, cols = slices[k]
-        u, v, area = place_marker(compact[rows, cols] == k + 1)      # on the mask's bounding box only
+        u, v, area = place_marker(compact[rows, cols] == k + 1)  # on the mask's bounding box only
         markers.append(Marker(int(object_id), u + cols.start, v + rows.start, area))
     return markers
 
@@ -155,8 +158,9 @@ def layout_markers(markers, image_shape, style: MarkerStyle = MarkerStyle()) -> 
                 fitted = max(style.min_scale * radius, distance / 2.0)
                 radii[i] = min(radii[i], fitted)
                 radii[j] = min(radii[j], fitted)
-    return [(Marker(m.id, float(c[0]), float(c[1]), m.visible_px), float(r))
-            for m, c, r in zip(markers, centres, radii)]
+    return [
+        (Marker(m.id, float(c[0]), float(c[1]), m.visible_px), float(r)) for m, c, r in zip(markers, centres, radii)
+    ]
 
 
 def draw_markers(image: np.ndarray, markers, style: MarkerStyle = MarkerStyle()) -> np.ndarray:

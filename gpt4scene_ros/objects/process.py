@@ -32,7 +32,8 @@ import sys
 import threading
 import time
 
-from gpt4scene_ros.common.settings import InstanceConfig, MappingConfig
+from gpt4scene_ros.common.settings.instances import InstanceConfig
+from gpt4scene_ros.common.settings.mapping import MappingConfig
 from gpt4scene_ros.objects.scene_objects import CandidateGate, ObjectsSnapshot, SceneObjects
 
 logger = logging.getLogger(__name__)
@@ -58,11 +59,11 @@ class ObjectsProcess:
         self.config, self.mapping, self.timeout_s = config, mapping, float(timeout_s)
         self.gate = CandidateGate(config)
         self.counts = collections.Counter()
-        self._lock = threading.Lock()          # one request/answer at a time
+        self._lock = threading.Lock()  # one request/answer at a time
         self._outbox = collections.deque()
         self._outbox_ready = threading.Condition()
         self._next_id = 1
-        self._waiting_in_worker = 0          # candidates the child had not used at its last update
+        self._waiting_in_worker = 0  # candidates the child had not used at its last update
         self._candidates_at_update = 0
         self._process = None
         self._start()
@@ -76,11 +77,17 @@ class ObjectsProcess:
         # re-run the caller's main script), joined by two inherited descriptors.
         parent_end, child_end = socket.socketpair()
         read_fd, write_fd = os.pipe()
-        code = ('import sys; del sys.path[0]; from gpt4scene_ros.objects.process import child_main; '
-                f'child_main({child_end.fileno()}, {read_fd})')
+        code = (
+            'import sys; del sys.path[0]; from gpt4scene_ros.objects.process import child_main; '
+            f'child_main({child_end.fileno()}, {read_fd})'
+        )
         try:
-            self._process = subprocess.Popen([sys.executable, '-c', code], pass_fds=(child_end.fileno(), read_fd),
-                                             stdin=subprocess.DEVNULL, start_new_session=True)
+            self._process = subprocess.Popen(
+                [sys.executable, '-c', code],
+                pass_fds=(child_end.fileno(), read_fd),
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         except OSError as error:
             raise ObjectsWorkerError(f'the object-layer process could not start: {error}') from None
         finally:
@@ -148,8 +155,9 @@ class ObjectsProcess:
 
     # -- the map thread ---------------------------------------------------------------------------------
 
-    def observe(self, color, depth, intrinsics, T_map_camera, stamp_s: float, index: int,
-                depth_scale: float = 1.0) -> bool:
+    def observe(
+        self, color, depth, intrinsics, T_map_camera, stamp_s: float, index: int, depth_scale: float = 1.0
+    ) -> bool:
         """Offer an integrated frame; True when it was kept as a keyframe candidate. Never blocks."""
         view = self.gate.offer(color, depth, intrinsics, T_map_camera, stamp_s, index, depth_scale)
         if view is None:
@@ -188,11 +196,13 @@ class ObjectsProcess:
         """Candidates that no update has used yet (an update is worth running even if the map did not change)."""
         return self.waiting_candidates > 0
 
-    def update(self, points, colors, normals, stamp_s: float, map_version: int = 0,
-               all_candidates: bool = False) -> ObjectsSnapshot:
+    def update(
+        self, points, colors, normals, stamp_s: float, map_version: int = 0, all_candidates: bool = False
+    ) -> ObjectsSnapshot:
         self._candidates_at_update = self.counts['candidates']
-        snapshot, counts = self._request('update', points, colors, normals, float(stamp_s), int(map_version),
-                                         bool(all_candidates))
+        snapshot, counts = self._request(
+            'update', points, colors, normals, float(stamp_s), int(map_version), bool(all_candidates)
+        )
         self._waiting_in_worker = counts.get('waiting', 0)
         self.counts['candidates_dropped_in_worker'] = counts.get('candidates_dropped', 0)
         if snapshot.instances:
@@ -221,15 +231,16 @@ class ObjectsProcess:
                 self._requests.send(message, timeout_s=self.timeout_s)
             except TimeoutError:
                 self._stop_process(0.0)
-                raise ObjectsWorkerError(f'the object-layer process did not take {message[0]} within '
-                                         f'{self.timeout_s:.0f} s') from None
+                raise ObjectsWorkerError(
+                    f'the object-layer process did not take {message[0]} within {self.timeout_s:.0f} s'
+                ) from None
             except (OSError, ValueError) as error:
                 self._stop_process(0.0)
                 raise ObjectsWorkerError(f'the object-layer process is gone ({error!r})') from None
             try:
                 status, payload = self._answer(self.timeout_s, message[0])
             except ObjectsWorkerError:
-                self._stop_process(0.0)   # a late answer must never be taken for the next request's
+                self._stop_process(0.0)  # a late answer must never be taken for the next request's
                 raise
         if status == 'value_error':
             raise ValueError(payload)
@@ -244,14 +255,17 @@ class ObjectsProcess:
                 if self._requests.poll(min(0.5, max(0.0, deadline - time.monotonic()))):
                     return self._requests.recv(timeout_s=max(1.0, deadline - time.monotonic()))
             except TimeoutError:
-                raise ObjectsWorkerError(f'the object-layer process did not finish its answer to {what} within '
-                                         f'{timeout_s:.0f} s') from None
+                raise ObjectsWorkerError(
+                    f'the object-layer process did not finish its answer to {what} within {timeout_s:.0f} s'
+                ) from None
             except (EOFError, OSError) as error:
-                raise ObjectsWorkerError(f'the object-layer process died during {what} ({error!r}; exit code '
-                                         f'{self._process.poll()})') from None
+                raise ObjectsWorkerError(
+                    f'the object-layer process died during {what} ({error!r}; exit code {self._process.poll()})'
+                ) from None
             if self._process.poll() is not None:
-                raise ObjectsWorkerError(f'the object-layer process died during {what} (exit code '
-                                         f'{self._process.returncode})')
+                raise ObjectsWorkerError(
+                    f'the object-layer process died during {what} (exit code {self._process.returncode})'
+                )
             if time.monotonic() >= deadline:
                 raise ObjectsWorkerError(f'the object-layer process did not answer {what} within {timeout_s:.0f} s')
 
@@ -293,6 +307,7 @@ class _Channel:
 
 # -- the child --------------------------------------------------------------------------------------------------
 
+
 def child_main(requests_fd: int, candidates_fd: int) -> None:
     """Entry point of the child (see :meth:`ObjectsProcess._start`): serve until the parent stops or goes."""
     requests = _Channel(socket.socket(fileno=requests_fd))
@@ -306,12 +321,14 @@ def child_main(requests_fd: int, candidates_fd: int) -> None:
 
 def _serve(requests, candidates, config: InstanceConfig, mapping: MappingConfig, next_id: int) -> None:
     """The child's main loop: candidates arrive on their own pipe (a thread), requests on the other."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent stops us (or its end of the pipes closes)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us (or its end of the pipes closes)
     logging.basicConfig(level=logging.WARNING, format='[objects worker] %(levelname)s %(name)s: %(message)s')
     from gpt4scene_ros.objects.detectors import DetectorError, make_detector
+
     try:
-        detector = make_detector(config.detector, config.detector_model, config.detector_min_score,
-                                 config.detector_device)
+        detector = make_detector(
+            config.detector, config.detector_model, config.detector_min_score, config.detector_device
+        )
         objects = SceneObjects(config, mapping, detector)
         objects.tracker.next_id = max(objects.tracker.next_id, int(next_id))
     except (DetectorError, ValueError) as error:
@@ -326,13 +343,13 @@ def _serve(requests, candidates, config: InstanceConfig, mapping: MappingConfig,
             try:
                 objects.add_candidate(candidates.recv())
             except (EOFError, OSError):
-                os._exit(0)            # the parent is gone
+                os._exit(0)  # the parent is gone
 
     threading.Thread(target=receive_candidates, name='candidates', daemon=True).start()
     try:
         requests.send(('ok', None))
         _answer_requests(requests, objects)
-    except OSError:          # the parent is gone (a broken pipe while answering)
+    except OSError:  # the parent is gone (a broken pipe while answering)
         pass
 
 

@@ -26,18 +26,26 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from gpt4scene_ros.common.frames import CameraIntrinsics
+from gpt4scene_ros.common.motion import MotionGate, viewing_angle_deg
+from gpt4scene_ros.common.settings.instances import InstanceConfig
+from gpt4scene_ros.common.settings.mapping import MappingConfig
 from gpt4scene_ros.mapping.bev import BevImage, map_bev
 from gpt4scene_ros.objects.boxes import fit_box
-from gpt4scene_ros.common.settings import InstanceConfig, MappingConfig
 from gpt4scene_ros.objects.detectors import checked_detections, fuse_detections
-from gpt4scene_ros.objects.tracking import Instance, InstanceTracker, SegmentObservation
-from gpt4scene_ros.objects.keyframes import FrameView, KeyframePool, VoxelLabels, label_view, make_view, select_keyframes
+from gpt4scene_ros.objects.keyframes import (
+    FrameView,
+    KeyframePool,
+    VoxelLabels,
+    label_view,
+    make_view,
+    select_keyframes,
+)
 from gpt4scene_ros.objects.markers import Marker, MarkerStyle, draw_markers, place_markers
 from gpt4scene_ros.objects.segmentation.surface import Segmentation, segment_surface
 from gpt4scene_ros.objects.segmentation.votes import BoundaryVotes
+from gpt4scene_ros.objects.tracking import Instance, InstanceTracker, SegmentObservation
 from gpt4scene_ros.objects.voxels import surface_voxels
-from gpt4scene_ros.common.frames import CameraIntrinsics
-from gpt4scene_ros.common.motion import MotionGate, viewing_angle_deg
 
 logger = logging.getLogger(__name__)
 
@@ -85,17 +93,25 @@ class CandidateGate:
 
     def __init__(self, config: InstanceConfig):
         self.config = config
-        self._motion = MotionGate(config.keyframe_min_translation_m, config.keyframe_min_rotation_deg,
-                                  viewing_angle_deg, zero_is_off=False)
+        self._motion = MotionGate(
+            config.keyframe_min_translation_m, config.keyframe_min_rotation_deg, viewing_angle_deg, zero_is_off=False
+        )
 
-    def offer(self, color, depth, intrinsics: CameraIntrinsics, T_map_camera, stamp_s: float,
-              index: int, depth_scale: float = 1.0) -> FrameView | None:
+    def offer(
+        self,
+        color,
+        depth,
+        intrinsics: CameraIntrinsics,
+        T_map_camera,
+        stamp_s: float,
+        index: int,
+        depth_scale: float = 1.0,
+    ) -> FrameView | None:
         """The frame's view when it is a new candidate, else None (cheap: most frames stop at the pose test)."""
         if not self._motion.passes(T_map_camera):
             return None
         self._motion.accept(T_map_camera)
-        return make_view(color, depth, intrinsics, T_map_camera, stamp_s, index, self.config.view_width_px,
-                         depth_scale)
+        return make_view(color, depth, intrinsics, T_map_camera, stamp_s, index, self.config.view_width_px, depth_scale)
 
     def reset(self) -> None:
         self._motion.reset()
@@ -130,8 +146,16 @@ class SceneObjects:
 
     # -- the map thread -----------------------------------------------------------------------------------
 
-    def observe(self, color, depth, intrinsics: CameraIntrinsics, T_map_camera, stamp_s: float,
-                index: int, depth_scale: float = 1.0) -> bool:
+    def observe(
+        self,
+        color,
+        depth,
+        intrinsics: CameraIntrinsics,
+        T_map_camera,
+        stamp_s: float,
+        index: int,
+        depth_scale: float = 1.0,
+    ) -> bool:
         """Offer an integrated frame (depth as the sensor gave it, see :class:`~gpt4scene_ros.common.frames.RgbdFrame`);
         True when it was kept as a keyframe candidate (it moved enough)."""
         view = self.gate.offer(color, depth, intrinsics, T_map_camera, stamp_s, index, depth_scale)
@@ -169,8 +193,9 @@ class SceneObjects:
             count = len(self._pending) if budget is None else min(len(self._pending), budget)
             return [self._pending.popleft() for _ in range(count)]
 
-    def update(self, points, colors, normals, stamp_s: float, map_version: int = 0,
-               all_candidates: bool = False) -> ObjectsSnapshot:
+    def update(
+        self, points, colors, normals, stamp_s: float, map_version: int = 0, all_candidates: bool = False
+    ) -> ObjectsSnapshot:
         """Recompute the instances, keyframes and markers from the map's surface (points, colours, normals).
 
         At most ``candidates_per_update`` new keyframe candidates are segmented for boundary votes (the
@@ -210,9 +235,18 @@ class SceneObjects:
         bev, bev_markers = self._bev(points, colors, table, instances)
         lap('bev')
         timing['total'] = (time.perf_counter() - started) * 1000.0
-        snapshot = ObjectsSnapshot(float(stamp_s), int(map_version),
-                                   tuple(self.tracker.with_keyframes(instances, seen_in)), bev, tuple(bev_markers),
-                                   tuple(keyframes), self.style, timing, segmentation, voxel_ids)
+        snapshot = ObjectsSnapshot(
+            float(stamp_s),
+            int(map_version),
+            tuple(self.tracker.with_keyframes(instances, seen_in)),
+            bev,
+            tuple(bev_markers),
+            tuple(keyframes),
+            self.style,
+            timing,
+            segmentation,
+            voxel_ids,
+        )
         self.last_snapshot = snapshot
         return snapshot
 
@@ -240,8 +274,10 @@ class SceneObjects:
         detections of the new views vote for the labels of the instances they cover."""
         self._views = list(self.pool.views)
         coarse = [label_view(view, table, step=2) for view in self._views]
-        self._visible = [labels.visible_px if labels.surface_agreement >= self.config.min_surface_agreement else None
-                         for labels in coarse]
+        self._visible = [
+            labels.visible_px if labels.surface_agreement >= self.config.min_surface_agreement else None
+            for labels in coarse
+        ]
         self._table = table
         self.counts['views_off_the_map'] = sum(v is None for v in self._visible)
         for view, found in detections:
@@ -249,8 +285,9 @@ class SceneObjects:
             if k is None or self._visible[k] is None:
                 continue
             labels = coarse[k]
-            votes = fuse_detections(found, labels.label_image, labels.step, (view.depth_step - 1) // 2,
-                                    view.color.shape)
+            votes = fuse_detections(
+                found, labels.label_image, labels.step, (view.depth_step - 1) // 2, view.color.shape
+            )
             for instance_id, label, weight in votes:
                 self.tracker.vote_label(instance_id, label, weight)
 
@@ -265,17 +302,22 @@ class SceneObjects:
             except Exception as error:  # a learned model failing must not stop the geometric instances
                 self.counts['detector_errors'] += 1
                 if self.counts['detector_errors'] in (1, 10, 100) or self.counts['detector_errors'] % 1000 == 0:
-                    logger.warning('detector %s failed on frame %d (%d failures so far; instances keep their '
-                                   'geometry): %r', type(self.detector).__name__, view.index,
-                                   self.counts['detector_errors'], error)
+                    logger.warning(
+                        'detector %s failed on frame %d (%d failures so far; instances keep their geometry): %r',
+                        type(self.detector).__name__,
+                        view.index,
+                        self.counts['detector_errors'],
+                        error,
+                    )
         return found
 
     def choose_keyframes(self, method: str, count: int) -> list[Keyframe]:
         """Keyframes (time order, with markers) chosen by ``method`` among the candidates labelled by the last
         :meth:`update`; the update itself uses the configured method and count."""
         area = _area_scale(self._views[0].intrinsics) if self._views else 1.0
-        chosen = select_keyframes(self._views, self._visible, count, method,
-                                  max(1, int(self.config.marker_min_area_px * area)))
+        chosen = select_keyframes(
+            self._views, self._visible, count, method, max(1, int(self.config.marker_min_area_px * area))
+        )
         keyframes = []
         for k in chosen:
             view = self._views[k]
@@ -283,15 +325,16 @@ class SceneObjects:
             if self._visible[k] is not None:
                 minimum = max(1, int(self.config.marker_min_area_px * _area_scale(view.intrinsics)))
                 markers = tuple(_markers_in_view(label_view(view, self._table), view, minimum))
-            keyframes.append(Keyframe(view.index, view.stamp_s, view.color, view.intrinsics, view.T_map_camera,
-                                      markers))
+            keyframes.append(
+                Keyframe(view.index, view.stamp_s, view.color, view.intrinsics, view.T_map_camera, markers)
+            )
         return keyframes
 
     def _bev(self, points, colors, table: VoxelLabels, instances):
         m = self.mapping
         bev = map_bev(points, colors, m)
         point_ids = np.append(np.maximum(table.lookup(np.asarray(points, dtype=np.float64).reshape(-1, 3)), 0), 0)
-        label_image = point_ids[bev.top_point_index]       # index -1 (no point) reads the appended 0
+        label_image = point_ids[bev.top_point_index]  # index -1 (no point) reads the appended 0
         # A marker in a BEV of 512 px covers about a 40 px disc: objects need fewer pixels there.
         min_area = max(4, int(self.config.marker_min_area_px * (m.bev_size_px / 640.0) ** 2 / 16))
         markers = place_markers(label_image, [i.id for i in instances], min_area_px=min_area)
@@ -336,8 +379,10 @@ def _markers_in_view(labels, view: FrameView, min_area_px: int) -> list[Marker]:
     label_image = np.where(labels.label_image > 0, labels.label_image, 0)
     minimum = max(1, int(math.ceil(min_area_px / (step * step))))
     offset = (view.depth_step - 1) // 2
-    return [Marker(m.id, m.u * step + offset, m.v * step + offset, m.visible_px * step * step)
-            for m in place_markers(label_image, min_area_px=minimum)]
+    return [
+        Marker(m.id, m.u * step + offset, m.v * step + offset, m.visible_px * step * step)
+        for m in place_markers(label_image, min_area_px=minimum)
+    ]
 
 
 def _footprint_mask(bev: BevImage, instance: Instance) -> np.ndarray:

@@ -56,9 +56,15 @@ class Instance:
         return object_tag(self.id)
 
     def to_json(self) -> dict:
-        return {'id': self.id, 'label': self.label, 'confidence': round(float(self.confidence), 4),
-                'center': [round(v, 4) for v in self.box.center], 'size': [round(v, 4) for v in self.box.size],
-                'yaw': round(self.box.yaw, 4), 'num_points': int(self.num_points)}
+        return {
+            'id': self.id,
+            'label': self.label,
+            'confidence': round(float(self.confidence), 4),
+            'center': [round(v, 4) for v in self.box.center],
+            'size': [round(v, 4) for v in self.box.size],
+            'yaw': round(self.box.yaw, 4),
+            'num_points': int(self.num_points),
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,7 +80,7 @@ class SegmentObservation:
 @dataclass(eq=False)
 class _Track:
     id: int
-    cells: np.ndarray                # sorted unique packed keys of 2-voxel cells
+    cells: np.ndarray  # sorted unique packed keys of 2-voxel cells
     box: OrientedBox
     num_points: int
     mean_rgb: tuple
@@ -82,7 +88,7 @@ class _Track:
     last_seen_s: float
     hits: int = 1
     missed: int = 0
-    label_votes: dict = field(default_factory=dict)   # label -> summed confidence
+    label_votes: dict = field(default_factory=dict)  # label -> summed confidence
 
 
 def _cells(voxel_keys: np.ndarray) -> np.ndarray:
@@ -120,15 +126,19 @@ class InstanceTracker:
             order = sorted(range(len(segments)), key=lambda k: -len(segments[k].voxel_keys))
             dropped = len(segments) - self.max_instances
             self.events['dropped_over_cap'] += dropped
-            logger.info('%d segments, more than max_instances=%d: the %d smallest (up to %d voxels) are left out',
-                        len(segments), self.max_instances, dropped,
-                        max(len(segments[k].voxel_keys) for k in order[self.max_instances:]))
-            kept = sorted(order[:self.max_instances])
+            logger.info(
+                '%d segments, more than max_instances=%d: the %d smallest (up to %d voxels) are left out',
+                len(segments),
+                self.max_instances,
+                dropped,
+                max(len(segments[k].voxel_keys) for k in order[self.max_instances :]),
+            )
+            kept = sorted(order[: self.max_instances])
             segments = [segments[k] for k in kept]
         cells = [_cells(s.voxel_keys) for s in segments]
         track_ids = list(self.tracks)
         overlap, inter = self._overlaps(cells, track_ids)
-        assigned: dict[int, int] = {}       # segment index -> track id
+        assigned: dict[int, int] = {}  # segment index -> track id
         if overlap.size:
             rows, cols = linear_sum_assignment(-overlap)
             for r, c in zip(rows, cols):
@@ -188,8 +198,11 @@ class InstanceTracker:
             starts = np.repeat(low, repeats)
             within = np.arange(len(rows)) - np.repeat(np.cumsum(repeats) - repeats, repeats)
             columns = track_owner[starts + within]
-            inter = np.bincount(rows * n_tracks + columns, minlength=n_segments * n_tracks).reshape(
-                n_segments, n_tracks).astype(np.float64)
+            inter = (
+                np.bincount(rows * n_tracks + columns, minlength=n_segments * n_tracks)
+                .reshape(n_segments, n_tracks)
+                .astype(np.float64)
+            )
         sizes_segments = np.array([len(c) for c in cells], dtype=np.float64)[:, None]
         sizes_tracks = np.array([len(self.tracks[t].cells) for t in track_ids], dtype=np.float64)[None, :]
         union = sizes_segments + sizes_tracks - inter
@@ -202,8 +215,11 @@ class InstanceTracker:
     def _new_track(self, cells, segment, stamp_s, inter_row, track_ids):
         if inter_row is not None and len(inter_row) and inter_row.max() >= 0.5 * len(cells):
             self.events['split'] += 1
-            logger.info('a part split off %s: new instance %s', object_tag(track_ids[int(np.argmax(inter_row))]),
-                        object_tag(self.next_id))
+            logger.info(
+                'a part split off %s: new instance %s',
+                object_tag(track_ids[int(np.argmax(inter_row))]),
+                object_tag(self.next_id),
+            )
         else:
             self.events['new'] += 1
         track = _Track(self.next_id, cells, segment.box, len(segment.voxel_keys), segment.mean_rgb, stamp_s, stamp_s)
@@ -214,7 +230,7 @@ class InstanceTracker:
     def _forget_old_missing(self):
         missing = [t for t in self.tracks.values() if t.missed > 0]
         if len(missing) > self.max_missing:
-            for track in sorted(missing, key=lambda t: t.last_seen_s)[:len(missing) - self.max_missing]:
+            for track in sorted(missing, key=lambda t: t.last_seen_s)[: len(missing) - self.max_missing]:
                 del self.tracks[track.id]
                 self.retired.append(track.id)
 
@@ -230,8 +246,16 @@ class InstanceTracker:
         if track.label_votes:
             label, best = max(track.label_votes.items(), key=lambda item: item[1])
             confidence = best / sum(track.label_votes.values()) * min(1.0, best / max(track.hits, 1))
-        return Instance(track.id, track.box, track.num_points, label, float(min(1.0, confidence)),
-                        track.first_seen_s, track.last_seen_s, track.mean_rgb)
+        return Instance(
+            track.id,
+            track.box,
+            track.num_points,
+            label,
+            float(min(1.0, confidence)),
+            track.first_seen_s,
+            track.last_seen_s,
+            track.mean_rgb,
+        )
 
     def published(self) -> list[Instance]:
         """The instances of the last update, by ID."""
@@ -241,10 +265,24 @@ class InstanceTracker:
 
     def state(self) -> dict:
         """JSON-serialisable state: the counter and every known instance's cells and box."""
-        return {'version': TRACKER_STATE_VERSION, 'next_id': self.next_id, 'tracks': [
-            {'id': t.id, 'cells': t.cells.tolist(), 'box': t.box.to_json(), 'num_points': t.num_points,
-             'mean_rgb': list(t.mean_rgb), 'first_seen_s': t.first_seen_s, 'last_seen_s': t.last_seen_s,
-             'hits': t.hits, 'label_votes': t.label_votes} for t in self.tracks.values()]}
+        return {
+            'version': TRACKER_STATE_VERSION,
+            'next_id': self.next_id,
+            'tracks': [
+                {
+                    'id': t.id,
+                    'cells': t.cells.tolist(),
+                    'box': t.box.to_json(),
+                    'num_points': t.num_points,
+                    'mean_rgb': list(t.mean_rgb),
+                    'first_seen_s': t.first_seen_s,
+                    'last_seen_s': t.last_seen_s,
+                    'hits': t.hits,
+                    'label_votes': t.label_votes,
+                }
+                for t in self.tracks.values()
+            ],
+        }
 
     def restore(self, state: dict) -> None:
         """Replace the instances by a :meth:`state`; the counter never goes back. Raises ValueError."""
@@ -253,11 +291,18 @@ class InstanceTracker:
                 raise ValueError(f'tracker state version {state.get("version")!r}, expected {TRACKER_STATE_VERSION}')
             tracks = {}
             for record in state['tracks']:
-                track = _Track(int(record['id']), np.unique(np.asarray(record['cells'], dtype=np.int64)),
-                               OrientedBox.from_json(record['box']), int(record['num_points']),
-                               tuple(record.get('mean_rgb', (0, 0, 0))), float(record['first_seen_s']),
-                               float(record['last_seen_s']), int(record.get('hits', 1)), 1,
-                               {str(k): float(v) for k, v in record.get('label_votes', {}).items()})
+                track = _Track(
+                    int(record['id']),
+                    np.unique(np.asarray(record['cells'], dtype=np.int64)),
+                    OrientedBox.from_json(record['box']),
+                    int(record['num_points']),
+                    tuple(record.get('mean_rgb', (0, 0, 0))),
+                    float(record['first_seen_s']),
+                    float(record['last_seen_s']),
+                    int(record.get('hits', 1)),
+                    1,
+                    {str(k): float(v) for k, v in record.get('label_votes', {}).items()},
+                )
                 tracks[track.id] = track
             next_id = max([int(state['next_id']), self.next_id] + [t + 1 for t in tracks])
         except (KeyError, TypeError, AttributeError) as error:

@@ -18,8 +18,9 @@ from gpt4scene_ros.objects.segmentation.colors import lab_colors
 
 _KEY_OFFSET = 1 << 20
 _KEY_BITS = 21
-_NEIGHBOUR_OFFSETS = [(dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)
-                      if (dx, dy, dz) > (0, 0, 0)]
+_NEIGHBOUR_OFFSETS = [
+    (dx, dy, dz) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1) if (dx, dy, dz) > (0, 0, 0)
+]
 """Half of the 26-neighbourhood: each edge once."""
 
 
@@ -33,8 +34,10 @@ def unpack_keys(packed: np.ndarray) -> np.ndarray:
     """The Nx3 int64 voxel indices of packed keys (the inverse of :func:`pack_keys`)."""
     packed = np.asarray(packed, dtype=np.int64)
     mask = (1 << _KEY_BITS) - 1
-    return np.stack([(packed >> (2 * _KEY_BITS)) & mask, (packed >> _KEY_BITS) & mask, packed & mask],
-                    axis=1) - _KEY_OFFSET
+    return (
+        np.stack([(packed >> (2 * _KEY_BITS)) & mask, (packed >> _KEY_BITS) & mask, packed & mask], axis=1)
+        - _KEY_OFFSET
+    )
 
 
 def packed_offset(dx: int, dy: int, dz: int) -> int:
@@ -86,8 +89,13 @@ def surface_voxels(points: np.ndarray, colors: np.ndarray, normals: np.ndarray, 
     keys, inverse, counts = np.unique(packed, return_inverse=True, return_counts=True)
 
     def mean(values):
-        return np.stack([np.bincount(inverse, weights=values[:, c], minlength=len(keys))
-                         for c in range(values.shape[1])], axis=1) / np.maximum(counts, 1)[:, None]
+        return (
+            np.stack(
+                [np.bincount(inverse, weights=values[:, c], minlength=len(keys)) for c in range(values.shape[1])],
+                axis=1,
+            )
+            / np.maximum(counts, 1)[:, None]
+        )
 
     mean_points = mean(points)
     mean_colors = np.clip(np.rint(mean(colors.astype(np.float64))), 0, 255).astype(np.uint8)
@@ -100,5 +108,6 @@ def surface_voxels(points: np.ndarray, colors: np.ndarray, normals: np.ndarray, 
         here = np.flatnonzero(found >= 0)
         edges.append(np.stack([here, found[here]], axis=1))
     edges = np.concatenate(edges) if edges else np.zeros((0, 2), np.int64)
-    return SurfaceVoxels(keys, mean_points, mean_colors, mean_normals, edges.astype(np.int64), voxel_size_m,
-                         lab_colors(mean_colors))
+    return SurfaceVoxels(
+        keys, mean_points, mean_colors, mean_normals, edges.astype(np.int64), voxel_size_m, lab_colors(mean_colors)
+    )

@@ -27,6 +27,7 @@ def ground_answer(answer: str, instances, single: bool = False) -> Grounding:
     unknown = [object_id for object_id in named if object_id not in by_id]
     message = ''
     if unknown:
-        message = (f'the answer names objects that are not in the map: {[object_tag(i) for i in unknown[:10]]} '
-                   '(left out)')
+        message = (
+            f'the answer names objects that are not in the map: {[object_tag(i) for i in unknown[:10]]} (left out)'
+        )
     return Grounding(tuple(by_id[i] for i in known), message)

@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 import yaml
 
-from gpt4scene_ros.objects.tags import object_tag
 from gpt4scene_ros.objects.markers import draw_markers, scale_markers
+from gpt4scene_ros.objects.tags import object_tag
 
 TEMPLATE_KEYS = ('qa', 'sqa', 'ground', 'multi_ground', 'caption', 'zero_shot_instruction')
 _PLACEHOLDERS = {'question', 'situation', 'description', 'object'}
@@ -40,7 +40,7 @@ class PromptTemplates:
     zero_shot_instruction: str
 
     @classmethod
-    def from_yaml(cls, path) -> 'PromptTemplates':
+    def from_yaml(cls, path) -> PromptTemplates:
         """Templates from a YAML file with the keys of :data:`TEMPLATE_KEYS`; PromptError naming what is wrong."""
         path = Path(path)
         try:
@@ -55,8 +55,10 @@ class PromptTemplates:
         for key in TEMPLATE_KEYS:
             unknown = set(_PLACEHOLDER.findall(record[key])) - _PLACEHOLDERS
             if unknown:
-                raise PromptError(f'prompt templates {path}: {key} uses unknown placeholders {sorted(unknown)}; '
-                                  f'known: {sorted(_PLACEHOLDERS)}')
+                raise PromptError(
+                    f'prompt templates {path}: {key} uses unknown placeholders {sorted(unknown)}; '
+                    f'known: {sorted(_PLACEHOLDERS)}'
+                )
         return cls(**{key: record[key].strip() for key in TEMPLATE_KEYS})
 
 
@@ -65,15 +67,16 @@ def fill(template: str, values: dict) -> str:
     or placeholder names inside them stay as they are."""
     pieces, position = [], 0
     for match in _PLACEHOLDER.finditer(template):
-        pieces.append(template[position:match.start()])
+        pieces.append(template[position : match.start()])
         pieces.append(str(values.get(match.group(1), match.group(0))))
         position = match.end()
     pieces.append(template[position:])
     return ''.join(pieces)
 
 
-def task_text(templates: PromptTemplates, task: str, question: str = '', situation: str = '',
-              object_id: int | None = None) -> str:
+def task_text(
+    templates: PromptTemplates, task: str, question: str = '', situation: str = '', object_id: int | None = None
+) -> str:
     """The user text of a task: ``qa`` (``sqa`` when a situation is given), ``ground``, ``multi_ground``,
     ``caption`` (of ``object_id``)."""
     question = question.strip()
@@ -124,8 +127,16 @@ class Prompt:
         return messages + [{'role': 'user', 'content': content}]
 
 
-def build_prompt(snapshot, text: str, num_frames: int, templates: PromptTemplates, *, longest_px: int = 512,
-                 size_multiple: int = 1, zero_shot: bool = False) -> Prompt:
+def build_prompt(
+    snapshot,
+    text: str,
+    num_frames: int,
+    templates: PromptTemplates,
+    *,
+    longest_px: int = 512,
+    size_multiple: int = 1,
+    zero_shot: bool = False,
+) -> Prompt:
     """The marked BEV, then ``num_frames`` of the snapshot's keyframes in time order, each fitted to
     ``longest_px`` (sides a multiple of ``size_multiple``) with its markers redrawn at that size, and ``text``."""
     style = snapshot.marker_style
@@ -134,8 +145,9 @@ def build_prompt(snapshot, text: str, num_frames: int, templates: PromptTemplate
     for image, markers in [(snapshot.bev.image, snapshot.bev_markers)] + [(k.image, k.markers) for k in keyframes]:
         fitted, scale_u, scale_v = fit_image(image, longest_px, size_multiple)
         images.append(draw_markers(fitted, scale_markers(markers, scale_u, scale_v), style))
-    return Prompt(tuple(images), text, templates.zero_shot_instruction if zero_shot else '',
-                  tuple(k.index for k in keyframes))
+    return Prompt(
+        tuple(images), text, templates.zero_shot_instruction if zero_shot else '', tuple(k.index for k in keyframes)
+    )
 
 
 def _spread(keyframes: list, count: int) -> list:
@@ -146,4 +158,3 @@ def _spread(keyframes: list, count: int) -> list:
         return []
     positions = np.linspace(0, len(keyframes) - 1, count)
     return [keyframes[int(round(p))] for p in positions]
-

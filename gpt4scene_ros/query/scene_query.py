@@ -14,11 +14,11 @@ import enum
 import time
 from dataclasses import dataclass, field
 
-from gpt4scene_ros.common.settings import QUERY_TASKS, QueryConfig
-from gpt4scene_ros.query.prompts import PromptError, PromptTemplates, build_prompt, task_text
+from gpt4scene_ros.common.settings.query import QUERY_TASKS, QueryConfig
 from gpt4scene_ros.objects.tags import object_tag
-from gpt4scene_ros.query.grounding import ground_answer
 from gpt4scene_ros.query.backends.base import VlmError
+from gpt4scene_ros.query.grounding import ground_answer
+from gpt4scene_ros.query.prompts import PromptError, PromptTemplates, build_prompt, task_text
 
 
 class ErrorCode(enum.IntEnum):
@@ -70,31 +70,40 @@ def _shown(text: str, limit: int = 40) -> str:
 def validate_request(request: QueryRequest, config: QueryConfig, known_ids) -> QueryResult | None:
     """Return a failed result explaining what is wrong with ``request``, or None when it is valid."""
     if request.task not in QUERY_TASKS:
-        return _failure(ErrorCode.INVALID_REQUEST,
-                        f'unknown task {_shown(request.task)!r}; expected one of {list(QUERY_TASKS)}')
+        return _failure(
+            ErrorCode.INVALID_REQUEST, f'unknown task {_shown(request.task)!r}; expected one of {list(QUERY_TASKS)}'
+        )
     for name in ('question', 'situation'):
         text = getattr(request, name)
         if len(text) > config.max_question_chars:
-            return _failure(ErrorCode.INVALID_REQUEST,
-                            f'{name} has {len(text)} characters; the limit is {config.max_question_chars} '
-                            '(parameter max_question_chars)')
+            return _failure(
+                ErrorCode.INVALID_REQUEST,
+                f'{name} has {len(text)} characters; the limit is {config.max_question_chars} '
+                '(parameter max_question_chars)',
+            )
     if request.task in ('qa', 'ground', 'multi_ground') and not request.question.strip():
         return _failure(ErrorCode.INVALID_REQUEST, f'task {request.task!r} needs a non-empty question')
     if request.num_frames > config.max_num_frames:
-        return _failure(ErrorCode.INVALID_REQUEST,
-                        f'num_frames={request.num_frames} exceeds max_num_frames={config.max_num_frames}')
+        return _failure(
+            ErrorCode.INVALID_REQUEST, f'num_frames={request.num_frames} exceeds max_num_frames={config.max_num_frames}'
+        )
     if len(request.object_ids) > config.max_object_ids:
-        return _failure(ErrorCode.INVALID_REQUEST,
-                        f'{len(request.object_ids)} object ids given; the limit is {config.max_object_ids}')
+        return _failure(
+            ErrorCode.INVALID_REQUEST,
+            f'{len(request.object_ids)} object ids given; the limit is {config.max_object_ids}',
+        )
     if request.task == 'caption' and len(request.object_ids) != 1:
-        return _failure(ErrorCode.INVALID_REQUEST,
-                        f"task 'caption' needs exactly one id in object_ids, got {len(request.object_ids)}")
+        return _failure(
+            ErrorCode.INVALID_REQUEST,
+            f"task 'caption' needs exactly one id in object_ids, got {len(request.object_ids)}",
+        )
     unknown = sorted(set(request.object_ids) - set(known_ids))
     if unknown:
         shown = unknown[:10]
         more = f' (and {len(unknown) - 10} more)' if len(unknown) > 10 else ''
-        return _failure(ErrorCode.INVALID_REQUEST,
-                        f'unknown object ids {shown}{more}; the map has {len(set(known_ids))} objects')
+        return _failure(
+            ErrorCode.INVALID_REQUEST, f'unknown object ids {shown}{more}; the map has {len(set(known_ids))} objects'
+        )
     return None
 
 
@@ -110,10 +119,12 @@ def describe_objects(objects) -> str:
     return '\n'.join(lines)
 
 
-def answer_query(request: QueryRequest, config: QueryConfig, snapshot=None, backend=None,
-                 templates: PromptTemplates | None = None) -> QueryResult:
-    """Answer ``request`` over ``snapshot`` (a :class:`gpt4scene_ros.objects.scene_objects.ObjectsSnapshot`, or None before
-    any map exists) with ``backend`` (a :class:`gpt4scene_ros.query.backends.base.VlmBackend`, or None)."""
+def answer_query(
+    request: QueryRequest, config: QueryConfig, snapshot=None, backend=None, templates: PromptTemplates | None = None
+) -> QueryResult:
+    """Answer ``request`` over ``snapshot`` (a :class:`gpt4scene_ros.objects.scene_objects.ObjectsSnapshot`, or
+    None before any map exists) with ``backend`` (a :class:`gpt4scene_ros.query.backends.base.VlmBackend`, or
+    None)."""
     started = time.perf_counter()
     objects = tuple(snapshot.instances) if snapshot is not None else ()
     invalid = validate_request(request, config, [obj.id for obj in objects])
@@ -126,17 +137,30 @@ def answer_query(request: QueryRequest, config: QueryConfig, snapshot=None, back
             selected = tuple(obj for obj in objects if obj.id in wanted)
         return QueryResult(error_code=ErrorCode.NONE, answer=describe_objects(selected), objects=selected)
     if backend is None:
-        return _failure(ErrorCode.NOT_IMPLEMENTED,
-                        f'task {request.task!r} needs a VLM: this node runs without one (parameter backend is none)')
+        return _failure(
+            ErrorCode.NOT_IMPLEMENTED,
+            f'task {request.task!r} needs a VLM: this node runs without one (parameter backend is none)',
+        )
     if snapshot is None or not objects:
         return _failure(ErrorCode.MAP_NOT_READY, 'map is empty: no objects yet, nothing to ask about')
     try:
-        text = task_text(templates, request.task, request.question, request.situation,
-                         request.object_ids[0] if request.object_ids else None)
+        text = task_text(
+            templates,
+            request.task,
+            request.question,
+            request.situation,
+            request.object_ids[0] if request.object_ids else None,
+        )
         frames = request.num_frames or config.default_num_frames
-        prompt = build_prompt(snapshot, text, frames, templates, longest_px=config.image_side_px,
-                              size_multiple=config.image_size_multiple or backend.image_size_multiple,
-                              zero_shot=config.zero_shot)
+        prompt = build_prompt(
+            snapshot,
+            text,
+            frames,
+            templates,
+            longest_px=config.image_side_px,
+            size_multiple=config.image_size_multiple or backend.image_size_multiple,
+            zero_shot=config.zero_shot,
+        )
     except PromptError as error:
         return _failure(ErrorCode.INVALID_REQUEST, str(error))
     built_ms = (time.perf_counter() - started) * 1000.0
@@ -144,8 +168,12 @@ def answer_query(request: QueryRequest, config: QueryConfig, snapshot=None, back
         generation = backend.answer(prompt, config.query_timeout_s)
     except VlmError as error:
         return _failure(ErrorCode.MODEL, f'{backend.name} backend: {error}', prepare_ms=built_ms)
-    timing = dict(prepare_ms=built_ms + generation.prepare_ms, model_ms=generation.model_ms,
-                  input_tokens=generation.input_tokens, image_tokens=generation.image_tokens)
+    timing = dict(
+        prepare_ms=built_ms + generation.prepare_ms,
+        model_ms=generation.model_ms,
+        input_tokens=generation.input_tokens,
+        image_tokens=generation.image_tokens,
+    )
     images = prompt.images if request.return_images else ()
     if not generation.text:
         return _failure(ErrorCode.MODEL, f'{backend.name} backend: the model returned nothing', **timing)

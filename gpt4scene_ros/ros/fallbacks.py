@@ -26,6 +26,7 @@ _logger = logging.getLogger(__name__)
 # message_filters
 # ---------------------------------------------------------------------------
 
+
 class _SimpleFilter:
     """A message source: ``registerCallback`` connects outputs, ``signalMessage`` calls them."""
 
@@ -73,8 +74,7 @@ def _stamp_ns(msg) -> int:
     try:
         stamp = msg.header.stamp
     except AttributeError:
-        raise TypeError(f'ApproximateTimeSynchronizer needs messages with a header, got {type(msg).__name__}') \
-            from None
+        raise TypeError(f'ApproximateTimeSynchronizer needs messages with a header, got {type(msg).__name__}') from None
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
@@ -123,10 +123,15 @@ class _ApproximateTimeSynchronizer(_SimpleFilter):
             raise ValueError('ApproximateTimeSynchronizer needs at least one input filter')
         if isinstance(queue_size, bool) or not isinstance(queue_size, (int, np.integer)) or queue_size < 1:
             raise ValueError(f'ApproximateTimeSynchronizer queue_size must be an integer >= 1, got {queue_size!r}')
-        if isinstance(slop, bool) or not isinstance(slop, (int, float, np.integer, np.floating)) \
-                or not _finite(slop) or slop < 0:
-            raise ValueError(f'ApproximateTimeSynchronizer slop must be a finite number of seconds >= 0, '
-                             f'got {slop!r:.60}')
+        if (
+            isinstance(slop, bool)
+            or not isinstance(slop, (int, float, np.integer, np.floating))
+            or not _finite(slop)
+            or slop < 0
+        ):
+            raise ValueError(
+                f'ApproximateTimeSynchronizer slop must be a finite number of seconds >= 0, got {slop!r:.60}'
+            )
         self.queue_size = int(queue_size)
         self.slop = float(slop)
         # Exact integer nanoseconds, also for a slop whose nanoseconds overflow a float (1e300 s: "any").
@@ -175,8 +180,10 @@ class _ApproximateTimeSynchronizer(_SimpleFilter):
         self._last_stamp_ns = [None] * len(self._queues)
         self.dropped_count += cleared
         self.reset_count += 1
-        self._log.warning(f'stamp of input {input_index} went backwards ({last * 1e-9:.6f} s -> '
-                          f'{stamp * 1e-9:.6f} s): cleared {cleared} queued message(s)')
+        self._log.warning(
+            f'stamp of input {input_index} went backwards ({last * 1e-9:.6f} s -> '
+            f'{stamp * 1e-9:.6f} s): cleared {cleared} queued message(s)'
+        )
 
     def _find_set(self):
         """Index into each queue of the set to emit, or None (steps 3a and 3b of the class docstring)."""
@@ -209,6 +216,7 @@ class _ApproximateTimeSynchronizer(_SimpleFilter):
 
 try:
     from message_filters import ApproximateTimeSynchronizer, Subscriber  # ROS distributions
+
     USING_MESSAGE_FILTERS = True
 except ImportError:
     Subscriber, ApproximateTimeSynchronizer = _Subscriber, _ApproximateTimeSynchronizer

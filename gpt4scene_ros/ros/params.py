@@ -14,8 +14,9 @@ def _descriptor(spec: dataclasses.Field) -> ParameterDescriptor:
         description += f' One of: {", ".join(map(str, rules["choices"]))}.'
     # Floating-point parameters accept integers too (`rate_hz:=30`): typed dynamically; check_settings converts
     # integers and refuses anything else, naming the parameter.
-    descriptor = ParameterDescriptor(description=description, read_only=bool(rules.get('read_only')),
-                                     dynamic_typing=_is_float(spec))
+    descriptor = ParameterDescriptor(
+        description=description, read_only=bool(rules.get('read_only')), dynamic_typing=_is_float(spec)
+    )
     low, high = rules.get('minimum'), rules.get('maximum')
     if low is not None and high is not None:
         if _is_float(spec):

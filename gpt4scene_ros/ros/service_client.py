@@ -35,8 +35,18 @@ class ServiceTimeout(ServiceCallError):
     """The server was there, but no response came within the time limit (the request was sent again meanwhile)."""
 
 
-def call_service(client, request, timeout_s: float, *, ready_timeout_s: float | None = None, resend_s: float = 30.0,
-                 executor=None, poll_s: float | None = None, give_up_when_gone: bool = False, check=None):
+def call_service(
+    client,
+    request,
+    timeout_s: float,
+    *,
+    ready_timeout_s: float | None = None,
+    resend_s: float = 30.0,
+    executor=None,
+    poll_s: float | None = None,
+    give_up_when_gone: bool = False,
+    check=None,
+):
     """Send ``request`` with ``client`` (an rclpy ``Client``) and return the response.
 
     Waits for the server to be discovered, sends the request, and while no

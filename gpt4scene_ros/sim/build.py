@@ -16,9 +16,19 @@ import numpy as np
 import open3d as o3d
 
 from gpt4scene_ros.sim.layout import _layout
-from gpt4scene_ros.sim.scene import (_STREAM_LAYOUT, _STREAM_TEXTURE, STRUCTURE_INSTANCE_ID, SceneObject,
-                                     StructureSurface, SyntheticScene, SyntheticSceneConfig, _Poster, _RenderTables,
-                                     _rng, room_pose)
+from gpt4scene_ros.sim.scene import (
+    _STREAM_LAYOUT,
+    _STREAM_TEXTURE,
+    STRUCTURE_INSTANCE_ID,
+    SceneObject,
+    StructureSurface,
+    SyntheticScene,
+    SyntheticSceneConfig,
+    _Poster,
+    _RenderTables,
+    _rng,
+    room_pose,
+)
 from gpt4scene_ros.sim.shapes import _merge, _quad
 
 logger = logging.getLogger(__name__)
@@ -53,15 +63,30 @@ def _room_structure(config):
 def _posters(config, rng):
     half_x, half_y, height = config.room_size_x_m / 2, config.room_size_y_m / 2, config.room_height_m
     posters = []
-    for surface, along_axis, half_length in (('wall_x_min', 1, half_y), ('wall_x_max', 1, half_y),
-                                             ('wall_y_min', 0, half_x), ('wall_y_max', 0, half_x)):
+    for surface, along_axis, half_length in (
+        ('wall_x_min', 1, half_y),
+        ('wall_x_max', 1, half_y),
+        ('wall_y_min', 0, half_x),
+        ('wall_y_max', 0, half_x),
+    ):
         width, tall = rng.uniform(0.5, 0.9), rng.uniform(0.4, 0.7)
         center = rng.uniform(-half_length + 0.3 + width / 2, half_length - 0.3 - width / 2)
         z_max = min(rng.uniform(1.4, 1.9), height - 0.15)
         color_a = tuple(colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.3, 0.9), rng.uniform(0.3, 0.95)))
         color_b = tuple(colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.3, 0.9), rng.uniform(0.3, 0.95)))
-        posters.append(_Poster(surface, along_axis, center - width / 2, center + width / 2, z_max - tall, z_max,
-                               color_a, color_b, rng.uniform(0.06, 0.15)))
+        posters.append(
+            _Poster(
+                surface,
+                along_axis,
+                center - width / 2,
+                center + width / 2,
+                z_max - tall,
+                z_max,
+                color_a,
+                color_b,
+                rng.uniform(0.06, 0.15),
+            )
+        )
     return posters
 
 
@@ -82,14 +107,23 @@ def build_scene(config: SyntheticSceneConfig) -> SyntheticScene:
     objects = []
     for index, spec in enumerate(specs):
         vertices, triangles = _merge(spec.parts)
-        objects.append(SceneObject(
-            id=index + 1, label=spec.label, tags=spec.tags, base_color=colors[index],
-            vertices=vertices @ T_world_room[:3, :3].T, triangles=triangles,
-            touching_ids=tuple(i + 1 for i in spec.touching),
-            on_top_of=None if spec.on_top_of is None else spec.on_top_of + 1,
-            yaw=math.remainder(spec.yaw + room_yaw, 2 * math.pi)))
-    structure = [StructureSurface(name, color, vertices, triangles)
-                 for name, color, (vertices, triangles) in _room_structure(config)]
+        objects.append(
+            SceneObject(
+                id=index + 1,
+                label=spec.label,
+                tags=spec.tags,
+                base_color=colors[index],
+                vertices=vertices @ T_world_room[:3, :3].T,
+                triangles=triangles,
+                touching_ids=tuple(i + 1 for i in spec.touching),
+                on_top_of=None if spec.on_top_of is None else spec.on_top_of + 1,
+                yaw=math.remainder(spec.yaw + room_yaw, 2 * math.pi),
+            )
+        )
+    structure = [
+        StructureSurface(name, color, vertices, triangles)
+        for name, color, (vertices, triangles) in _room_structure(config)
+    ]
     posters = _posters(config, texture_rng)
 
     raycaster = o3d.t.geometry.RaycastingScene()
@@ -99,12 +133,23 @@ def build_scene(config: SyntheticSceneConfig) -> SyntheticScene:
     surface_look = {'floor': (0.45, 1e3, 0.18, 0.06), 'ceiling': (1e3, 1e3, 0.0, 0.03)}
     wall_look = (0.25, 1e3, 0.05, 0.05)  # vertical stripes
     for surface in structure:
-        rows.append((_add_mesh(raycaster, surface.vertices, surface.triangles), STRUCTURE_INSTANCE_ID,
-                     surface.base_color) + surface_look.get(surface.name, wall_look))
+        rows.append(
+            (_add_mesh(raycaster, surface.vertices, surface.triangles), STRUCTURE_INSTANCE_ID, surface.base_color)
+            + surface_look.get(surface.name, wall_look)
+        )
     for obj in objects:
         cell = texture_rng.uniform(0.03, 0.08)
-        rows.append((_add_mesh(raycaster, obj.vertices @ T_world_room[:3, :3], obj.triangles), obj.id, obj.base_color,
-                     cell, cell, texture_rng.uniform(0.06, 0.12), 0.08))
+        rows.append(
+            (
+                _add_mesh(raycaster, obj.vertices @ T_world_room[:3, :3], obj.triangles),
+                obj.id,
+                obj.base_color,
+                cell,
+                cell,
+                texture_rng.uniform(0.06, 0.12),
+                0.08,
+            )
+        )
     count = max(row[0] for row in rows) + 2  # last entry: nothing hit
     instance = np.zeros(count, dtype=np.uint16)
     color = np.zeros((count, 3), dtype=np.float32)
@@ -121,17 +166,32 @@ def build_scene(config: SyntheticSceneConfig) -> SyntheticScene:
         amplitude[geometry] = noise
     geometry_of_surface = {surface.name: row[0] for surface, row in zip(structure, rows)}
     tables = _RenderTables(
-        raycaster=raycaster, instance=instance, color=color, checker_inv_cell=inv_cell,
-        checker_inv_cell_z=inv_cell_z, checker_contrast=contrast, noise_amplitude=amplitude,
-        poster_geometry=tuple(geometry_of_surface[p.surface] for p in posters), posters=tuple(posters),
-        lamp=np.array([0.0, 0.0, config.room_height_m - 0.3], dtype=np.float32))
+        raycaster=raycaster,
+        instance=instance,
+        color=color,
+        checker_inv_cell=inv_cell,
+        checker_inv_cell_z=inv_cell_z,
+        checker_contrast=contrast,
+        noise_amplitude=amplitude,
+        poster_geometry=tuple(geometry_of_surface[p.surface] for p in posters),
+        posters=tuple(posters),
+        lamp=np.array([0.0, 0.0, config.room_height_m - 0.3], dtype=np.float32),
+    )
     half = np.array([config.room_size_x_m / 2, config.room_size_y_m / 2])
     scene = SyntheticScene(
-        config=config, room_min=np.array([-half[0], -half[1], 0.0]),
-        room_max=np.array([half[0], half[1], config.room_height_m]), objects=tuple(objects),
-        structure=tuple(structure), render_tables=tables)
-    logger.debug('built synthetic scene seed=%d with %d objects: %s', config.seed, len(objects),
-                 ', '.join(f'{o.id}:{o.label}' for o in objects))
+        config=config,
+        room_min=np.array([-half[0], -half[1], 0.0]),
+        room_max=np.array([half[0], half[1], config.room_height_m]),
+        objects=tuple(objects),
+        structure=tuple(structure),
+        render_tables=tables,
+    )
+    logger.debug(
+        'built synthetic scene seed=%d with %d objects: %s',
+        config.seed,
+        len(objects),
+        ', '.join(f'{o.id}:{o.label}' for o in objects),
+    )
     return scene
 
 
@@ -146,6 +206,9 @@ def _look_alike(color, taken):
 
 
 def _add_mesh(raycaster, vertices, triangles):
-    return int(raycaster.add_triangles(
-        o3d.core.Tensor(np.ascontiguousarray(vertices, dtype=np.float32)),
-        o3d.core.Tensor(np.ascontiguousarray(triangles, dtype=np.uint32))))
+    return int(
+        raycaster.add_triangles(
+            o3d.core.Tensor(np.ascontiguousarray(vertices, dtype=np.float32)),
+            o3d.core.Tensor(np.ascontiguousarray(triangles, dtype=np.uint32)),
+        )
+    )

@@ -55,8 +55,10 @@ class _FloorPlan:
             return False
         if x1 > bx1 - edge_clearance or y1 > by1 - edge_clearance:
             return False
-        return all(x1 + clearance <= r[0] or r[2] + clearance <= x0 or y1 + clearance <= r[1]
-                   or r[3] + clearance <= y0 for r in self.rects)
+        return all(
+            x1 + clearance <= r[0] or r[2] + clearance <= x0 or y1 + clearance <= r[1] or r[3] + clearance <= y0
+            for r in self.rects
+        )
 
     def place(self, sample, what, clearance, edge_clearance=0.0, required=True):
         """Call ``sample() -> (rect, payload)`` until the rect is free; return the payload.
@@ -76,11 +78,13 @@ class _FloorPlan:
 
 def _tabletop_item(plan, rng, half_footprint, what, required=True):
     """Place an item of footprint half-extents ``half_footprint`` (from its anchor) on the table plan."""
+
     def sample():
         x0, y0, x1, y1 = plan.bounds
         x, y = rng.uniform(x0, x1), rng.uniform(y0, y1)
         hx_lo, hy_lo, hx_hi, hy_hi = half_footprint
         return (x - hx_lo, y - hy_lo, x + hx_hi, y + hy_hi), (x, y)
+
     return plan.place(sample, what, clearance=0.04, edge_clearance=0.04, required=required)
 
 
@@ -120,8 +124,13 @@ def _touching_pair(rng, size_a, size_b):
 
 def _stack_on(rng, lo, hi, size_top):
     """Box (lo, hi) of size ``size_top`` resting exactly on the box (lo, hi), inside its top face."""
-    top_lo = np.array([lo[0] + rng.uniform(0, hi[0] - lo[0] - size_top[0]),
-                       lo[1] + rng.uniform(0, hi[1] - lo[1] - size_top[1]), hi[2]])
+    top_lo = np.array(
+        [
+            lo[0] + rng.uniform(0, hi[0] - lo[0] - size_top[0]),
+            lo[1] + rng.uniform(0, hi[1] - lo[1] - size_top[1]),
+            hi[2],
+        ]
+    )
     top_hi = top_lo + size_top
     top_hi[2] = hi[2] + size_top[2]
     return top_lo, top_hi
@@ -156,11 +165,12 @@ def _layout(config: SyntheticSceneConfig, rng: np.random.Generator) -> list[_Spe
             yaw = _random_yaw(rng, config)
             chair_parts = _turned(chair_parts, yaw, (lo + hi)[:2] / 2)
             return _footprint_rect(chair_parts), (chair_parts, end_turn + yaw)
+
         placed = floor.place(sample_chair, 'chair', clearance=0.05, required=required)
         if placed is not None:
             specs.append(_Spec('chair', ('furniture',), placed[0], yaw=placed[1]))
 
-    chairs = ((-1, 0.0), (1, 0.0), (1, math.pi / 2), (-1, 0.0))[:config.num_chairs]
+    chairs = ((-1, 0.0), (1, 0.0), (1, math.pi / 2), (-1, 0.0))[: config.num_chairs]
     for side, end_turn in chairs[:2]:
         add_chair(side, end_turn, required=True)
 
@@ -171,6 +181,7 @@ def _layout(config: SyntheticSceneConfig, rng: np.random.Generator) -> list[_Spe
         def sample_wall_piece(make_parts=make_parts, side=side):
             label, piece_parts = make_parts(rng, half_x, half_y, side)
             return _footprint_rect(piece_parts), (label, piece_parts)
+
         label, parts = floor.place(sample_wall_piece, what, clearance=0.2)
         specs.append(_Spec(label, ('furniture',), parts))
     storage_index = len(specs) - 2
@@ -186,8 +197,10 @@ def _layout(config: SyntheticSceneConfig, rng: np.random.Generator) -> list[_Spe
     x, y = _tabletop_item(tabletop, rng, (0.04, 0.04, 0.04, 0.04), 'bottle')
     specs.append(_Spec('bottle', ('small',), _bottle(rng, x, y, top_z), on_top_of=table_index))
     if clutter != 'none':
-        flat_items = [('magazine', (0.27, 0.3), (0.2, 0.22), (0.006, 0.012)),
-                      ('book', (0.21, 0.24), (0.14, 0.17), (0.018, 0.025))]
+        flat_items = [
+            ('magazine', (0.27, 0.3), (0.2, 0.22), (0.006, 0.012)),
+            ('book', (0.21, 0.24), (0.14, 0.17), (0.018, 0.025)),
+        ]
         if clutter == 'heavy':
             flat_items.append(flat_items[0])
         for k, (label, long_side, short_side, thickness) in enumerate(flat_items):
@@ -213,10 +226,13 @@ def _layout(config: SyntheticSceneConfig, rng: np.random.Generator) -> list[_Spe
         def sample():
             offset = _near_wall_offset(rng, half_x, half_y, size) - np.append(local_lo[:2], 0.0)
             yaw = _random_yaw(rng, config) if boxes else 0.0
-            parts = _turned([_box(lo + offset, hi + offset) for lo, hi in boxes] or
-                            [_box(local_lo + offset, local_hi + offset)], yaw,
-                            (local_lo[:2] + local_hi[:2]) / 2 + offset[:2])
+            parts = _turned(
+                [_box(lo + offset, hi + offset) for lo, hi in boxes] or [_box(local_lo + offset, local_hi + offset)],
+                yaw,
+                (local_lo[:2] + local_hi[:2]) / 2 + offset[:2],
+            )
             return _footprint_rect(parts), (offset, yaw)
+
         return floor.place(sample, what, clearance=0.15, edge_clearance=0.05, required=required)
 
     def add_boxes(group, labels, tags, what, relation, stacked_sizes=(), required=True):
@@ -252,16 +268,22 @@ def _layout(config: SyntheticSceneConfig, rng: np.random.Generator) -> list[_Spe
         for size, label in ((size_a, 'storage box'), (size_b, 'cardboard box')):
             add_boxes([(np.zeros(3), size)], [label], (), label, None)
     else:
-        add_boxes(_touching_pair(rng, size_a, size_b), ['storage box', 'cardboard box'], ('touching',),
-                  'touching boxes', 'touching')
+        add_boxes(
+            _touching_pair(rng, size_a, size_b),
+            ['storage box', 'cardboard box'],
+            ('touching',),
+            'touching boxes',
+            'touching',
+        )
 
     size_bottom = np.array([rng.uniform(0.4, 0.5), rng.uniform(0.35, 0.45), rng.uniform(0.25, 0.35)])
     size_top = np.array([rng.uniform(0.25, 0.35), rng.uniform(0.2, 0.3), rng.uniform(0.15, 0.25)])
     if clutter == 'none':
         add_boxes([(np.zeros(3), size_bottom)], ['crate'], (), 'crate', None)
     else:
-        add_boxes([(np.zeros(3), size_bottom)], ['crate', 'toolbox'], ('stacked',), 'stacked boxes', 'stacked',
-                  [size_top])
+        add_boxes(
+            [(np.zeros(3), size_bottom)], ['crate', 'toolbox'], ('stacked',), 'stacked boxes', 'stacked', [size_top]
+        )
     if clutter == 'heavy':
         _heavy_floor_and_furniture(rng, specs, storage_index, add_boxes)
     return specs
@@ -271,8 +293,9 @@ def _heavy_tabletop(rng, tabletop, top_z, table_index, specs):
     """Heavy clutter on the table: a can touching a bowl, a stack of two books."""
     radius_bowl, radius_can = rng.uniform(0.07, 0.09), rng.uniform(0.032, 0.036)
     span = 2 * radius_bowl + 2 * radius_can
-    placed = _tabletop_item(tabletop, rng, (radius_bowl, radius_bowl, span - radius_bowl, radius_bowl),
-                            'bowl and can', required=False)
+    placed = _tabletop_item(
+        tabletop, rng, (radius_bowl, radius_bowl, span - radius_bowl, radius_bowl), 'bowl and can', required=False
+    )
     if placed is not None:
         _touching_bowl_and_can(rng, placed, radius_bowl, radius_can, top_z, table_index, specs)
     size = np.array([rng.uniform(0.21, 0.24), rng.uniform(0.15, 0.17), rng.uniform(0.025, 0.035)])
@@ -291,13 +314,26 @@ def _heavy_tabletop(rng, tabletop, top_z, table_index, specs):
 def _touching_bowl_and_can(rng, anchor, radius_bowl, radius_can, top_z, table_index, specs):
     x, y = anchor
     first = len(specs)
-    specs.append(_Spec('bowl', ('small', 'touching'), [_cylinder(x, y, top_z, top_z + rng.uniform(0.06, 0.08),
-                                                                 radius_bowl)], touching=[first + 1],
-                       on_top_of=table_index))
+    specs.append(
+        _Spec(
+            'bowl',
+            ('small', 'touching'),
+            [_cylinder(x, y, top_z, top_z + rng.uniform(0.06, 0.08), radius_bowl)],
+            touching=[first + 1],
+            on_top_of=table_index,
+        )
+    )
     can_x = x + radius_bowl + radius_can  # the cylinders touch along x
-    specs.append(_Spec('can', ('small', 'touching'), [_cylinder(can_x, y, top_z, top_z + rng.uniform(0.11, 0.13),
-                                                                radius_can)], touching=[first],
-                       on_top_of=table_index, look_alike=first if rng.random() < 0.5 else None))
+    specs.append(
+        _Spec(
+            'can',
+            ('small', 'touching'),
+            [_cylinder(can_x, y, top_z, top_z + rng.uniform(0.11, 0.13), radius_can)],
+            touching=[first],
+            on_top_of=table_index,
+            look_alike=first if rng.random() < 0.5 else None,
+        )
+    )
 
 
 def _heavy_floor_and_furniture(rng, specs, storage_index, add_boxes):
@@ -311,23 +347,50 @@ def _heavy_floor_and_furniture(rng, specs, storage_index, add_boxes):
         placed = _tabletop_item(top, rng, (0.0, 0.0, size[0], size[1]), 'box on the cabinet', required=False)
         if placed is not None:
             x, y = placed
-            specs.append(_Spec('box', ('small',), [_box([x, y, hi[2]], [x + size[0], y + size[1], hi[2] + size[2]])],
-                               on_top_of=storage_index))
+            specs.append(
+                _Spec(
+                    'box',
+                    ('small',),
+                    [_box([x, y, hi[2]], [x + size[0], y + size[1], hi[2] + size[2]])],
+                    on_top_of=storage_index,
+                )
+            )
         radius = rng.uniform(0.05, 0.07)
         placed = _tabletop_item(top, rng, (radius, radius, radius, radius), 'vase', required=False)
         if placed is not None:
-            specs.append(_Spec('vase', ('small',), [_cylinder(*placed, hi[2], hi[2] + rng.uniform(0.2, 0.3), radius)],
-                               on_top_of=storage_index))
+            specs.append(
+                _Spec(
+                    'vase',
+                    ('small',),
+                    [_cylinder(*placed, hi[2], hi[2] + rng.uniform(0.2, 0.3), radius)],
+                    on_top_of=storage_index,
+                )
+            )
     size_a = np.array([rng.uniform(0.35, 0.5), rng.uniform(0.25, 0.35), rng.uniform(0.3, 0.5)])
     size_b = np.array([rng.uniform(0.2, 0.3), rng.uniform(0.2, 0.3), rng.uniform(0.15, 0.3)])
-    first = add_boxes(_touching_pair(rng, size_a, size_b), ['suitcase', 'box'], ('touching',), 'second touching pair',
-                      'touching', required=False)
+    first = add_boxes(
+        _touching_pair(rng, size_a, size_b),
+        ['suitcase', 'box'],
+        ('touching',),
+        'second touching pair',
+        'touching',
+        required=False,
+    )
     if first is not None and rng.random() < 0.5:
         specs[first + 1].look_alike = first
-    sizes = [np.array([rng.uniform(0.45, 0.55), rng.uniform(0.4, 0.5), rng.uniform(0.2, 0.3)]),
-             np.array([rng.uniform(0.3, 0.4), rng.uniform(0.28, 0.35), rng.uniform(0.15, 0.25)]),
-             np.array([rng.uniform(0.15, 0.22), rng.uniform(0.12, 0.2), rng.uniform(0.1, 0.15)])]
-    first = add_boxes([(np.zeros(3), sizes[0])], ['crate', 'box', 'box'], ('stacked',), 'stack of three',
-                      'stacked', sizes[1:], required=False)
+    sizes = [
+        np.array([rng.uniform(0.45, 0.55), rng.uniform(0.4, 0.5), rng.uniform(0.2, 0.3)]),
+        np.array([rng.uniform(0.3, 0.4), rng.uniform(0.28, 0.35), rng.uniform(0.15, 0.25)]),
+        np.array([rng.uniform(0.15, 0.22), rng.uniform(0.12, 0.2), rng.uniform(0.1, 0.15)]),
+    ]
+    first = add_boxes(
+        [(np.zeros(3), sizes[0])],
+        ['crate', 'box', 'box'],
+        ('stacked',),
+        'stack of three',
+        'stacked',
+        sizes[1:],
+        required=False,
+    )
     if first is not None and rng.random() < 0.5:
         specs[first + 1].look_alike = first

@@ -20,9 +20,9 @@ import open3d as o3d
 from gpt4scene_ros.common.frames import check_rigid_transform
 from gpt4scene_ros.sim.scene import _STREAM_CAMERA, SyntheticScene, SyntheticSceneConfig, _rng, room_pose
 
-
 # ---------------------------------------------------------------------------
 # Camera path
+
 
 def camera_path(config: SyntheticSceneConfig) -> list[np.ndarray]:
     """Return ``config.num_frames`` poses ``T_world_camera`` on a smooth closed path: two laps of the room.
@@ -49,9 +49,13 @@ def camera_path(config: SyntheticSceneConfig) -> list[np.ndarray]:
         s = 2 * np.pi * i / config.num_frames
         angle = start + direction * 2 * s
         scale = 1.0 - 0.15 * (0.5 + 0.5 * math.sin(4 * s + phases[0]))
-        position = np.array([
-            semi_x * scale * math.cos(angle), semi_y * scale * math.sin(angle),
-            config.camera_height_m + config.camera_bob_m * math.sin(5 * s + phases[1])])
+        position = np.array(
+            [
+                semi_x * scale * math.cos(angle),
+                semi_y * scale * math.sin(angle),
+                config.camera_height_m + config.camera_bob_m * math.sin(5 * s + phases[1]),
+            ]
+        )
         # An odd multiple of s: opposite swing at the same place on the second lap.
         yaw = math.atan2(-position[1], -position[0]) + look_aside * math.sin(3 * s + phases[2])
         pitch = -math.radians(22.0 + 15.0 * math.sin(4 * s + phases[3]) + 3.0 * math.sin(11 * s + phases[4]))
@@ -93,8 +97,12 @@ def _pixel_rays(width, height, fx, fy, cx, cy):
     return arrays
 
 
-def render_frame(scene: SyntheticScene, T_world_camera: np.ndarray, config: SyntheticSceneConfig,
-                 rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def render_frame(
+    scene: SyntheticScene,
+    T_world_camera: np.ndarray,
+    config: SyntheticSceneConfig,
+    rng: np.random.Generator | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ray-cast one view of ``scene``; camera and sensor model come from ``config``.
 
     Returns ``(color, depth_m, instance)``: RGB ``HxWx3 uint8``, depth ``HxW
@@ -105,8 +113,10 @@ def render_frame(scene: SyntheticScene, T_world_camera: np.ndarray, config: Synt
     T = check_rigid_transform(T_world_camera, 'T_world_camera')
     T = np.linalg.inv(room_pose(scene.config)) @ T  # the scene is ray cast in the room's own frame
     if config.depth_noise and not isinstance(rng, np.random.Generator):
-        raise ValueError('render_frame needs rng=np.random.Generator when config.depth_noise is on, '
-                         f'got {type(rng).__name__}; pass one or turn depth_noise off')
+        raise ValueError(
+            'render_frame needs rng=np.random.Generator when config.depth_noise is on, '
+            f'got {type(rng).__name__}; pass one or turn depth_noise off'
+        )
     tables = scene.render_tables
     cam_x, cam_y, ray_norms = _pixel_rays(config.width, config.height, config.fx, config.fy, config.cx, config.cy)
     R = T[:3, :3].astype(np.float32)
@@ -170,8 +180,9 @@ def _shade(tables, index, points, normals):
     texture = np.float32(1.0) - np.take(tables.checker_contrast, index) * parity
     waves = np.zeros_like(px)
     for kx, ky, kz, phase, weight in _NOISE_WAVES:
-        waves += np.float32(weight) * np.sin(px * np.float32(kx) + py * np.float32(ky) + pz * np.float32(kz)
-                                             + np.float32(phase))
+        waves += np.float32(weight) * np.sin(
+            px * np.float32(kx) + py * np.float32(ky) + pz * np.float32(kz) + np.float32(phase)
+        )
     texture *= np.float32(1.0) + np.take(tables.noise_amplitude, index) * waves
 
     to_lamp = [tables.lamp[0] - px, tables.lamp[1] - py, tables.lamp[2] - pz]
@@ -188,13 +199,19 @@ def _shade(tables, index, points, normals):
         candidates = on_poster_wall[index[on_poster_wall] == geometry]
         along = points[poster.along_axis][candidates]
         height = pz[candidates]
-        keep = ((along >= poster.along_min) & (along <= poster.along_max)
-                & (height >= poster.z_min) & (height <= poster.z_max))
+        keep = (
+            (along >= poster.along_min)
+            & (along <= poster.along_max)
+            & (height >= poster.z_min)
+            & (height <= poster.z_max)
+        )
         if not keep.any():
             continue
         inside = candidates[keep]
-        pattern = (np.floor((along[keep] - poster.along_min) / poster.cell_m)
-                   + np.floor((height[keep] - poster.z_min) / poster.cell_m)).astype(np.int32) & 1
+        pattern = (
+            np.floor((along[keep] - poster.along_min) / poster.cell_m)
+            + np.floor((height[keep] - poster.z_min) / poster.cell_m)
+        ).astype(np.int32) & 1
         albedo[inside] = np.where(pattern[:, None] == 1, np.float32(poster.color_a), np.float32(poster.color_b))
         # Posters are matte paper: no wall texture on them.
         shade[inside] /= texture[inside]

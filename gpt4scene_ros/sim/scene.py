@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import open3d as o3d
 
-from gpt4scene_ros.common.settings import check_settings, setting
 from gpt4scene_ros.common.frames import CameraIntrinsics
+from gpt4scene_ros.common.settings.spec import check_settings, setting
 from gpt4scene_ros.sim.shapes import _yaw_matrix
 
 # Written into every generated instances.json and checked before reusing a folder: a file-format
@@ -75,55 +75,88 @@ CLUTTER_LEVELS = ('none', 'standard', 'heavy')
 class SyntheticSceneConfig:
     """Everything that determines a synthetic sequence; validated on construction."""
 
-    seed: int = setting(0, 'Seed of the layout, textures, camera path and sensor noise.',
-                        minimum=0, maximum=2**63 - 1)
-    num_frames: int = setting(300, 'Number of frames along one loop of the camera path.',
-                              minimum=1, maximum=1_000_000)
+    seed: int = setting(0, 'Seed of the layout, textures, camera path and sensor noise.', minimum=0, maximum=2**63 - 1)
+    num_frames: int = setting(300, 'Number of frames along one loop of the camera path.', minimum=1, maximum=1_000_000)
     width: int = setting(640, 'Image width in pixels.', minimum=16, maximum=8192)
     height: int = setting(480, 'Image height in pixels.', minimum=16, maximum=8192)
     fx: float = setting(525.0, 'Focal length along x in pixels.', greater_than=0.0)
     fy: float = setting(525.0, 'Focal length along y in pixels.', greater_than=0.0)
-    cx: float = setting(319.5, 'Principal point x in pixels (pixel centres at integer coordinates); '
-                        'at most width.', minimum=0.0)
-    cy: float = setting(239.5, 'Principal point y in pixels (pixel centres at integer coordinates); '
-                        'at most height.', minimum=0.0)
+    cx: float = setting(
+        319.5, 'Principal point x in pixels (pixel centres at integer coordinates); at most width.', minimum=0.0
+    )
+    cy: float = setting(
+        239.5, 'Principal point y in pixels (pixel centres at integer coordinates); at most height.', minimum=0.0
+    )
     depth_noise: bool = setting(True, 'Simulate depth noise and dropout; off gives exact depth in range.')
-    noise_sigma_base_m: float = setting(0.0012, 'Depth noise sigma at the offset depth, metres.',
-                                        minimum=0.0, maximum=0.1)
+    noise_sigma_base_m: float = setting(
+        0.0012, 'Depth noise sigma at the offset depth, metres.', minimum=0.0, maximum=0.1
+    )
     noise_sigma_quadratic_per_m: float = setting(
-        0.0019, 'Quadratic growth of depth noise sigma: sigma += k (z - offset)^2, in 1/m.',
-        minimum=0.0, maximum=0.1)
-    noise_sigma_offset_m: float = setting(0.4, 'Depth at which the noise sigma is smallest, metres.',
-                                          minimum=0.0, maximum=10.0)
-    dropout_fraction: float = setting(0.01, 'Fraction of pixels randomly dropped (depth 0).',
-                                      minimum=0.0, less_than=1.0)
+        0.0019, 'Quadratic growth of depth noise sigma: sigma += k (z - offset)^2, in 1/m.', minimum=0.0, maximum=0.1
+    )
+    noise_sigma_offset_m: float = setting(
+        0.4, 'Depth at which the noise sigma is smallest, metres.', minimum=0.0, maximum=10.0
+    )
+    dropout_fraction: float = setting(
+        0.01, 'Fraction of pixels randomly dropped (depth 0).', minimum=0.0, less_than=1.0
+    )
     grazing_dropout_cos: float = setting(
-        0.15, 'Drop depth where |cos| between ray and surface normal is below this.', minimum=0.0, less_than=1.0)
+        0.15, 'Drop depth where |cos| between ray and surface normal is below this.', minimum=0.0, less_than=1.0
+    )
     min_depth_m: float = setting(0.3, 'Closest measurable depth, metres.', greater_than=0.0)
-    max_depth_m: float = setting(4.5, 'Farthest measurable depth, metres; above min_depth_m and at most the '
-                                 'largest depth a uint16 millimetre PNG holds.', maximum=_MAX_STORABLE_DEPTH_M)
-    room_size_x_m: float = setting(5.0, 'Room length along world x, metres (the lower bound leaves room for '
-                                   'the furniture).', minimum=_MIN_ROOM_X_M, maximum=_MAX_ROOM_M)
-    room_size_y_m: float = setting(4.0, 'Room length along world y, metres (the lower bound leaves room for '
-                                   'the furniture).', minimum=_MIN_ROOM_Y_M, maximum=_MAX_ROOM_M)
+    max_depth_m: float = setting(
+        4.5,
+        'Farthest measurable depth, metres; above min_depth_m and at most the '
+        'largest depth a uint16 millimetre PNG holds.',
+        maximum=_MAX_STORABLE_DEPTH_M,
+    )
+    room_size_x_m: float = setting(
+        5.0,
+        'Room length along world x, metres (the lower bound leaves room for the furniture).',
+        minimum=_MIN_ROOM_X_M,
+        maximum=_MAX_ROOM_M,
+    )
+    room_size_y_m: float = setting(
+        4.0,
+        'Room length along world y, metres (the lower bound leaves room for the furniture).',
+        minimum=_MIN_ROOM_Y_M,
+        maximum=_MAX_ROOM_M,
+    )
     room_height_m: float = setting(2.6, 'Floor-to-ceiling height, metres.', minimum=2.2, maximum=5.0)
-    camera_height_m: float = setting(1.4, 'Mean camera height above the floor, metres; above the furniture '
-                                     'and below the ceiling, including camera_bob_m.')
+    camera_height_m: float = setting(
+        1.4,
+        'Mean camera height above the floor, metres; above the furniture '
+        'and below the ceiling, including camera_bob_m.',
+    )
     camera_bob_m: float = setting(0.1, 'Amplitude of the vertical camera bob, metres.', minimum=0.0, maximum=0.3)
-    camera_wall_margin_m: float = setting(0.75, 'Distance of the camera loop from the walls, metres; clear of '
-                                          'the wall furniture, and small enough for the loop not to degenerate.')
+    camera_wall_margin_m: float = setting(
+        0.75,
+        'Distance of the camera loop from the walls, metres; clear of '
+        'the wall furniture, and small enough for the loop not to degenerate.',
+    )
     camera_look_aside_deg: float = setting(
-        70.0, 'Largest camera yaw away from the room centre, degrees (objects at the walls are seen obliquely).',
-        minimum=0.0, maximum=180.0)
+        70.0,
+        'Largest camera yaw away from the room centre, degrees (objects at the walls are seen obliquely).',
+        minimum=0.0,
+        maximum=180.0,
+    )
     jpeg_quality: int = setting(95, 'JPEG quality of the colour images.', minimum=1, maximum=100)
-    clutter: str = setting('standard', 'none: objects stand apart; standard: plus flat, touching and stacked '
-                           'objects; heavy: more of each, objects on the cabinet, look-alike colours.',
-                           choices=CLUTTER_LEVELS)
+    clutter: str = setting(
+        'standard',
+        'none: objects stand apart; standard: plus flat, touching and stacked '
+        'objects; heavy: more of each, objects on the cabinet, look-alike colours.',
+        choices=CLUTTER_LEVELS,
+    )
     num_chairs: int = setting(2, 'Chairs around the table.', minimum=1, maximum=4)
-    room_yaw_deg: float = setting(0.0, 'Turn of the whole room (and camera path) about z, degrees: walls not '
-                                  'along world x/y.', minimum=-180.0, maximum=180.0)
-    furniture_yaw_deg: float = setting(0.0, 'Largest random yaw of chairs and free-standing floor objects, '
-                                       'degrees.', minimum=0.0, maximum=45.0)
+    room_yaw_deg: float = setting(
+        0.0,
+        'Turn of the whole room (and camera path) about z, degrees: walls not along world x/y.',
+        minimum=-180.0,
+        maximum=180.0,
+    )
+    furniture_yaw_deg: float = setting(
+        0.0, 'Largest random yaw of chairs and free-standing floor objects, degrees.', minimum=0.0, maximum=45.0
+    )
 
     def __post_init__(self):
         check_settings(self)
@@ -140,30 +173,43 @@ class SyntheticSceneConfig:
         low = _TALLEST_LOW_OBJECT_M + 0.1 + self.camera_bob_m
         high = self.room_height_m - 0.3 - self.camera_bob_m
         if not low <= self.camera_height_m <= high:
-            fail('camera_height_m', f'in [{low:.2f}, {high:.2f}] (above the furniture, below the ceiling, '
-                                    f'including camera_bob_m={self.camera_bob_m})')
+            fail(
+                'camera_height_m',
+                f'in [{low:.2f}, {high:.2f}] (above the furniture, below the ceiling, '
+                f'including camera_bob_m={self.camera_bob_m})',
+            )
         low = _DEEPEST_WALL_OBJECT_M + _WALL_GAP_M + 0.1
         high = min(self.room_size_x_m, self.room_size_y_m) / 2 - 0.5
         if not low <= self.camera_wall_margin_m <= high:
-            fail('camera_wall_margin_m', f'in [{low:.2f}, {high:.2f}] (clear of wall furniture, loop not degenerate; '
-                                         f'room_size_x_m={self.room_size_x_m}, room_size_y_m={self.room_size_y_m})')
+            fail(
+                'camera_wall_margin_m',
+                f'in [{low:.2f}, {high:.2f}] (clear of wall furniture, loop not degenerate; '
+                f'room_size_x_m={self.room_size_x_m}, room_size_y_m={self.room_size_y_m})',
+            )
 
     @property
     def intrinsics(self) -> CameraIntrinsics:
         """Pinhole intrinsics of the rendered images."""
         return CameraIntrinsics(self.width, self.height, self.fx, self.fy, self.cx, self.cy)
 
-    def with_resolution(self, width: int, height: int) -> 'SyntheticSceneConfig':
+    def with_resolution(self, width: int, height: int) -> SyntheticSceneConfig:
         """Return a copy rendering ``width`` x ``height`` images with the same field of view."""
         sx = width / self.width
         sy = height / self.height
         return dataclasses.replace(
-            self, width=width, height=height, fx=self.fx * sx, fy=self.fy * sy,
-            cx=(self.cx + 0.5) * sx - 0.5, cy=(self.cy + 0.5) * sy - 0.5)
+            self,
+            width=width,
+            height=height,
+            fx=self.fx * sx,
+            fy=self.fy * sy,
+            cx=(self.cx + 0.5) * sx - 0.5,
+            cy=(self.cy + 0.5) * sy - 0.5,
+        )
 
 
 # ---------------------------------------------------------------------------
 # Scene description
+
 
 @dataclass(frozen=True, eq=False)
 class SceneObject:
@@ -296,11 +342,19 @@ class SyntheticScene:
             'up_axis': [0.0, 0.0, 1.0],
             'T_map_world': np.eye(4).tolist(),
             'intrinsics': {
-                'width': config.width, 'height': config.height, 'fx': config.fx, 'fy': config.fy,
-                'cx': config.cx, 'cy': config.cy, 'K': config.intrinsics.matrix().tolist()},
+                'width': config.width,
+                'height': config.height,
+                'fx': config.fx,
+                'fy': config.fy,
+                'cx': config.cx,
+                'cy': config.cy,
+                'K': config.intrinsics.matrix().tolist(),
+            },
             'depth': {
-                'scale_per_m': DEPTH_SCALE_PER_M, 'min_depth_m': config.min_depth_m,
-                'max_depth_m': config.max_depth_m},
+                'scale_per_m': DEPTH_SCALE_PER_M,
+                'min_depth_m': config.min_depth_m,
+                'max_depth_m': config.max_depth_m,
+            },
             'noise': {
                 'enabled': config.depth_noise,
                 'model': 'sigma(z) = sigma_base_m + sigma_quadratic_per_m * (z - sigma_offset_m)^2',
@@ -308,12 +362,15 @@ class SyntheticScene:
                 'sigma_quadratic_per_m': config.noise_sigma_quadratic_per_m,
                 'sigma_offset_m': config.noise_sigma_offset_m,
                 'dropout_fraction': config.dropout_fraction,
-                'grazing_dropout_cos': config.grazing_dropout_cos},
+                'grazing_dropout_cos': config.grazing_dropout_cos,
+            },
             'room': {
-                'min': self.room_min.tolist(), 'max': self.room_max.tolist(),
+                'min': self.room_min.tolist(),
+                'max': self.room_max.tolist(),
                 'T_world_room': room_pose(config).tolist(),
                 'structure_instance_id': STRUCTURE_INSTANCE_ID,
-                'surfaces': [surface.name for surface in self.structure]},
+                'surfaces': [surface.name for surface in self.structure],
+            },
             'config': dataclasses.asdict(config),
             'objects': [obj.to_json() for obj in self.objects],
         }

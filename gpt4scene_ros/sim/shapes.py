@@ -26,18 +26,24 @@ def _box(lo, hi):
 def _cylinder(x, y, z0, z1, radius, segments=32):
     angles = 2 * np.pi * np.arange(segments) / segments
     ring = np.stack([x + radius * np.cos(angles), y + radius * np.sin(angles)], axis=1)
-    vertices = np.concatenate([
-        np.column_stack([ring, np.full(segments, z0)]),
-        np.column_stack([ring, np.full(segments, z1)]),
-        [[x, y, z0], [x, y, z1]]])
+    vertices = np.concatenate(
+        [
+            np.column_stack([ring, np.full(segments, z0)]),
+            np.column_stack([ring, np.full(segments, z1)]),
+            [[x, y, z0], [x, y, z1]],
+        ]
+    )
     k = np.arange(segments)
     k1 = (k + 1) % segments
     bottom, top = 2 * segments, 2 * segments + 1
-    triangles = np.concatenate([
-        np.stack([k, k1, k1 + segments], axis=1),
-        np.stack([k, k1 + segments, k + segments], axis=1),
-        np.stack([np.full(segments, bottom), k1, k], axis=1),
-        np.stack([np.full(segments, top), k + segments, k1 + segments], axis=1)])
+    triangles = np.concatenate(
+        [
+            np.stack([k, k1, k1 + segments], axis=1),
+            np.stack([k, k1 + segments, k + segments], axis=1),
+            np.stack([np.full(segments, bottom), k1, k], axis=1),
+            np.stack([np.full(segments, top), k + segments, k1 + segments], axis=1),
+        ]
+    )
     return vertices, triangles.astype(np.int32)
 
 

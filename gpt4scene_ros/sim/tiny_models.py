@@ -31,35 +31,56 @@ def make_tiny_segmenter(folder) -> Path:
     """A tiny random SegFormer in ``folder`` (created); returns the folder."""
     import torch
     from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
     try:
-        from transformers import SegformerImageProcessorPil as Processor   # no torchvision needed
+        from transformers import SegformerImageProcessorPil as Processor  # no torchvision needed
     except ImportError:
         from transformers import SegformerImageProcessor as Processor
     folder = Path(folder)
     torch.manual_seed(0)
     config = SegformerConfig(
-        num_channels=3, num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16],
-        patch_sizes=[7, 3], strides=[4, 2], num_attention_heads=[1, 1], mlp_ratios=[2, 2], decoder_hidden_size=16,
-        num_labels=len(TINY_LABELS), id2label=dict(enumerate(TINY_LABELS)),
-        label2id={label: k for k, label in enumerate(TINY_LABELS)})
+        num_channels=3,
+        num_encoder_blocks=2,
+        depths=[1, 1],
+        sr_ratios=[2, 1],
+        hidden_sizes=[8, 16],
+        patch_sizes=[7, 3],
+        strides=[4, 2],
+        num_attention_heads=[1, 1],
+        mlp_ratios=[2, 2],
+        decoder_hidden_size=16,
+        num_labels=len(TINY_LABELS),
+        id2label=dict(enumerate(TINY_LABELS)),
+        label2id={label: k for k, label in enumerate(TINY_LABELS)},
+    )
     SegformerForSemanticSegmentation(config).save_pretrained(folder)
     Processor(size={'height': 64, 'width': 64}).save_pretrained(folder)
     return folder
 
 
-QWEN_SPECIAL_TOKENS = ('<|endoftext|>', '<|im_start|>', '<|im_end|>', '<|vision_start|>', '<|vision_end|>',
-                       '<|image_pad|>', '<|video_pad|>')
+QWEN_SPECIAL_TOKENS = (
+    '<|endoftext|>',
+    '<|im_start|>',
+    '<|im_end|>',
+    '<|vision_start|>',
+    '<|vision_end|>',
+    '<|image_pad|>',
+    '<|video_pad|>',
+)
 QWEN_CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
     "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in message['content'] %}"
     "{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
     "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-_CORPUS = ('Where is the mug? The mug is on the table next to the chair.',
-           'Answer the question using a single word or phrase.',
-           'Share the ID of the object that best fits the description. <OBJ001> <OBJ017> Yes. No.',
-           'You are a helpful assistant. The first image is a bird\'s-eye view of the scene.',
-           'chair table sofa cabinet shelf bed box bottle book magazine ball crate 0 1 2 3 4 5 6 7 8 9')
+    '{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}'
+)
+_CORPUS = (
+    'Where is the mug? The mug is on the table next to the chair.',
+    'Answer the question using a single word or phrase.',
+    'Share the ID of the object that best fits the description. <OBJ001> <OBJ017> Yes. No.',
+    "You are a helpful assistant. The first image is a bird's-eye view of the scene.",
+    'chair table sofa cabinet shelf bed box bottle book magazine ball crate 0 1 2 3 4 5 6 7 8 9',
+)
 
 
 def make_tiny_vlm(folder, family: str = 'qwen2-vl') -> Path:
@@ -69,21 +90,31 @@ def make_tiny_vlm(folder, family: str = 'qwen2-vl') -> Path:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
+
     try:
-        from transformers import Qwen2VLImageProcessorPil as ImageProcessor   # no torchvision needed
+        from transformers import Qwen2VLImageProcessorPil as ImageProcessor  # no torchvision needed
     except ImportError:
         from transformers import Qwen2VLImageProcessor as ImageProcessor
     if family == 'qwen2-vl':
         from transformers import Qwen2VLConfig as Config
         from transformers import Qwen2VLForConditionalGeneration as Model
+
         processor_class = 'Qwen2VLProcessor'
         vision = dict(depth=2, embed_dim=32, hidden_size=64, num_heads=2, mlp_ratio=2)
     elif family == 'qwen2.5-vl':
         from transformers import Qwen2_5_VLConfig as Config
         from transformers import Qwen2_5_VLForConditionalGeneration as Model
+
         processor_class = 'Qwen2_5_VLProcessor'
-        vision = dict(depth=2, hidden_size=32, out_hidden_size=64, intermediate_size=64, num_heads=2,
-                      fullatt_block_indexes=[1], window_size=112)
+        vision = dict(
+            depth=2,
+            hidden_size=32,
+            out_hidden_size=64,
+            intermediate_size=64,
+            num_heads=2,
+            fullatt_block_indexes=[1],
+            window_size=112,
+        )
     else:
         raise ValueError(f'family {family!r}: expected qwen2-vl or qwen2.5-vl')
     folder = Path(folder)
@@ -91,20 +122,38 @@ def make_tiny_vlm(folder, family: str = 'qwen2-vl') -> Path:
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(list(_CORPUS) * 20, trainers.BpeTrainer(
-        vocab_size=600, special_tokens=list(QWEN_SPECIAL_TOKENS), initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    bpe.train_from_iterator(
+        list(_CORPUS) * 20,
+        trainers.BpeTrainer(
+            vocab_size=600,
+            special_tokens=list(QWEN_SPECIAL_TOKENS),
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token='<|im_end|>', pad_token='<|endoftext|>')
     tokenizer.chat_template = QWEN_CHAT_TEMPLATE
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in QWEN_SPECIAL_TOKENS}
     special = dict(bos_token_id=None, eos_token_id=ids['<|im_end|>'], pad_token_id=ids['<|endoftext|>'])
     config = Config(
-        text_config=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         intermediate_size=128, vocab_size=len(tokenizer), max_position_embeddings=32768,
-                         rope_scaling={'type': 'mrope', 'mrope_section': [2, 3, 3]}, tie_word_embeddings=True,
-                         **special),
+        text_config=dict(
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=128,
+            vocab_size=len(tokenizer),
+            max_position_embeddings=32768,
+            rope_scaling={'type': 'mrope', 'mrope_section': [2, 3, 3]},
+            tie_word_embeddings=True,
+            **special,
+        ),
         vision_config=dict(patch_size=14, spatial_merge_size=2, temporal_patch_size=2, **vision),
-        image_token_id=ids['<|image_pad|>'], video_token_id=ids['<|video_pad|>'],
-        vision_start_token_id=ids['<|vision_start|>'], vision_end_token_id=ids['<|vision_end|>'], **special)
+        image_token_id=ids['<|image_pad|>'],
+        video_token_id=ids['<|video_pad|>'],
+        vision_start_token_id=ids['<|vision_start|>'],
+        vision_end_token_id=ids['<|vision_end|>'],
+        **special,
+    )
     torch.manual_seed(0)
     model = Model(config)
     # Random weights favour whitespace; silence the whitespace-only tokens so that greedy decoding writes words
@@ -120,9 +169,15 @@ def make_tiny_vlm(folder, family: str = 'qwen2-vl') -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     image_processor = ImageProcessor(min_pixels=56 * 56, max_pixels=28 * 28 * 1280)
-    (folder / 'processor_config.json').write_text(json.dumps(
-        {'image_processor': {**image_processor.to_dict(), 'image_processor_type': 'Qwen2VLImageProcessor'},
-         'processor_class': processor_class}, indent=1))
+    (folder / 'processor_config.json').write_text(
+        json.dumps(
+            {
+                'image_processor': {**image_processor.to_dict(), 'image_processor_type': 'Qwen2VLImageProcessor'},
+                'processor_class': processor_class,
+            },
+            indent=1,
+        )
+    )
     image_processor.save_pretrained(folder)
     (folder / 'chat_template.jinja').write_text(QWEN_CHAT_TEMPLATE)
     return folder

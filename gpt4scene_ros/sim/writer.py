@@ -26,14 +26,26 @@ import numpy as np
 
 from gpt4scene_ros.sim.build import build_scene
 from gpt4scene_ros.sim.render import camera_path, render_frame
-from gpt4scene_ros.sim.scene import (_STREAM_SENSOR, DEPTH_SCALE_PER_M, GENERATOR_NAME, GROUND_TRUTH_FILE,
-                                     INTRINSICS_FILE, SyntheticScene, SyntheticSceneConfig, _rng)
+from gpt4scene_ros.sim.scene import (
+    _STREAM_SENSOR,
+    DEPTH_SCALE_PER_M,
+    GENERATOR_NAME,
+    GROUND_TRUTH_FILE,
+    INTRINSICS_FILE,
+    SyntheticScene,
+    SyntheticSceneConfig,
+    _rng,
+)
 
 logger = logging.getLogger(__name__)
 
 _GENERATED_FILE = re.compile(
     r'(frame-\d{6}\.(color\.jpg|depth\.png|pose\.txt|instance\.png)|'
-    + re.escape(INTRINSICS_FILE) + '|' + re.escape(GROUND_TRUTH_FILE) + ')')
+    + re.escape(INTRINSICS_FILE)
+    + '|'
+    + re.escape(GROUND_TRUTH_FILE)
+    + ')'
+)
 
 
 def _prepare_output_dir(out_dir: Path) -> None:
@@ -50,7 +62,8 @@ def _prepare_output_dir(out_dir: Path) -> None:
             if generator != GENERATOR_NAME:
                 raise ValueError(
                     f'out_dir {str(out_dir)!r} is a non-empty folder not written by {GENERATOR_NAME} '
-                    f'(no {GROUND_TRUTH_FILE} with generator={GENERATOR_NAME!r}); choose an empty or new folder')
+                    f'(no {GROUND_TRUTH_FILE} with generator={GENERATOR_NAME!r}); choose an empty or new folder'
+                )
             for entry in entries:
                 if entry.is_file() and _GENERATED_FILE.fullmatch(entry.name):
                     entry.unlink()
@@ -67,8 +80,9 @@ def _json_scalar(value):
 def _write_frame(out_dir: Path, index: int, color, depth_m, instance, T_world_camera, jpeg_quality: int):
     stem = out_dir / f'frame-{index:06d}'
     depth_mm = np.round(depth_m * DEPTH_SCALE_PER_M).astype(np.uint16)
-    ok = cv2.imwrite(f'{stem}.color.jpg', cv2.cvtColor(color, cv2.COLOR_RGB2BGR),
-                     [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+    ok = cv2.imwrite(
+        f'{stem}.color.jpg', cv2.cvtColor(color, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
+    )
     ok &= cv2.imwrite(f'{stem}.depth.png', depth_mm, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     ok &= cv2.imwrite(f'{stem}.instance.png', instance, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
@@ -98,12 +112,20 @@ def write_sequence(config: SyntheticSceneConfig, out_dir: str | os.PathLike) -> 
     with ThreadPoolExecutor(max_workers=2) as pool:
         for index, T_world_camera in enumerate(camera_path(config)):
             color, depth_m, instance = render_frame(scene, T_world_camera, config, rng)
-            pending.append(pool.submit(_write_frame, out_dir, index, color, depth_m, instance, T_world_camera,
-                                       config.jpeg_quality))
+            pending.append(
+                pool.submit(_write_frame, out_dir, index, color, depth_m, instance, T_world_camera, config.jpeg_quality)
+            )
             while len(pending) > 4:
                 pending.popleft().result()
         while pending:
             pending.popleft().result()
-    logger.info('wrote %d synthetic frames (%dx%d, %d objects) to %s in %.1f s', config.num_frames,
-                config.width, config.height, len(scene.objects), out_dir, time.perf_counter() - start)
+    logger.info(
+        'wrote %d synthetic frames (%dx%d, %d objects) to %s in %.1f s',
+        config.num_frames,
+        config.width,
+        config.height,
+        len(scene.objects),
+        out_dir,
+        time.perf_counter() - start,
+    )
     return scene

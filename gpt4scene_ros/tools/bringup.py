@@ -26,17 +26,19 @@ import sys
 import time
 from pathlib import Path
 
-from gpt4scene_ros.common.sensor_overlays import available_overlays, load_sensor_overlay, sensor_overlay_path
 from gpt4scene_ros.common.graph import NODES, PACKAGE, SENSOR_TOPICS
+from gpt4scene_ros.common.sensor_overlays import available_overlays, load_sensor_overlay, sensor_overlay_path
 
 
 def _share() -> Path:
     from ament_index_python.packages import get_package_share_directory
+
     return Path(get_package_share_directory(PACKAGE))
 
 
 def _executable(name: str) -> str:
     from ament_index_python.packages import get_package_prefix
+
     installed = Path(get_package_prefix(PACKAGE)) / 'lib' / PACKAGE / name
     if installed.exists():
         return str(installed)
@@ -81,14 +83,27 @@ def node_commands(data: str, params_files, overrides, remaps) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='gpt4scene-bringup', description=__doc__.splitlines()[0])
-    parser.add_argument('--data', default='', help='7-Scenes or TUM RGB-D folder or rosbag2 bag to play '
-                        '(starts the player; bag topics: -p player.color_topic=... )')
-    parser.add_argument('--params-file', dest='params_files', action='append', default=[],
-                        help='parameters of the nodes (default: the package\'s); repeat to overlay')
+    parser.add_argument(
+        '--data',
+        default='',
+        help='7-Scenes or TUM RGB-D folder or rosbag2 bag to play '
+        '(starts the player; bag topics: -p player.color_topic=... )',
+    )
+    parser.add_argument(
+        '--params-file',
+        dest='params_files',
+        action='append',
+        default=[],
+        help="parameters of the nodes (default: the package's); repeat to overlay",
+    )
     parser.add_argument('-p', dest='overrides', action='append', default=[], metavar='NODE.PARAM=VALUE')
     parser.add_argument('-r', dest='remaps', action='append', default=[], metavar='TOPIC:=NEW')
-    parser.add_argument('--sensor', default='', metavar='NAME|FILE',
-                        help='camera overlay: a name from config/sensors/ (e.g. realsense_d435) or a YAML file')
+    parser.add_argument(
+        '--sensor',
+        default='',
+        metavar='NAME|FILE',
+        help='camera overlay: a name from config/sensors/ (e.g. realsense_d435) or a YAML file',
+    )
     args = parser.parse_args(argv)
     try:
         overrides, remaps = list(args.overrides), list(args.remaps)
@@ -96,8 +111,10 @@ def main(argv=None) -> int:
             sensors_dir = _share() / 'config' / 'sensors'
             path = sensor_overlay_path(args.sensor, sensors_dir)
             if not path.is_file():
-                raise ValueError(f'--sensor {args.sensor}: no such overlay; available: '
-                                 f'{", ".join(available_overlays(sensors_dir))} (or a YAML file)')
+                raise ValueError(
+                    f'--sensor {args.sensor}: no such overlay; available: '
+                    f'{", ".join(available_overlays(sensors_dir))} (or a YAML file)'
+                )
             overlay = load_sensor_overlay(path)
             # Parameters: the last assignment wins; remappings: the first matching rule wins.
             overrides = [f'mapping_node.{k}={v}' for k, v in overlay.mapping_parameters.items()] + overrides
@@ -112,7 +129,7 @@ def main(argv=None) -> int:
         commands = node_commands(args.data, params_files, overrides, remaps)
         env = dict(os.environ)
         env.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(_share() / 'config' / 'fastdds.xml'))
-    except (ValueError, FileNotFoundError) as error:   # SensorOverlayError is a ValueError
+    except (ValueError, FileNotFoundError) as error:  # SensorOverlayError is a ValueError
         print(f'gpt4scene-bringup: {error}', file=sys.stderr)
         return 2
 
@@ -120,6 +137,7 @@ def main(argv=None) -> int:
 
     def stop(signum, frame):
         stopping.append(signum)
+
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     processes = {}
@@ -137,8 +155,9 @@ def main(argv=None) -> int:
             if needs_data and status == 0:
                 print(f'gpt4scene-bringup: {name} finished its sequence', flush=True)
                 continue
-            print(f'gpt4scene-bringup: {name} exited with code {status}; stopping the others', file=sys.stderr,
-                  flush=True)
+            print(
+                f'gpt4scene-bringup: {name} exited with code {status}; stopping the others', file=sys.stderr, flush=True
+            )
             code = 1
             stopping.append('died')
         if not processes:

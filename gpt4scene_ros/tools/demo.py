@@ -33,8 +33,14 @@ from gpt4scene_ros.io.bags import BagTopics
 from gpt4scene_ros.io.open import open_sequence
 from gpt4scene_ros.io.sequence import SequenceError
 from gpt4scene_ros.objects.tags import object_tag
-from gpt4scene_ros.tools.report import (ReportContext, ReportError, ReportQuestion, check_writable_dir, write_overview,
-                                        write_report)
+from gpt4scene_ros.tools.report import (
+    ReportContext,
+    ReportError,
+    ReportQuestion,
+    check_writable_dir,
+    write_overview,
+    write_report,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEMO_SCENE_SEED = 0
@@ -49,6 +55,7 @@ def prepare_scene(folder: Path) -> Path:
     """The synthetic demo scene in ``folder``, generated on the first run only."""
     from gpt4scene_ros.sim.scene import SyntheticSceneConfig
     from gpt4scene_ros.sim.writer import write_sequence
+
     marker = folder / 'instances.json'
     if not marker.is_file() or len(list(folder.glob('frame-*.depth.png'))) < DEMO_SCENE_FRAMES:
         print(f'demo: generating the synthetic scene into {folder} (once)', flush=True)
@@ -61,6 +68,7 @@ def prepare_tiny_model(folder: Path) -> Path:
     if not (folder / 'config.json').is_file():
         print(f'demo: building the tiny random Qwen2-VL into {folder} (once)', flush=True)
         from gpt4scene_ros.sim.tiny_models import make_tiny_vlm
+
         make_tiny_vlm(folder)
     return folder
 
@@ -143,20 +151,21 @@ def run_graph(data: Path, frames_total: int, args, model: str, out_dir: Path, ti
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
-    from gpt4scene_ros.ros.qos import LATCHED
     from rclpy.signals import SignalHandlerOptions
 
     from gpt4scene_ros.msg import SceneSnapshot
-    from gpt4scene_ros.srv import SceneQuery
     from gpt4scene_ros.ros.conversions.scene import instance_from_msg, snapshot_from_msg
+    from gpt4scene_ros.ros.qos import LATCHED
     from gpt4scene_ros.ros.service_client import ServiceCallError, call_service
+    from gpt4scene_ros.srv import SceneQuery
 
     env = dict(os.environ, PYTHONUNBUFFERED='1')
     started = time.monotonic()
-    graph = subprocess.Popen(_graph_command(data, args, model), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, env=env)
+    graph = subprocess.Popen(
+        _graph_command(data, args, model), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
     output = GraphOutput(graph, out_dir / 'graph.log')
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)   # Ctrl-C is ours: the graph is stopped first
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)  # Ctrl-C is ours: the graph is stopped first
     node = rclpy.create_node('gpt4scene_demo')
     executor = SingleThreadedExecutor()
     executor.add_node(node)
@@ -171,14 +180,17 @@ def run_graph(data: Path, frames_total: int, args, model: str, out_dir: Path, ti
     def on_snapshot(msg):
         snapshots.append((time.monotonic(), msg))
         del snapshots[:-2]
+
     node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
     node.create_subscription(SceneSnapshot, 'mapping_node/scene_snapshot', on_snapshot, LATCHED)
     client = node.create_client(SceneQuery, 'query_node/scene_query')
 
     def check_graph(what: str):
         if graph.poll() is not None or output.failure:
-            raise DemoFailed(f'the graph stopped {what}: {output.failure or f"exit code {graph.returncode}"} '
-                             f'(log: {out_dir / "graph.log"})')
+            raise DemoFailed(
+                f'the graph stopped {what}: {output.failure or f"exit code {graph.returncode}"} '
+                f'(log: {out_dir / "graph.log"})'
+            )
 
     def spin_until(condition, timeout_s: float, what: str):
         deadline = time.monotonic() + timeout_s
@@ -190,6 +202,7 @@ def run_graph(data: Path, frames_total: int, args, model: str, out_dir: Path, ti
 
     def received() -> int:
         return int(mapping_values.get('frames_received', 0))
+
     try:
         spin_until(lambda: received() > 0, args.timeout, 'before the first frame reached the mapping node')
         timings['start the graph (to the first frame)'] = time.monotonic() - started
@@ -197,11 +210,16 @@ def run_graph(data: Path, frames_total: int, args, model: str, out_dir: Path, ti
         if not sys.stderr.isatty():
             print(f'demo: playing {frames_total} frames (no progress bar: stderr is not a terminal)', flush=True)
         with tqdm(total=frames_total, unit='frame', desc='playing', file=sys.stderr, disable=None) as bar:
+
             def played():
                 bar.update(min(frames_total, received()) - bar.n)
-                bar.set_postfix(integrated=mapping_values.get('frames_integrated', 0),
-                                objects=mapping_values.get('instances', 0), refresh=False)
+                bar.set_postfix(
+                    integrated=mapping_values.get('frames_integrated', 0),
+                    objects=mapping_values.get('instances', 0),
+                    refresh=False,
+                )
                 return output.player_done.is_set()
+
             spin_until(played, args.timeout, 'while playing the sequence')
         player_done_at = time.monotonic()
         timings['play the sequence (real time)'] = player_done_at - play_started
@@ -219,45 +237,73 @@ def run_graph(data: Path, frames_total: int, args, model: str, out_dir: Path, ti
                 return False
             if 'keyframe_candidates_waiting' not in mapping_values:
                 return False
-            return (mapping_values['keyframe_candidates_waiting'] == '0'
-                    and mapping_values.get('map_version') == str(snapshots[-1][1].map_version))
-        spin_until(objects_settled, min(args.timeout, 120.0),
-                   'waiting for the object instances to settle after the last frame')
+            return mapping_values['keyframe_candidates_waiting'] == '0' and mapping_values.get('map_version') == str(
+                snapshots[-1][1].map_version
+            )
+
+        spin_until(
+            objects_settled, min(args.timeout, 120.0), 'waiting for the object instances to settle after the last frame'
+        )
         snapshot_msg = snapshots[-1][1]
         snapshot = snapshot_from_msg(snapshot_msg)
         timings['wait for the final objects'] = time.monotonic() - player_done_at
-        counts.update({'frames in the sequence': frames_total, 'frames received': received(),
-                       'frames integrated': mapping_values.get('frames_integrated', 0),
-                       'frames received per frame integrated': round(
-                           received() / max(1, int(mapping_values.get('frames_integrated', 0))), 2),
-                       'keyframe candidates': mapping_values.get('keyframe_candidates', 0),
-                       'keyframe candidates dropped': mapping_values.get('keyframe_candidates_dropped', 0),
-                       'objects': len(snapshot.instances), 'keyframes': len(snapshot.keyframes)})
+        counts.update(
+            {
+                'frames in the sequence': frames_total,
+                'frames received': received(),
+                'frames integrated': mapping_values.get('frames_integrated', 0),
+                'frames received per frame integrated': round(
+                    received() / max(1, int(mapping_values.get('frames_integrated', 0))), 2
+                ),
+                'keyframe candidates': mapping_values.get('keyframe_candidates', 0),
+                'keyframe candidates dropped': mapping_values.get('keyframe_candidates_dropped', 0),
+                'objects': len(snapshot.instances),
+                'keyframes': len(snapshot.keyframes),
+            }
+        )
         spin_until(client.service_is_ready, 60.0, 'waiting for the query service')
         asked_at = time.monotonic()
         answers = []
         for task, question, situation, ids in demo_questions(snapshot.instances):
             request = SceneQuery.Request(task=task, question=question, situation=situation, object_ids=list(ids))
             sent = time.monotonic()
-            try:   # a request sent right after discovery can lose its response: asked again after 120 s, twice
-                response = call_service(client, request, 3 * 120.0, resend_s=120.0, executor=executor,
-                                        check=lambda: check_graph(f'waiting for the answer to a {task} query'))
+            try:  # a request sent right after discovery can lose its response: asked again after 120 s, twice
+                response = call_service(
+                    client,
+                    request,
+                    3 * 120.0,
+                    resend_s=120.0,
+                    executor=executor,
+                    check=lambda task=task: check_graph(f'waiting for the answer to a {task} query'),
+                )
             except DemoFailed:
                 if graph.poll() is not None:
                     raise
                 raise DemoFailed(f'no answer to the {task} query') from None
             except ServiceCallError:
                 raise DemoFailed(f'no answer to the {task} query') from None
-            answers.append(ReportQuestion(
-                task=task, question=question, situation=situation, object_ids_asked=tuple(ids),
-                success=response.success, answer=response.answer, message=response.message,
-                instances=tuple(instance_from_msg(m) for m in response.instances),
-                round_trip_ms=(time.monotonic() - sent) * 1000.0, prepare_ms=response.prepare_ms,
-                model_ms=response.model_ms))
+            answers.append(
+                ReportQuestion(
+                    task=task,
+                    question=question,
+                    situation=situation,
+                    object_ids_asked=tuple(ids),
+                    success=response.success,
+                    answer=response.answer,
+                    message=response.message,
+                    instances=tuple(instance_from_msg(m) for m in response.instances),
+                    round_trip_ms=(time.monotonic() - sent) * 1000.0,
+                    prepare_ms=response.prepare_ms,
+                    model_ms=response.model_ms,
+                )
+            )
             shown = response.answer if response.success else f'refused: {response.message}'
             named = ' '.join(object_tag(i) for i in response.object_ids)
-            print(f'demo: {task:<12} {question or situation or ""!s:<34.34} -> {shown[:60]!r}'
-                  + (f' [{named}]' if named else ''), flush=True)
+            print(
+                f'demo: {task:<12} {question or situation or ""!s:<34.34} -> {shown[:60]!r}'
+                + (f' [{named}]' if named else ''),
+                flush=True,
+            )
         timings[f'ask {len(answers)} questions'] = time.monotonic() - asked_at
         return snapshot, answers
     finally:
@@ -268,13 +314,26 @@ def run_graph(data: Path, frames_total: int, args, model: str, out_dir: Path, ti
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='demo', description=__doc__.splitlines()[0])
-    parser.add_argument('data', nargs='?', default='',
-                        help='7-Scenes or TUM RGB-D folder or rosbag2 bag (default: the synthetic demo scene)')
+    parser.add_argument(
+        'data',
+        nargs='?',
+        default='',
+        help='7-Scenes or TUM RGB-D folder or rosbag2 bag (default: the synthetic demo scene)',
+    )
     parser.add_argument('--out', default='out/demo', help='output folder (default out/demo)')
-    parser.add_argument('--model', default='', help='local transformers model folder or hub id '
-                        '(default: the tiny random Qwen2-VL, unless a --params-file sets the backend)')
-    parser.add_argument('--params-file', dest='params_files', action='append', default=[],
-                        help='parameters for gpt4scene-bringup (e.g. config/vlm/vllm.yaml); repeat to overlay')
+    parser.add_argument(
+        '--model',
+        default='',
+        help='local transformers model folder or hub id '
+        '(default: the tiny random Qwen2-VL, unless a --params-file sets the backend)',
+    )
+    parser.add_argument(
+        '--params-file',
+        dest='params_files',
+        action='append',
+        default=[],
+        help='parameters for gpt4scene-bringup (e.g. config/vlm/vllm.yaml); repeat to overlay',
+    )
     parser.add_argument('-p', dest='overrides', action='append', default=[], metavar='NODE.PARAM=VALUE')
     parser.add_argument('--frames', type=int, default=0, help='frames to play (0: all)')
     parser.add_argument('--timeout', type=float, default=600.0, help='give up a stage after this many seconds')
@@ -282,8 +341,9 @@ def main(argv=None) -> int:
     if args.frames < 0 or args.timeout <= 0:
         parser.error('--frames must be >= 0 and --timeout > 0')
 
-    def on_sigterm(signum, frame):   # stop the graph as Ctrl-C does
+    def on_sigterm(signum, frame):  # stop the graph as Ctrl-C does
         raise KeyboardInterrupt
+
     signal.signal(signal.SIGTERM, on_sigterm)
     timings, counts = {}, {}
     started = time.monotonic()
@@ -293,7 +353,7 @@ def main(argv=None) -> int:
         try:
             sequence = open_sequence(str(data), bag_topics=bag_topics_of(args.overrides))
             frames_total = min(args.frames or len(sequence), len(sequence))
-            sequence.close()   # only checked and counted here: the player opens it again
+            sequence.close()  # only checked and counted here: the player opens it again
         except SequenceError as error:
             print(f'demo: {error}', file=sys.stderr)
             return EXIT_BAD_INPUT
@@ -305,8 +365,14 @@ def main(argv=None) -> int:
         model = args.model or (str(prepare_tiny_model(out_dir / 'models' / 'qwen2-vl')) if uses_tiny else '')
         timings['prepare (scene, model)'] = time.monotonic() - started
         snapshot, answers = run_graph(data, frames_total, args, model, out_dir, timings, counts)
-        context = ReportContext(source=str(data), backend='transformers' if model else 'from the params files',
-                                model=model, model_is_random=uses_tiny, timings_s=timings, counts=counts)
+        context = ReportContext(
+            source=str(data),
+            backend='transformers' if model else 'from the params files',
+            model=model,
+            model_is_random=uses_tiny,
+            timings_s=timings,
+            counts=counts,
+        )
         timings['total'] = time.monotonic() - started
         report = write_report(out_dir / 'report.html', snapshot, answers, context)
         write_overview(out_dir / 'overview.jpg', snapshot)
@@ -320,9 +386,11 @@ def main(argv=None) -> int:
         print('demo: interrupted; the graph is stopped', file=sys.stderr)
         return EXIT_INTERRUPTED
     answered = sum(1 for a in answers if a.success)
-    print(f'demo: {counts.get("frames integrated")} of {frames_total} frames integrated, '
-          f'{len(snapshot.instances)} objects, {answered} of {len(answers)} questions answered in '
-          f'{timings["total"]:.0f} s')
+    print(
+        f'demo: {counts.get("frames integrated")} of {frames_total} frames integrated, '
+        f'{len(snapshot.instances)} objects, {answered} of {len(answers)} questions answered in '
+        f'{timings["total"]:.0f} s'
+    )
     if uses_tiny:
         print('demo: the answers come from a tiny random model (random text); see the report for a real one')
     print(f'demo: report: {report.resolve()}')

@@ -26,22 +26,36 @@ def main(argv: list[str] | None = None) -> int:
     defaults = SyntheticSceneConfig()
     parser = argparse.ArgumentParser(
         prog='gpt4scene-make-scene',
-        description='Write a procedural synthetic RGB-D sequence with ground truth in the 7-Scenes layout.')
+        description='Write a procedural synthetic RGB-D sequence with ground truth in the 7-Scenes layout.',
+    )
     parser.add_argument('out_dir', help='output folder (new, empty, or written by this tool before)')
     parser.add_argument('--seed', type=int, default=defaults.seed, help='layout, camera and noise seed')
     parser.add_argument('--frames', type=int, default=defaults.num_frames, help='number of frames')
     parser.add_argument('--no-noise', action='store_true', help='exact depth (no noise, no dropout)')
     parser.add_argument('--width', type=int, default=defaults.width, help='image width (field of view kept)')
     parser.add_argument('--height', type=int, default=defaults.height, help='image height (field of view kept)')
-    parser.add_argument('--clutter', choices=CLUTTER_LEVELS, default=defaults.clutter,
-                        help='none: objects stand apart; standard: flat, touching, stacked; heavy: more of each')
+    parser.add_argument(
+        '--clutter',
+        choices=CLUTTER_LEVELS,
+        default=defaults.clutter,
+        help='none: objects stand apart; standard: flat, touching, stacked; heavy: more of each',
+    )
     parser.add_argument('--chairs', type=int, default=defaults.num_chairs, help='chairs around the table (1-4)')
-    parser.add_argument('--room-yaw', type=float, default=defaults.room_yaw_deg,
-                        help='turn of the room about z, degrees')
-    parser.add_argument('--furniture-yaw', type=float, default=defaults.furniture_yaw_deg,
-                        help='largest random yaw of chairs and floor objects, degrees')
-    parser.add_argument('--bag', default='', metavar='FOLDER',
-                        help='also record the sequence as a rosbag2 bag here (topics as a RealSense driver names them)')
+    parser.add_argument(
+        '--room-yaw', type=float, default=defaults.room_yaw_deg, help='turn of the room about z, degrees'
+    )
+    parser.add_argument(
+        '--furniture-yaw',
+        type=float,
+        default=defaults.furniture_yaw_deg,
+        help='largest random yaw of chairs and floor objects, degrees',
+    )
+    parser.add_argument(
+        '--bag',
+        default='',
+        metavar='FOLDER',
+        help='also record the sequence as a rosbag2 bag here (topics as a RealSense driver names them)',
+    )
     parser.add_argument('--bag-storage', choices=('mcap', 'sqlite3'), default='mcap')
     try:
         args = parser.parse_args(argv)
@@ -49,9 +63,15 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     start = time.perf_counter()
     try:
-        config = SyntheticSceneConfig(seed=args.seed, num_frames=args.frames, depth_noise=not args.no_noise,
-                                      clutter=args.clutter, num_chairs=args.chairs, room_yaw_deg=args.room_yaw,
-                                      furniture_yaw_deg=args.furniture_yaw)
+        config = SyntheticSceneConfig(
+            seed=args.seed,
+            num_frames=args.frames,
+            depth_noise=not args.no_noise,
+            clutter=args.clutter,
+            num_chairs=args.chairs,
+            room_yaw_deg=args.room_yaw,
+            furniture_yaw_deg=args.furniture_yaw,
+        )
         if args.width <= 0 or args.height <= 0:
             raise ValueError(f'--width and --height must be positive, got {args.width}x{args.height}')
         if (args.width, args.height) != (config.width, config.height):
@@ -62,8 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f'gpt4scene-make-scene: error: {exc}', file=sys.stderr)
         return 2
-    print(f'wrote {config.num_frames} frames ({config.width}x{config.height}), {len(scene.objects)} objects '
-          f'to {args.out_dir} in {time.perf_counter() - start:.1f} s')
+    print(
+        f'wrote {config.num_frames} frames ({config.width}x{config.height}), {len(scene.objects)} objects '
+        f'to {args.out_dir} in {time.perf_counter() - start:.1f} s'
+    )
     if args.bag:
         frames = write_bag(open_sequence(args.out_dir), args.bag, storage=args.bag_storage)
         print(f'recorded {frames} frames as a rosbag2 bag ({args.bag_storage}) in {args.bag}')

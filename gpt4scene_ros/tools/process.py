@@ -34,28 +34,32 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from gpt4scene_ros.common.settings.instances import DETECTORS, KEYFRAME_SELECTIONS, InstanceConfig
+from gpt4scene_ros.common.settings.mapping import MAP_DEVICES, MappingConfig
 from gpt4scene_ros.io.bags import BagTopics
-from gpt4scene_ros.common.settings import DETECTORS, KEYFRAME_SELECTIONS, MAP_DEVICES, InstanceConfig, MappingConfig
 from gpt4scene_ros.io.open import open_sequence
 from gpt4scene_ros.io.sequence import FrameError, SequenceError
-from gpt4scene_ros.objects.detectors import DetectorError, make_detector
 from gpt4scene_ros.mapping.bev import map_bev
 from gpt4scene_ros.mapping.gravity import estimate_gravity_alignment, identity_alignment
 from gpt4scene_ros.mapping.tsdf import SceneMap
+from gpt4scene_ros.objects.detectors import DetectorError, make_detector
 from gpt4scene_ros.objects.mapper import Mapper
 from gpt4scene_ros.objects.scene_objects import ObjectsSnapshot, SceneObjects
 
 
 def write_ply(path: Path, points: np.ndarray, colors: np.ndarray) -> None:
     """Binary little-endian PLY with float xyz and uchar rgb, written atomically."""
-    vertices = np.empty(len(points), dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'),
-                                            ('red', 'u1'), ('green', 'u1'), ('blue', 'u1')])
+    vertices = np.empty(
+        len(points), dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('red', 'u1'), ('green', 'u1'), ('blue', 'u1')]
+    )
     vertices['x'], vertices['y'], vertices['z'] = np.asarray(points, dtype=np.float32).T
     vertices['red'], vertices['green'], vertices['blue'] = np.asarray(colors, dtype=np.uint8).T
-    header = ('ply\nformat binary_little_endian 1.0\n'
-              f'element vertex {len(points)}\n'
-              'property float x\nproperty float y\nproperty float z\n'
-              'property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n')
+    header = (
+        'ply\nformat binary_little_endian 1.0\n'
+        f'element vertex {len(points)}\n'
+        'property float x\nproperty float y\nproperty float z\n'
+        'property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n'
+    )
     temporary = path.with_name(path.name + '.tmp')
     with open(temporary, 'wb') as stream:
         stream.write(header.encode('ascii'))
@@ -65,8 +69,11 @@ def write_ply(path: Path, points: np.ndarray, colors: np.ndarray) -> None:
 
 def write_objects(out_dir: Path, snapshot: ObjectsSnapshot, frame_id: str = 'map') -> None:
     """instances.json, bev_marked.png, keyframes/NNNN.png and keyframes.json of a snapshot."""
-    instances = {'frame_id': frame_id, 'map_stamp_s': snapshot.stamp_s,
-                 'instances': [instance.to_json() for instance in snapshot.instances]}
+    instances = {
+        'frame_id': frame_id,
+        'map_stamp_s': snapshot.stamp_s,
+        'instances': [instance.to_json() for instance in snapshot.instances],
+    }
     (out_dir / 'instances.json').write_text(json.dumps(instances, indent=1))
     cv2.imwrite(str(out_dir / 'bev_marked.png'), cv2.cvtColor(snapshot.bev_marked(), cv2.COLOR_RGB2BGR))
     folder = out_dir / 'keyframes'
@@ -77,15 +84,32 @@ def write_objects(out_dir: Path, snapshot: ObjectsSnapshot, frame_id: str = 'map
     for position, keyframe in enumerate(snapshot.keyframes):
         marked = keyframe.marked(snapshot.marker_style)
         cv2.imwrite(str(folder / f'{position:04d}.png'), cv2.cvtColor(marked, cv2.COLOR_RGB2BGR))
-        records.append({'file': f'keyframes/{position:04d}.png', 'frame_index': keyframe.index,
-                        'stamp_s': keyframe.stamp_s, 'T_map_camera': np.round(keyframe.T_map_camera, 6).tolist(),
-                        'markers': [marker.to_json() for marker in keyframe.markers]})
+        records.append(
+            {
+                'file': f'keyframes/{position:04d}.png',
+                'frame_index': keyframe.index,
+                'stamp_s': keyframe.stamp_s,
+                'T_map_camera': np.round(keyframe.T_map_camera, 6).tolist(),
+                'markers': [marker.to_json() for marker in keyframe.markers],
+            }
+        )
     (out_dir / 'keyframes.json').write_text(json.dumps({'keyframes': records}, indent=1))
 
 
-def process_sequence(data_dir, out_dir, config: MappingConfig, *, gravity: str = 'auto', stride: int = 1,
-                     max_frames: int = 0, progress: bool = True, instances: InstanceConfig | None = None,
-                     update_every: int = 60, on_update=None, bag_topics: BagTopics | None = None) -> dict:
+def process_sequence(
+    data_dir,
+    out_dir,
+    config: MappingConfig,
+    *,
+    gravity: str = 'auto',
+    stride: int = 1,
+    max_frames: int = 0,
+    progress: bool = True,
+    instances: InstanceConfig | None = None,
+    update_every: int = 60,
+    on_update=None,
+    bag_topics: BagTopics | None = None,
+) -> dict:
     """Fuse ``data_dir`` into a map, write the outputs into ``out_dir`` and return the summary.
 
     ``instances`` (default: :class:`InstanceConfig` defaults) configures the object layer, updated every
@@ -97,12 +121,20 @@ def process_sequence(data_dir, out_dir, config: MappingConfig, *, gravity: str =
     positions = list(range(0, len(sequence), stride))
     if max_frames:
         positions = positions[:max_frames]
-    alignment = (estimate_gravity_alignment(sequence) if gravity == 'auto'
-                 else identity_alignment('gravity alignment switched off (--gravity none)'))
+    alignment = (
+        estimate_gravity_alignment(sequence)
+        if gravity == 'auto'
+        else identity_alignment('gravity alignment switched off (--gravity none)')
+    )
     scene_map = SceneMap(config)
     instances = instances or InstanceConfig()
-    objects = SceneObjects(instances, config, make_detector(instances.detector, instances.detector_model,
-                                                            instances.detector_min_score, instances.detector_device))
+    objects = SceneObjects(
+        instances,
+        config,
+        make_detector(
+            instances.detector, instances.detector_model, instances.detector_min_score, instances.detector_device
+        ),
+    )
     mapper = Mapper(scene_map, objects)
     load_ms, integrate_ms, update_ms, skipped, refused = [], [], [], [], {}
     snapshot, frame = None, None
@@ -117,8 +149,9 @@ def process_sequence(data_dir, out_dir, config: MappingConfig, *, gravity: str =
 
     if progress and not sys.stderr.isatty():
         print(f'fusing {len(positions)} frames (no progress bar: stderr is not a terminal)', file=sys.stderr)
-    bar = tqdm(total=len(positions), unit='frame', desc='fusing', file=sys.stderr,
-               disable=None if progress else True)   # None: only on a terminal
+    bar = tqdm(
+        total=len(positions), unit='frame', desc='fusing', file=sys.stderr, disable=None if progress else True
+    )  # None: only on a terminal
     for position in positions:
         tick = time.perf_counter()
         try:
@@ -128,8 +161,15 @@ def process_sequence(data_dir, out_dir, config: MappingConfig, *, gravity: str =
         else:
             load_ms.append((time.perf_counter() - tick) * 1000.0)
             T_map_camera = alignment.T_map_world @ frame.T_world_camera
-            result = mapper.integrate(frame.color, frame.depth, sequence.intrinsics, T_map_camera, frame.timestamp_s,
-                                      frame.index, frame.depth_scale)
+            result = mapper.integrate(
+                frame.color,
+                frame.depth,
+                sequence.intrinsics,
+                T_map_camera,
+                frame.timestamp_s,
+                frame.index,
+                frame.depth_scale,
+            )
             if result.integrated:
                 integrate_ms.append(result.duration_ms)
                 if update_every and len(integrate_ms) % update_every == 0:
@@ -147,8 +187,13 @@ def process_sequence(data_dir, out_dir, config: MappingConfig, *, gravity: str =
     bev = map_bev(*scene_map.point_cloud(), config)
     bev_ms = (time.perf_counter() - tick) * 1000.0
     cv2.imwrite(str(out_dir / 'bev.png'), cv2.cvtColor(bev.image, cv2.COLOR_RGB2BGR))
-    meta = {**bev.to_json(), 'T_map_world': alignment.T_map_world.tolist(), 'gravity_alignment': alignment.method,
-            'source': str(data_dir), 'voxel_size_m': config.voxel_size_m}
+    meta = {
+        **bev.to_json(),
+        'T_map_world': alignment.T_map_world.tolist(),
+        'gravity_alignment': alignment.method,
+        'source': str(data_dir),
+        'voxel_size_m': config.voxel_size_m,
+    }
     (out_dir / 'bev_meta.json').write_text(json.dumps(meta, indent=2))
     points, colors = scene_map.point_cloud()
     write_ply(out_dir / 'map.ply', points, colors)
@@ -157,17 +202,25 @@ def process_sequence(data_dir, out_dir, config: MappingConfig, *, gravity: str =
 
     def median(values):
         return round(statistics.median(values), 2) if values else None
+
     summary = {
-        'frames': len(positions), 'integrated': len(integrate_ms), 'skipped_unreadable': len(skipped),
-        'refused': refused, 'device': scene_map.device,
-        'load_ms_median': median(load_ms), 'integrate_ms_median': median(integrate_ms),
+        'frames': len(positions),
+        'integrated': len(integrate_ms),
+        'skipped_unreadable': len(skipped),
+        'refused': refused,
+        'device': scene_map.device,
+        'load_ms_median': median(load_ms),
+        'integrate_ms_median': median(integrate_ms),
         'integrate_ms_p95': round(float(np.percentile(integrate_ms, 95)), 2) if integrate_ms else None,
-        'bev_ms': round(bev_ms, 1), 'map_blocks': scene_map.num_blocks,
-        'map_memory_mb': round(scene_map.memory_bytes / 1e6, 1), 'map_points': len(points),
+        'bev_ms': round(bev_ms, 1),
+        'map_blocks': scene_map.num_blocks,
+        'map_memory_mb': round(scene_map.memory_bytes / 1e6, 1),
+        'map_points': len(points),
         'instances': len(snapshot.instances) if snapshot else 0,
         'keyframes': len(snapshot.keyframes) if snapshot else 0,
         'markers_on_keyframes': sum(len(k.markers) for k in snapshot.keyframes) if snapshot else 0,
-        'instance_updates': len(update_ms), 'instance_update_ms_median': median(update_ms),
+        'instance_updates': len(update_ms),
+        'instance_update_ms_median': median(update_ms),
         'total_s': round(time.perf_counter() - started, 2),
     }
     (out_dir / 'timing.json').write_text(json.dumps(summary, indent=2))
@@ -177,39 +230,68 @@ def process_sequence(data_dir, out_dir, config: MappingConfig, *, gravity: str =
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='gpt4scene-process', description=__doc__.splitlines()[0])
     parser.add_argument('data_dir', help='7-Scenes or TUM RGB-D folder, or a rosbag2 bag (.mcap, .db3, bag folder)')
-    parser.add_argument('out_dir', help='folder for bev.png, bev_meta.json, map.ply, instances.json, '
-                        'bev_marked.png, keyframes/, keyframes.json, timing.json')
+    parser.add_argument(
+        'out_dir',
+        help='folder for bev.png, bev_meta.json, map.ply, instances.json, '
+        'bev_marked.png, keyframes/, keyframes.json, timing.json',
+    )
     parser.add_argument('--voxel-size', type=float, default=MappingConfig.voxel_size_m, help='metres')
     parser.add_argument('--device', choices=MAP_DEVICES, default='auto')
     parser.add_argument('--stride', type=int, default=1, help='use every n-th frame')
     parser.add_argument('--max-frames', type=int, default=0, help='0 = all')
-    parser.add_argument('--gravity', choices=('auto', 'none'), default='auto',
-                        help='auto: z-up map frame estimated from the data')
+    parser.add_argument(
+        '--gravity', choices=('auto', 'none'), default='auto', help='auto: z-up map frame estimated from the data'
+    )
     parser.add_argument('--keyframes', type=int, default=InstanceConfig.num_keyframes, help='keyframes to choose')
-    parser.add_argument('--selection', choices=KEYFRAME_SELECTIONS, default=InstanceConfig.keyframe_selection,
-                        help='keyframe selection')
-    parser.add_argument('--detector', choices=DETECTORS, default='none',
-                        help='learned detector naming the instances (see InstanceConfig.detector)')
+    parser.add_argument(
+        '--selection', choices=KEYFRAME_SELECTIONS, default=InstanceConfig.keyframe_selection, help='keyframe selection'
+    )
+    parser.add_argument(
+        '--detector',
+        choices=DETECTORS,
+        default='none',
+        help='learned detector naming the instances (see InstanceConfig.detector)',
+    )
     parser.add_argument('--detector-model', default='', help='model folder or hub id (transformers detector)')
-    parser.add_argument('--update-every', type=int, default=60,
-                        help='update the instances every N integrated frames (and at the end)')
+    parser.add_argument(
+        '--update-every', type=int, default=60, help='update the instances every N integrated frames (and at the end)'
+    )
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
-    for role, text in (('color', 'colour images'), ('depth', 'depth images'), ('camera_info', 'CameraInfo'),
-                       ('odometry', 'Odometry or PoseStamped')):
-        parser.add_argument(f'--{role.replace("_", "-")}-topic', dest=f'{role}_topic', default=getattr(BagTopics, role),
-                            help=f'bags: topic of the {text} (default %(default)s)')
+    for role, text in (
+        ('color', 'colour images'),
+        ('depth', 'depth images'),
+        ('camera_info', 'CameraInfo'),
+        ('odometry', 'Odometry or PoseStamped'),
+    ):
+        parser.add_argument(
+            f'--{role.replace("_", "-")}-topic',
+            dest=f'{role}_topic',
+            default=getattr(BagTopics, role),
+            help=f'bags: topic of the {text} (default %(default)s)',
+        )
     args = parser.parse_args(argv)
     if args.stride < 1 or args.max_frames < 0 or args.update_every < 0:
         parser.error('--stride must be >= 1, --max-frames and --update-every >= 0')
     try:
         config = dataclasses.replace(MappingConfig(), voxel_size_m=args.voxel_size, device=args.device)
-        instances = InstanceConfig(num_keyframes=args.keyframes, keyframe_selection=args.selection,
-                                   detector=args.detector, detector_model=args.detector_model)
-        summary = process_sequence(args.data_dir, args.out_dir, config, gravity=args.gravity, stride=args.stride,
-                                   max_frames=args.max_frames, progress=not args.quiet, instances=instances,
-                                   update_every=args.update_every, bag_topics=BagTopics(
-                                       args.color_topic, args.depth_topic, args.camera_info_topic,
-                                       args.odometry_topic))
+        instances = InstanceConfig(
+            num_keyframes=args.keyframes,
+            keyframe_selection=args.selection,
+            detector=args.detector,
+            detector_model=args.detector_model,
+        )
+        summary = process_sequence(
+            args.data_dir,
+            args.out_dir,
+            config,
+            gravity=args.gravity,
+            stride=args.stride,
+            max_frames=args.max_frames,
+            progress=not args.quiet,
+            instances=instances,
+            update_every=args.update_every,
+            bag_topics=BagTopics(args.color_topic, args.depth_topic, args.camera_info_topic, args.odometry_topic),
+        )
     except (SequenceError, ValueError, DetectorError) as error:
         print(f'gpt4scene-process: {error}', file=sys.stderr)
         return 2

@@ -20,9 +20,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from gpt4scene_ros.objects.tags import object_tag
 from gpt4scene_ros.objects.markers import marker_color
 from gpt4scene_ros.objects.scene_objects import ObjectsSnapshot
+from gpt4scene_ros.objects.tags import object_tag
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,11 @@ def check_writable_dir(folder) -> Path:
 
 
 def _data_uri(image_rgb: np.ndarray, image_format: str = 'png') -> str:
-    ok, encoded = cv2.imencode('.' + image_format, cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_JPEG_QUALITY, 88] if image_format == 'jpg' else [])
+    ok, encoded = cv2.imencode(
+        '.' + image_format,
+        cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR),
+        [cv2.IMWRITE_JPEG_QUALITY, 88] if image_format == 'jpg' else [],
+    )
     if not ok:
         raise ValueError(f'could not encode a {image_rgb.shape} image as {image_format}')
     mime = 'image/png' if image_format == 'png' else 'image/jpeg'
@@ -106,8 +109,10 @@ def overview_image(snapshot: ObjectsSnapshot, height_px: int = 420) -> np.ndarra
     if snapshot.keyframes:
         best = max(snapshot.keyframes, key=lambda k: len(k.markers))
         panels.append(best.marked(snapshot.marker_style))
-    resized = [cv2.resize(p, (max(1, round(p.shape[1] * height_px / p.shape[0])), height_px),
-                          interpolation=cv2.INTER_AREA) for p in panels]
+    resized = [
+        cv2.resize(p, (max(1, round(p.shape[1] * height_px / p.shape[0])), height_px), interpolation=cv2.INTER_AREA)
+        for p in panels
+    ]
     gap = np.full((height_px, 8, 3), 255, np.uint8)
     return np.concatenate([x for panel in resized for x in (panel, gap)][:-1], axis=1)
 
@@ -116,8 +121,9 @@ def write_overview(path, snapshot: ObjectsSnapshot) -> Path:
     """:func:`overview_image` as a JPEG file (ReportError when it cannot be written)."""
     path = Path(path)
     check_writable_dir(path.parent)
-    if not cv2.imwrite(str(path), cv2.cvtColor(overview_image(snapshot), cv2.COLOR_RGB2BGR),
-                       [cv2.IMWRITE_JPEG_QUALITY, 85]):
+    if not cv2.imwrite(
+        str(path), cv2.cvtColor(overview_image(snapshot), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]
+    ):
         raise ReportError(f'cannot write {path}')
     return path
 
@@ -126,7 +132,7 @@ def _object_rows(instances) -> str:
     rows = []
     for instance in sorted(instances, key=lambda i: i.id):
         box = instance.box
-        swatch = '#%02x%02x%02x' % tuple(int(c) for c in marker_color(instance.id))
+        swatch = '#' + ''.join(f'{int(c):02x}' for c in marker_color(instance.id))
         label = html.escape(instance.label) if instance.label else '<span class="muted">(no detector)</span>'
         rows.append(
             f'<tr data-object-id="{instance.id}"><td><span class="swatch" style="background:{swatch}"></span>'
@@ -134,33 +140,44 @@ def _object_rows(instances) -> str:
             f'<td>{box.center[0]:.2f}, {box.center[1]:.2f}, {box.center[2]:.2f}</td>'
             f'<td>{box.size[0]:.2f} &times; {box.size[1]:.2f} &times; {box.size[2]:.2f}</td>'
             f'<td>{math.degrees(box.yaw):.0f}&deg;</td><td>{instance.num_points}</td>'
-            f'<td>{len(instance.keyframe_ids)}</td></tr>')
+            f'<td>{len(instance.keyframe_ids)}</td></tr>'
+        )
     return '\n'.join(rows)
 
 
 def _question_block(index: int, item: ReportQuestion, snapshot: ObjectsSnapshot) -> str:
     asked = html.escape(item.question) if item.question else '<span class="muted">(no question: task alone)</span>'
-    lines = [f'<section class="question" data-task="{html.escape(item.task)}" '
-             f'data-success="{str(item.success).lower()}">',
-             f'<h3>{index}. <code>{html.escape(item.task)}</code> &mdash; {asked}</h3>']
+    lines = [
+        f'<section class="question" data-task="{html.escape(item.task)}" data-success="{str(item.success).lower()}">',
+        f'<h3>{index}. <code>{html.escape(item.task)}</code> &mdash; {asked}</h3>',
+    ]
     if item.situation:
         lines.append(f'<p><b>Situation:</b> {html.escape(item.situation)}</p>')
     if item.object_ids_asked:
-        lines.append('<p><b>Objects asked about:</b> '
-                     + ', '.join(html.escape(object_tag(i)) for i in item.object_ids_asked) + '</p>')
+        lines.append(
+            '<p><b>Objects asked about:</b> '
+            + ', '.join(html.escape(object_tag(i)) for i in item.object_ids_asked)
+            + '</p>'
+        )
     if item.success:
         lines.append(f'<p class="answer"><b>Answer:</b> {html.escape(item.answer) or "<i>(empty)</i>"}</p>')
     else:
         lines.append(f'<p class="error"><b>Refused:</b> {html.escape(item.message)}</p>')
-    named = ', '.join(f'{html.escape(i.tag)} at ({i.box.center[0]:.2f}, {i.box.center[1]:.2f}, '
-                      f'{i.box.center[2]:.2f}) m' for i in item.instances)
+    named = ', '.join(
+        f'{html.escape(i.tag)} at ({i.box.center[0]:.2f}, {i.box.center[1]:.2f}, {i.box.center[2]:.2f}) m'
+        for i in item.instances
+    )
     lines.append(f'<p><b>Objects named:</b> {named or "none"}</p>')
-    lines.append(f'<p class="muted">round trip {item.round_trip_ms:.0f} ms (prepare {item.prepare_ms:.0f} ms, '
-                 f'model {item.model_ms:.0f} ms)</p>')
+    lines.append(
+        f'<p class="muted">round trip {item.round_trip_ms:.0f} ms (prepare {item.prepare_ms:.0f} ms, '
+        f'model {item.model_ms:.0f} ms)</p>'
+    )
     if item.instances and len(item.instances) <= 50:
         image = draw_boxes_on_bev(snapshot, item.instances)
-        lines.append(f'<img class="bev-answer" alt="BEV with the boxes of the objects named by answer {index}" '
-                     f'src="{_data_uri(image)}">')
+        lines.append(
+            f'<img class="bev-answer" alt="BEV with the boxes of the objects named by answer {index}" '
+            f'src="{_data_uri(image)}">'
+        )
     lines.append('</section>')
     return '\n'.join(lines)
 
@@ -190,11 +207,14 @@ def render_report(snapshot: ObjectsSnapshot, questions, context: ReportContext) 
     for position, keyframe in enumerate(snapshot.keyframes):
         marked = keyframe.marked(snapshot.marker_style)
         ids = html.escape(' '.join(object_tag(m.id) for m in keyframe.markers)) or 'no objects'
-        keyframes.append(f'<figure><img class="keyframe" alt="keyframe {position}" src="{_data_uri(marked, "jpg")}">'
-                         f'<figcaption>#{position}: frame {keyframe.index}, '
-                         f't = +{keyframe.stamp_s - first_stamp_s:.1f} s; {ids}</figcaption></figure>')
-    timings = ''.join(f'<tr><td>{html.escape(name)}</td><td>{seconds:.1f} s</td></tr>'
-                      for name, seconds in context.timings_s.items())
+        keyframes.append(
+            f'<figure><img class="keyframe" alt="keyframe {position}" src="{_data_uri(marked, "jpg")}">'
+            f'<figcaption>#{position}: frame {keyframe.index}, '
+            f't = +{keyframe.stamp_s - first_stamp_s:.1f} s; {ids}</figcaption></figure>'
+        )
+    timings = ''.join(
+        f'<tr><td>{html.escape(name)}</td><td>{seconds:.1f} s</td></tr>' for name, seconds in context.timings_s.items()
+    )
     counts = ''.join(f'<tr><td>{html.escape(name)}</td><td>{value}</td></tr>' for name, value in context.counts.items())
     if context.model_is_random:
         model_note = (
@@ -204,7 +224,8 @@ def render_report(snapshot: ObjectsSnapshot, questions, context: ReportContext) 
             'To run a real model: <code>./scripts/demo --model Qwen/Qwen2-VL-7B-Instruct</code> (a local '
             'transformers model, a GPU recommended), <code>./scripts/demo --params-file config/vlm/jetson.yaml'
             '</code>, or a vLLM server: <code>./scripts/demo --params-file config/vlm/vllm.yaml</code> (see the '
-            'README, "Running a real model").</p>')
+            'README, "Running a real model").</p>'
+        )
     else:
         model_note = f'<p>Model: <code>{html.escape(context.model or context.backend)}</code>.</p>'
     answered = sum(1 for q in questions if q.success)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from gpt4scene_ros.common.settings import NODE_SETTINGS, parameter_reference
+from gpt4scene_ros.common.settings.reference import NODE_SETTINGS, parameter_reference
 
 DOCS = Path(__file__).resolve().parents[2] / 'docs' / 'parameters.md'
 
 
 def test_the_parameter_reference_is_up_to_date():
-    assert DOCS.read_text() == parameter_reference(), \
+    assert DOCS.read_text() == parameter_reference(), (
         'docs/parameters.md is stale: run `python -P scripts/make_parameter_docs.py` and commit it'
+    )
 
 
 def test_every_parameter_of_every_node_is_documented_once_under_its_node():

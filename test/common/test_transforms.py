@@ -35,13 +35,23 @@ def test_matrix_from_quaternion_is_a_rotation():
         np.testing.assert_allclose(R.T @ R, np.eye(3), atol=1e-12)
         assert np.linalg.det(R) == pytest.approx(1.0)
         axis = q[:3] / np.linalg.norm(q[:3])
-        np.testing.assert_allclose(R @ axis, axis, atol=1e-12)      # the axis is fixed
+        np.testing.assert_allclose(R @ axis, axis, atol=1e-12)  # the axis is fixed
 
 
-@pytest.mark.parametrize('axis, angle_deg', [
-    ((1, 0, 0), 0.0), ((0, 0, 1), 90.0), ((1, 2, 3), 37.0), ((0, 1, -1), 179.0),
-    ((1, 0, 0), 180.0), ((0, 1, 0), 180.0), ((0, 0, 1), 180.0), ((1, 1, 1), 180.0), ((-2, 1, 0.5), 180.0),
-])
+@pytest.mark.parametrize(
+    'axis, angle_deg',
+    [
+        ((1, 0, 0), 0.0),
+        ((0, 0, 1), 90.0),
+        ((1, 2, 3), 37.0),
+        ((0, 1, -1), 179.0),
+        ((1, 0, 0), 180.0),
+        ((0, 1, 0), 180.0),
+        ((0, 0, 1), 180.0),
+        ((1, 1, 1), 180.0),
+        ((-2, 1, 0.5), 180.0),
+    ],
+)
 def test_matrix_quaternion_matrix_round_trip(axis, angle_deg):
     R = rotation_about(axis, angle_deg)
     q = quaternion_from_matrix(R)
@@ -54,10 +64,18 @@ def test_matrix_from_quaternion_normalises_small_deviations():
     np.testing.assert_allclose(matrix_from_quaternion((0.0, 0.0, 0.0, 1.0005)), np.eye(3), atol=1e-12)
 
 
-@pytest.mark.parametrize('q', [
-    (0.0, 0.0, math.nan, 1.0), (0.0, 0.0, 0.0, math.inf), (0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.1),
-    (0.5, 0.5, 0.5, 0.4), (0.0, 0.0, 1.0),
-], ids=['nan', 'inf', 'zero', 'too-long', 'too-short', 'three-numbers'])
+@pytest.mark.parametrize(
+    'q',
+    [
+        (0.0, 0.0, math.nan, 1.0),
+        (0.0, 0.0, 0.0, math.inf),
+        (0.0, 0.0, 0.0, 0.0),
+        (0.0, 0.0, 0.0, 1.1),
+        (0.5, 0.5, 0.5, 0.4),
+        (0.0, 0.0, 1.0),
+    ],
+    ids=['nan', 'inf', 'zero', 'too-long', 'too-short', 'three-numbers'],
+)
 def test_matrix_from_quaternion_rejects_bad_input(q):
     with pytest.raises(ValueError, match='quaternion must be 4 finite numbers of unit norm'):
         matrix_from_quaternion(q)

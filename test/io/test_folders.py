@@ -14,11 +14,11 @@ import cv2
 import numpy as np
 import pytest
 
+from gpt4scene_ros.common.frames import check_rigid_transform
+from gpt4scene_ros.common.transforms import matrix_from_quaternion
 from gpt4scene_ros.io import folders as datasets  # its logger
 from gpt4scene_ros.io.open import open_sequence
 from gpt4scene_ros.io.sequence import FrameError, SequenceError
-from gpt4scene_ros.common.transforms import matrix_from_quaternion
-from gpt4scene_ros.common.frames import check_rigid_transform
 
 REPO = Path(__file__).resolve().parents[2]
 SEVEN_SCENES = REPO.parent / 'shared' / 'data' / '7scenes-redkitchen'
@@ -53,6 +53,7 @@ def read_rgb(path):
 
 
 # -- real data -------------------------------------------------------------------------------
+
 
 def test_real_sequence_header(real_root):
     sequence = open_sequence(real_root)
@@ -117,6 +118,7 @@ def test_bad_frame_rate(small, rate):
 
 # -- folders that cannot be played -----------------------------------------------------------
 
+
 def test_missing_folder(tmp_path):
     with pytest.raises(SequenceError, match='does not exist') as error:
         open_sequence(tmp_path / 'nowhere')
@@ -149,15 +151,19 @@ def test_no_readable_depth_image(small):
         open_sequence(small)
 
 
-@pytest.mark.parametrize('text', [
-    'hello world\n',
-    '585 0 320\n0 585 240\n',
-    '0 0 320\n0 0 240\n0 0 1\n',
-    '-585 0 320\n0 585 240\n0 0 1\n',
-    '585 3 320\n0 585 240\n0 0 1\n',
-    'nan 0 320\n0 585 240\n0 0 1\n',
-    '',
-], ids=['text', '2x3', 'zero-focal', 'negative-focal', 'skew', 'nan', 'empty'])
+@pytest.mark.parametrize(
+    'text',
+    [
+        'hello world\n',
+        '585 0 320\n0 585 240\n',
+        '0 0 320\n0 0 240\n0 0 1\n',
+        '-585 0 320\n0 585 240\n0 0 1\n',
+        '585 3 320\n0 585 240\n0 0 1\n',
+        'nan 0 320\n0 585 240\n0 0 1\n',
+        '',
+    ],
+    ids=['text', '2x3', 'zero-focal', 'negative-focal', 'skew', 'nan', 'empty'],
+)
 def test_malformed_intrinsics(small, text):
     (small / 'camera-intrinsics.txt').write_text(text)
     with pytest.raises(SequenceError, match='camera-intrinsics.txt: malformed camera intrinsics'):
@@ -181,6 +187,7 @@ def test_intrinsics_file_is_used(small):
 
 # -- frame files -------------------------------------------------------------------------------
 
+
 def test_extra_files_are_ignored(small):
     cv2.imwrite(str(small / 'frame-000000.instance.png'), np.zeros((480, 640), np.uint16))
     (small / 'notes.txt').write_text('hello')
@@ -192,7 +199,7 @@ def test_indices_need_not_start_at_zero_or_be_contiguous(small):
     for old, new in sorted(renumber.items(), reverse=True):
         for suffix in ('color.jpg', 'depth.png', 'pose.txt'):
             (small / f'frame-{old:06d}.{suffix}').rename(small / f'frame-{new:06d}.{suffix}')
-    (small / 'frame-000013.depth.png').unlink()     # a frame without depth is not a frame
+    (small / 'frame-000013.depth.png').unlink()  # a frame without depth is not a frame
     sequence = open_sequence(small)
     assert len(sequence) == 3
     frame = sequence.load(1)
@@ -264,8 +271,11 @@ def test_depth_size_must_match_first_frame(small):
     cv2.imwrite(str(small / 'frame-000002.depth.png'), raw[:240, :320].copy())
     cv2.imwrite(str(small / 'frame-000002.color.jpg'), cv2.imread(str(small / 'frame-000002.color.jpg'))[:240, :320])
     sequence = open_sequence(small)
-    with pytest.raises(FrameError, match=r'frame-000002\.depth\.png: depth image is 320x240, but the sequence is '
-                                         r'640x480'):
+    with pytest.raises(
+        FrameError,
+        match=r'frame-000002\.depth\.png: depth image is 320x240, but the sequence is '
+        r'640x480',
+    ):
         sequence.load(2)
 
 
@@ -310,7 +320,7 @@ def test_pose_missing(small):
 # -- TUM RGB-D layout ------------------------------------------------------------------------
 
 RGB_TIMES = [10.00, 10.10, 10.20, 10.30]
-DEPTH_TIMES = [10.01, 10.115, 10.19, 10.50]     # the last has no colour image within 0.02 s
+DEPTH_TIMES = [10.01, 10.115, 10.19, 10.50]  # the last has no colour image within 0.02 s
 Q_IDENTITY = (0.0, 0.0, 0.0, 1.0)
 Q_Z90 = (0.0, 0.0, math.sin(math.pi / 4), math.cos(math.pi / 4))
 
@@ -386,7 +396,7 @@ def test_tum_pose_interpolation(tum):
 
 def test_tum_interpolation_takes_the_short_arc(tum):
     lines = list(DEFAULT_GROUNDTRUTH)
-    lines[2] = gt_line(10.04, (1, 2, 3), tuple(-v for v in Q_Z90))     # same rotation, opposite sign
+    lines[2] = gt_line(10.04, (1, 2, 3), tuple(-v for v in Q_Z90))  # same rotation, opposite sign
     write_groundtruth(tum, lines)
     pose = open_sequence(tum).load(0).T_world_camera
     assert math.degrees(math.atan2(pose[1, 0], pose[0, 0])) == pytest.approx(22.5)
@@ -415,7 +425,7 @@ def test_tum_groundtruth_gap(tum):
 
 def test_tum_quaternion_norm(tum):
     lines = list(DEFAULT_GROUNDTRUTH)
-    lines[1] = gt_line(10.00, (0, 0, 0), (0, 0, 0, 1.0005))          # small deviation: normalised
+    lines[1] = gt_line(10.00, (0, 0, 0), (0, 0, 0, 1.0005))  # small deviation: normalised
     write_groundtruth(tum, lines)
     check_rigid_transform(open_sequence(tum).load(0).T_world_camera)
     for q in [(0, 0, 0, 1.1), (0, 0, 0, 0), (0, 0, math.nan, 1)]:
@@ -425,8 +435,9 @@ def test_tum_quaternion_norm(tum):
             open_sequence(tum).load(0)
 
 
-@pytest.mark.parametrize('bad', ['10.05 1 2 3 0 0 0', '10.05 1 2 three 0 0 0 1', 'abc 1 2 3 0 0 0 1'],
-                         ids=['7-fields', 'word', 'bad-time'])
+@pytest.mark.parametrize(
+    'bad', ['10.05 1 2 3 0 0 0', '10.05 1 2 three 0 0 0 1', 'abc 1 2 3 0 0 0 1'], ids=['7-fields', 'word', 'bad-time']
+)
 def test_tum_malformed_groundtruth(tum, bad):
     write_groundtruth(tum, DEFAULT_GROUNDTRUTH + [bad])
     with pytest.raises(SequenceError, match=r'groundtruth\.txt: line 6'):

@@ -29,8 +29,12 @@ os.environ.setdefault('HYPOTHESIS_STORAGE_DIRECTORY', os.path.join(tempfile.gett
 
 from gpt4scene_ros.io.messages import ENCODINGS, decode_color, decode_depth, image_array  # noqa: E402
 
-FUZZ = settings(database=None, deadline=None, print_blob=False,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    database=None,
+    deadline=None,
+    print_blob=False,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 ENCODING_NAMES = sorted(ENCODINGS)
 UNKNOWN_ENCODINGS = ['yuv422', 'bayer_rggb8', '16UC3', '8SC1', '32FC3', 'RGB8', 'mono8 ', '', 'passthrough']
 COLOUR = {'rgb8': 'rgb', 'bgr8': 'bgr', 'rgba8': 'rgba', 'bgra8': 'bgra', 'mono8': 'l'}
@@ -44,6 +48,7 @@ COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
 @dataclass
 class ImageMsg:
     """The fields of sensor_msgs/Image that the decoder reads (no header: it does not read one)."""
+
     height: int = 0
     width: int = 0
     encoding: str = ''
@@ -55,23 +60,34 @@ class ImageMsg:
 @dataclass
 class CompressedImageMsg:
     """The fields of sensor_msgs/CompressedImage."""
+
     format: str = ''
     data: Any = b''
 
 
 def as_container(data: bytes, kind: str):
     """``data`` as rclpy (``array``), rosbags (``numpy``) or a plain ``bytes`` message holds it."""
-    return {'bytes': lambda: bytes(data), 'array': lambda: array.array('B', data),
-            'numpy': lambda: np.frombuffer(data, np.uint8).copy()}[kind]()
+    return {
+        'bytes': lambda: bytes(data),
+        'array': lambda: array.array('B', data),
+        'numpy': lambda: np.frombuffer(data, np.uint8).copy(),
+    }[kind]()
 
 
-def packed(values: np.ndarray, encoding: str, padding: int = 0, big_endian: bool = False,
-           container: str = 'bytes') -> ImageMsg:
+def packed(
+    values: np.ndarray, encoding: str, padding: int = 0, big_endian: bool = False, container: str = 'bytes'
+) -> ImageMsg:
     """An Image of ``values`` (HxW or HxWxC), rows in the given byte order followed by ``padding`` junk bytes."""
     rows = values.reshape(values.shape[0], -1).astype(values.dtype.newbyteorder('>' if big_endian else '<'))
     data = b''.join(row.tobytes() + b'\xa5' * padding for row in rows)
-    return ImageMsg(height=values.shape[0], width=values.shape[1], encoding=encoding, is_bigendian=int(big_endian),
-                    step=rows.shape[1] * values.itemsize + padding, data=as_container(data, container))
+    return ImageMsg(
+        height=values.shape[0],
+        width=values.shape[1],
+        encoding=encoding,
+        is_bigendian=int(big_endian),
+        step=rows.shape[1] * values.itemsize + padding,
+        data=as_container(data, container),
+    )
 
 
 def rgb_pixels() -> np.ndarray:
@@ -83,15 +99,19 @@ def rgb_pixels() -> np.ndarray:
 # image_array: the pixels as sent
 # ---------------------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize('encoding, values', [
-    ('rgb8', RNG.integers(0, 255, (4, 5, 3), dtype=np.uint8)),
-    ('bgra8', RNG.integers(0, 255, (4, 5, 4), dtype=np.uint8)),
-    ('mono8', RNG.integers(0, 255, (4, 5), dtype=np.uint8)),
-    ('16UC1', RNG.integers(0, 65535, (4, 5), dtype=np.uint16)),
-    ('32FC1', RNG.normal(size=(4, 5)).astype(np.float32)),
-    ('64FC1', RNG.normal(size=(4, 5))),
-    ('16SC1', RNG.integers(-32768, 32767, (4, 5), dtype=np.int16)),
-])
+
+@pytest.mark.parametrize(
+    'encoding, values',
+    [
+        ('rgb8', RNG.integers(0, 255, (4, 5, 3), dtype=np.uint8)),
+        ('bgra8', RNG.integers(0, 255, (4, 5, 4), dtype=np.uint8)),
+        ('mono8', RNG.integers(0, 255, (4, 5), dtype=np.uint8)),
+        ('16UC1', RNG.integers(0, 65535, (4, 5), dtype=np.uint16)),
+        ('32FC1', RNG.normal(size=(4, 5)).astype(np.float32)),
+        ('64FC1', RNG.normal(size=(4, 5))),
+        ('16SC1', RNG.integers(-32768, 32767, (4, 5), dtype=np.int16)),
+    ],
+)
 def test_image_array_returns_the_data_as_sent(encoding, values):
     for container in ('bytes', 'array', 'numpy'):
         result = image_array(packed(values, encoding, container=container))
@@ -116,7 +136,7 @@ def test_bgr8_is_in_bgr_order_and_decode_color_gives_rgb():
     rgb = rgb_pixels()
     bgr = rgb[:, :, ::-1]
     as_sent = image_array(packed(bgr, 'bgr8'))
-    assert tuple(as_sent[0, 0]) == (0, 0, 255) and tuple(as_sent[0, 2]) == (255, 0, 0)   # red is (B, G, R)
+    assert tuple(as_sent[0, 0]) == (0, 0, 255) and tuple(as_sent[0, 2]) == (255, 0, 0)  # red is (B, G, R)
     np.testing.assert_array_equal(decode_color(packed(bgr, 'bgr8')), rgb)
     np.testing.assert_array_equal(decode_color(packed(rgb, 'rgb8')), rgb)
 
@@ -125,7 +145,7 @@ def test_alpha_is_dropped():
     rgba = np.dstack([rgb_pixels(), np.full((2, 3), 7, np.uint8)])
     bgra = np.dstack([rgb_pixels()[:, :, ::-1], np.full((2, 3), 7, np.uint8)])
     for values, encoding in ((rgba, 'rgba8'), (bgra, 'bgra8')):
-        assert image_array(packed(values, encoding)).shape == (2, 3, 4)        # as sent: alpha kept
+        assert image_array(packed(values, encoding)).shape == (2, 3, 4)  # as sent: alpha kept
         result = decode_color(packed(values, encoding))
         assert result.shape == (2, 3, 3) and result.dtype == np.uint8
         np.testing.assert_array_equal(result, rgb_pixels())
@@ -140,7 +160,7 @@ def test_mono8_to_colour_repeats_the_grey_value():
 
 def test_row_padding_is_skipped():
     rgb = rgb_pixels()
-    rows = [row.tobytes() + b'\xee' * 3 for row in rgb]   # 3 padding bytes after each 9-byte row
+    rows = [row.tobytes() + b'\xee' * 3 for row in rgb]  # 3 padding bytes after each 9-byte row
     msg = ImageMsg(height=2, width=3, encoding='rgb8', step=12, data=b''.join(rows))
     np.testing.assert_array_equal(image_array(msg), rgb)
     np.testing.assert_array_equal(decode_color(msg), rgb)
@@ -161,53 +181,83 @@ def test_big_endian_16uc1_with_padding():
 
 
 def test_big_endian_16uc1_depth_has_the_millimetres_it_was_packed_with():
-    msg = ImageMsg(height=1, width=3, encoding='16UC1', is_bigendian=1, step=7,
-                   data=b'\x03\xe8' + b'\x00\x01' + b'\xff\xfe' + b'\x00')      # 1000, 1, 65534 and one padding byte
+    msg = ImageMsg(
+        height=1,
+        width=3,
+        encoding='16UC1',
+        is_bigendian=1,
+        step=7,
+        data=b'\x03\xe8' + b'\x00\x01' + b'\xff\xfe' + b'\x00',
+    )  # 1000, 1, 65534 and one padding byte
     assert image_array(msg).tolist() == [[1000, 1, 65534]]
     assert decode_depth(msg)[0].tolist() == [[1000, 1, 65534]]
 
 
-@pytest.mark.parametrize('decode, msg, words', [
-    (image_array, ImageMsg(height=2, width=2, encoding='yuv422', step=4, data=bytes(8)), 'unsupported image encoding'),
-    (image_array, ImageMsg(height=2, width=2, encoding='16UC1', step=2, data=bytes(8)), 'step 2 is smaller'),
-    (image_array, ImageMsg(height=2, width=2, encoding='16UC1', step=4, data=bytes(5)), 'holds 5 bytes'),
-    (image_array, ImageMsg(height=0, width=2, encoding='mono8', step=2, data=b''), 'zero size'),
-    (decode_color, ImageMsg(height=2, width=2, encoding='16UC1', step=4, data=bytes(8)), "colour encoding '16UC1'"),
-    (decode_color, ImageMsg(height=2, width=2, encoding='32FC1', step=8, data=bytes(16)), "colour encoding '32FC1'"),
-    (decode_color, ImageMsg(height=2, width=2, encoding='yuv422', step=4, data=bytes(8)), "colour encoding 'yuv422'"),
-    (decode_color, ImageMsg(height=2, width=2, encoding='rgb8', step=6, data=bytes(11)), 'holds 11 bytes'),
-    (decode_depth, ImageMsg(height=2, width=2, encoding='rgb8', step=6, data=bytes(12)), "depth encoding 'rgb8'"),
-    (decode_depth, ImageMsg(height=2, width=2, encoding='8UC1', step=2, data=bytes(4)), "depth encoding '8UC1'"),
-    (decode_depth, ImageMsg(height=2, width=2, encoding='16UC1', step=4, data=bytes(5)), 'holds 5 bytes'),
-    (decode_depth, ImageMsg(height=2, width=2, encoding='32FC1', step=7, data=bytes(16)), 'step 7 is smaller'),
-])
+@pytest.mark.parametrize(
+    'decode, msg, words',
+    [
+        (
+            image_array,
+            ImageMsg(height=2, width=2, encoding='yuv422', step=4, data=bytes(8)),
+            'unsupported image encoding',
+        ),
+        (image_array, ImageMsg(height=2, width=2, encoding='16UC1', step=2, data=bytes(8)), 'step 2 is smaller'),
+        (image_array, ImageMsg(height=2, width=2, encoding='16UC1', step=4, data=bytes(5)), 'holds 5 bytes'),
+        (image_array, ImageMsg(height=0, width=2, encoding='mono8', step=2, data=b''), 'zero size'),
+        (decode_color, ImageMsg(height=2, width=2, encoding='16UC1', step=4, data=bytes(8)), "colour encoding '16UC1'"),
+        (
+            decode_color,
+            ImageMsg(height=2, width=2, encoding='32FC1', step=8, data=bytes(16)),
+            "colour encoding '32FC1'",
+        ),
+        (
+            decode_color,
+            ImageMsg(height=2, width=2, encoding='yuv422', step=4, data=bytes(8)),
+            "colour encoding 'yuv422'",
+        ),
+        (decode_color, ImageMsg(height=2, width=2, encoding='rgb8', step=6, data=bytes(11)), 'holds 11 bytes'),
+        (decode_depth, ImageMsg(height=2, width=2, encoding='rgb8', step=6, data=bytes(12)), "depth encoding 'rgb8'"),
+        (decode_depth, ImageMsg(height=2, width=2, encoding='8UC1', step=2, data=bytes(4)), "depth encoding '8UC1'"),
+        (decode_depth, ImageMsg(height=2, width=2, encoding='16UC1', step=4, data=bytes(5)), 'holds 5 bytes'),
+        (decode_depth, ImageMsg(height=2, width=2, encoding='32FC1', step=7, data=bytes(16)), 'step 7 is smaller'),
+    ],
+)
 def test_unsupported_encodings_and_short_buffers_raise_value_error_naming_the_problem(decode, msg, words):
     with pytest.raises(ValueError, match=words):
         decode(msg)
 
 
-@pytest.mark.parametrize('encoding, values, padding, big_endian', [
-    ('rgb8', rgb_pixels(), 0, False), ('bgr8', rgb_pixels(), 3, False),
-    ('bgra8', RNG.integers(0, 255, (3, 5, 4), dtype=np.uint8), 1, False),
-    ('mono8', RNG.integers(0, 255, (3, 5), dtype=np.uint8), 3, False),
-    ('16UC1', RNG.integers(0, 65535, (3, 5), dtype=np.uint16), 0, False),
-    ('16UC1', RNG.integers(0, 65535, (3, 5), dtype=np.uint16), 2, True),
-    ('32FC1', RNG.normal(size=(3, 5)).astype(np.float32), 4, True),
-])
+@pytest.mark.parametrize(
+    'encoding, values, padding, big_endian',
+    [
+        ('rgb8', rgb_pixels(), 0, False),
+        ('bgr8', rgb_pixels(), 3, False),
+        ('bgra8', RNG.integers(0, 255, (3, 5, 4), dtype=np.uint8), 1, False),
+        ('mono8', RNG.integers(0, 255, (3, 5), dtype=np.uint8), 3, False),
+        ('16UC1', RNG.integers(0, 65535, (3, 5), dtype=np.uint16), 0, False),
+        ('16UC1', RNG.integers(0, 65535, (3, 5), dtype=np.uint16), 2, True),
+        ('32FC1', RNG.normal(size=(3, 5)).astype(np.float32), 4, True),
+    ],
+)
 def test_the_same_bytes_as_a_rosbags_numpy_array_decode_identically(encoding, values, padding, big_endian):
     """rosbags' messages hold ``data`` as a uint8 numpy array, rclpy's as array.array: the same results."""
     messages = [packed(values, encoding, padding, big_endian, container) for container in ('bytes', 'array', 'numpy')]
     assert isinstance(messages[2].data, np.ndarray) and messages[2].data.dtype == np.uint8
-    decoders = [image_array] + ([decode_color] if encoding in COLOUR else []) + \
-        ([lambda m: decode_depth(m)[0]] if encoding in DEPTH_SCALES else [])
+    decoders = (
+        [image_array]
+        + ([decode_color] if encoding in COLOUR else [])
+        + ([lambda m: decode_depth(m)[0]] if encoding in DEPTH_SCALES else [])
+    )
     for decode in decoders:
         results = [decode(msg) for msg in messages]
         for result in results[1:]:
             assert result.dtype == results[0].dtype and result.shape == results[0].shape
             np.testing.assert_array_equal(result, results[0])
     ok, png = cv2.imencode('.png', rgb_pixels()[:, :, ::-1])
-    compressed = [CompressedImageMsg('rgb8; png compressed bgr8', as_container(png.tobytes(), container))
-                  for container in ('bytes', 'array', 'numpy')]
+    compressed = [
+        CompressedImageMsg('rgb8; png compressed bgr8', as_container(png.tobytes(), container))
+        for container in ('bytes', 'array', 'numpy')
+    ]
     for msg in compressed:
         np.testing.assert_array_equal(decode_color(msg, COMPRESSED_IMAGE_TYPE), rgb_pixels())
 
@@ -222,22 +272,24 @@ def test_a_simple_namespace_decodes_like_a_dataclass():
 # decode_depth: the depth as sent and its scale
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def test_decode_depth_keeps_the_values_and_gives_their_scale():
     millimetres = np.array([[0, 1000], [1500, 65535]], dtype=np.uint16)
     for encoding in ('16UC1', 'mono16'):
         depth, scale = decode_depth(packed(millimetres, encoding))
         assert depth.dtype == np.uint16 and scale == 1000.0
-        np.testing.assert_array_equal(depth, millimetres)                 # still millimetres: no conversion
+        np.testing.assert_array_equal(depth, millimetres)  # still millimetres: no conversion
     metres = np.array([[0.0, 1.25, np.nan], [np.inf, -np.inf, 7.5]], dtype=np.float32)
     depth, scale = decode_depth(packed(metres, '32FC1', padding=4, big_endian=True, container='array'))
     assert depth.dtype == np.float32 and scale == 1.0
-    np.testing.assert_array_equal(depth, metres)                          # NaN and inf kept, as sent
+    np.testing.assert_array_equal(depth, metres)  # NaN and inf kept, as sent
     assert np.isnan(depth[0, 2]) and np.isposinf(depth[1, 0])
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # decode_color of a CompressedImage
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def test_decode_color_of_a_compressed_image():
     rgb = np.zeros((24, 32, 3), np.uint8)
@@ -247,14 +299,17 @@ def test_decode_color_of_a_compressed_image():
     assert ok
     # Named by its message type, or recognised by its fields (a format, no encoding).
     msg = CompressedImageMsg('rgb8; png compressed bgr8', png.tobytes())
-    for result in (decode_color(msg, COMPRESSED_IMAGE_TYPE), decode_color(msg),
-                   decode_color(SimpleNamespace(format='png', data=png.copy()))):
+    for result in (
+        decode_color(msg, COMPRESSED_IMAGE_TYPE),
+        decode_color(msg),
+        decode_color(SimpleNamespace(format='png', data=png.copy())),
+    ):
         assert result.dtype == np.uint8 and result.shape == (24, 32, 3)
-        np.testing.assert_array_equal(result, rgb)                        # PNG: lossless
+        np.testing.assert_array_equal(result, rgb)  # PNG: lossless
     ok, jpeg = cv2.imencode('.jpg', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
     result = decode_color(CompressedImageMsg('jpeg', array.array('B', jpeg.tobytes())), COMPRESSED_IMAGE_TYPE)
     np.testing.assert_array_equal(result, cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
-    assert np.abs(result[8, 13].astype(int) - (200, 40, 10)).max() < 30               # JPEG: close
+    assert np.abs(result[8, 13].astype(int) - (200, 40, 10)).max() < 30  # JPEG: close
     with pytest.raises(ValueError, match=r"compressed image \('png', 12 bytes\) does not decode"):
         decode_color(CompressedImageMsg('png', b'not an image'))
 
@@ -278,6 +333,7 @@ def test_compressed_images_that_opencv_refuses_raise_value_error(data):
 # Fuzzing (hypothesis)
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def layout(encoding: str):
     """(dtype, channels) of a known encoding, None for an unknown one."""
     return ENCODINGS.get(encoding)
@@ -295,27 +351,56 @@ def image_messages(draw):
     """An Image header (any encoding, size, step, byte order) and data of the right, a shorter or a longer length,
     held as bytes, array.array (rclpy) or a numpy array (rosbags)."""
     source = draw(st.sampled_from(['known'] * 4 + ['unknown', 'text']))
-    encoding = draw(st.sampled_from(ENCODING_NAMES) if source == 'known' else
-                    st.sampled_from(UNKNOWN_ENCODINGS) if source == 'unknown' else st.text(max_size=8))
+    encoding = draw(
+        st.sampled_from(ENCODING_NAMES)
+        if source == 'known'
+        else st.sampled_from(UNKNOWN_ENCODINGS)
+        if source == 'unknown'
+        else st.text(max_size=8)
+    )
     dtype, channels = layout(encoding) or (np.uint8, draw(st.integers(1, 4)))
-    width = draw(st.sampled_from([0, 1, 2, 3, 5, 8, 2 ** 32 - 1, 2 ** 31, 65536]) | st.integers(1, 9))
-    height = draw(st.sampled_from([0, 1, 2, 4, 7, 2 ** 32 - 1, 5000]) | st.integers(1, 9))
+    width = draw(st.sampled_from([0, 1, 2, 3, 5, 8, 2**32 - 1, 2**31, 65536]) | st.integers(1, 9))
+    height = draw(st.sampled_from([0, 1, 2, 4, 7, 2**32 - 1, 5000]) | st.integers(1, 9))
     row_bytes = width * channels * np.dtype(dtype).itemsize
-    step = {'exact': row_bytes, 'padded': row_bytes + draw(st.integers(1, 9)),       # padded, maybe to an odd step
-            'short': row_bytes - draw(st.integers(1, 9)), 'random': draw(st.integers(0, 2 ** 32 - 1)), 'zero': 0}[
-        draw(st.sampled_from(['exact', 'exact', 'padded', 'padded', 'short', 'random', 'zero']))]
-    step = min(max(step, 0), 2 ** 32 - 1)
+    step = {
+        'exact': row_bytes,
+        'padded': row_bytes + draw(st.integers(1, 9)),  # padded, maybe to an odd step
+        'short': row_bytes - draw(st.integers(1, 9)),
+        'random': draw(st.integers(0, 2**32 - 1)),
+        'zero': 0,
+    }[draw(st.sampled_from(['exact', 'exact', 'padded', 'padded', 'short', 'random', 'zero']))]
+    step = min(max(step, 0), 2**32 - 1)
     needed = step * height
-    length = draw(st.sampled_from([needed, needed, needed + 1, needed + draw(st.integers(2, 16)), needed - 1,
-                                   needed - draw(st.integers(2, 16)), draw(st.integers(0, 64))]))
-    if not 0 <= length <= MAX_TEST_BYTES:      # more than a test should allocate: a short buffer instead
+    length = draw(
+        st.sampled_from(
+            [
+                needed,
+                needed,
+                needed + 1,
+                needed + draw(st.integers(2, 16)),
+                needed - 1,
+                needed - draw(st.integers(2, 16)),
+                draw(st.integers(0, 64)),
+            ]
+        )
+    )
+    if not 0 <= length <= MAX_TEST_BYTES:  # more than a test should allocate: a short buffer instead
         length = draw(st.integers(0, 64))
-    data = draw(st.binary(min_size=length, max_size=length)) if length <= 4096 else \
-        np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1))).integers(0, 256, length, np.uint8).tobytes()
+    data = (
+        draw(st.binary(min_size=length, max_size=length))
+        if length <= 4096
+        else np.random.default_rng(draw(st.integers(0, 2**32 - 1))).integers(0, 256, length, np.uint8).tobytes()
+    )
     is_bigendian = draw(st.sampled_from([0, 1, 255]))
     container = draw(st.sampled_from(['array', 'array', 'bytes', 'numpy']))
-    return ImageMsg(height=height, width=width, encoding=encoding, is_bigendian=is_bigendian, step=step,
-                    data=as_container(data, container))
+    return ImageMsg(
+        height=height,
+        width=width,
+        encoding=encoding,
+        is_bigendian=is_bigendian,
+        step=step,
+        data=as_container(data, container),
+    )
 
 
 def decode_by_hand(msg: ImageMsg) -> np.ndarray | None:
@@ -329,7 +414,7 @@ def decode_by_hand(msg: ImageMsg) -> np.ndarray | None:
     data = bytes(msg.data)
     if msg.step < row_bytes or len(data) < msg.step * msg.height:
         return None
-    rows = [np.frombuffer(data[r * msg.step:r * msg.step + row_bytes], dtype) for r in range(msg.height)]
+    rows = [np.frombuffer(data[r * msg.step : r * msg.step + row_bytes], dtype) for r in range(msg.height)]
     image = np.stack(rows).astype(dtype.newbyteorder('=')).reshape(msg.height, msg.width, channels)
     return image[:, :, 0] if channels == 1 else image
 

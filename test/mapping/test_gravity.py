@@ -10,16 +10,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gpt4scene_ros.mapping import gravity
+from gpt4scene_ros.common.frames import CameraIntrinsics, RgbdFrame, check_rigid_transform
 from gpt4scene_ros.io.open import open_sequence
 from gpt4scene_ros.io.sequence import FrameError
-from gpt4scene_ros.mapping.gravity import (GravityAlignment, estimate_gravity_alignment, frame_surface_samples,
-                                        identity_alignment, rotation_between)
-from gpt4scene_ros.common.frames import CameraIntrinsics, RgbdFrame, check_rigid_transform
+from gpt4scene_ros.mapping import gravity
+from gpt4scene_ros.mapping.gravity import (
+    GravityAlignment,
+    estimate_gravity_alignment,
+    frame_surface_samples,
+    identity_alignment,
+    rotation_between,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SEVEN_SCENES = REPO.parent / 'shared' / 'data' / '7scenes-redkitchen'
-README_PLANE_NORMAL = np.array([0.0, 0.89, 0.46])      # /work/shared/data/README.md: horizontal planes' normal
+README_PLANE_NORMAL = np.array([0.0, 0.89, 0.46])  # /work/shared/data/README.md: horizontal planes' normal
 Z = np.array([0.0, 0.0, 1.0])
 
 
@@ -57,8 +62,10 @@ def look_at(position, target):
 def render_depth(R_scene_camera, position):
     """Depth (metres, mm-quantised like a sensor) of the floor z=0, the box and the wall x=WALL_X."""
     u, v = np.meshgrid(np.arange(INTRINSICS.width), np.arange(INTRINSICS.height))
-    rays = np.stack([(u - INTRINSICS.cx) / INTRINSICS.fx, (v - INTRINSICS.cy) / INTRINSICS.fy,
-                     np.ones(u.shape)], axis=-1) @ R_scene_camera.T     # scaled so that camera z = 1
+    rays = (
+        np.stack([(u - INTRINSICS.cx) / INTRINSICS.fx, (v - INTRINSICS.cy) / INTRINSICS.fy, np.ones(u.shape)], axis=-1)
+        @ R_scene_camera.T
+    )  # scaled so that camera z = 1
     hits = []
     with np.errstate(divide='ignore', invalid='ignore'):
         hits.append(np.where(rays[..., 2] < 0, -position[2] / rays[..., 2], np.inf))
@@ -118,12 +125,16 @@ def world_from_scene(R, t):
     return T
 
 
-@pytest.mark.parametrize('R_world_scene', [
-    axis_angle((1, 2, 0.5), 40.0),
-    axis_angle((1, 0, 0), -117.5),            # about the 7-Scenes tilt
-    axis_angle((0.3, -1, 0.2), 160.0),
-    np.eye(3),
-], ids=['oblique-40', '7scenes-like', 'nearly-upside-down', 'identity'])
+@pytest.mark.parametrize(
+    'R_world_scene',
+    [
+        axis_angle((1, 2, 0.5), 40.0),
+        axis_angle((1, 0, 0), -117.5),  # about the 7-Scenes tilt
+        axis_angle((0.3, -1, 0.2), 160.0),
+        np.eye(3),
+    ],
+    ids=['oblique-40', '7scenes-like', 'nearly-upside-down', 'identity'],
+)
 def test_synthetic_up_is_recovered(R_world_scene):
     T_world_scene = world_from_scene(R_world_scene, (0.3, -1.2, 2.0))
     cameras = one_sided_cameras()
@@ -156,8 +167,9 @@ def test_smallest_rotation_keeps_the_yaw():
 
 
 def test_broken_frames_are_skipped():
-    sequence = SyntheticSequence(world_from_scene(axis_angle((1, 2, 0.5), 40.0), (0, 0, 0)), one_sided_cameras(),
-                                 broken={0, 3, 4, 7})
+    sequence = SyntheticSequence(
+        world_from_scene(axis_angle((1, 2, 0.5), 40.0), (0, 0, 0)), one_sided_cameras(), broken={0, 3, 4, 7}
+    )
     alignment = estimate_gravity_alignment(sequence, max_frames=12)
     assert angle_deg(alignment.up_in_world, axis_angle((1, 2, 0.5), 40.0) @ Z) < 1.0
     assert 'from 8 frames' in alignment.method
@@ -182,7 +194,7 @@ def test_bad_max_frames():
 
 def test_surface_normals_of_the_floor():
     position = np.array([0.0, -3.0, 1.5])
-    R = look_at(position, np.array([0.0, 1.0, 0.0]))      # looks past the box at the floor
+    R = look_at(position, np.array([0.0, 1.0, 0.0]))  # looks past the box at the floor
     frame = SyntheticSequence(np.eye(4), [(R, position)]).load(0)
     points, normals = frame_surface_samples(frame, INTRINSICS, pixel_step=2)
     assert len(points) > 500
@@ -196,7 +208,7 @@ def test_surface_normals_of_the_floor():
 
 def test_depth_discontinuities_and_creases_are_dropped():
     position = np.array([-2.0, 0.0, 1.2])
-    R = look_at(position, np.array([0.0, 0.0, 0.4]))      # the box in front of the wall, on the floor
+    R = look_at(position, np.array([0.0, 0.0, 0.4]))  # the box in front of the wall, on the floor
     frame = SyntheticSequence(np.eye(4), [(R, position)]).load(0)
     points, normals = frame_surface_samples(frame, INTRINSICS, pixel_step=2)
     # Every kept point's normal is one of the scene's face normals: no blends across edges.
@@ -220,6 +232,7 @@ def test_each_edge_check_alone_drops_a_depth_step(monkeypatch, check):
 
 
 # -- small pieces --------------------------------------------------------------------------------
+
 
 def test_rotation_between():
     rng = np.random.default_rng(1)
@@ -260,6 +273,7 @@ def test_alignment_is_validated_and_read_only():
 
 # -- real data ----------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope='module')
 def kitchen():
     if not (SEVEN_SCENES / 'frame-000000.depth.png').is_file():
@@ -275,7 +289,7 @@ def kitchen_in_map(kitchen):
     T = alignment.T_map_world
     points, normals, all_points = [], [], []
     k = sequence.intrinsics
-    for i in np.linspace(3, len(sequence) - 4, 20).round().astype(int):     # other frames than the estimate's
+    for i in np.linspace(3, len(sequence) - 4, 20).round().astype(int):  # other frames than the estimate's
         frame = sequence.load(int(i))
         p, n = frame_surface_samples(frame, k, pixel_step=4)
         points.append(p @ T[:3, :3].T + T[:3, 3])

@@ -12,8 +12,13 @@ import time
 import numpy as np
 import pytest
 
-from gpt4scene_ros.mapping.map_directory import (MapPathError, default_map_directory, open_map_directory,
-                                          remove_stale_temporaries, resolve_map_path)
+from gpt4scene_ros.mapping.map_directory import (
+    MapPathError,
+    default_map_directory,
+    open_map_directory,
+    remove_stale_temporaries,
+    resolve_map_path,
+)
 
 
 @pytest.fixture
@@ -43,10 +48,21 @@ def test_names_and_relative_paths_inside_are_accepted(maps):
     assert resolve_map_path(maps, './kitchen.map', for_writing=False) == maps / 'kitchen.map'
 
 
-@pytest.mark.parametrize('requested, words', [
-    ('/etc/passwd', 'absolute'), ('/tmp/x.map', 'absolute'), ('~/x.map', 'absolute'), ('../x.map', '..'),
-    ('a/../../x.map', '..'), ('', 'empty'), ('   ', 'empty'), ('a\x00b', 'NUL'), ('sub/', 'folder'), ('.', 'folder'),
-])
+@pytest.mark.parametrize(
+    'requested, words',
+    [
+        ('/etc/passwd', 'absolute'),
+        ('/tmp/x.map', 'absolute'),
+        ('~/x.map', 'absolute'),
+        ('../x.map', '..'),
+        ('a/../../x.map', '..'),
+        ('', 'empty'),
+        ('   ', 'empty'),
+        ('a\x00b', 'NUL'),
+        ('sub/', 'folder'),
+        ('.', 'folder'),
+    ],
+)
 def test_paths_leading_out_are_refused(maps, requested, words):
     for for_writing in (True, False):
         with pytest.raises(MapPathError, match=words):
@@ -91,10 +107,10 @@ def test_only_temporaries_of_dead_writers_are_removed(maps):
     assert not stale.exists()
 
 
-SAVER = textwrap.dedent('''
+SAVER = textwrap.dedent("""
     import sys
     import numpy as np
-    from gpt4scene_ros.common.settings import MappingConfig
+    from gpt4scene_ros.common.settings.mapping import MappingConfig
     from gpt4scene_ros.mapping.map_file import save_map
     from gpt4scene_ros.mapping.map_file import load_map
     from gpt4scene_ros.mapping.tsdf import SceneMap
@@ -112,13 +128,13 @@ SAVER = textwrap.dedent('''
     while True:
         save_map(scene_map, sys.argv[1], metadata={'save': count})
         count += 1
-''')
+""")
 
 
 def test_a_save_killed_midway_leaves_the_previous_file_intact(maps):
     """kill -9 during repeated saves: the file is always a whole map (the old or the new one), and the
     temporary the killed writer left is removed by the next start."""
-    from gpt4scene_ros.common.settings import MappingConfig
+    from gpt4scene_ros.common.settings.mapping import MappingConfig
     from gpt4scene_ros.mapping.map_file import load_map
     from gpt4scene_ros.mapping.tsdf import SceneMap
 

@@ -26,8 +26,9 @@ def test_small_mesh_is_returned_unchanged():
 
 def test_large_mesh_is_reduced_below_the_budget_keeping_shape_and_colour():
     vertices, colors, triangles = grid_mesh(200)  # 80,000 triangles
-    out_vertices, out_colors, out_triangles = decimate_mesh(vertices, colors, triangles, max_triangles=5000,
-                                                            start_cell_m=0.005)
+    out_vertices, out_colors, out_triangles = decimate_mesh(
+        vertices, colors, triangles, max_triangles=5000, start_cell_m=0.005
+    )
     assert 100 < len(out_triangles) <= 5000
     np.testing.assert_allclose(out_vertices[:, 2], 0.5, atol=1e-6)
     assert out_vertices[:, :2].min() < 0.05 and out_vertices[:, :2].max() > 0.95

@@ -24,12 +24,12 @@ import numpy as np
 import open3d.core as o3c
 import pytest
 
-from gpt4scene_ros.common.settings import MappingConfig
+from gpt4scene_ros.common.frames import CameraIntrinsics
+from gpt4scene_ros.common.settings.mapping import MappingConfig
 from gpt4scene_ros.mapping.bev import BEV_BACKGROUND_RGB, BEV_EMPTY_EXTENT_M, BevImage, map_bev
 from gpt4scene_ros.mapping.map_file import MAP_FILE_VERSION, MapFileError, load_map, save_map
 from gpt4scene_ros.mapping.raycast import render_depth
 from gpt4scene_ros.mapping.tsdf import IntegrationResult, SceneMap
-from gpt4scene_ros.common.frames import CameraIntrinsics
 
 REPO = Path(__file__).resolve().parents[2]
 KITCHEN = REPO.parent / 'shared' / 'data' / '7scenes-redkitchen'
@@ -39,6 +39,8 @@ INTRINSICS = CameraIntrinsics(160, 120, 140.0, 140.0, 79.5, 59.5)
 
 def bev_of(scene_map: SceneMap) -> BevImage:
     return map_bev(*scene_map.point_cloud(), scene_map.config)
+
+
 VOXEL_M = 0.02
 FLOOR_RGB = (60, 180, 75)
 BOX_RGB = (200, 40, 40)
@@ -49,9 +51,14 @@ CEILING_Z = 2.4
 MAX_RANGE_M = 6.0
 Z = np.array([0.0, 0.0, 1.0])
 
-DEVICES = [pytest.param('CPU:0', id='cpu'),
-           pytest.param('CUDA:0', id='cuda', marks=pytest.mark.skipif(not o3c.cuda.is_available(),
-                                                                      reason='Open3D has no CUDA device here'))]
+DEVICES = [
+    pytest.param('CPU:0', id='cpu'),
+    pytest.param(
+        'CUDA:0',
+        id='cuda',
+        marks=pytest.mark.skipif(not o3c.cuda.is_available(), reason='Open3D has no CUDA device here'),
+    ),
+]
 
 
 def small_config(**overrides) -> MappingConfig:
@@ -70,7 +77,7 @@ def look_at(position, target) -> np.ndarray:
     forward = np.asarray(target, float) - position
     forward /= np.linalg.norm(forward)
     right = np.cross(forward, Z)
-    if np.linalg.norm(right) < 1e-6:                      # looking straight up or down
+    if np.linalg.norm(right) < 1e-6:  # looking straight up or down
         right = np.array([1.0, 0.0, 0.0])
     right /= np.linalg.norm(right)
     down = np.cross(forward, right)
@@ -83,8 +90,10 @@ def look_at(position, target) -> np.ndarray:
 def render_scene(T_map_camera, *, ceiling=False, intrinsics=INTRINSICS):
     """Colour (uint8 RGB) and depth (float32 metres, 0 = nothing within MAX_RANGE_M) of the synthetic scene."""
     u, v = np.meshgrid(np.arange(intrinsics.width), np.arange(intrinsics.height))
-    rays = np.stack([(u - intrinsics.cx) / intrinsics.fx, (v - intrinsics.cy) / intrinsics.fy,
-                     np.ones(u.shape)], axis=-1) @ T_map_camera[:3, :3].T      # map frame; t = camera z
+    rays = (
+        np.stack([(u - intrinsics.cx) / intrinsics.fx, (v - intrinsics.cy) / intrinsics.fy, np.ones(u.shape)], axis=-1)
+        @ T_map_camera[:3, :3].T
+    )  # map frame; t = camera z
     origin = T_map_camera[:3, 3]
     hits = np.full((3,) + u.shape, np.inf)
     with np.errstate(divide='ignore', invalid='ignore'):
@@ -118,11 +127,13 @@ def orbit_poses(count=12, radius=2.2, height=1.4, target=(0.2, 0.1, 0.2)):
 
 def ceiling_poses(count=8):
     """Cameras 1 m high looking up at the ceiling above the scene centre."""
-    return [look_at((1.2 * math.cos(a), 1.2 * math.sin(a), 1.0), (0.0, 0.0, CEILING_Z))
-            for a in np.linspace(0.0, 2.0 * math.pi, count, endpoint=False)]
+    return [
+        look_at((1.2 * math.cos(a), 1.2 * math.sin(a), 1.0), (0.0, 0.0, CEILING_Z))
+        for a in np.linspace(0.0, 2.0 * math.pi, count, endpoint=False)
+    ]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _frames(name: str):
     if name == 'orbit':
         poses, ceiling = orbit_poses(), False
@@ -153,8 +164,11 @@ def build_map(config=None, name='orbit', count=None) -> SceneMap:
 
 
 def sorted_rows(points, colors=None):
-    table = np.asarray(points, np.float64) if colors is None else \
-        np.concatenate([np.asarray(points, np.float64), np.asarray(colors, np.float64)], axis=1)
+    table = (
+        np.asarray(points, np.float64)
+        if colors is None
+        else np.concatenate([np.asarray(points, np.float64), np.asarray(colors, np.float64)], axis=1)
+    )
     return table[np.lexsort(table.T[::-1])]
 
 
@@ -173,13 +187,17 @@ def assert_unchanged(scene_map: SceneMap, before):
 
 
 def inside_box_top(points, margin=0.06):
-    return (np.abs(points[:, 2] - BOX_MAX[2]) < VOXEL_M) & np.all(points[:, :2] > BOX_MIN[:2] + margin, axis=1) & \
-        np.all(points[:, :2] < BOX_MAX[:2] - margin, axis=1)
+    return (
+        (np.abs(points[:, 2] - BOX_MAX[2]) < VOXEL_M)
+        & np.all(points[:, :2] > BOX_MIN[:2] + margin, axis=1)
+        & np.all(points[:, :2] < BOX_MAX[:2] - margin, axis=1)
+    )
 
 
 def on_open_floor(points, margin=0.1):
-    away_from_box = np.any(points[:, :2] < BOX_MIN[:2] - margin, axis=1) | \
-        np.any(points[:, :2] > BOX_MAX[:2] + margin, axis=1)
+    away_from_box = np.any(points[:, :2] < BOX_MIN[:2] - margin, axis=1) | np.any(
+        points[:, :2] > BOX_MAX[:2] + margin, axis=1
+    )
     return (points[:, 2] < 0.1) & away_from_box
 
 
@@ -223,7 +241,7 @@ def test_floor_and_box_are_reconstructed_with_their_colours(device):
     assert scene_map.device == device
     assert scene_map.frames_integrated == 12
     assert scene_map.num_blocks > 0
-    assert scene_map.memory_bytes == scene_map.num_blocks * 8 ** 3 * 5 * 4
+    assert scene_map.memory_bytes == scene_map.num_blocks * 8**3 * 5 * 4
 
     points, colors = scene_map.point_cloud()
     assert points.dtype == np.float32 and colors.dtype == np.uint8 and points.shape == colors.shape
@@ -238,8 +256,9 @@ def test_floor_and_box_are_reconstructed_with_their_colours(device):
     assert np.abs(points[top, 2] - BOX_MAX[2]).max() < VOXEL_M
     np.testing.assert_allclose(np.median(colors[top], axis=0), BOX_RGB, atol=3)
     # Nothing floats: every point is on the floor or on the box (TSDF edges round off by up to ~1.5 voxels).
-    on_side = np.all((points[:, :2] > BOX_MIN[:2] - 2 * VOXEL_M) & (points[:, :2] < BOX_MAX[:2] + 2 * VOXEL_M),
-                     axis=1) & (points[:, 2] < BOX_MAX[2] + VOXEL_M)
+    on_side = np.all(
+        (points[:, :2] > BOX_MIN[:2] - 2 * VOXEL_M) & (points[:, :2] < BOX_MAX[:2] + 2 * VOXEL_M), axis=1
+    ) & (points[:, 2] < BOX_MAX[2] + VOXEL_M)
     assert np.all((np.abs(points[:, 2]) < VOXEL_M) | on_side)
 
 
@@ -302,13 +321,13 @@ def test_reset_empties_the_map():
 def test_invalid_depth_pixels_are_counted_and_ignored(bad_value):
     color, depth, T = frames()[0]
     bad = depth.copy()
-    bad[10:30, 20:60] = bad_value            # 800 pixels
+    bad[10:30, 20:60] = bad_value  # 800 pixels
     bad[100, 5] = bad_value
     original = bad.copy()
     scene_map = SceneMap(small_config(weight_threshold=1.0))
     result = scene_map.integrate(color, bad, INTRINSICS, T)
     assert (result.integrated, result.invalid_depth_pixels) == (True, 801)
-    np.testing.assert_array_equal(bad, original, err_msg='the caller\'s depth must not be modified')
+    np.testing.assert_array_equal(bad, original, err_msg="the caller's depth must not be modified")
 
     # Exactly as if those pixels had no measurement.
     cleaned = depth.copy()
@@ -327,13 +346,17 @@ def test_float64_depth_is_accepted():
     assert_unchanged(b, snapshot(a))
 
 
-@pytest.mark.parametrize('make_depth, invalid', [
-    (lambda d: np.zeros_like(d), 0),
-    (lambda d: np.full_like(d, np.nan), 160 * 120),
-    (lambda d: np.where(d > 0, -d, 0.0).astype(np.float32), None),
-    (lambda d: np.where(d > 0, 10.0, 0.0).astype(np.float32), 0),     # beyond depth_max_m
-    (lambda d: np.where(d > 0, 0.1, 0.0).astype(np.float32), 0),      # closer than depth_min_m
-], ids=['zeros', 'all-nan', 'all-negative', 'beyond-depth-max', 'closer-than-depth-min'])
+@pytest.mark.parametrize(
+    'make_depth, invalid',
+    [
+        (lambda d: np.zeros_like(d), 0),
+        (lambda d: np.full_like(d, np.nan), 160 * 120),
+        (lambda d: np.where(d > 0, -d, 0.0).astype(np.float32), None),
+        (lambda d: np.where(d > 0, 10.0, 0.0).astype(np.float32), 0),  # beyond depth_max_m
+        (lambda d: np.where(d > 0, 0.1, 0.0).astype(np.float32), 0),  # closer than depth_min_m
+    ],
+    ids=['zeros', 'all-nan', 'all-negative', 'beyond-depth-max', 'closer-than-depth-min'],
+)
 def test_frame_without_valid_depth_is_refused(make_depth, invalid):
     scene_map = build_map()
     before = snapshot(scene_map)
@@ -363,10 +386,15 @@ BAD_INPUTS = {
     'colour-float': (lambda c, d, k, T: (c.astype(np.float32), d, k, T), 'colour must be an HxWx3 uint8'),
     'colour-grey': (lambda c, d, k, T: (c[..., 0], d, k, T), 'colour must be an HxWx3 uint8'),
     'colour-rgba': (lambda c, d, k, T: (np.dstack([c, c[..., :1]]), d, k, T), 'colour must be an HxWx3 uint8'),
-    'depth-uint16': (lambda c, d, k, T: (c, (d * 1000).astype(np.uint16), k, T), 'uint16 depth needs its depth_scale'),  # millimetres without their scale
+    'depth-uint16': (
+        lambda c, d, k, T: (c, (d * 1000).astype(np.uint16), k, T),
+        'uint16 depth needs its depth_scale',
+    ),  # millimetres without their scale
     'depth-3d': (lambda c, d, k, T: (c, d[..., None], k, T), 'depth must be an HxW float32'),
-    'intrinsics-size': (lambda c, d, k, T: (c, d, dataclasses.replace(k, width=320, height=240), T),
-                        'intrinsics are for 320x240'),
+    'intrinsics-size': (
+        lambda c, d, k, T: (c, d, dataclasses.replace(k, width=320, height=240), T),
+        'intrinsics are for 320x240',
+    ),
     'intrinsics-type': (lambda c, d, k, T: (c, d, k.matrix(), T), 'CameraIntrinsics'),
     'pose-nan': (lambda c, d, k, T: (c, d, k, _with_nan(T)), 'T_map_camera has NaN'),
     'pose-not-rigid': (lambda c, d, k, T: (c, d, k, _rigid_but_scaled(T)), 'T_map_camera is not rigid'),
@@ -376,7 +404,7 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize('case', sorted(BAD_INPUTS))
 def test_malformed_input_raises_and_leaves_the_map_unchanged(case):
-    scene_map = build_map(small_config(integration_stride=2), count=11)     # frame 10 was integrated
+    scene_map = build_map(small_config(integration_stride=2), count=11)  # frame 10 was integrated
     before = snapshot(scene_map)
     change, message = BAD_INPUTS[case]
     color, depth, T = frames()[0]
@@ -404,11 +432,12 @@ def test_frame_that_would_exceed_the_block_budget_is_refused(caplog):
     assert any('max_block_count=100' in record.getMessage() for record in caplog.records)
 
     # Room for the first view only: a view showing new space is refused whole, the map stays as it was.
-    budget = SceneMap(small_config(initial_block_count=100, max_block_count=first_frame_blocks + 5,
-                                   weight_threshold=1.0))
+    budget = SceneMap(
+        small_config(initial_block_count=100, max_block_count=first_frame_blocks + 5, weight_threshold=1.0)
+    )
     assert budget.integrate(color, depth, INTRINSICS, T).integrated
     before = snapshot(budget)
-    color_2, depth_2, T_2 = frames()[6]                 # the opposite side of the orbit
+    color_2, depth_2, T_2 = frames()[6]  # the opposite side of the orbit
     result = budget.integrate(color_2, depth_2, INTRINSICS, T_2)
     assert (result.integrated, result.reason) == (False, 'map_full') and result.new_blocks > 5
     assert_unchanged(budget, before)
@@ -453,11 +482,18 @@ def test_motion_threshold_translation():
     color, depth, T = frames()[0]
     reasons = [scene_map.integrate(color, depth, INTRINSICS, _moved(T, dx=0.04 * i)).reason for i in range(6)]
     # Moved 0, 0.04, 0.08, 0.12 (>= 0.1 from 0: integrate), 0.16, 0.20 (0.08 from 0.12: skip)
-    assert reasons == ['integrated', 'below_motion_threshold', 'below_motion_threshold', 'integrated',
-                       'below_motion_threshold', 'below_motion_threshold']
+    assert reasons == [
+        'integrated',
+        'below_motion_threshold',
+        'below_motion_threshold',
+        'integrated',
+        'below_motion_threshold',
+        'below_motion_threshold',
+    ]
     # Turning does not count when only the translation threshold is set.
-    assert scene_map.integrate(color, depth, INTRINSICS, _moved(T, dx=0.12, yaw_deg=30)).reason == \
-        'below_motion_threshold'
+    assert (
+        scene_map.integrate(color, depth, INTRINSICS, _moved(T, dx=0.12, yaw_deg=30)).reason == 'below_motion_threshold'
+    )
 
 
 def test_sensor_uint16_depth_with_its_scale_fuses_like_metres():
@@ -466,10 +502,12 @@ def test_sensor_uint16_depth_with_its_scale_fuses_like_metres():
     in_metres = build_map(count=6)
     in_millimetres, in_tum_units = SceneMap(small_config()), SceneMap(small_config())
     for color, depth, T in frames()[:6]:
-        assert in_millimetres.integrate(color, np.rint(depth * 1000.0).astype(np.uint16), INTRINSICS, T,
-                                        depth_scale=1000.0).integrated
-        assert in_tum_units.integrate(color, np.rint(depth * 5000.0).astype(np.uint16), INTRINSICS, T,
-                                      depth_scale=5000.0).integrated
+        assert in_millimetres.integrate(
+            color, np.rint(depth * 1000.0).astype(np.uint16), INTRINSICS, T, depth_scale=1000.0
+        ).integrated
+        assert in_tum_units.integrate(
+            color, np.rint(depth * 5000.0).astype(np.uint16), INTRINSICS, T, depth_scale=5000.0
+        ).integrated
     np.testing.assert_array_equal(sorted_rows(*in_millimetres.point_cloud()), sorted_rows(*in_metres.point_cloud()))
     points, _ = in_tum_units.point_cloud()
     assert abs(len(points) - len(in_metres.point_cloud()[0])) < 0.02 * len(points)
@@ -488,8 +526,14 @@ def test_motion_threshold_rotation_or_translation():
     color, depth, T = frames()[0]
     steps = [(0.0, 0.0), (0.0, 4.0), (0.0, 8.0), (0.0, 12.0), (0.0, 16.0), (0.6, 16.0)]
     reasons = [scene_map.integrate(color, depth, INTRINSICS, _moved(T, dx, yaw)).reason for dx, yaw in steps]
-    assert reasons == ['integrated', 'below_motion_threshold', 'below_motion_threshold', 'integrated',
-                       'below_motion_threshold', 'integrated']
+    assert reasons == [
+        'integrated',
+        'below_motion_threshold',
+        'below_motion_threshold',
+        'integrated',
+        'below_motion_threshold',
+        'integrated',
+    ]
 
 
 # -- bird's-eye view ---------------------------------------------------------------------------------------
@@ -500,18 +544,26 @@ def test_bev_metadata_round_trip():
     height, width = bev.image.shape[:2]
     rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing='ij')
     centres = bev.pixel_to_map(rows, cols)
-    np.testing.assert_allclose(bev.map_to_pixel(centres), np.stack([rows.ravel() + 0.5, cols.ravel() + 0.5], 1),
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        bev.map_to_pixel(centres), np.stack([rows.ravel() + 0.5, cols.ravel() + 0.5], 1), atol=1e-9
+    )
     # The origin is the bottom-left corner; row 0 is the largest y (north up).
     np.testing.assert_allclose(bev.map_to_pixel(bev.origin_xy_m), [[height, 0.0]], atol=1e-9)
     top_right = np.add(bev.origin_xy_m, (width * bev.metres_per_pixel, height * bev.metres_per_pixel))
     np.testing.assert_allclose(bev.map_to_pixel(top_right), [[0.0, width]], atol=1e-9)
-    np.testing.assert_allclose(bev.pixel_to_map(height - 1, 0),
-                               [np.add(bev.origin_xy_m, 0.5 * bev.metres_per_pixel)], atol=1e-12)
+    np.testing.assert_allclose(
+        bev.pixel_to_map(height - 1, 0), [np.add(bev.origin_xy_m, 0.5 * bev.metres_per_pixel)], atol=1e-12
+    )
 
     meta = bev.to_json()
-    assert meta == {'origin_xy_m': list(bev.origin_xy_m), 'metres_per_pixel': bev.metres_per_pixel,
-                    'width_px': width, 'height_px': height, 'frame_id': 'map', 'max_height_m': 1.9}
+    assert meta == {
+        'origin_xy_m': list(bev.origin_xy_m),
+        'metres_per_pixel': bev.metres_per_pixel,
+        'width_px': width,
+        'height_px': height,
+        'frame_id': 'map',
+        'max_height_m': 1.9,
+    }
     again = BevImage.from_json(meta, bev.image)
     assert again.to_json() == meta and again.image is bev.image
     blank = BevImage.from_json(meta)
@@ -546,8 +598,9 @@ def test_bev_shows_the_box_where_the_metadata_says():
     # The extent fits the points plus the margin.
     xy = points[:, :2]
     np.testing.assert_allclose(bev.origin_xy_m, xy.min(axis=0) - config.bev_margin_m, atol=1e-6)
-    assert bev.metres_per_pixel == pytest.approx((xy.max(axis=0) - xy.min(axis=0)).max() / config.bev_size_px
-                                                 + 2 * config.bev_margin_m / config.bev_size_px)
+    assert bev.metres_per_pixel == pytest.approx(
+        (xy.max(axis=0) - xy.min(axis=0)).max() / config.bev_size_px + 2 * config.bev_margin_m / config.bev_size_px
+    )
     # Empty pixels are the background.
     background = np.all(bev.image == BEV_BACKGROUND_RGB, axis=2)
     assert 0.0 < background.mean() < 0.9
@@ -562,8 +615,12 @@ def test_bev_cuts_the_ceiling():
 
     def colours_under_ceiling(bev):
         pixels = np.floor(bev.map_to_pixel(ceiling_xy)).astype(int)
-        inside = (pixels[:, 0] >= 0) & (pixels[:, 0] < bev.image.shape[0]) & (pixels[:, 1] >= 0) & \
-            (pixels[:, 1] < bev.image.shape[1])
+        inside = (
+            (pixels[:, 0] >= 0)
+            & (pixels[:, 0] < bev.image.shape[0])
+            & (pixels[:, 1] >= 0)
+            & (pixels[:, 1] < bev.image.shape[1])
+        )
         return bev.image[pixels[inside, 0], pixels[inside, 1]].astype(int)
 
     def share(colours, rgb):
@@ -596,11 +653,11 @@ def test_bev_of_an_empty_map_is_blank():
 
 def test_render_depth_matches_the_scene():
     scene_map = build_map()
-    for T in (frames()[2][2], look_at((-1.5, 1.6, 1.1), (0.4, 0.3, 0.3))):   # a fused pose, and a new one
+    for T in (frames()[2][2], look_at((-1.5, 1.6, 1.1), (0.4, 0.3, 0.3))):  # a fused pose, and a new one
         _, truth = render_scene(T)
         rendered = render_depth(scene_map, INTRINSICS, T)
         assert rendered.shape == truth.shape and rendered.dtype == np.float32
-        mapped = (truth > 0) & (truth <= 3.0)         # integration stops at depth_max_m = 3.5
+        mapped = (truth > 0) & (truth <= 3.0)  # integration stops at depth_max_m = 3.5
         both = (rendered > 0) & (truth > 0)
         assert (both & mapped).sum() > 0.85 * mapped.sum()
         error = np.abs(rendered[both] - truth[both])
@@ -615,7 +672,7 @@ def test_render_depth_checks_its_input():
         render_depth(scene_map, INTRINSICS, _with_nan(frames()[0][2]))
     with pytest.raises(TypeError, match='CameraIntrinsics'):
         render_depth(scene_map, INTRINSICS.matrix(), frames()[0][2])
-    away = look_at((0.0, 0.0, 1.0), (0.0, 0.0, 5.0))      # looking up at nothing
+    away = look_at((0.0, 0.0, 1.0), (0.0, 0.0, 5.0))  # looking up at nothing
     assert not render_depth(scene_map, INTRINSICS, away).any()
 
 
@@ -630,7 +687,7 @@ def test_save_load_round_trip(tmp_path):
     assert path.is_file() and [p.name for p in tmp_path.iterdir()] == ['map.npz']
 
     loaded = SceneMap(small_config())
-    loaded.integrate(*frames()[0][:2], INTRINSICS, look_at((3, 3, 1), (0, 0, 0)))   # replaced by the load
+    loaded.integrate(*frames()[0][:2], INTRINSICS, look_at((3, 3, 1), (0, 0, 0)))  # replaced by the load
     assert load_map(loaded, path) == metadata
     assert_unchanged(loaded, snapshot(scene_map))
     T = frames()[1][2]
@@ -689,22 +746,36 @@ REFUSED_FILES = {
     'folder': (lambda good, path: path.mkdir(), 'is not a file'),
     'garbage': (lambda good, path: path.write_bytes(os.urandom(5000)), 'not a readable map file'),
     'empty': (lambda good, path: path.write_bytes(b''), 'not a readable map file'),
-    'truncated': (lambda good, path: path.write_bytes(good.read_bytes()[:len(good.read_bytes()) // 2]),
-                  'not a readable map file'),
+    'truncated': (
+        lambda good, path: path.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2]),
+        'not a readable map file',
+    ),
     'other-npz': (lambda good, path: np.savez(path, x=np.zeros(3)), 'missing format'),
-    'wrong-format': (lambda good, path: _rewrite(good, path, format=np.array('something else')),
-                     'not a gpt4scene_ros map file'),
-    'newer-version': (lambda good, path: _rewrite(good, path, version=np.array(MAP_FILE_VERSION + 1)),
-                      f'version {MAP_FILE_VERSION + 1}; this build reads version {MAP_FILE_VERSION}'),
+    'wrong-format': (
+        lambda good, path: _rewrite(good, path, format=np.array('something else')),
+        'not a gpt4scene_ros map file',
+    ),
+    'newer-version': (
+        lambda good, path: _rewrite(good, path, version=np.array(MAP_FILE_VERSION + 1)),
+        f'version {MAP_FILE_VERSION + 1}; this build reads version {MAP_FILE_VERSION}',
+    ),
     'voxel-size': (lambda good, path: save_map(SceneMap(small_config(voxel_size_m=0.04)), path), 'voxel size 0.04'),
-    'block-resolution': (lambda good, path: save_map(SceneMap(small_config(block_resolution=4)), path),
-                         'block resolution 4'),
-    'nan-values': (lambda good, path: _rewrite(good, path, tsdf=np.full_like(_array(good, 'tsdf'), np.nan)),
-                   'tsdf has NaN'),
-    'shape-mismatch': (lambda good, path: _rewrite(good, path, weight=_array(good, 'weight')[:-1]),
-                       'weight is float32'),
-    'duplicate-keys': (lambda good, path: _rewrite(good, path, block_keys=np.zeros_like(_array(good, 'block_keys'))),
-                       'not unique'),
+    'block-resolution': (
+        lambda good, path: save_map(SceneMap(small_config(block_resolution=4)), path),
+        'block resolution 4',
+    ),
+    'nan-values': (
+        lambda good, path: _rewrite(good, path, tsdf=np.full_like(_array(good, 'tsdf'), np.nan)),
+        'tsdf has NaN',
+    ),
+    'shape-mismatch': (
+        lambda good, path: _rewrite(good, path, weight=_array(good, 'weight')[:-1]),
+        'weight is float32',
+    ),
+    'duplicate-keys': (
+        lambda good, path: _rewrite(good, path, block_keys=np.zeros_like(_array(good, 'block_keys'))),
+        'not unique',
+    ),
     'bad-metadata': (lambda good, path: _rewrite(good, path, metadata=np.array('[1, 2')), 'metadata is not valid'),
 }
 
@@ -714,7 +785,7 @@ def test_load_refuses_bad_files_and_keeps_the_map(case, saved_map, tmp_path):
     make, message = REFUSED_FILES[case]
     path = tmp_path / 'bad.npz'
     make(saved_map, path)
-    scene_map = build_map(small_config(integration_stride=2), count=11)     # frame 10 was integrated
+    scene_map = build_map(small_config(integration_stride=2), count=11)  # frame 10 was integrated
     before = snapshot(scene_map)
     with pytest.raises(MapFileError, match=message):
         load_map(scene_map, path)
@@ -747,9 +818,9 @@ def test_save_refuses_metadata_that_is_not_json(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-_FAILING_SAVE = '''
+_FAILING_SAVE = """
 import resource, signal, sys
-from gpt4scene_ros.common.settings import MappingConfig
+from gpt4scene_ros.common.settings.mapping import MappingConfig
 from gpt4scene_ros.mapping.map_file import load_map, save_map
 from gpt4scene_ros.mapping.tsdf import SceneMap
 scene_map = SceneMap(MappingConfig(device='CPU:0', voxel_size_m=0.02, initial_block_count=1000))
@@ -762,7 +833,7 @@ except OSError as error:
     print('save failed:', error)
     sys.exit(0)
 sys.exit(3)
-'''
+"""
 
 
 def test_failed_save_leaves_the_previous_file_intact(tmp_path):
@@ -777,9 +848,13 @@ def test_failed_save_leaves_the_previous_file_intact(tmp_path):
     save_map(build_map(), new_map_file)
     assert new_map_file.stat().st_size > 2 * path.stat().st_size
 
-    limit = (path.stat().st_size + new_map_file.stat().st_size) // 2     # fails halfway through the new file
-    child = subprocess.run([sys.executable, '-c', _FAILING_SAVE, str(new_map_file), str(path), str(limit)],
-                           capture_output=True, text=True, timeout=120)
+    limit = (path.stat().st_size + new_map_file.stat().st_size) // 2  # fails halfway through the new file
+    child = subprocess.run(
+        [sys.executable, '-c', _FAILING_SAVE, str(new_map_file), str(path), str(limit)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert child.returncode == 0, child.stdout + child.stderr
     assert 'save failed' in child.stdout
 
@@ -797,6 +872,7 @@ def kitchen():
     if not (KITCHEN / 'camera-intrinsics.txt').is_file():
         pytest.skip(f'real 7-Scenes data not found at {KITCHEN}')
     from gpt4scene_ros.io.open import open_sequence
+
     return open_sequence(KITCHEN)
 
 
@@ -804,6 +880,7 @@ def test_real_kitchen_depth_and_bev(kitchen, tmp_path, record_property):
     """Fuse every 4th of the first 800 frames in the gravity-aligned map frame, less 20 held out;
     ray-cast depth at the held-out poses must match their measured depth."""
     from gpt4scene_ros.mapping.gravity import estimate_gravity_alignment
+
     started = time.perf_counter()
     T_map_world = estimate_gravity_alignment(kitchen).T_map_world
     fused_positions = list(range(0, 800, 4))
@@ -815,8 +892,7 @@ def test_real_kitchen_depth_and_bev(kitchen, tmp_path, record_property):
         if position in held_out:
             continue
         frame = kitchen.load(position)
-        result = scene_map.integrate(frame.color, frame.depth_m, kitchen.intrinsics,
-                                     T_map_world @ frame.T_world_camera)
+        result = scene_map.integrate(frame.color, frame.depth_m, kitchen.intrinsics, T_map_world @ frame.T_world_camera)
         assert result.integrated, result
         integrate_ms.append(result.duration_ms)
 
@@ -830,8 +906,10 @@ def test_real_kitchen_depth_and_bev(kitchen, tmp_path, record_property):
     median_error_m = float(np.median(np.concatenate(errors)))
     record_property('held_out_median_abs_depth_error_m', median_error_m)
     record_property('integrate_ms_median', float(np.median(integrate_ms)))
-    print(f'held-out median |depth error| {median_error_m * 1000:.1f} mm, coverage {np.mean(coverage):.2f}, '
-          f'integrate median {np.median(integrate_ms):.1f} ms, {scene_map.num_blocks} blocks')
+    print(
+        f'held-out median |depth error| {median_error_m * 1000:.1f} mm, coverage {np.mean(coverage):.2f}, '
+        f'integrate median {np.median(integrate_ms):.1f} ms, {scene_map.num_blocks} blocks'
+    )
     assert median_error_m <= 0.02
     assert np.mean(coverage) > 0.7, 'most measured pixels must be rendered'
 
@@ -844,7 +922,7 @@ def test_real_kitchen_depth_and_bev(kitchen, tmp_path, record_property):
     assert pixels.min() >= 0 and pixels[:, 0].max() < height and pixels[:, 1].max() < width
     unpainted = np.all(bev.image[pixels[:, 0], pixels[:, 1]] == BEV_BACKGROUND_RGB, axis=1)
     print(f'points on background pixels: {unpainted.mean():.4f}')
-    assert unpainted.mean() < 0.01, 'each point\'s pixel is painted (only white surfaces may look unpainted)'
+    assert unpainted.mean() < 0.01, "each point's pixel is painted (only white surfaces may look unpainted)"
     # A pixel shows the colour of the highest point falling into it, unless a higher neighbour's voxel-sized
     # splat covers it. About 2/3 of the pixels do here; shifting the image by one pixel gives about 1/3.
     linear = pixels[:, 0] * width + pixels[:, 1]

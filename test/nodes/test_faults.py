@@ -12,8 +12,9 @@ import time
 import pytest
 from conftest import REPO_ROOT, call_service, executable, wait_for
 from diagnostic_msgs.msg import DiagnosticStatus
-from gpt4scene_ros.ros.qos import LATCHED
 from std_srvs.srv import Trigger
+
+from gpt4scene_ros.ros.qos import LATCHED
 
 sys.path.insert(0, str(REPO_ROOT / 'test'))
 sys.path.insert(0, str(REPO_ROOT / 'test' / 'core'))
@@ -21,13 +22,13 @@ from chat_server import ChatServer  # noqa: E402
 from test_mapping_node import FramePublisher, MapOutputs  # noqa: E402
 from test_query_vlm import asker, publish_snapshot, ready, tiny_query_node  # noqa: E402
 
-from gpt4scene_ros.sim.scene import SyntheticSceneConfig  # noqa: E402
-from gpt4scene_ros.sim.writer import write_sequence  # noqa: E402
-from gpt4scene_ros.query.backends.local_transformers import TransformersBackend  # noqa: E402
 from gpt4scene_ros.msg import ObjectInstanceArray  # noqa: E402
+from gpt4scene_ros.query.backends.local_transformers import TransformersBackend  # noqa: E402
 from gpt4scene_ros.ros.conversions.camera_info import intrinsics_to_camera_info  # noqa: E402
 from gpt4scene_ros.ros.conversions.images import numpy_to_image  # noqa: E402
 from gpt4scene_ros.ros.conversions.time import time_to_msg  # noqa: E402
+from gpt4scene_ros.sim.scene import SyntheticSceneConfig  # noqa: E402
+from gpt4scene_ros.sim.writer import write_sequence  # noqa: E402
 from gpt4scene_ros.srv import FilePath, SceneQuery  # noqa: E402
 
 
@@ -73,10 +74,12 @@ class SensorStream:
             msgs = {'odom': self.frames.odometry(stamp)}
             frame = self.frames.sequence.load(0)
             msgs['color'] = numpy_to_image(frame.color, 'rgb8', time_to_msg(stamp), 'camera_color_optical_frame')
-            msgs['depth'] = numpy_to_image(frame.depth_m.astype('float32'), '32FC1', time_to_msg(stamp),
-                                           'camera_color_optical_frame')
-            msgs['info'] = intrinsics_to_camera_info(self.frames.sequence.intrinsics, time_to_msg(stamp),
-                                                     'camera_color_optical_frame')
+            msgs['depth'] = numpy_to_image(
+                frame.depth_m.astype('float32'), '32FC1', time_to_msg(stamp), 'camera_color_optical_frame'
+            )
+            msgs['info'] = intrinsics_to_camera_info(
+                self.frames.sequence.intrinsics, time_to_msg(stamp), 'camera_color_optical_frame'
+            )
             for name in ('odom', 'color', 'depth', 'info'):
                 if name in parts:
                     self.frames.pubs[name].publish(msgs[name])
@@ -89,35 +92,41 @@ class SensorStream:
 
 def test_missing_inputs_are_named_in_the_diagnostics_and_recover(scene, ros_node, start_node):
     outputs = MapOutputs(ros_node)
-    node = start_node('mapping_node', {'diagnostics_period_s': 0.2, 'input_timeout_s': 1.5,
-                                       'instances_enabled': False})
+    node = start_node('mapping_node', {'diagnostics_period_s': 0.2, 'input_timeout_s': 1.5, 'instances_enabled': False})
     frames = FramePublisher(ros_node, scene)
     frames.wait_for_mapper()
-    stream = SensorStream(frames, {'color', 'depth', 'odom'})   # camera_info never arrives
+    stream = SensorStream(frames, {'color', 'depth', 'odom'})  # camera_info never arrives
     try:
+
         def error_naming(*names):
             status = mapping_status(outputs)
-            return (status is not None and status.level == DiagnosticStatus.ERROR
-                    and all(n in status.message for n in names))
+            return (
+                status is not None
+                and status.level == DiagnosticStatus.ERROR
+                and all(n in status.message for n in names)
+            )
 
         def recovered():
             status = mapping_status(outputs)
             return status is not None and status.level != DiagnosticStatus.ERROR
+
         details = lambda: getattr(mapping_status(outputs), 'message', None)  # noqa: E731
 
-        wait_for(lambda: error_naming('camera_info', 'nothing received'), 6, 'ERROR naming camera_info',
-                 details=details)
+        wait_for(
+            lambda: error_naming('camera_info', 'nothing received'), 6, 'ERROR naming camera_info', details=details
+        )
         assert outputs.counter('frames_integrated') == 0
         stream.parts = {'color', 'depth', 'info', 'odom'}
         wait_for(recovered, 6, 'recovery once camera_info arrives', details=details)
         wait_for(lambda: outputs.counter('frames_integrated') > 0, 10, 'frames integrated after recovery')
-        stream.parts = {'color', 'depth', 'info'}           # odometry stalls
+        stream.parts = {'color', 'depth', 'info'}  # odometry stalls
         wait_for(lambda: error_naming('odometry', '/odom'), 6, 'ERROR naming odometry', details=details)
         stream.parts = {'color', 'depth', 'info', 'odom'}
         wait_for(recovered, 6, 'recovery once odometry is back', details=details)
-        stream.parts = {'odom'}                             # the camera stops
-        wait_for(lambda: error_naming('color', 'depth', 'camera_info'), 6, 'ERROR naming the camera topics',
-                 details=details)
+        stream.parts = {'odom'}  # the camera stops
+        wait_for(
+            lambda: error_naming('color', 'depth', 'camera_info'), 6, 'ERROR naming the camera topics', details=details
+        )
         before = outputs.counter('frames_integrated')
         stream.parts = {'color', 'depth', 'info', 'odom'}
         wait_for(recovered, 6, 'recovery once the camera is back', details=details)
@@ -132,40 +141,60 @@ def test_a_sensor_overlay_whose_camera_never_publishes_is_named_in_the_diagnosti
     topics, so a user sees at once what is missing (nothing stays silent)."""
     outputs = MapOutputs(ros_node)
     log = open(tmp_path / 'bringup.log', 'w')
-    bringup = subprocess.Popen([executable('gpt4scene-bringup'), '--sensor', 'realsense_d435',
-                                '-p', 'mapping_node.diagnostics_period_s=0.5'], stdout=log, stderr=subprocess.STDOUT)
+    bringup = subprocess.Popen(
+        [executable('gpt4scene-bringup'), '--sensor', 'realsense_d435', '-p', 'mapping_node.diagnostics_period_s=0.5'],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
+
         def names_the_camera():
             status = mapping_status(outputs)
-            return (status is not None and status.level == DiagnosticStatus.ERROR
-                    and '/camera/camera/color/image_raw' in status.message
-                    and '/camera/camera/aligned_depth_to_color/image_raw' in status.message
-                    and '/camera/camera/color/camera_info' in status.message)
-        wait_for(names_the_camera, 60, 'ERROR naming the RealSense topics',
-                 details=lambda: getattr(mapping_status(outputs), 'message', None))
+            return (
+                status is not None
+                and status.level == DiagnosticStatus.ERROR
+                and '/camera/camera/color/image_raw' in status.message
+                and '/camera/camera/aligned_depth_to_color/image_raw' in status.message
+                and '/camera/camera/color/camera_info' in status.message
+            )
+
+        wait_for(
+            names_the_camera,
+            60,
+            'ERROR naming the RealSense topics',
+            details=lambda: getattr(mapping_status(outputs), 'message', None),
+        )
     finally:
         bringup.send_signal(signal.SIGTERM)
         code = bringup.wait(timeout=30)
         log.close()
     output = (tmp_path / 'bringup.log').read_text()
     assert 'sensor realsense_d435: Intel RealSense D435' in output and code == 0, output[-2000:]
-    refused = subprocess.run([executable('gpt4scene-bringup'), '--sensor', 'kinect9'], capture_output=True,
-                             text=True, timeout=60)
+    refused = subprocess.run(
+        [executable('gpt4scene-bringup'), '--sensor', 'kinect9'], capture_output=True, text=True, timeout=60
+    )
     assert refused.returncode == 2 and 'realsense_d435' in refused.stderr and 'kinect9' in refused.stderr
 
 
-def test_kill_during_save_keeps_the_previous_file_and_a_restart_restores_map_and_ids(scene, tmp_path, ros_node,
-                                                                                     start_node):
+def test_kill_during_save_keeps_the_previous_file_and_a_restart_restores_map_and_ids(
+    scene, tmp_path, ros_node, start_node
+):
     maps = tmp_path / 'maps'
-    params = {'map_directory': str(maps), 'instance_period_s': 1.0, 'input_qos': 'reliable',
-              'input_history_depth': 1000, 'frame_queue_size': 1000, 'diagnostics_period_s': 0.2}
+    params = {
+        'map_directory': str(maps),
+        'instance_period_s': 1.0,
+        'input_qos': 'reliable',
+        'input_history_depth': 1000,
+        'frame_queue_size': 1000,
+        'diagnostics_period_s': 0.2,
+    }
     outputs, objects = MapOutputs(ros_node), LatestObjects(ros_node)
     mapping = start_node('mapping_node', params)
-    player = start_node('player', {'data_dir': str(scene), 'playback_mode': 'as_fast_as_possible',
-                                   'wait_for_subscribers': 1})
+    player = start_node(
+        'player', {'data_dir': str(scene), 'playback_mode': 'as_fast_as_possible', 'wait_for_subscribers': 1}
+    )
     assert player.wait(120) == 0, player.output
-    wait_for(lambda: outputs.counter('frames_integrated') == 60, 60, 'every frame integrated',
-             details=outputs.counters)
+    wait_for(lambda: outputs.counter('frames_integrated') == 60, 60, 'every frame integrated', details=outputs.counters)
     wait_for(lambda: len(objects.ids()) >= 4, 60, 'instances')
     # Keyframe candidates are still being voted into the segmentation for a while: wait until the IDs settle.
     history = []
@@ -174,6 +203,7 @@ def test_kill_during_save_keeps_the_previous_file_and_a_restart_restores_map_and
         history.append((time.monotonic(), objects.ids()))
         recent = [ids for t, ids in history if t > time.monotonic() - 4.0]
         return history[0][0] < time.monotonic() - 4.0 and all(ids == recent[0] for ids in recent)
+
     wait_for(settled, 90, 'instance IDs that stay the same for 4 s', poll_s=0.5)
     save = ros_node.create_client(FilePath, 'mapping_node/save_map')
     first = call_service(ros_node, save, FilePath.Request(file_path='robot.map'))
@@ -203,9 +233,19 @@ def test_kill_during_save_keeps_the_previous_file_and_a_restart_restores_map_and
 def test_ask_reports_a_query_node_killed_mid_query_within_its_timeout(tiny_models, ros_node, start_node):
     query, _, publisher = tiny_query_node(tiny_models, ros_node, start_node, max_new_tokens=8192)  # noqa: F841
     started = time.monotonic()
-    ask = subprocess.Popen([executable('gpt4scene-ask'), 'Describe everything in the room in detail.',
-                            '--frames', '10', '--timeout', '30'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True)
+    ask = subprocess.Popen(
+        [
+            executable('gpt4scene-ask'),
+            'Describe everything in the room in detail.',
+            '--frames',
+            '10',
+            '--timeout',
+            '30',
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(3.0)  # discovery, then the request: the model is generating when the node is killed
     query.process.kill()
     try:
@@ -218,12 +258,20 @@ def test_ask_reports_a_query_node_killed_mid_query_within_its_timeout(tiny_model
 
 
 def test_an_endpoint_dying_mid_query_fails_the_query_and_the_node_keeps_serving(tiny_models, ros_node, start_node):
-    server = ChatServer(TransformersBackend(str(tiny_models / 'qwen2-vl'), device='cpu', max_new_tokens=8),
-                        slow_s=1.0)
+    server = ChatServer(TransformersBackend(str(tiny_models / 'qwen2-vl'), device='cpu', max_new_tokens=8), slow_s=1.0)
     try:
         publisher = publish_snapshot(ros_node)  # noqa: F841
-        start_node('query_node', {'backend': 'openai', 'base_url': server.base_url, 'model': 'tiny',
-                                  'request_timeout_s': 10.0, 'retries': 1, 'query_timeout_s': 30.0})
+        start_node(
+            'query_node',
+            {
+                'backend': 'openai',
+                'base_url': server.base_url,
+                'model': 'tiny',
+                'request_timeout_s': 10.0,
+                'retries': 1,
+                'query_timeout_s': 30.0,
+            },
+        )
         ask = asker(ros_node)
         ready(ask)
         server.mode = 'die'
@@ -244,8 +292,12 @@ def test_an_endpoint_dying_mid_query_fails_the_query_and_the_node_keeps_serving(
 
 def test_a_node_restarted_while_the_others_run_rejoins_the_graph(scene, tiny_models, ros_node, start_node):
     params = {'instance_period_s': 1.0, 'diagnostics_period_s': 0.5}
-    query_params = {'backend': 'transformers', 'model': str(tiny_models / 'qwen2-vl'), 'device': 'cpu',
-                    'max_new_tokens': 8}
+    query_params = {
+        'backend': 'transformers',
+        'model': str(tiny_models / 'qwen2-vl'),
+        'device': 'cpu',
+        'max_new_tokens': 8,
+    }
     mapping = start_node('mapping_node', params)
     query = start_node('query_node', query_params)
     start_node('player', {'data_dir': str(scene), 'loop': True, 'rate_hz': 15.0, 'wait_for_subscribers': 1})
@@ -253,18 +305,25 @@ def test_a_node_restarted_while_the_others_run_rejoins_the_graph(scene, tiny_mod
     listed = lambda: (r := ask(task='objects')).success and len(r.object_ids) >= 1 and r  # noqa: E731
     wait_for(listed, 120, 'instances at the query node')
 
-    query.process.kill()                                   # the query node dies and is started again
+    query.process.kill()  # the query node dies and is started again
     query.process.wait(10)
     start_node('query_node', query_params)
     wait_for(listed, 60, 'the restarted query node answering from the latched snapshot')
     assert ask(task='qa', question='Where is the table?').success
 
     before = ask(task='objects').map_stamp
-    mapping.process.kill()                                 # the mapping node dies and is started again
+    mapping.process.kill()  # the mapping node dies and is started again
     mapping.process.wait(10)
     start_node('mapping_node', params)
     reset = ros_node.create_client(Trigger, 'mapping_node/reset_map')
     assert call_service(ros_node, reset, Trigger.Request(), timeout_s=60).success, 'the new mapping node serves'
-    newer = lambda: (r := ask(task='objects')).success and len(r.object_ids) >= 1 and (  # noqa: E731
-        (r.map_stamp.sec, r.map_stamp.nanosec) > (before.sec, before.nanosec))
-    wait_for(newer, 120, 'the query node answering from the restarted mapping node\'s map')
+
+    def newer():
+        r = ask(task='objects')
+        return (
+            r.success
+            and len(r.object_ids) >= 1
+            and (r.map_stamp.sec, r.map_stamp.nanosec) > (before.sec, before.nanosec)
+        )
+
+    wait_for(newer, 120, "the query node answering from the restarted mapping node's map")

@@ -11,22 +11,31 @@ import numpy as np
 import pytest
 from conftest import call_service, child_pids, wait_for
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from gpt4scene_ros.ros.qos import LATCHED
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
+from gpt4scene_ros.io.messages import image_array
+from gpt4scene_ros.msg import ObjectInstanceArray, SceneSnapshot
 from gpt4scene_ros.objects.evaluation import load_truth, match_instances
+from gpt4scene_ros.ros.conversions.scene import instance_from_msg, snapshot_from_msg
+from gpt4scene_ros.ros.qos import LATCHED
 from gpt4scene_ros.sim.scene import SyntheticSceneConfig
 from gpt4scene_ros.sim.writer import write_sequence
-from gpt4scene_ros.msg import ObjectInstanceArray, SceneSnapshot
-from gpt4scene_ros.io.messages import image_array
-from gpt4scene_ros.ros.conversions.scene import instance_from_msg, snapshot_from_msg
 from gpt4scene_ros.srv import FilePath, SceneQuery
-EVERY_MARKER_ARRAY = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE,
-                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
-PARAMS = {'input_qos': 'reliable', 'input_history_depth': 1000, 'frame_queue_size': 1000, 'instance_period_s': 1.0,
-          'bev_period_s': 0.5, 'diagnostics_period_s': 0.5, 'num_keyframes': 6}
+
+EVERY_MARKER_ARRAY = QoSProfile(
+    depth=50, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+PARAMS = {
+    'input_qos': 'reliable',
+    'input_history_depth': 1000,
+    'frame_queue_size': 1000,
+    'instance_period_s': 1.0,
+    'bev_period_s': 0.5,
+    'diagnostics_period_s': 0.5,
+    'num_keyframes': 6,
+}
 
 
 class Latest:
@@ -36,11 +45,12 @@ class Latest:
         self.lock = threading.Lock()
         self.latest = {}
         self.marker_arrays = []
-        for key, msg_type, topic, qos in (('objects', ObjectInstanceArray, 'mapping_node/objects', LATCHED),
-                                          ('markers', MarkerArray, 'mapping_node/object_markers',
-                                           EVERY_MARKER_ARRAY),
-                                          ('bev_marked', Image, 'mapping_node/bev_marked', LATCHED),
-                                          ('snapshot', SceneSnapshot, 'mapping_node/scene_snapshot', LATCHED)):
+        for key, msg_type, topic, qos in (
+            ('objects', ObjectInstanceArray, 'mapping_node/objects', LATCHED),
+            ('markers', MarkerArray, 'mapping_node/object_markers', EVERY_MARKER_ARRAY),
+            ('bev_marked', Image, 'mapping_node/bev_marked', LATCHED),
+            ('snapshot', SceneSnapshot, 'mapping_node/scene_snapshot', LATCHED),
+        ):
             node.create_subscription(msg_type, topic, lambda msg, key=key: self._store(key, msg), qos)
 
     def _store(self, key, msg):
@@ -65,8 +75,9 @@ def test_instances_markers_snapshot_and_ids_across_save_reset_load(scene, tmp_pa
     latest = Latest(ros_node)
     mapping = start_node('mapping_node', {**PARAMS, 'map_directory': str(tmp_path / 'maps')})
     start_node('query_node')
-    player = start_node('player', {'data_dir': str(scene), 'playback_mode': 'as_fast_as_possible',
-                                   'wait_for_subscribers': 1})
+    player = start_node(
+        'player', {'data_dir': str(scene), 'playback_mode': 'as_fast_as_possible', 'wait_for_subscribers': 1}
+    )
     assert player.wait(180) == 0, player.output
 
     # Keyframe candidates are segmented a few per update, while instances update every second: wait until
@@ -86,8 +97,11 @@ def test_instances_markers_snapshot_and_ids_across_save_reset_load(scene, tmp_pa
 
     def state():
         msg = latest.get('snapshot')
-        return f'snapshot {len(msg.keyframes) if msg else None} keyframes, {len(msg.instances) if msg else None} ' \
+        return (
+            f'snapshot {len(msg.keyframes) if msg else None} keyframes, {len(msg.instances) if msg else None} '
             f'instances; objects {len(latest.get("objects").instances) if latest.get("objects") else None}'
+        )
+
     snapshot, objects, markers = wait_for(settled, 90, 'a settled snapshot', details=state)
     ids = sorted(i.id for i in objects.instances)
     assert objects.header.frame_id == 'odom' and len(set(ids)) == len(ids) and min(ids) >= 1
@@ -100,8 +114,7 @@ def test_instances_markers_snapshot_and_ids_across_save_reset_load(scene, tmp_pa
 
     labels = {m.id: m.text for m in markers.markers if m.ns == 'gpt4scene_object_labels' and m.action == Marker.ADD}
     assert set(labels) == set(ids) and all(labels[i].startswith(f'<OBJ{i:03d}>') for i in ids)
-    assert all(m.type == Marker.CUBE for m in markers.markers
-               if m.ns == 'gpt4scene_objects' and m.action == Marker.ADD)
+    assert all(m.type == Marker.CUBE for m in markers.markers if m.ns == 'gpt4scene_objects' and m.action == Marker.ADD)
 
     info = latest.get('snapshot').bev_info
     assert snapshot.bev.image.shape[:2] == (info.height, info.width)
@@ -116,8 +129,11 @@ def test_instances_markers_snapshot_and_ids_across_save_reset_load(scene, tmp_pa
     assert bev_marked.shape == snapshot.bev.image.shape and not np.array_equal(bev_marked, snapshot.bev.image)
 
     query = ros_node.create_client(SceneQuery, 'query_node/scene_query')
-    response = wait_for(lambda: (r := call_service(ros_node, query, SceneQuery.Request(task='objects')))
-                        .object_ids.tolist() and r, 30, 'task=objects listing instances')
+    response = wait_for(
+        lambda: (r := call_service(ros_node, query, SceneQuery.Request(task='objects'))).object_ids.tolist() and r,
+        30,
+        'task=objects listing instances',
+    )
     assert response.success and len(set(response.object_ids) & set(ids)) >= 0.8 * len(ids)
     assert f'<OBJ{ids[0]:03d}>' in response.answer
 
@@ -131,14 +147,24 @@ def test_instances_markers_snapshot_and_ids_across_save_reset_load(scene, tmp_pa
     wait_for(lambda: (m := latest.get('objects')) is not None and len(m.instances) == 0, 30, 'no instances after reset')
 
     def deleted():  # the marker array arrives on its own topic, maybe after the empty objects message
-        return {m.id for array in latest.marker_arrays for m in array.markers
-                if m.action == Marker.DELETE and m.ns == 'gpt4scene_objects'}
-    wait_for(lambda: set(ids) <= deleted(), 15, 'every instance DELETEd in RViz',
-             details=lambda: f'not deleted: {sorted(set(ids) - deleted())}')
+        return {
+            m.id
+            for array in latest.marker_arrays
+            for m in array.markers
+            if m.action == Marker.DELETE and m.ns == 'gpt4scene_objects'
+        }
+
+    wait_for(
+        lambda: set(ids) <= deleted(),
+        15,
+        'every instance DELETEd in RViz',
+        details=lambda: f'not deleted: {sorted(set(ids) - deleted())}',
+    )
     loaded = call_service(ros_node, load, FilePath.Request(file_path=path))
     assert loaded.success and 'instances' in loaded.message, loaded.message
-    restored = wait_for(lambda: (m := latest.get('objects')) is not None and len(m.instances) >= 6 and m, 30,
-                        'instances after load')
+    restored = wait_for(
+        lambda: (m := latest.get('objects')) is not None and len(m.instances) >= 6 and m, 30, 'instances after load'
+    )
     again = sorted(i.id for i in restored.instances)
     assert len(set(again) & set(ids)) >= 0.8 * len(ids), f'IDs before {ids}, after load {again}'
     # Updates between the snapshot above and the save can mint a few more IDs (CI saw 4 on a slow machine).
@@ -149,9 +175,17 @@ def test_instances_markers_snapshot_and_ids_across_save_reset_load(scene, tmp_pa
     workers = child_pids(mapping.process.pid)
     assert len(workers) == 1, f'one object-layer process expected, found {workers}'
     os.kill(workers[0], signal.SIGKILL)
-    reborn = wait_for(lambda: (m := latest.get('objects')) is not None and m.instances and
-                      min(i.id for i in m.instances) > max(again) and m, 60, 'instances from a new object layer',
-                      details=lambda: mapping.output[-2000:])
+    reborn = wait_for(
+        lambda: (
+            (m := latest.get('objects')) is not None
+            and m.instances
+            and min(i.id for i in m.instances) > max(again)
+            and m
+        ),
+        60,
+        'instances from a new object layer',
+        details=lambda: mapping.output[-2000:],
+    )
     assert mapping.process.poll() is None and 'restarting the object layer' in mapping.output
     # Without the colour votes of the lost keyframe candidates (the player has stopped) fewer objects split.
     assert len(reborn.instances) >= 0.5 * len(again)

@@ -13,26 +13,33 @@ import pytest
 from conftest import call_service, wait_for
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import MapMetaData, Odometry
-from gpt4scene_ros.ros.qos import LATCHED, reliable
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker
 
-from gpt4scene_ros.io.open import open_sequence
-from gpt4scene_ros.sim.scene import SyntheticSceneConfig
-from gpt4scene_ros.sim.writer import write_sequence
 from gpt4scene_ros.common.transforms import R_BASE_OPTICAL, invert_transform, make_transform
 from gpt4scene_ros.io.messages import image_array
+from gpt4scene_ros.io.open import open_sequence
 from gpt4scene_ros.ros.conversions.camera_info import intrinsics_to_camera_info
 from gpt4scene_ros.ros.conversions.geometry import transform_to_pose
 from gpt4scene_ros.ros.conversions.images import numpy_to_image
 from gpt4scene_ros.ros.conversions.point_cloud import point_cloud_from_msg
 from gpt4scene_ros.ros.conversions.time import time_to_msg
+from gpt4scene_ros.ros.qos import LATCHED, reliable
+from gpt4scene_ros.sim.scene import SyntheticSceneConfig
+from gpt4scene_ros.sim.writer import write_sequence
 from gpt4scene_ros.srv import FilePath
 
 RELIABLE = reliable(50)
-MAPPING_PARAMS = {'input_qos': 'reliable', 'input_history_depth': 1000, 'frame_queue_size': 1000,
-                  'bev_period_s': 0.5, 'cloud_period_s': 0.5, 'mesh_period_s': 1.0, 'diagnostics_period_s': 0.2}
+MAPPING_PARAMS = {
+    'input_qos': 'reliable',
+    'input_history_depth': 1000,
+    'frame_queue_size': 1000,
+    'bev_period_s': 0.5,
+    'cloud_period_s': 0.5,
+    'mesh_period_s': 1.0,
+    'diagnostics_period_s': 0.2,
+}
 T_OPTICAL_BASE = invert_transform(make_transform(R_BASE_OPTICAL, np.zeros(3)))
 
 
@@ -43,10 +50,13 @@ class MapOutputs:
         self.lock = threading.Lock()
         self.latest = {}
         self.arrived = {}
-        for key, msg_type, topic in (('bev', Image, 'mapping_node/bev'), ('bev_info', MapMetaData,
-                                     'mapping_node/bev_info'), ('cloud', PointCloud2, 'mapping_node/map_cloud'),
-                                     ('mesh', Marker, 'mapping_node/mesh'), ('diagnostics', DiagnosticArray,
-                                     '/diagnostics')):
+        for key, msg_type, topic in (
+            ('bev', Image, 'mapping_node/bev'),
+            ('bev_info', MapMetaData, 'mapping_node/bev_info'),
+            ('cloud', PointCloud2, 'mapping_node/map_cloud'),
+            ('mesh', Marker, 'mapping_node/mesh'),
+            ('diagnostics', DiagnosticArray, '/diagnostics'),
+        ):
             qos = 10 if key == 'diagnostics' else LATCHED
             node.create_subscription(msg_type, topic, lambda msg, key=key: self._store(key, msg), qos)
 
@@ -88,16 +98,20 @@ def test_fuses_a_played_synthetic_scene_and_serves_save_reset_load(scene, tmp_pa
     outputs = MapOutputs(ros_node)
     maps = tmp_path / 'maps'
     start_node('mapping_node', {**MAPPING_PARAMS, 'voxel_size_m': 0.04, 'map_directory': str(maps)})
-    player = start_node('player', {'data_dir': str(scene), 'playback_mode': 'as_fast_as_possible',
-                                   'wait_for_subscribers': 1})
+    player = start_node(
+        'player', {'data_dir': str(scene), 'playback_mode': 'as_fast_as_possible', 'wait_for_subscribers': 1}
+    )
     assert player.wait(120) == 0, player.output
-    wait_for(lambda: outputs.counter('frames_integrated') == 40, 60, '40 frames integrated',
-             details=outputs.counters)
+    wait_for(lambda: outputs.counter('frames_integrated') == 40, 60, '40 frames integrated', details=outputs.counters)
     assert outputs.counter('dropped_queue_full') == 0
 
     truth = json.loads((scene / 'instances.json').read_text())
-    wait_for(lambda: (m := outputs.get('cloud')) is not None and m.width > 1000, 30, 'a map cloud',
-             details=lambda: f"cloud {getattr(outputs.get('cloud'), 'width', None)}; {outputs.counters()}")
+    wait_for(
+        lambda: (m := outputs.get('cloud')) is not None and m.width > 1000,
+        30,
+        'a map cloud',
+        details=lambda: f'cloud {getattr(outputs.get("cloud"), "width", None)}; {outputs.counters()}',
+    )
     points, colors = point_cloud_from_msg(outputs.get('cloud'))
     low, high = np.array(truth['room']['min']), np.array(truth['room']['max'])
     inside = np.all((points > low - 0.1) & (points < high + 0.1), axis=1)
@@ -114,7 +128,7 @@ def test_fuses_a_played_synthetic_scene_and_serves_save_reset_load(scene, tmp_pa
     # The table top's centre, seen from above, has the table's colour.
     col = int((table['center'][0] - info.origin.position.x) / info.resolution)
     row = int(info.height - (table['center'][1] - info.origin.position.y) / info.resolution)
-    patch = bev[row - 2:row + 3, col - 2:col + 3].reshape(-1, 3).astype(float)
+    patch = bev[row - 2 : row + 3, col - 2 : col + 3].reshape(-1, 3).astype(float)
     assert np.linalg.norm(np.median(patch, axis=0) - np.array(table['color_rgb'])) < 60
     wait_for(lambda: outputs.get('mesh') is not None and len(outputs.get('mesh').points) > 300, 30, 'a mesh')
     assert len(outputs.get('mesh').points) % 3 == 0
@@ -127,8 +141,11 @@ def test_fuses_a_played_synthetic_scene_and_serves_save_reset_load(scene, tmp_pa
     saved = call_service(ros_node, save, FilePath.Request(file_path='kitchen.map'))
     assert saved.success, saved.message
     assert (maps / 'kitchen.map').is_file() and (maps.stat().st_mode & 0o777) == 0o700
-    for outside, words in (('/etc/passwd', 'absolute'), ('../kitchen.map', '..'),
-                           ('/proc/no/such/dir/map', 'absolute')):
+    for outside, words in (
+        ('/etc/passwd', 'absolute'),
+        ('../kitchen.map', '..'),
+        ('/proc/no/such/dir/map', 'absolute'),
+    ):
         refused = call_service(ros_node, save, FilePath.Request(file_path=outside))
         assert not refused.success and 'refused' in refused.message and words in refused.message, refused.message
     assert call_service(ros_node, reset, Trigger.Request()).success
@@ -148,9 +165,15 @@ class FramePublisher:
     def __init__(self, node, scene_dir: Path):
         self.node = node
         self.sequence = open_sequence(scene_dir)
-        self.pubs = {name: node.create_publisher(msg_type, topic, RELIABLE) for name, msg_type, topic in (
-            ('color', Image, 'camera/color/image_raw'), ('depth', Image, 'camera/depth/image_raw'),
-            ('info', CameraInfo, 'camera/color/camera_info'), ('odom', Odometry, 'odom'))}
+        self.pubs = {
+            name: node.create_publisher(msg_type, topic, RELIABLE)
+            for name, msg_type, topic in (
+                ('color', Image, 'camera/color/image_raw'),
+                ('depth', Image, 'camera/depth/image_raw'),
+                ('info', CameraInfo, 'camera/color/camera_info'),
+                ('odom', Odometry, 'odom'),
+            )
+        }
 
     def wait_for_mapper(self):
         wait_for(lambda: all(p.get_subscription_count() for p in self.pubs.values()), 20, 'the mapping node')
@@ -164,8 +187,9 @@ class FramePublisher:
         msg.pose.pose = transform_to_pose(T_odom_base)
         return msg
 
-    def publish(self, stamp_s, position=0, color=None, depth=None, depth_encoding='32FC1', info=None, odom=True,
-                odom_msg=None):
+    def publish(
+        self, stamp_s, position=0, color=None, depth=None, depth_encoding='32FC1', info=None, odom=True, odom_msg=None
+    ):
         frame = self.sequence.load(position)
         stamp = time_to_msg(stamp_s)
         if odom:
@@ -173,10 +197,14 @@ class FramePublisher:
         color = frame.color if color is None else color
         depth = frame.depth_m.astype(np.float32) if depth is None else depth
         self.pubs['color'].publish(numpy_to_image(color, 'rgb8', stamp, 'camera_color_optical_frame'))
-        self.pubs['depth'].publish(depth if isinstance(depth, Image) else
-                                   numpy_to_image(depth, depth_encoding, stamp, 'camera_color_optical_frame'))
-        self.pubs['info'].publish(info or intrinsics_to_camera_info(self.sequence.intrinsics, stamp,
-                                                                    'camera_color_optical_frame'))
+        self.pubs['depth'].publish(
+            depth
+            if isinstance(depth, Image)
+            else numpy_to_image(depth, depth_encoding, stamp, 'camera_color_optical_frame')
+        )
+        self.pubs['info'].publish(
+            info or intrinsics_to_camera_info(self.sequence.intrinsics, stamp, 'camera_color_optical_frame')
+        )
 
 
 @pytest.fixture
@@ -195,15 +223,18 @@ def _expect(outputs, counter, value, blocks_before):
     assert outputs.counter('map_blocks') == blocks_before, 'bad input changed the map'
 
 
-@pytest.mark.parametrize('problem, counter', [
-    ('all_zero_depth', 'dropped_no_valid_depth'),
-    ('size_mismatch', 'dropped_bad_input'),
-    ('unknown_encoding', 'dropped_bad_input'),
-    ('zero_camera_matrix', 'dropped_bad_input'),
-    ('odometry_nan', 'odometry_rejected'),
-    ('odometry_non_unit_quaternion', 'odometry_rejected'),
-    ('no_odometry_near_the_frame', 'dropped_odometry_gap'),
-])
+@pytest.mark.parametrize(
+    'problem, counter',
+    [
+        ('all_zero_depth', 'dropped_no_valid_depth'),
+        ('size_mismatch', 'dropped_bad_input'),
+        ('unknown_encoding', 'dropped_bad_input'),
+        ('zero_camera_matrix', 'dropped_bad_input'),
+        ('odometry_nan', 'odometry_rejected'),
+        ('odometry_non_unit_quaternion', 'odometry_rejected'),
+        ('no_odometry_near_the_frame', 'dropped_odometry_gap'),
+    ],
+)
 def test_bad_input_is_dropped_counted_and_leaves_the_map_untouched(mapper, problem, counter):
     frames, outputs = mapper
     wait_for(lambda: outputs.counter('map_blocks') > 0, 10, 'diagnostics of the first frame')
@@ -219,8 +250,12 @@ def test_bad_input_is_dropped_counted_and_leaves_the_map_untouched(mapper, probl
         bad.encoding = 'yuv422'
         frames.publish(stamp, depth=bad)
     elif problem == 'zero_camera_matrix':
-        frames.publish(stamp, info=CameraInfo(header=frames.odometry(stamp).header, width=frame.depth_m.shape[1],
-                                              height=frame.depth_m.shape[0]))
+        frames.publish(
+            stamp,
+            info=CameraInfo(
+                header=frames.odometry(stamp).header, width=frame.depth_m.shape[1], height=frame.depth_m.shape[0]
+            ),
+        )
     elif problem.startswith('odometry_'):
         msg = frames.odometry(stamp)
         if problem == 'odometry_nan':
@@ -253,23 +288,35 @@ def test_time_jumping_backwards_resets_buffers_and_keeps_mapping(mapper):
     wait_for(lambda: outputs.counter('frames_integrated') == 2, 20, 'a second frame')
     blocks = outputs.counter('map_blocks')
     frames.publish(5.0, position=1)  # a bag loop: time jumps back by 145 s
-    wait_for(lambda: outputs.counter('image_time_jumps') == 1 and outputs.counter('odometry_time_jumps') == 1,
-             20, 'both time jumps counted')
+    wait_for(
+        lambda: outputs.counter('image_time_jumps') == 1 and outputs.counter('odometry_time_jumps') == 1,
+        20,
+        'both time jumps counted',
+    )
     wait_for(lambda: outputs.counter('frames_integrated') == 3, 20, 'mapping after the jump')
     assert outputs.counter('map_blocks') == blocks  # the same view again adds nothing
 
 
-def test_fuses_the_real_kitchen_played_over_dds_and_publishes_a_recognisable_bev(kitchen_dir, ros_node,
-                                                                                 start_node, tmp_path):
+def test_fuses_the_real_kitchen_played_over_dds_and_publishes_a_recognisable_bev(
+    kitchen_dir, ros_node, start_node, tmp_path
+):
     outputs = MapOutputs(ros_node)
     start_node('mapping_node', {**MAPPING_PARAMS, 'bev_period_s': 2.0})
     # 400 of the 1000 frames keep CI time bounded when DDS delivery is slow on a busy 2-core machine;
     # bench/mapping.py and `gpt4scene-process` cover all 1000.
-    player = start_node('player', {'data_dir': str(kitchen_dir), 'playback_mode': 'as_fast_as_possible',
-                                   'wait_for_subscribers': 1, 'max_frames': 400})
+    player = start_node(
+        'player',
+        {
+            'data_dir': str(kitchen_dir),
+            'playback_mode': 'as_fast_as_possible',
+            'wait_for_subscribers': 1,
+            'max_frames': 400,
+        },
+    )
     assert player.wait(400) == 0, player.output
-    wait_for(lambda: outputs.counter('frames_integrated') == 400, 300, '400 frames integrated',
-             details=outputs.counters)
+    wait_for(
+        lambda: outputs.counter('frames_integrated') == 400, 300, '400 frames integrated', details=outputs.counters
+    )
     wait_for(lambda: outputs.get('bev') is not None, 30, 'the BEV')
     bev = image_array(outputs.get('bev'))
     png = Path(__file__).resolve().parents[2] / 'out' / 'test_kitchen_bev.png'

@@ -12,20 +12,24 @@ import pytest
 from conftest import call_service, wait_for
 from geometry_msgs.msg import TransformStamped
 from nav_msgs.msg import Odometry
-from gpt4scene_ros.ros.qos import LATCHED, reliable
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
-from gpt4scene_ros.io.bags import BagTopics
-from gpt4scene_ros.sim.scene import SyntheticSceneConfig
-from gpt4scene_ros.sim.writer import write_sequence
 from gpt4scene_ros.common.transforms import R_BASE_OPTICAL, make_transform
+from gpt4scene_ros.io.bags import BagTopics
 from gpt4scene_ros.io.messages import image_array
 from gpt4scene_ros.ros.conversions.geometry import pose_to_transform, transform_from_msg
 from gpt4scene_ros.ros.conversions.time import time_from_msg
+from gpt4scene_ros.ros.qos import LATCHED, reliable
+from gpt4scene_ros.sim.scene import SyntheticSceneConfig
+from gpt4scene_ros.sim.writer import write_sequence
 
-TOPICS = {'color': ('camera/color/image_raw', Image), 'depth': ('camera/depth/image_raw', Image),
-          'info': ('camera/color/camera_info', CameraInfo), 'odom': ('odom', Odometry)}
+TOPICS = {
+    'color': ('camera/color/image_raw', Image),
+    'depth': ('camera/depth/image_raw', Image),
+    'info': ('camera/color/camera_info', CameraInfo),
+    'odom': ('odom', Odometry),
+}
 
 
 class Recorder:
@@ -69,8 +73,15 @@ def sequence_copy(small_scene, tmp_path):
 
 def test_plays_50_real_frames_with_matching_stamps_and_depth(kitchen_dir, ros_node, start_node):
     recorder = Recorder(ros_node)
-    player = start_node('player', {'data_dir': str(kitchen_dir), 'max_frames': 50,
-                                   'playback_mode': 'as_fast_as_possible', 'wait_for_subscribers': 1})
+    player = start_node(
+        'player',
+        {
+            'data_dir': str(kitchen_dir),
+            'max_frames': 50,
+            'playback_mode': 'as_fast_as_possible',
+            'wait_for_subscribers': 1,
+        },
+    )
     assert player.wait(120) == 0, player.output
     wait_for(lambda: recorder.all_counts_at_least(50), 20, '50 messages on every topic')
     assert {k: len(v) for k, v in recorder.messages.items()} == {k: 50 for k in TOPICS}
@@ -105,8 +116,16 @@ def test_plays_50_real_frames_with_matching_stamps_and_depth(kitchen_dir, ros_no
 
 def test_stepped_mode_publishes_one_frame_per_call_and_32fc1_depth(small_scene, ros_node, start_node):
     recorder = Recorder(ros_node)
-    start_node('player', {'data_dir': str(small_scene), 'max_frames': 3, 'playback_mode': 'stepped',
-                          'depth_encoding': '32FC1', 'gravity_alignment': 'none'})
+    start_node(
+        'player',
+        {
+            'data_dir': str(small_scene),
+            'max_frames': 3,
+            'playback_mode': 'stepped',
+            'depth_encoding': '32FC1',
+            'gravity_alignment': 'none',
+        },
+    )
     client = ros_node.create_client(Trigger, 'player/step')
     for expected in (1, 2, 3):
         response = call_service(ros_node, client, Trigger.Request())
@@ -125,16 +144,20 @@ def test_loop_keeps_stamps_increasing(sequence_copy, ros_node, start_node):
     for suffix in ('color.jpg', 'depth.png', 'pose.txt', 'instance.png'):
         (data / f'frame-000003.{suffix}').unlink()  # three frames per loop
     recorder = Recorder(ros_node)
-    start_node('player', {'data_dir': str(data), 'loop': True, 'rate_hz': 60.0, 'gravity_alignment': 'none',
-                          'wait_for_subscribers': 1})
+    start_node(
+        'player',
+        {'data_dir': str(data), 'loop': True, 'rate_hz': 60.0, 'gravity_alignment': 'none', 'wait_for_subscribers': 1},
+    )
     wait_for(lambda: recorder.all_counts_at_least(8), 20, '8 frames over more than two loops')
     stamps = [time_from_msg(m.header.stamp) for m in recorder.messages['color'][:8]]
     assert np.all(np.diff(stamps) > 0), stamps
     np.testing.assert_allclose(np.diff(stamps), 1.0 / 60.0, atol=1e-6)
 
 
-@pytest.mark.parametrize('problem', ['missing_folder', 'file_not_folder', 'empty_folder', 'malformed_intrinsics',
-                                     'empty_data_dir', 'bad_parameter'])
+@pytest.mark.parametrize(
+    'problem',
+    ['missing_folder', 'file_not_folder', 'empty_folder', 'malformed_intrinsics', 'empty_data_dir', 'bad_parameter'],
+)
 def test_unplayable_input_exits_with_code_2_and_a_clear_error(problem, sequence_copy, tmp_path, start_node):
     params = {'gravity_alignment': 'none'}
     if problem == 'missing_folder':
@@ -156,9 +179,14 @@ def test_unplayable_input_exits_with_code_2_and_a_clear_error(problem, sequence_
     player = start_node('player', params)
     assert player.wait(30) == 2, player.output
     assert 'FATAL' in player.output
-    expected = {'missing_folder': 'nowhere', 'file_not_folder': 'file.txt', 'empty_folder': 'empty',
-                'malformed_intrinsics': 'intrinsics', 'empty_data_dir': 'data_dir',
-                'bad_parameter': 'playback_mode'}[problem]
+    expected = {
+        'missing_folder': 'nowhere',
+        'file_not_folder': 'file.txt',
+        'empty_folder': 'empty',
+        'malformed_intrinsics': 'intrinsics',
+        'empty_data_dir': 'data_dir',
+        'bad_parameter': 'playback_mode',
+    }[problem]
     assert expected in player.output
 
 
@@ -179,8 +207,15 @@ def test_bad_frame_is_skipped_with_a_warning(problem, sequence_copy, ros_node, s
         pose[:3, :3] *= 1.5
         np.savetxt(data / f'{broken}.pose.txt', pose)
     recorder = Recorder(ros_node)
-    player = start_node('player', {'data_dir': str(data), 'playback_mode': 'as_fast_as_possible',
-                                   'gravity_alignment': 'none', 'wait_for_subscribers': 1})
+    player = start_node(
+        'player',
+        {
+            'data_dir': str(data),
+            'playback_mode': 'as_fast_as_possible',
+            'gravity_alignment': 'none',
+            'wait_for_subscribers': 1,
+        },
+    )
     assert player.wait(60) == 0, player.output
     wait_for(lambda: recorder.all_counts_at_least(3), 10, 'the three good frames')
     assert 'WARN' in player.output and broken in player.output
@@ -190,35 +225,56 @@ def test_bad_frame_is_skipped_with_a_warning(problem, sequence_copy, ros_node, s
 
 def test_a_bag_plays_with_its_recorded_stamps_and_clock_and_fuses(tmp_path, ros_node, start_node):
     from rosgraph_msgs.msg import Clock
+    from test_mapping_node import MapOutputs
 
     from gpt4scene_ros.io.bags import BAG_EPOCH_S, write_bag
     from gpt4scene_ros.io.open import open_sequence
-    from test_mapping_node import MapOutputs
 
     scene = tmp_path / 'scene'
     write_sequence(SyntheticSceneConfig(seed=2, num_frames=20).with_resolution(160, 120), scene)
-    write_bag(open_sequence(scene), tmp_path / 'bag', storage='mcap',
-              topics=BagTopics(color='/rs/color/image_raw', depth='/rs/aligned_depth_to_color/image_raw',
-                               camera_info='/rs/color/camera_info', odometry='/robot/odom'))
+    write_bag(
+        open_sequence(scene),
+        tmp_path / 'bag',
+        storage='mcap',
+        topics=BagTopics(
+            color='/rs/color/image_raw',
+            depth='/rs/aligned_depth_to_color/image_raw',
+            camera_info='/rs/color/camera_info',
+            odometry='/robot/odom',
+        ),
+    )
     recorder = Recorder(ros_node)
     clock = []
     ros_node.create_subscription(Clock, '/clock', clock.append, 50)
     outputs = MapOutputs(ros_node)
     start_node('mapping_node', {'input_qos': 'reliable', 'frame_queue_size': 100, 'instances_enabled': False})
-    player = start_node('player', {'data_dir': str(tmp_path / 'bag'), 'playback_mode': 'as_fast_as_possible',
-                                   'wait_for_subscribers': 2, 'stamps': 'recorded', 'publish_clock': True,
-                                   'color_topic': '/rs/color/image_raw',
-                                   'depth_topic': '/rs/aligned_depth_to_color/image_raw',
-                                   'camera_info_topic': '/rs/color/camera_info', 'odometry_topic': '/robot/odom'})
+    player = start_node(
+        'player',
+        {
+            'data_dir': str(tmp_path / 'bag'),
+            'playback_mode': 'as_fast_as_possible',
+            'wait_for_subscribers': 2,
+            'stamps': 'recorded',
+            'publish_clock': True,
+            'color_topic': '/rs/color/image_raw',
+            'depth_topic': '/rs/aligned_depth_to_color/image_raw',
+            'camera_info_topic': '/rs/color/camera_info',
+            'odometry_topic': '/robot/odom',
+        },
+    )
     assert player.wait(120) == 0, player.output
     assert 'rosbag2 sequence' in player.output
     wait_for(lambda: recorder.all_counts_at_least(20), 20, '20 messages on every topic')
     stamps = [time_from_msg(m.header.stamp) for m in recorder.messages['color']]
-    np.testing.assert_allclose(stamps, BAG_EPOCH_S + np.arange(20) / 30.0, atol=1e-6)   # the recorded stamps
+    np.testing.assert_allclose(stamps, BAG_EPOCH_S + np.arange(20) / 30.0, atol=1e-6)  # the recorded stamps
     wait_for(lambda: len(clock) >= 20, 10, '/clock at every frame')
     assert [time_from_msg(c.clock) for c in clock[-20:]] == pytest.approx(stamps, abs=1e-6)
-    wait_for(lambda: outputs.counter('frames_integrated') == 20, 60, 'every frame of the bag integrated',
-             details=outputs.counters)
+    wait_for(
+        lambda: outputs.counter('frames_integrated') == 20,
+        60,
+        'every frame of the bag integrated',
+        details=outputs.counters,
+    )
 
 
 def test_a_missing_bag_or_a_bag_without_the_topic_stops_the_player_with_exit_2(tmp_path, start_node, small_scene):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import call_service, wait_for
 from geometry_msgs.msg import Point, Pose, Vector3
-from gpt4scene_ros.ros.qos import LATCHED
 
 from gpt4scene_ros.msg import ObjectInstance, SceneSnapshot
+from gpt4scene_ros.ros.qos import LATCHED
 from gpt4scene_ros.srv import SceneQuery
 
 Response = SceneQuery.Response
@@ -21,6 +21,7 @@ def query(ros_node, start_node):
 
     def ask(**fields):
         return call_service(ros_node, client, SceneQuery.Request(**fields))
+
     return ask
 
 
@@ -37,8 +38,15 @@ def publish_instances(node, instances, stamp_sec=42):
 def instance(id_, label, x):
     pose = Pose(position=Point(x=x, y=0.5, z=0.75))
     pose.orientation.w = 1.0
-    return ObjectInstance(id=id_, label=label, confidence=0.9, pose=pose, size=Vector3(x=0.1, y=0.1, z=0.12),
-                          num_points=300, keyframe_ids=[1, 4])
+    return ObjectInstance(
+        id=id_,
+        label=label,
+        confidence=0.9,
+        pose=pose,
+        size=Vector3(x=0.1, y=0.1, z=0.12),
+        num_points=300,
+        keyframe_ids=[1, 4],
+    )
 
 
 def test_objects_on_an_empty_map(query):
@@ -67,18 +75,28 @@ def test_objects_returns_the_published_instances_with_boxes(query, ros_node):
     assert '99' in unknown.message
 
 
-@pytest.mark.parametrize('fields, code, words', [
-    ({'task': 'fly'}, Response.ERROR_INVALID_REQUEST, 'unknown task'),
-    ({'task': ''}, Response.ERROR_INVALID_REQUEST, 'unknown task'),
-    ({'task': 'qa', 'question': ''}, Response.ERROR_INVALID_REQUEST, 'non-empty question'),
-    ({'task': 'qa', 'question': 'x' * 10_000_000}, Response.ERROR_INVALID_REQUEST, 'max_question_chars'),
-    ({'task': 'qa', 'question': 'Where is the mug?', 'num_frames': 1000}, Response.ERROR_INVALID_REQUEST,
-     'num_frames'),
-    ({'task': 'caption', 'object_ids': [5]}, Response.ERROR_INVALID_REQUEST, 'unknown object ids'),
-    ({'task': 'caption'}, Response.ERROR_INVALID_REQUEST, 'object_ids'),
-    ({'task': 'qa', 'question': 'What is on the table?'}, Response.ERROR_NOT_IMPLEMENTED, 'parameter backend is none'),
-    ({'task': 'ground', 'question': 'the red chair'}, Response.ERROR_NOT_IMPLEMENTED, 'parameter backend is none'),
-])
+@pytest.mark.parametrize(
+    'fields, code, words',
+    [
+        ({'task': 'fly'}, Response.ERROR_INVALID_REQUEST, 'unknown task'),
+        ({'task': ''}, Response.ERROR_INVALID_REQUEST, 'unknown task'),
+        ({'task': 'qa', 'question': ''}, Response.ERROR_INVALID_REQUEST, 'non-empty question'),
+        ({'task': 'qa', 'question': 'x' * 10_000_000}, Response.ERROR_INVALID_REQUEST, 'max_question_chars'),
+        (
+            {'task': 'qa', 'question': 'Where is the mug?', 'num_frames': 1000},
+            Response.ERROR_INVALID_REQUEST,
+            'num_frames',
+        ),
+        ({'task': 'caption', 'object_ids': [5]}, Response.ERROR_INVALID_REQUEST, 'unknown object ids'),
+        ({'task': 'caption'}, Response.ERROR_INVALID_REQUEST, 'object_ids'),
+        (
+            {'task': 'qa', 'question': 'What is on the table?'},
+            Response.ERROR_NOT_IMPLEMENTED,
+            'parameter backend is none',
+        ),
+        ({'task': 'ground', 'question': 'the red chair'}, Response.ERROR_NOT_IMPLEMENTED, 'parameter backend is none'),
+    ],
+)
 def test_bad_or_unbuilt_requests_fail_cleanly_and_the_node_keeps_serving(query, fields, code, words):
     response = query(**fields)
     assert not response.success

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT, call_service, executable, wait_for
+
 from gpt4scene_ros.ros.qos import LATCHED
 
 sys.path.insert(0, str(REPO_ROOT / 'test'))
@@ -17,19 +18,22 @@ from chat_server import ChatServer  # noqa: E402
 from scene_fixtures import make_snapshot  # noqa: E402
 from test_mapping_node import MapOutputs  # noqa: E402
 
+from gpt4scene_ros.io.messages import image_array  # noqa: E402
+from gpt4scene_ros.msg import SceneSnapshot  # noqa: E402
+from gpt4scene_ros.query.backends.local_transformers import TransformersBackend  # noqa: E402
+from gpt4scene_ros.ros.conversions.scene import snapshot_to_msg  # noqa: E402
 from gpt4scene_ros.sim.scene import SyntheticSceneConfig  # noqa: E402
 from gpt4scene_ros.sim.writer import write_sequence  # noqa: E402
-from gpt4scene_ros.query.backends.local_transformers import TransformersBackend  # noqa: E402
-from gpt4scene_ros.msg import SceneSnapshot  # noqa: E402
-from gpt4scene_ros.io.messages import image_array  # noqa: E402
-from gpt4scene_ros.ros.conversions.scene import snapshot_to_msg  # noqa: E402
 from gpt4scene_ros.srv import SceneQuery  # noqa: E402
 
 Response = SceneQuery.Response
-TASKS = [dict(task='qa', question='How many chairs are there?'),
-         dict(task='qa', question='What is in front of me?', situation='I am sitting at the table.'),
-         dict(task='ground', question='the mug'), dict(task='multi_ground', question='all tables'),
-         dict(task='caption', object_ids=[7])]
+TASKS = [
+    dict(task='qa', question='How many chairs are there?'),
+    dict(task='qa', question='What is in front of me?', situation='I am sitting at the table.'),
+    dict(task='ground', question='the mug'),
+    dict(task='multi_ground', question='all tables'),
+    dict(task='caption', object_ids=[7]),
+]
 
 
 def publish_snapshot(node):
@@ -43,6 +47,7 @@ def asker(ros_node):
 
     def ask(timeout_s=60.0, **fields):
         return call_service(ros_node, client, SceneQuery.Request(**fields), timeout_s=timeout_s, attempt_s=30.0)
+
     return ask
 
 
@@ -67,8 +72,9 @@ def tiny_query_node(tiny_models, ros_node, start_node, **params):
     """A published snapshot and a query node running the tiny Qwen2-VL, ready to answer: (node, ask, publisher);
     keep the publisher alive (the snapshot is latched)."""
     publisher = publish_snapshot(ros_node)
-    node = start_node('query_node', {'backend': 'transformers', 'model': str(tiny_models / 'qwen2-vl'),
-                                     'device': 'cpu', **params})
+    node = start_node(
+        'query_node', {'backend': 'transformers', 'model': str(tiny_models / 'qwen2-vl'), 'device': 'cpu', **params}
+    )
     ask = asker(ros_node)
     ready(ask)
     return node, ask, publisher
@@ -82,11 +88,17 @@ def test_every_task_through_the_transformers_backend(tiny_models, ros_node, star
 
 
 def test_more_queries_than_max_pending_are_refused_and_the_node_keeps_serving(tiny_models, ros_node, start_node):
-    _, ask, publisher = tiny_query_node(tiny_models, ros_node, start_node, max_new_tokens=128,  # noqa: F841
-                                        max_pending=1)
+    _, ask, publisher = tiny_query_node(
+        tiny_models,
+        ros_node,
+        start_node,
+        max_new_tokens=128,  # noqa: F841
+        max_pending=1,
+    )
     client = ros_node.create_client(SceneQuery, 'query_node/scene_query')
-    futures = [client.call_async(SceneQuery.Request(task='qa', question='Describe the room.', num_frames=32))
-               for _ in range(4)]
+    futures = [
+        client.call_async(SceneQuery.Request(task='qa', question='Describe the room.', num_frames=32)) for _ in range(4)
+    ]
     wait_for(lambda: all(f.done() for f in futures), 120, 'answers to four concurrent queries')
     responses = [f.result() for f in futures]
     assert sum(r.success for r in responses) >= 1
@@ -96,8 +108,13 @@ def test_more_queries_than_max_pending_are_refused_and_the_node_keeps_serving(ti
 
 
 def test_queries_over_the_rate_limit_are_refused_at_once(tiny_models, ros_node, start_node):
-    _, ask, publisher = tiny_query_node(tiny_models, ros_node, start_node, max_new_tokens=4,  # noqa: F841
-                                        max_queries_per_minute=3)
+    _, ask, publisher = tiny_query_node(
+        tiny_models,
+        ros_node,
+        start_node,
+        max_new_tokens=4,  # noqa: F841
+        max_queries_per_minute=3,
+    )
     assert all(ask(task='qa', question=f'Question {i}?').success for i in range(3))
     started = time.monotonic()
     limited = ask(task='qa', question='One too many?')
@@ -107,14 +124,21 @@ def test_queries_over_the_rate_limit_are_refused_at_once(tiny_models, ros_node, 
 
 
 def test_every_task_through_the_http_backend_and_a_failing_server(tiny_models, ros_node, start_node, monkeypatch):
-    server = ChatServer(TransformersBackend(str(tiny_models / 'qwen2-vl'), device='cpu', max_new_tokens=16),
-                        api_key='key-for-the-test')
+    server = ChatServer(
+        TransformersBackend(str(tiny_models / 'qwen2-vl'), device='cpu', max_new_tokens=16), api_key='key-for-the-test'
+    )
     try:
         monkeypatch.setenv('GPT4SCENE_TEST_API_KEY', 'key-for-the-test')
         publisher = publish_snapshot(ros_node)  # noqa: F841
-        params = {'backend': 'openai', 'base_url': server.base_url, 'model': 'tiny',
-                  'api_key_env': 'GPT4SCENE_TEST_API_KEY', 'request_timeout_s': 2.0, 'retries': 1,
-                  'query_timeout_s': 20.0}
+        params = {
+            'backend': 'openai',
+            'base_url': server.base_url,
+            'model': 'tiny',
+            'api_key_env': 'GPT4SCENE_TEST_API_KEY',
+            'request_timeout_s': 2.0,
+            'retries': 1,
+            'query_timeout_s': 20.0,
+        }
         node = start_node('query_node', params)
         plain_ask, responses = asker(ros_node), []
 
@@ -122,6 +146,7 @@ def test_every_task_through_the_http_backend_and_a_failing_server(tiny_models, r
             response = plain_ask(**fields)
             responses.append(response)
             return response
+
         ready(ask)
         check_answers(ask)
         server.mode = 'error500'
@@ -149,15 +174,26 @@ def test_every_task_through_the_http_backend_and_a_failing_server(tiny_models, r
             pass
 
 
-@pytest.mark.parametrize('params, words', [
-    ({'backend': 'transformers', 'model': '/no/such/model'}, "parameter model='/no/such/model'"),
-    ({'backend': 'transformers'}, 'parameter model is empty'),
-    ({'backend': 'openai', 'base_url': 'http://127.0.0.1:9/v1', 'model': 'm', 'api_key_env': 'GPT4SCENE_UNSET_KEY'},
-     "api_key_env='GPT4SCENE_UNSET_KEY'"),
-    ({'prompt_templates_file': '/no/such/prompts.yaml'}, 'prompt_templates_file'),
-])
+@pytest.mark.parametrize(
+    'params, words',
+    [
+        ({'backend': 'transformers', 'model': '/no/such/model'}, "parameter model='/no/such/model'"),
+        ({'backend': 'transformers'}, 'parameter model is empty'),
+        (
+            {
+                'backend': 'openai',
+                'base_url': 'http://127.0.0.1:9/v1',
+                'model': 'm',
+                'api_key_env': 'GPT4SCENE_UNSET_KEY',
+            },
+            "api_key_env='GPT4SCENE_UNSET_KEY'",
+        ),
+        ({'prompt_templates_file': '/no/such/prompts.yaml'}, 'prompt_templates_file'),
+    ],
+)
 def test_a_missing_model_or_key_stops_the_node_at_start_up(params, words, tmp_path):
     import subprocess
+
     args = [executable('query_node'), '--ros-args']
     for key, value in params.items():
         args += ['-p', f'{key}:={value}']
@@ -168,6 +204,7 @@ def test_a_missing_model_or_key_stops_the_node_at_start_up(params, words, tmp_pa
 
 def test_prompt_templates_file_is_installed():
     from ament_index_python.packages import get_package_share_directory
+
     assert (Path(get_package_share_directory('gpt4scene_ros')) / 'config' / 'prompts.yaml').is_file()
 
 
@@ -187,13 +224,15 @@ def test_the_map_keeps_integrating_while_queries_run(looped_scene, tiny_models, 
     numbers are in bench/query.py."""
     outputs = MapOutputs(ros_node)
     start_node('mapping_node', {'diagnostics_period_s': 0.2, 'instance_period_s': 1.0})
-    start_node('query_node', {'backend': 'transformers', 'model': str(tiny_models / 'qwen2-vl'), 'device': 'cpu',
-                              'max_new_tokens': 128})
-    start_node('player', {'data_dir': str(looped_scene), 'loop': True, 'rate_hz': 15.0,
-                          'wait_for_subscribers': 1})
+    start_node(
+        'query_node',
+        {'backend': 'transformers', 'model': str(tiny_models / 'qwen2-vl'), 'device': 'cpu', 'max_new_tokens': 128},
+    )
+    start_node('player', {'data_dir': str(looped_scene), 'loop': True, 'rate_hz': 15.0, 'wait_for_subscribers': 1})
     ask = asker(ros_node)
-    wait_for(lambda: len(ask(task='objects').object_ids) >= 1, 120, 'instances at the query node',
-             details=outputs.counters)
+    wait_for(
+        lambda: len(ask(task='objects').object_ids) >= 1, 120, 'instances at the query node', details=outputs.counters
+    )
 
     def integrated_per_second(seconds, work):
         before, started = outputs.counter('frames_integrated'), time.monotonic()

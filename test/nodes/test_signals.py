@@ -34,31 +34,41 @@ def stop_with(node, signum) -> int:
 def test_player_and_mapping_node_stop_cleanly_while_data_flows(signum, scene, start_node):
     mapping = start_node('mapping_node', {'instances_enabled': True, 'instance_period_s': 1})
     # rate_hz:=30 is an integer on the command line: accepted for the floating-point parameter.
-    player = start_node('player', {'data_dir': str(scene), 'playback_mode': 'realtime', 'loop': True,
-                                   'rate_hz': 30, 'wait_for_subscribers': 1})
-    wait_for(lambda: child_pids(mapping.process.pid), 60, 'the object-layer process',
-             details=lambda: mapping.output[-1500:])
+    player = start_node(
+        'player',
+        {'data_dir': str(scene), 'playback_mode': 'realtime', 'loop': True, 'rate_hz': 30, 'wait_for_subscribers': 1},
+    )
+    wait_for(
+        lambda: child_pids(mapping.process.pid), 60, 'the object-layer process', details=lambda: mapping.output[-1500:]
+    )
     worker = child_pids(mapping.process.pid)[0]
-    time.sleep(3.0)   # frames are flowing and being integrated
+    time.sleep(3.0)  # frames are flowing and being integrated
     assert player.process.poll() is None, player.output
     for node in (player, mapping):
         code = stop_with(node, signum)
         assert code == 0, f'exit code {code}:\n{node.output[-3000:]}'
         assert 'Traceback' not in node.output and 'RCLError' not in node.output, node.output[-3000:]
 
-    def worker_gone():   # it may finish the step it is in (a C call holding its GIL) before it sees the pipe close
+    def worker_gone():  # it may finish the step it is in (a C call holding its GIL) before it sees the pipe close
         try:
             return 'State:\tZ' in Path(f'/proc/{worker}/status').read_text()
         except FileNotFoundError:
             return True
+
     wait_for(worker_gone, 10, 'the object-layer process to exit after the mapping node')
 
 
 def test_query_node_stops_cleanly_on_sigterm(tiny_models, start_node):
-    query = start_node('query_node', {'backend': 'transformers', 'model': str(tiny_models / 'qwen2-vl'),
-                                      'device': 'cpu', 'max_new_tokens': 4})
-    wait_for(lambda: 'serving' in query.output or query.process.poll() is not None, 120,
-             'the query node to load its model', details=lambda: query.output[-1500:])
+    query = start_node(
+        'query_node',
+        {'backend': 'transformers', 'model': str(tiny_models / 'qwen2-vl'), 'device': 'cpu', 'max_new_tokens': 4},
+    )
+    wait_for(
+        lambda: 'serving' in query.output or query.process.poll() is not None,
+        120,
+        'the query node to load its model',
+        details=lambda: query.output[-1500:],
+    )
     assert query.process.poll() is None, query.output
     code = stop_with(query, signal.SIGTERM)
     assert code == 0 and 'Traceback' not in query.output, query.output[-3000:]

@@ -20,10 +20,26 @@ def test_a_short_soak_keeps_every_output_and_memory_bounded(tmp_path):
         data = tmp_path / 'scene'
         write_sequence(SyntheticSceneConfig(seed=8, num_frames=150).with_resolution(640, 480), data)
     out = tmp_path / 'soak'
-    result = subprocess.run([sys.executable, '-P', str(REPO_ROOT / 'bench' / 'soak.py'), '--minutes', '0.75',
-                             '--query-period-s', '5', '--data', str(data), '--out', str(out),
-                             '--json', str(out / 'soak.json')],
-                            capture_output=True, text=True, timeout=400)
+    result = subprocess.run(
+        [
+            sys.executable,
+            '-P',
+            str(REPO_ROOT / 'bench' / 'soak.py'),
+            '--minutes',
+            '0.75',
+            '--query-period-s',
+            '5',
+            '--data',
+            str(data),
+            '--out',
+            str(out),
+            '--json',
+            str(out / 'soak.json'),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     soak = json.loads((out / 'soak.json').read_text())
     assert (out / 'soak.png').stat().st_size > 10_000

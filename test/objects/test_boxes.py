@@ -42,8 +42,12 @@ def test_box_validation_and_round_trip():
     assert box.yaw == pytest.approx(7.0 - 2 * math.pi)
     assert OrientedBox.from_json(box.to_json()).to_json() == box.to_json()
     assert box.volume == pytest.approx(0.08)
-    for bad in [dict(center=(0, 0), size=(1, 1, 1)), dict(center=(0, 0, math.nan), size=(1, 1, 1)),
-                dict(center=(0, 0, 0), size=(1, -1, 1)), dict(center=(0, 0, 0), size=(1, 1, 1), yaw=math.inf)]:
+    for bad in [
+        dict(center=(0, 0), size=(1, 1, 1)),
+        dict(center=(0, 0, math.nan), size=(1, 1, 1)),
+        dict(center=(0, 0, 0), size=(1, -1, 1)),
+        dict(center=(0, 0, 0), size=(1, 1, 1), yaw=math.inf),
+    ]:
         with pytest.raises(ValueError, match='OrientedBox'):
             OrientedBox(**bad)
     with pytest.raises(ValueError, match='not a box record'):
@@ -63,7 +67,7 @@ def test_fit_box_recovers_a_turned_box_from_its_surface(yaw_deg):
 def test_fit_box_keeps_axis_aligned_boxes_unturned_and_reaches_the_floor():
     truth = OrientedBox((0.0, 0.0, 0.2), (0.4, 0.3, 0.4), 0.0)
     points = box_surface_voxels(truth, rng=np.random.default_rng(2))
-    seen = points[points[:, 2] > 0.03]          # the bottom (on the floor) is never observed
+    seen = points[points[:, 2] > 0.03]  # the bottom (on the floor) is never observed
     fitted = fit_box(seen, VOXEL, floor_z=0.0)
     assert fitted.yaw == 0.0
     assert fitted.center[2] - fitted.size[2] / 2 == pytest.approx(0.0)
@@ -75,11 +79,15 @@ def test_fit_box_keeps_axis_aligned_boxes_unturned_and_reaches_the_floor():
     assert single.size == pytest.approx((VOXEL / 2, VOXEL / 2, VOXEL / 2))
 
 
-@pytest.mark.parametrize('a, b', [
-    (OrientedBox((0, 0, 0), (1, 1, 1), 0.0), OrientedBox((0.5, 0, 0), (1, 1, 1), 0.0)),
-    (OrientedBox((0, 0, 0), (1, 0.5, 1), 0.3), OrientedBox((0.2, 0.1, 0.2), (0.8, 0.6, 1.2), -0.4)),
-    (OrientedBox((0, 0, 0), (2, 0.2, 1), math.pi / 4), OrientedBox((0, 0, 0), (2, 0.2, 1), -math.pi / 4)),
-], ids=['shifted', 'turned', 'crossed'])
+@pytest.mark.parametrize(
+    'a, b',
+    [
+        (OrientedBox((0, 0, 0), (1, 1, 1), 0.0), OrientedBox((0.5, 0, 0), (1, 1, 1), 0.0)),
+        (OrientedBox((0, 0, 0), (1, 0.5, 1), 0.3), OrientedBox((0.2, 0.1, 0.2), (0.8, 0.6, 1.2), -0.4)),
+        (OrientedBox((0, 0, 0), (2, 0.2, 1), math.pi / 4), OrientedBox((0, 0, 0), (2, 0.2, 1), -math.pi / 4)),
+    ],
+    ids=['shifted', 'turned', 'crossed'],
+)
 def test_box_iou_matches_sampling(a, b):
     assert box_iou(a, b) == pytest.approx(monte_carlo_iou(a, b), abs=0.01)
     assert box_iou(a, b) == pytest.approx(box_iou(b, a))

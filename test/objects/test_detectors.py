@@ -11,13 +11,20 @@ import cv2
 import numpy as np
 import pytest
 
-from gpt4scene_ros.common.settings import InstanceConfig, MappingConfig
-from gpt4scene_ros.objects.detectors import (COCO_LABELS, CocoSsdDetector, Detection, DetectorError,
-                                          TransformersSegmenter, checked_detections, fuse_detections,
-                                          make_detector)
-from gpt4scene_ros.objects.scene_objects import SceneObjects
 from gpt4scene_ros.common.frames import CameraIntrinsics
-
+from gpt4scene_ros.common.settings.instances import InstanceConfig
+from gpt4scene_ros.common.settings.mapping import MappingConfig
+from gpt4scene_ros.objects.detectors import (
+    COCO_LABELS,
+    CocoSsdDetector,
+    Detection,
+    DetectorError,
+    TransformersSegmenter,
+    checked_detections,
+    fuse_detections,
+    make_detector,
+)
+from gpt4scene_ros.objects.scene_objects import SceneObjects
 from gpt4scene_ros.sim.tiny_models import TINY_LABELS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,7 +59,7 @@ def test_a_missing_model_is_a_clear_setup_error(tmp_path):
         CocoSsdDetector(model_dir=str(tmp_path))
     with pytest.raises(DetectorError, match='detector_model'):
         make_detector('transformers', '')
-    with pytest.raises(DetectorError, match="detector_model=.*does not load"):
+    with pytest.raises(DetectorError, match='detector_model=.*does not load'):
         make_detector('transformers', str(tmp_path / 'nothing-here'))
     with pytest.raises(DetectorError, match='expected one of'):
         make_detector('yolo')
@@ -69,13 +76,13 @@ def test_transformers_segmenter_runs_a_tiny_random_model(tiny_segmenter):
 
 
 def test_fusion_names_the_instance_filling_the_detection():
-    labels = np.zeros((60, 80), np.int64)          # one label pixel per 2 x 2 image pixels
-    labels[10:30, 10:30] = 3                       # instance 3: image pixels 20-60 x 20-60
+    labels = np.zeros((60, 80), np.int64)  # one label pixel per 2 x 2 image pixels
+    labels[10:30, 10:30] = 3  # instance 3: image pixels 20-60 x 20-60
     labels[40:50, 50:70] = 8
     chair = Detection('chair', 0.9, box=(18, 18, 62, 62))
     cup = Detection('cup', 0.8, mask=np.pad(np.ones((20, 40), bool), ((80, 20), (100, 20))))
-    wall = Detection('tv', 0.9, box=(150, 0, 160, 10))          # over no instance
-    half = Detection('table', 0.9, box=(20, 20, 160, 120))      # covers 3 and 8: no instance fills it
+    wall = Detection('tv', 0.9, box=(150, 0, 160, 10))  # over no instance
+    half = Detection('table', 0.9, box=(20, 20, 160, 120))  # covers 3 and 8: no instance fills it
     votes = fuse_detections([chair, cup, wall, half], labels, 2, 0, (120, 160))
     assert [(i, label) for i, label, _ in votes] == [(3, 'chair'), (8, 'cup')]
     assert all(0 < weight <= 0.9 for _, _, weight in votes)
@@ -84,9 +91,18 @@ def test_fusion_names_the_instance_filling_the_detection():
 def test_malformed_detections_are_dropped_or_refused():
     good = Detection('cup', 0.7, box=(0, 0, 5, 5))
     box = (0, 0, 1, 1)
-    kept = checked_detections([good, Detection('', 0.9, box=box), Detection('x', float('nan'), box=box),
-                               Detection('x', 2.0, box=box), Detection('x', 0.5), Detection('x', 0.5, box=(0, 1)),
-                               Detection('x', 0.5, mask=np.zeros((2, 2, 2)))], (10, 10))
+    kept = checked_detections(
+        [
+            good,
+            Detection('', 0.9, box=box),
+            Detection('x', float('nan'), box=box),
+            Detection('x', 2.0, box=box),
+            Detection('x', 0.5),
+            Detection('x', 0.5, box=(0, 1)),
+            Detection('x', 0.5, mask=np.zeros((2, 2, 2))),
+        ],
+        (10, 10),
+    )
     assert kept == [good]
     for bad in (None, 'cup', [good, 'cup']):
         with pytest.raises(ValueError, match='detector returned'):
@@ -111,7 +127,8 @@ def test_a_failing_detector_is_logged_and_the_geometry_kept(detector, caplog):
     objects = SceneObjects(InstanceConfig(), MappingConfig(), detector)
     objects.observe(np.zeros((48, 64, 3), np.uint8), np.ones((48, 64), np.float32), intrinsics, np.eye(4), 0.0, 0)
     with caplog.at_level(logging.WARNING, logger='gpt4scene_ros.objects.scene_objects'):
-        snapshot = objects.update(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8),
-                                  np.zeros((0, 3), np.float32), 1.0)
+        snapshot = objects.update(
+            np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), np.zeros((0, 3), np.float32), 1.0
+        )
     assert snapshot.instances == () and objects.counts['detector_errors'] == 1
     assert any('detector' in r.message and 'failed' in r.message for r in caplog.records)

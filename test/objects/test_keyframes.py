@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gpt4scene_ros.common.frames import CameraIntrinsics
 from gpt4scene_ros.objects.keyframes import KeyframePool, VoxelLabels, label_view, make_view, select_keyframes
 from gpt4scene_ros.objects.voxels import pack_keys
-from gpt4scene_ros.common.frames import CameraIntrinsics
 
 V = 0.02
 INTRINSICS = CameraIntrinsics(160, 120, 140.0, 140.0, 79.5, 59.5)
@@ -50,8 +50,9 @@ def test_make_view_keeps_every_nth_depth_pixel_and_checks_its_input():
     with pytest.raises(ValueError, match='disagree'):
         make_view(np.zeros((120, 160, 3), np.uint8), np.zeros((60, 80), np.float32), INTRINSICS, np.eye(4), 0, 0)
     with pytest.raises(ValueError, match='T_map_camera'):
-        make_view(np.zeros((120, 160, 3), np.uint8), np.zeros((120, 160), np.float32), INTRINSICS,
-                  np.zeros((4, 4)), 0, 0)
+        make_view(
+            np.zeros((120, 160, 3), np.uint8), np.zeros((120, 160), np.float32), INTRINSICS, np.zeros((4, 4)), 0, 0
+        )
 
 
 def test_labels_are_the_visible_part_and_a_pose_far_off_is_rejected():
@@ -61,7 +62,7 @@ def test_labels_are_the_visible_part_and_a_pose_far_off_is_rejected():
     assert 4 in good.visible_px and set(good.visible_px) == {4}
     # The patch is 0.2 m x 0.4 m seen from 1 m: about 28 x 56 full-resolution pixels.
     assert 1000 < good.visible_px[4] < 2200
-    shifted = label_view(plane_view(looking_down(), depth_offset=0.4), table)    # the depth says 1.4 m: off the map
+    shifted = label_view(plane_view(looking_down(), depth_offset=0.4), table)  # the depth says 1.4 m: off the map
     assert shifted.surface_agreement < 0.05 and not shifted.visible_px
     # One voxel in front of the surface still finds it (normal-axis neighbours).
     near = label_view(plane_view(looking_down(), depth_offset=-0.018), table)
@@ -83,8 +84,7 @@ def test_pool_stays_bounded_and_spread_in_time():
 
 def test_coverage_selection_shows_every_instance_and_uniform_samples_in_time():
     views = [plane_view(looking_down(x=0.2 * k), index=k, stamp=float(k)) for k in range(10)]
-    visible = [{1: 900}, {1: 900, 2: 50}, {1: 800}, {3: 1200}, {1: 700}, None, {1: 900}, {2: 600}, {1: 800},
-               {1: 900}]
+    visible = [{1: 900}, {1: 900, 2: 50}, {1: 800}, {3: 1200}, {1: 700}, None, {1: 900}, {2: 600}, {1: 800}, {1: 900}]
     chosen = select_keyframes(views, visible, 3, 'coverage', min_visible_px=400)
     assert chosen == sorted(chosen) and len(chosen) == 3
     assert {3, 7} <= set(chosen), 'the only views of instances 3 and 2'

@@ -5,13 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gpt4scene_ros.objects.markers import (REFERENCE_SIDE_PX, Marker, MarkerStyle, draw_markers, layout_markers,
-                                        marker_color, place_marker, place_markers, scale_markers)
+from gpt4scene_ros.objects.markers import (
+    REFERENCE_SIDE_PX,
+    Marker,
+    MarkerStyle,
+    draw_markers,
+    layout_markers,
+    marker_color,
+    place_marker,
+    place_markers,
+    scale_markers,
+)
 
 
 def test_marker_sits_on_the_most_interior_pixel_of_the_mask():
     mask = np.zeros((60, 80), bool)
-    mask[10:50, 10:20] = True          # an L: the vertical bar is the thicker part
+    mask[10:50, 10:20] = True  # an L: the vertical bar is the thicker part
     mask[40:50, 10:70] = True
     u, v, area = place_marker(mask)
     assert mask[int(v), int(u)] and area == mask.sum()

@@ -14,7 +14,8 @@ import time
 import pytest
 from conftest import fused_room
 
-from gpt4scene_ros.common.settings import InstanceConfig, MappingConfig
+from gpt4scene_ros.common.settings.instances import InstanceConfig
+from gpt4scene_ros.common.settings.mapping import MappingConfig
 from gpt4scene_ros.objects.evaluation import load_truth, match_instances
 from gpt4scene_ros.objects.process import ObjectsProcess, ObjectsWorkerError
 
@@ -37,8 +38,10 @@ def worker():
 
 def offer_all(objects, room):
     _, sequence, _, frames = room
-    kept = [objects.observe(f.color, f.depth_m, sequence.intrinsics, f.T_world_camera, f.timestamp_s, f.index)
-            for f in frames]
+    kept = [
+        objects.observe(f.color, f.depth_m, sequence.intrinsics, f.T_world_camera, f.timestamp_s, f.index)
+        for f in frames
+    ]
     return sum(kept)
 
 
@@ -48,7 +51,7 @@ def update_until_settled(objects, scene_map, first_version=1):
         snapshot = objects.update(*scene_map.surface(), float(version), version)
         if not objects.has_new_candidates():
             break
-        time.sleep(0.05)   # candidates still on their way to the child
+        time.sleep(0.05)  # candidates still on their way to the child
     return snapshot
 
 
@@ -99,10 +102,11 @@ def test_a_hung_child_times_out_and_observe_never_blocks(room):
     try:
         os.kill(objects.pid, signal.SIGSTOP)
         started = time.monotonic()
-        for step in range(4):     # many more candidates than the pipe holds
+        for step in range(4):  # many more candidates than the pipe holds
             for f in frames[::3]:
-                objects.observe(f.color, f.depth_m, sequence.intrinsics, f.T_world_camera,
-                                f.timestamp_s + 100 * step, f.index)
+                objects.observe(
+                    f.color, f.depth_m, sequence.intrinsics, f.T_world_camera, f.timestamp_s + 100 * step, f.index
+                )
                 objects.gate.reset()
         # A blocking observe would wait 2 s per candidate (dozens of them); preparing them takes a few seconds
         # on a slow machine.
@@ -113,7 +117,7 @@ def test_a_hung_child_times_out_and_observe_never_blocks(room):
             objects.update(*scene_map.surface(), 1.0, 1)
         assert time.monotonic() - started < 4.0
         objects.restart()
-        objects.timeout_s = 60.0    # the restarted child's first update may take longer than 2 s on a slow machine
+        objects.timeout_s = 60.0  # the restarted child's first update may take longer than 2 s on a slow machine
         assert objects.update(*scene_map.surface(), 2.0, 2).map_version == 2
     finally:
         objects.close()
@@ -126,14 +130,15 @@ def test_a_detector_that_cannot_load_stops_the_start_with_its_parameter_named(tm
 
 
 def test_the_child_exits_when_its_parent_dies(tmp_path):
-    script = textwrap.dedent('''
+    script = textwrap.dedent("""
         import os, sys
-        from gpt4scene_ros.common.settings import InstanceConfig, MappingConfig
+        from gpt4scene_ros.common.settings.instances import InstanceConfig
+        from gpt4scene_ros.common.settings.mapping import MappingConfig
         from gpt4scene_ros.objects.process import ObjectsProcess
         objects = ObjectsProcess(InstanceConfig(), MappingConfig(device='CPU:0'))
         print(objects.pid, flush=True)
         os._exit(0)   # no close(): as if killed
-    ''')
+    """)
     result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=120)
     child = int(result.stdout.split()[0])
     deadline = time.monotonic() + 10.0
@@ -142,7 +147,7 @@ def test_the_child_exits_when_its_parent_dies(tmp_path):
             status = open(f'/proc/{child}/status').read()
         except FileNotFoundError:
             return
-        if '\nState:\tZ' in status:   # exited; waits for a parent (here: whoever adopted it) to reap it
+        if '\nState:\tZ' in status:  # exited; waits for a parent (here: whoever adopted it) to reap it
             return
         time.sleep(0.1)
     os.kill(child, signal.SIGKILL)

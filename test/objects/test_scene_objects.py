@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from conftest import fused_room
 
-from gpt4scene_ros.common.settings import InstanceConfig, MappingConfig
+from gpt4scene_ros.common.settings.instances import InstanceConfig
+from gpt4scene_ros.common.settings.mapping import MappingConfig
 from gpt4scene_ros.objects.evaluation import keyframe_coverage, load_truth, marker_correctness, match_instances
 from gpt4scene_ros.objects.scene_objects import SceneObjects
 
@@ -29,8 +30,9 @@ def fresh_objects(room, config=CONFIG):
     folder, sequence, scene_map, frames = room
     objects = SceneObjects(config, MAPPING)
     for frame in frames:
-        objects.observe(frame.color, frame.depth_m, sequence.intrinsics, frame.T_world_camera, frame.timestamp_s,
-                        frame.index)
+        objects.observe(
+            frame.color, frame.depth_m, sequence.intrinsics, frame.T_world_camera, frame.timestamp_s, frame.index
+        )
     return objects
 
 
@@ -40,8 +42,9 @@ def test_a_clean_room_gives_its_objects_stable_ids_and_correct_markers(room):
     snapshot = objects.update(*scene_map.surface(), 4.0, 1, all_candidates=True)
     truth = load_truth(folder / 'instances.json')
     matching = match_instances(snapshot.instances, truth)
-    assert matching.recall(0.25) >= 0.8 and matching.precision(0.25) >= 0.6, \
+    assert matching.recall(0.25) >= 0.8 and matching.precision(0.25) >= 0.6, (
         f'recall {matching.recall(0.25):.2f}, precision {matching.precision(0.25):.2f}'
+    )
     truth_of = matching.truth_of()
     correct, total = marker_correctness(snapshot.keyframes, folder, truth_of)
     # Markers of extra instances (parts of furniture split off) count as wrong: bench/instances.py measures
@@ -81,31 +84,35 @@ def test_a_keyframe_whose_pose_is_far_off_gets_no_markers(room):
     objects = SceneObjects(dataclasses.replace(CONFIG, num_keyframes=32), MAPPING)
     wrong = frames[10].T_world_camera.copy()
     turn = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-    wrong[:3, :3] = turn @ wrong[:3, :3]             # turned by 90 degrees and moved: its depth lands off the map
+    wrong[:3, :3] = turn @ wrong[:3, :3]  # turned by 90 degrees and moved: its depth lands off the map
     wrong[:3, 3] += (0.5, -0.4, 0.3)
     objects.observe(frames[10].color, frames[10].depth_m, sequence.intrinsics, wrong, 100.0, 999)
     for frame in frames[40:44]:
-        objects.observe(frame.color, frame.depth_m, sequence.intrinsics, frame.T_world_camera, frame.timestamp_s,
-                        frame.index)
+        objects.observe(
+            frame.color, frame.depth_m, sequence.intrinsics, frame.T_world_camera, frame.timestamp_s, frame.index
+        )
     snapshot = objects.update(*scene_map.surface(), 4.0, 1, all_candidates=True)
     assert 999 not in [k.index for k in snapshot.keyframes], 'the off-map view is not chosen'
     assert objects.counts['views_off_the_map'] == 1
-    correct, total = marker_correctness(snapshot.keyframes, folder, match_instances(
-        snapshot.instances, load_truth(folder / 'instances.json')).truth_of())
+    correct, total = marker_correctness(
+        snapshot.keyframes,
+        folder,
+        match_instances(snapshot.instances, load_truth(folder / 'instances.json')).truth_of(),
+    )
     assert total and correct / total >= 0.85
 
 
 def test_empty_map_reset_and_candidates_that_barely_moved(room):
     _, sequence, scene_map, frames = room
     objects = SceneObjects(CONFIG, MAPPING)
-    empty = objects.update(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), np.zeros((0, 3), np.float32),
-                           0.0)
+    empty = objects.update(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), np.zeros((0, 3), np.float32), 0.0)
     assert empty.instances == () and empty.keyframes == () and empty.bev_markers == ()
     assert empty.bev_marked().shape == empty.bev.image.shape
     frame = frames[0]
     assert objects.observe(frame.color, frame.depth_m, sequence.intrinsics, frame.T_world_camera, 0.0, 0)
-    assert not objects.observe(frame.color, frame.depth_m, sequence.intrinsics, frame.T_world_camera, 0.1, 1), \
+    assert not objects.observe(frame.color, frame.depth_m, sequence.intrinsics, frame.T_world_camera, 0.1, 1), (
         'a frame that did not move is no new candidate'
+    )
     first = objects.update(*scene_map.surface(), 1.0, 1)
     ids = {i.id for i in first.instances}
     assert ids
@@ -122,6 +129,7 @@ def test_markers_are_drawn_on_the_marked_keyframes(room):
     marked = keyframe.marked()
     marker = keyframe.markers[0]
     u, v = int(round(marker.u)), int(round(marker.v))
-    assert np.any(marked[v - 3:v + 4, u - 3:u + 4] != keyframe.image[v - 3:v + 4, u - 3:u + 4])
-    assert np.array_equal(cv2.absdiff(marked, keyframe.image).max(axis=2) > 0,
-                          cv2.absdiff(marked, keyframe.image).max(axis=2) > 0)
+    assert np.any(marked[v - 3 : v + 4, u - 3 : u + 4] != keyframe.image[v - 3 : v + 4, u - 3 : u + 4])
+    assert np.array_equal(
+        cv2.absdiff(marked, keyframe.image).max(axis=2) > 0, cv2.absdiff(marked, keyframe.image).max(axis=2) > 0
+    )

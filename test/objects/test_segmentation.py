@@ -1,4 +1,4 @@
-"""Tests of gpt4scene_ros.objects.segmentation.surface on hand-built surfaces (points with normals and colours, as the TSDF
+"""Tests of gpt4scene_ros.objects.segmentation on hand-built surfaces (points with normals and colours, as the TSDF
 extracts them), and of the image-boundary votes on a rendered view."""
 
 from __future__ import annotations
@@ -6,15 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gpt4scene_ros.common.frames import CameraIntrinsics
+from gpt4scene_ros.common.settings.instances import InstanceConfig
 from gpt4scene_ros.objects.boxes import OrientedBox, box_iou, fit_box
-from gpt4scene_ros.common.settings import InstanceConfig
 from gpt4scene_ros.objects.keyframes import make_view
 from gpt4scene_ros.objects.segmentation.colors import shading_invariant_colors
 from gpt4scene_ros.objects.segmentation.structure import find_structure
 from gpt4scene_ros.objects.segmentation.surface import segment_surface
 from gpt4scene_ros.objects.segmentation.votes import BoundaryVotes
 from gpt4scene_ros.objects.voxels import pack_keys, surface_voxels, unpack_keys
-from gpt4scene_ros.common.frames import CameraIntrinsics
 
 V = 0.02
 CONFIG = InstanceConfig()
@@ -102,7 +102,7 @@ def test_structure_is_the_floor_and_the_walls_not_the_furniture():
     for x in (-2.0, 2.0):
         surface.face((x, -2.0, 0.0), (x, 2.0, 2.4), 0, -1 if x > 0 else 1, (200, 200, 190))
     surface.box((0.2, 0.2, 0.0), (0.7, 0.6, 0.5), (30, 160, 60))
-    surface.face((-0.5, -1.0, 0.0), (-0.5, 0.0, 0.9), 0, 1, (30, 30, 200))   # a cabinet front: not a wall
+    surface.face((-0.5, -1.0, 0.0), (-0.5, 0.0, 0.9), 0, 1, (30, 30, 200))  # a cabinet front: not a wall
     voxels = surface.voxels()
     structure = find_structure(voxels, CONFIG)
     points = voxels.points
@@ -117,8 +117,11 @@ def test_structure_is_the_floor_and_the_walls_not_the_furniture():
 
 
 def test_objects_apart_each_get_a_segment_and_a_tight_box():
-    truth = [OrientedBox((0.45, 0.4, 0.25), (0.5, 0.4, 0.5)), OrientedBox((-0.8, 0.3, 0.16), (0.32, 0.32, 0.32)),
-             OrientedBox((0.6, -1.0, 0.4), (0.2, 0.6, 0.8))]
+    truth = [
+        OrientedBox((0.45, 0.4, 0.25), (0.5, 0.4, 0.5)),
+        OrientedBox((-0.8, 0.3, 0.16), (0.32, 0.32, 0.32)),
+        OrientedBox((0.6, -1.0, 0.4), (0.2, 0.6, 0.8)),
+    ]
     surface = Surface().floor()
     for k, box in enumerate(truth):
         lo, hi = np.subtract(box.center, np.divide(box.size, 2)), np.add(box.center, np.divide(box.size, 2))
@@ -131,11 +134,11 @@ def test_objects_apart_each_get_a_segment_and_a_tight_box():
 def test_an_object_on_a_table_of_its_own_colour_is_split_off_its_support():
     color = (150, 120, 90)
     surface = Surface().floor(color=(90, 90, 90))
-    surface.box((-0.6, -0.4, 0.68), (0.6, 0.4, 0.72), color, bottom=True)    # table top slab, seen from below too
+    surface.box((-0.6, -0.4, 0.68), (0.6, 0.4, 0.72), color, bottom=True)  # table top slab, seen from below too
     for x in (-0.56, 0.52):
         for y in (-0.36, 0.32):
-            surface.box((x, y, 0.0), (x + 0.04, y + 0.04, 0.68), color)      # legs
-    surface.box((0.1, 0.0, 0.72), (0.3, 0.2, 0.9), color)                    # a box on it, same colour
+            surface.box((x, y, 0.0), (x + 0.04, y + 0.04, 0.68), color)  # legs
+    surface.box((0.1, 0.0, 0.72), (0.3, 0.2, 0.9), color)  # a box on it, same colour
     segmentation, boxes = segments(surface)
     assert segmentation.count == 2
     assert best_iou(boxes, OrientedBox((0.2, 0.1, 0.81), (0.2, 0.2, 0.18))) > 0.6
@@ -148,18 +151,19 @@ def test_touching_boxes_of_different_colours_and_a_flat_magazine_come_apart():
     red, blue = (200, 60, 60), (60, 60, 200)
     surface.face((0.0, 0.0, 0.0), (0.4, 0.3, 0.36), 0, -1, red).face((0.0, 0.0, 0.0), (0.4, 0.3, 0.36), 1, -1, red)
     surface.face((0.0, 0.0, 0.0), (0.4, 0.3, 0.36), 1, 1, red).face((0.0, 0.0, 0.0), (0.4, 0.3, 0.36), 2, 1, red)
-    surface.face((0.0, 0.0, 0.28), (0.4, 0.3, 0.36), 0, 1, red)              # above the blue box
-    surface.face((0.0, 0.0, 0.0), (0.4, 0.06, 0.26), 0, 1, red)              # beside it
+    surface.face((0.0, 0.0, 0.28), (0.4, 0.3, 0.36), 0, 1, red)  # above the blue box
+    surface.face((0.0, 0.0, 0.0), (0.4, 0.06, 0.26), 0, 1, red)  # beside it
     surface.face((0.4, 0.06, 0.0), (0.7, 0.3, 0.26), 0, 1, blue).face((0.4, 0.06, 0.0), (0.7, 0.3, 0.26), 1, -1, blue)
     surface.face((0.4, 0.06, 0.0), (0.7, 0.3, 0.26), 1, 1, blue).face((0.4, 0.06, 0.0), (0.7, 0.3, 0.26), 2, 1, blue)
-    surface.box((-1.0, -1.0, 0.0), (-0.2, -0.5, 0.7), (230, 230, 230))       # a white slab (table)
-    surface.paint((-0.8, -0.9, 0.7), (-0.5, -0.7, 0.7), (180, 20, 160))      # a magazine lying on it
+    surface.box((-1.0, -1.0, 0.0), (-0.2, -0.5, 0.7), (230, 230, 230))  # a white slab (table)
+    surface.paint((-0.8, -0.9, 0.7), (-0.5, -0.7, 0.7), (180, 20, 160))  # a magazine lying on it
     voxels = surface.voxels()
     segmentation, boxes = segments(surface)
     assert best_iou(boxes, OrientedBox((0.2, 0.15, 0.18), (0.4, 0.3, 0.36))) > 0.6
     assert best_iou(boxes, OrientedBox((0.55, 0.18, 0.13), (0.3, 0.24, 0.26))) > 0.5
-    magazine = np.all(np.abs(voxels.points[:, :2] - (-0.65, -0.8)) < (0.13, 0.08), axis=1) & \
-        (voxels.points[:, 2] > 0.69)
+    magazine = np.all(np.abs(voxels.points[:, :2] - (-0.65, -0.8)) < (0.13, 0.08), axis=1) & (
+        voxels.points[:, 2] > 0.69
+    )
     labels = segmentation.labels[magazine]
     assert (labels >= 0).all() and len(set(labels.tolist())) == 1, 'the magazine is one segment'
     table = segmentation.labels[(np.abs(voxels.points[:, 0] + 0.3) < 0.05) & (voxels.points[:, 2] > 0.69)]
@@ -167,8 +171,7 @@ def test_touching_boxes_of_different_colours_and_a_flat_magazine_come_apart():
 
 
 def test_empty_map_floor_only_and_sheets_on_the_floor_give_no_segments():
-    empty = segment_surface(surface_voxels(np.zeros((0, 3)), np.zeros((0, 3), np.uint8), np.zeros((0, 3)), V),
-                            CONFIG)
+    empty = segment_surface(surface_voxels(np.zeros((0, 3)), np.zeros((0, 3), np.uint8), np.zeros((0, 3)), V), CONFIG)
     assert empty.count == 0 and empty.members() == []
     floor_only = Surface().floor()
     assert segments(floor_only)[0].count == 0
@@ -191,7 +194,7 @@ def test_boundary_votes_mark_an_image_edge_in_the_map():
     votes = BoundaryVotes(CONFIG, V)
     for dx in (0.0, 0.03, -0.02):
         T = np.eye(4)
-        T[:3, :3] = np.diag([1.0, -1.0, -1.0])       # optical z points down at the plane z = 0
+        T[:3, :3] = np.diag([1.0, -1.0, -1.0])  # optical z points down at the plane z = 0
         T[:3, 3] = (dx, 0.0, 1.0)
         u = np.arange(160)
         x_on_plane = (u - intrinsics.cx) / intrinsics.fx * 1.0 + dx
@@ -211,9 +214,12 @@ def test_boundary_votes_mark_an_image_edge_in_the_map():
     again = BoundaryVotes(CONFIG, V)
     again.restore(state)
     np.testing.assert_array_equal(again.boundary_fraction(keys), fraction)
-    for bad in ({'vote_keys': state['vote_keys']}, {**state, 'vote_seen': state['vote_seen'][:-1]},
-                {**state, 'vote_keys': state['vote_keys'][::-1].copy()},
-                {**state, 'vote_boundary': state['vote_seen'] + 1}):
+    for bad in (
+        {'vote_keys': state['vote_keys']},
+        {**state, 'vote_seen': state['vote_seen'][:-1]},
+        {**state, 'vote_keys': state['vote_keys'][::-1].copy()},
+        {**state, 'vote_boundary': state['vote_seen'] + 1},
+    ):
         with pytest.raises(ValueError, match='boundary votes'):
             again.restore(bad)
     np.testing.assert_array_equal(again.boundary_fraction(keys), fraction), 'a refused restore changes nothing'

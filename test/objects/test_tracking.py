@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from gpt4scene_ros.objects.boxes import OrientedBox
-from gpt4scene_ros.objects.tracking import InstanceTracker, SegmentObservation
 from gpt4scene_ros.objects.tags import object_tag
+from gpt4scene_ros.objects.tracking import InstanceTracker, SegmentObservation
 from gpt4scene_ros.objects.voxels import pack_keys
 
 
@@ -41,7 +41,7 @@ def test_ids_are_stable_across_updates_and_small_shifts():
 def test_an_object_out_of_sight_keeps_its_id_and_ids_are_never_reused():
     tracker = InstanceTracker()
     tracker.update([blob(0, 0), blob(40, 0)], 1.0)
-    assert tracker.update([blob(0, 0)], 2.0) == [1]            # object 2 missing (its segment flickered)
+    assert tracker.update([blob(0, 0)], 2.0) == [1]  # object 2 missing (its segment flickered)
     assert [i.id for i in tracker.published()] == [1]
     assert tracker.update([blob(0, 0), blob(80, 80)], 3.0) == [1, 3], 'a new object gets a new id, never 2'
     assert tracker.update([blob(0, 0), blob(40, 0), blob(80, 80)], 4.0) == [1, 2, 3], 'object 2 comes back as 2'
@@ -50,7 +50,7 @@ def test_an_object_out_of_sight_keeps_its_id_and_ids_are_never_reused():
 
 def test_merges_retire_an_id_and_splits_get_a_new_one():
     tracker = InstanceTracker()
-    a, b = blob(0, 0), blob(6, 0)                              # touching blobs, two instances
+    a, b = blob(0, 0), blob(6, 0)  # touching blobs, two instances
     assert tracker.update([a, b], 1.0) == [1, 2]
     assert tracker.update([merged(a, b)], 2.0) == [1]
     assert tracker.events['merged'] == 1 and 2 in tracker.retired and 2 not in tracker.tracks

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from chat_server import ChatServer
 
-from gpt4scene_ros.common.settings import QueryConfig
-from gpt4scene_ros.query.prompts import Prompt
+from gpt4scene_ros.common.settings.query import QueryConfig
 from gpt4scene_ros.query.backends import VlmError, VlmSetupError, make_backend
 from gpt4scene_ros.query.backends.local_transformers import TransformersBackend
 from gpt4scene_ros.query.backends.openai_http import OpenAIBackend
+from gpt4scene_ros.query.prompts import Prompt
 
 IMAGES = tuple(np.random.default_rng(k).integers(0, 255, (384, 512, 3), dtype=np.uint8) for k in range(3))
 
@@ -28,8 +28,9 @@ def qwen2(tiny_models):
 
 @pytest.mark.parametrize('family', ['qwen2-vl', 'qwen2.5-vl'])
 def test_transformers_backend_answers_with_the_real_code_path(tiny_models, family):
-    backend = make_backend(QueryConfig(backend='transformers', model=str(tiny_models / family), device='cpu',
-                                       max_new_tokens=12))
+    backend = make_backend(
+        QueryConfig(backend='transformers', model=str(tiny_models / family), device='cpu', max_new_tokens=12)
+    )
     backend.warm_up()
     generation = backend.answer(Prompt(IMAGES, 'Where is the mug?', 'You are a helpful assistant.'), 30.0)
     assert isinstance(generation.text, str) and generation.text
@@ -52,6 +53,7 @@ def test_transformers_backend_refuses_a_missing_or_broken_model_naming_the_param
     with pytest.raises(VlmSetupError, match='parameter dtype'):
         TransformersBackend('x', dtype='int3')
     import torch
+
     if not torch.cuda.is_available():
         with pytest.raises(VlmSetupError, match='parameter device'):
             TransformersBackend('x', device='cuda')
@@ -87,8 +89,10 @@ def test_http_backend_refuses_an_unset_key_variable_without_showing_keys(monkeyp
         OpenAIBackend('http://127.0.0.1:8000/v1', '')
 
 
-@pytest.mark.parametrize('mode, words, attempts', [('error500', 'HTTP 500', 3), ('nonjson', 'not a chat completion', 1),
-                                                   ('error400', 'refused the request', 1)])
+@pytest.mark.parametrize(
+    'mode, words, attempts',
+    [('error500', 'HTTP 500', 3), ('nonjson', 'not a chat completion', 1), ('error400', 'refused the request', 1)],
+)
 def test_http_backend_server_errors_are_model_errors_with_retries(server, monkeypatch, mode, words, attempts):
     monkeypatch.setenv('GPT4SCENE_TEST_KEY', 's3cret-key')
     backend = OpenAIBackend(server.base_url, 'tiny', api_key_env='GPT4SCENE_TEST_KEY', retries=2, backoff_s=0.05)
@@ -102,13 +106,14 @@ def test_http_backend_server_errors_are_model_errors_with_retries(server, monkey
 def test_http_backend_slow_or_down_endpoint_fails_within_its_timeout(server, monkeypatch):
     monkeypatch.setenv('GPT4SCENE_TEST_KEY', 's3cret-key')
     server.mode = 'slow'
-    backend = OpenAIBackend(server.base_url, 'tiny', api_key_env='GPT4SCENE_TEST_KEY', timeout_s=0.5, retries=5,
-                            backoff_s=0.05)
+    backend = OpenAIBackend(
+        server.base_url, 'tiny', api_key_env='GPT4SCENE_TEST_KEY', timeout_s=0.5, retries=5, backoff_s=0.05
+    )
     started = time.monotonic()
     with pytest.raises(VlmError, match='no answer within|timed out'):
         backend.answer(Prompt(IMAGES[:1], 'hi'), 1.5)
     assert time.monotonic() - started < 3.0
-    with socket.socket() as probe:            # a port nothing listens on
+    with socket.socket() as probe:  # a port nothing listens on
         probe.bind(('127.0.0.1', 0))
         port = probe.getsockname()[1]
     down = OpenAIBackend(f'http://127.0.0.1:{port}/v1', 'tiny', timeout_s=0.5, retries=2, backoff_s=0.05)
@@ -121,12 +126,15 @@ def test_http_backend_slow_or_down_endpoint_fails_within_its_timeout(server, mon
 @pytest.mark.parametrize('cpu_threads', [0, 1])
 def test_on_the_cpu_torch_leaves_a_core_to_the_mapping_node(tiny_models, cpu_threads):
     # torch's thread count is per process: load the model in a fresh one.
-    code = ('import os, sys, torch; from gpt4scene_ros.common.settings import QueryConfig; '
-            'from gpt4scene_ros.query.backends import make_backend; '
-            f'make_backend(QueryConfig(backend="transformers", model=sys.argv[1], device="cpu", '
-            f'cpu_threads={cpu_threads}, warm_up=False)); print(torch.get_num_threads(), os.cpu_count())')
-    result = subprocess.run([sys.executable, '-c', code, str(tiny_models / 'qwen2-vl')], capture_output=True,
-                            text=True, timeout=120)
+    code = (
+        'import os, sys, torch; from gpt4scene_ros.common.settings.query import QueryConfig; '
+        'from gpt4scene_ros.query.backends import make_backend; '
+        f'make_backend(QueryConfig(backend="transformers", model=sys.argv[1], device="cpu", '
+        f'cpu_threads={cpu_threads}, warm_up=False)); print(torch.get_num_threads(), os.cpu_count())'
+    )
+    result = subprocess.run(
+        [sys.executable, '-c', code, str(tiny_models / 'qwen2-vl')], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     threads, cores = (int(v) for v in result.stdout.split()[-2:])
     assert threads == (cpu_threads or max(1, cores - 1))

@@ -15,15 +15,23 @@ TEMPLATES = PromptTemplates.from_yaml(REPO_ROOT / 'config' / 'prompts.yaml')
 
 
 def test_task_texts_follow_the_chat_scene_templates():
-    assert task_text(TEMPLATES, 'qa', 'Where is the mug?') == \
-        'Where is the mug? Answer the question using a single word or phrase.'
-    assert task_text(TEMPLATES, 'qa', 'What is in front of me?', situation='I am sitting on the sofa.') == \
-        'I am sitting on the sofa. What is in front of me? Answer the question using a single word or phrase.'
-    assert task_text(TEMPLATES, 'ground', 'the red chair near the window.') == \
-        'Share the ID of the object that best fits the description "the red chair near the window".'
-    assert task_text(TEMPLATES, 'multi_ground', 'all chairs') == \
-        'Are there any objects fitting the description of "all chairs"? If so, kindly provide the IDs for those ' \
+    assert (
+        task_text(TEMPLATES, 'qa', 'Where is the mug?')
+        == 'Where is the mug? Answer the question using a single word or phrase.'
+    )
+    assert (
+        task_text(TEMPLATES, 'qa', 'What is in front of me?', situation='I am sitting on the sofa.')
+        == 'I am sitting on the sofa. What is in front of me? Answer the question using a single word or phrase.'
+    )
+    assert (
+        task_text(TEMPLATES, 'ground', 'the red chair near the window.')
+        == 'Share the ID of the object that best fits the description "the red chair near the window".'
+    )
+    assert (
+        task_text(TEMPLATES, 'multi_ground', 'all chairs')
+        == 'Are there any objects fitting the description of "all chairs"? If so, kindly provide the IDs for those '
         'objects.'
+    )
     caption = task_text(TEMPLATES, 'caption', object_id=7)
     assert '<OBJ007>' in caption and caption.startswith('Begin by detailing the visual aspects')
     with pytest.raises(PromptError):
@@ -62,7 +70,7 @@ def test_prompt_is_the_marked_bev_then_keyframes_in_time_order_at_512_px():
     assert prompt.keyframe_indices[0] == 100 and prompt.keyframe_indices[-1] == 109, 'spread over the sequence'
     # The marker of object 7 is redrawn where the 640 px keyframe had it, scaled to 512 px.
     u, v = int(round((400 + 0.5) * 0.8 - 0.5)), int(round((300 + 0.5) * 0.8 - 0.5))
-    patch = prompt.images[1][v - 12:v - 8, u - 2:u + 2].reshape(-1, 3).astype(int)
+    patch = prompt.images[1][v - 12 : v - 8, u - 2 : u + 2].reshape(-1, 3).astype(int)
     assert np.abs(patch - marker_color(7)).max(axis=1).min() <= 3
     zero_shot = build_prompt(snapshot, 'x', 32, TEMPLATES, zero_shot=True)
     assert len(zero_shot.images) == 11 and '<OBJ###>' in zero_shot.system
@@ -79,9 +87,16 @@ def test_fit_image_never_enlarges():
     assert small.shape == (512, 410, 3) and scale_u == pytest.approx(0.5125) and scale_v == pytest.approx(0.512)
 
 
-@pytest.mark.parametrize('shape, expected', [((480, 640), (392, 504)), ((512, 512), (504, 504)),
-                                             ((300, 400), (308, 392)), ((10, 600), (28, 504)),
-                                             ((56, 84), (56, 84))])
+@pytest.mark.parametrize(
+    'shape, expected',
+    [
+        ((480, 640), (392, 504)),
+        ((512, 512), (504, 504)),
+        ((300, 400), (308, 392)),
+        ((10, 600), (28, 504)),
+        ((56, 84), (56, 84)),
+    ],
+)
 def test_fit_image_to_the_patch_grid(shape, expected):
     """Sides become multiples of 28 (Qwen2-VL's 14 px patches merged 2x2) within the longest-side limit, as the
     model's processor would resize them, so the image we return is the one the model saw."""
@@ -93,6 +108,7 @@ def test_fit_image_to_the_patch_grid(shape, expected):
 def test_processor_keeps_grid_fitted_images(tiny_models):
     """The Qwen2-VL processor's own resize (smart_resize) leaves a grid-fitted image's size as it is."""
     from gpt4scene_ros.query.backends.local_transformers import load_processor
+
     processor = load_processor(str(tiny_models / 'qwen2-vl')).image_processor
     for shape in ((480, 640), (300, 400), (1000, 800)):
         fitted, _, _ = fit_image(np.zeros(shape + (3,), np.uint8), 512, 28)
@@ -105,14 +121,22 @@ def test_markers_follow_the_fitted_image():
     prompt = build_prompt(snapshot, 'x', 1, TEMPLATES, size_multiple=28)
     assert [image.shape[:2] for image in prompt.images] == [(308, 392), (392, 504)]
     keyframe = prompt.images[1]
-    marker = snapshot.keyframes[0].markers[0]           # drawn at (u, v) = (100, 200) in 640x480
+    marker = snapshot.keyframes[0].markers[0]  # drawn at (u, v) = (100, 200) in 640x480
     u, v = round((marker.u + 0.5) * 504 / 640 - 0.5), round((marker.v + 0.5) * 392 / 480 - 0.5)
     assert not np.array_equal(keyframe[v, u], snapshot.keyframes[0].image[0, 0]), 'a marker disc at its new place'
 
 
-@pytest.mark.parametrize('answer, ids', [
-    ('<OBJ017>.', [17]), ('Yes. <OBJ001> and <OBJ002>.', [1, 2]), ('No.', []), ('<obj003> <OBJ003> <OBJ010>', [3, 10]),
-    ('It is object 12, next to 4.', [12, 4]), ('The mug at <OBJ005>, 3 meters away.', [5]), ('2.5 m', []),
-])
+@pytest.mark.parametrize(
+    'answer, ids',
+    [
+        ('<OBJ017>.', [17]),
+        ('Yes. <OBJ001> and <OBJ002>.', [1, 2]),
+        ('No.', []),
+        ('<obj003> <OBJ003> <OBJ010>', [3, 10]),
+        ('It is object 12, next to 4.', [12, 4]),
+        ('The mug at <OBJ005>, 3 meters away.', [5]),
+        ('2.5 m', []),
+    ],
+)
 def test_parse_object_ids(answer, ids):
     assert parse_object_ids(answer) == ids

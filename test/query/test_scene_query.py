@@ -9,11 +9,11 @@ import pytest
 from conftest import REPO_ROOT
 from scene_fixtures import INSTANCES, make_snapshot
 
-from gpt4scene_ros.common.settings import QueryConfig
-from gpt4scene_ros.query.prompts import PromptTemplates
-from gpt4scene_ros.query.scene_query import ErrorCode, QueryRateLimit, QueryRequest, answer_query
+from gpt4scene_ros.common.settings.query import QueryConfig
 from gpt4scene_ros.query.backends.base import VlmBackend, VlmError
 from gpt4scene_ros.query.backends.local_transformers import TransformersBackend
+from gpt4scene_ros.query.prompts import PromptTemplates
+from gpt4scene_ros.query.scene_query import ErrorCode, QueryRateLimit, QueryRequest, answer_query
 
 CONFIG = QueryConfig(max_question_chars=100)
 TEMPLATES = PromptTemplates.from_yaml(REPO_ROOT / 'config' / 'prompts.yaml')
@@ -40,33 +40,39 @@ class Scripted(VlmBackend):
 
 
 def ask(backend=None, snapshot=SNAPSHOT, config=CONFIG, **kwargs):
-    return answer_query(QueryRequest(**{'question': '', 'task': 'objects', **kwargs}), config, snapshot, backend,
-                        TEMPLATES)
+    return answer_query(
+        QueryRequest(**{'question': '', 'task': 'objects', **kwargs}), config, snapshot, backend, TEMPLATES
+    )
 
 
 def test_objects_lists_every_object_with_its_box():
     result = ask()
     assert result.success and result.objects == INSTANCES
-    assert result.answer.splitlines()[:2] == ['3 objects:',
-                                              '<OBJ003> mug at (0.50, 0.20, 0.80) m, 0.10 x 0.10 x 0.10 m']
+    assert result.answer.splitlines()[:2] == [
+        '3 objects:',
+        '<OBJ003> mug at (0.50, 0.20, 0.80) m, 0.10 x 0.10 x 0.10 m',
+    ]
     assert ask(object_ids=(12,)).objects == (INSTANCES[2],)
     assert ask(snapshot=None).answer == 'No objects in the map yet.'
 
 
-@pytest.mark.parametrize('kwargs, code, words', [
-    ({'task': 'dance'}, ErrorCode.INVALID_REQUEST, 'unknown task'),
-    ({'task': 'x' * 1000}, ErrorCode.INVALID_REQUEST, '...'),
-    ({'question': 'q' * 101}, ErrorCode.INVALID_REQUEST, '101 characters'),
-    ({'task': 'qa', 'question': 'q', 'situation': 's' * 101}, ErrorCode.INVALID_REQUEST, 'situation has 101'),
-    ({'task': 'qa', 'question': '   '}, ErrorCode.INVALID_REQUEST, 'non-empty question'),
-    ({'object_ids': (3, 4, 5)}, ErrorCode.INVALID_REQUEST, 'unknown object ids [4, 5]'),
-    ({'object_ids': tuple(range(300))}, ErrorCode.INVALID_REQUEST, 'the limit is 256'),
-    ({'num_frames': 33}, ErrorCode.INVALID_REQUEST, 'max_num_frames=32'),
-    ({'task': 'caption'}, ErrorCode.INVALID_REQUEST, 'exactly one id'),
-    ({'task': 'caption', 'object_ids': (3, 7)}, ErrorCode.INVALID_REQUEST, 'exactly one id'),
-    ({'task': 'caption', 'object_ids': (99,)}, ErrorCode.INVALID_REQUEST, 'unknown object ids [99]'),
-    ({'task': 'multi_ground', 'question': 'all chairs'}, ErrorCode.NOT_IMPLEMENTED, 'parameter backend is none'),
-])
+@pytest.mark.parametrize(
+    'kwargs, code, words',
+    [
+        ({'task': 'dance'}, ErrorCode.INVALID_REQUEST, 'unknown task'),
+        ({'task': 'x' * 1000}, ErrorCode.INVALID_REQUEST, '...'),
+        ({'question': 'q' * 101}, ErrorCode.INVALID_REQUEST, '101 characters'),
+        ({'task': 'qa', 'question': 'q', 'situation': 's' * 101}, ErrorCode.INVALID_REQUEST, 'situation has 101'),
+        ({'task': 'qa', 'question': '   '}, ErrorCode.INVALID_REQUEST, 'non-empty question'),
+        ({'object_ids': (3, 4, 5)}, ErrorCode.INVALID_REQUEST, 'unknown object ids [4, 5]'),
+        ({'object_ids': tuple(range(300))}, ErrorCode.INVALID_REQUEST, 'the limit is 256'),
+        ({'num_frames': 33}, ErrorCode.INVALID_REQUEST, 'max_num_frames=32'),
+        ({'task': 'caption'}, ErrorCode.INVALID_REQUEST, 'exactly one id'),
+        ({'task': 'caption', 'object_ids': (3, 7)}, ErrorCode.INVALID_REQUEST, 'exactly one id'),
+        ({'task': 'caption', 'object_ids': (99,)}, ErrorCode.INVALID_REQUEST, 'unknown object ids [99]'),
+        ({'task': 'multi_ground', 'question': 'all chairs'}, ErrorCode.NOT_IMPLEMENTED, 'parameter backend is none'),
+    ],
+)
 def test_refusals_carry_a_code_and_a_message(kwargs, code, words):
     result = ask(**kwargs)
     assert not result.success and result.error_code == code
@@ -82,11 +88,13 @@ def test_a_query_before_any_object_exists_says_the_map_is_empty():
 
 def test_every_task_through_the_tiny_model(tiny_models):
     backend = TransformersBackend(str(tiny_models / 'qwen2-vl'), device='cpu', max_new_tokens=8)
-    for kwargs in ({'task': 'qa', 'question': 'How many chairs are there?'},
-                   {'task': 'qa', 'question': 'What is in front of me?', 'situation': 'I sit on the sofa.'},
-                   {'task': 'ground', 'question': 'the mug on the table'},
-                   {'task': 'multi_ground', 'question': 'all chairs'},
-                   {'task': 'caption', 'object_ids': (7,)}):
+    for kwargs in (
+        {'task': 'qa', 'question': 'How many chairs are there?'},
+        {'task': 'qa', 'question': 'What is in front of me?', 'situation': 'I sit on the sofa.'},
+        {'task': 'ground', 'question': 'the mug on the table'},
+        {'task': 'multi_ground', 'question': 'all chairs'},
+        {'task': 'caption', 'object_ids': (7,)},
+    ):
         result = ask(backend, return_images=True, num_frames=3, **kwargs)
         assert result.success, result.message
         assert isinstance(result.answer, str) and result.answer
@@ -108,8 +116,10 @@ def test_answers_are_grounded_and_unknown_ids_reported():
     assert [o.id for o in base_model.objects] == [12], 'plain numbers when the model writes no <OBJ###>'
 
 
-@pytest.mark.parametrize('reply, words', [(VlmError('CUDA out of memory'), 'CUDA out of memory'),
-                                          ('', 'returned nothing'), ('   ', 'returned nothing')])
+@pytest.mark.parametrize(
+    'reply, words',
+    [(VlmError('CUDA out of memory'), 'CUDA out of memory'), ('', 'returned nothing'), ('   ', 'returned nothing')],
+)
 def test_a_failing_or_silent_model_is_a_model_error(reply, words):
     result = ask(Scripted(reply), task='qa', question='Where is the mug?')
     assert not result.success and result.error_code == ErrorCode.MODEL and words in result.message

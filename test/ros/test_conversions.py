@@ -9,17 +9,21 @@ from geometry_msgs.msg import Pose
 from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import Marker
 
+from gpt4scene_ros.common.frames import CameraIntrinsics
+from gpt4scene_ros.common.transforms import make_transform, matrix_from_quaternion
+from gpt4scene_ros.io.messages import image_array
 from gpt4scene_ros.mapping.bev import BevImage
 from gpt4scene_ros.objects.boxes import OrientedBox
-from gpt4scene_ros.objects.tracking import Instance
 from gpt4scene_ros.objects.markers import Marker as ImageMarker
 from gpt4scene_ros.objects.scene_objects import Keyframe, ObjectsSnapshot
-from gpt4scene_ros.common.transforms import make_transform, matrix_from_quaternion
-from gpt4scene_ros.common.frames import CameraIntrinsics
-from gpt4scene_ros.io.messages import image_array
+from gpt4scene_ros.objects.tracking import Instance
 from gpt4scene_ros.ros.conversions.camera_info import camera_info_to_intrinsics, intrinsics_to_camera_info
-from gpt4scene_ros.ros.conversions.geometry import (pose_to_transform, transform_from_msg, transform_to_msg,
-                                                    transform_to_pose)
+from gpt4scene_ros.ros.conversions.geometry import (
+    pose_to_transform,
+    transform_from_msg,
+    transform_to_msg,
+    transform_to_pose,
+)
 from gpt4scene_ros.ros.conversions.images import numpy_to_image
 from gpt4scene_ros.ros.conversions.markers import instances_to_marker_array
 from gpt4scene_ros.ros.conversions.scene import instance_from_msg, instance_to_msg, snapshot_from_msg, snapshot_to_msg
@@ -28,12 +32,15 @@ from gpt4scene_ros.ros.conversions.time import time_from_msg, time_to_msg
 RNG = np.random.default_rng(0)
 
 
-@pytest.mark.parametrize('encoding, array', [
-    ('rgb8', RNG.integers(0, 255, (4, 5, 3), dtype=np.uint8)),
-    ('mono8', RNG.integers(0, 255, (4, 5), dtype=np.uint8)),
-    ('16UC1', RNG.integers(0, 65535, (4, 5), dtype=np.uint16)),
-    ('32FC1', RNG.normal(size=(4, 5)).astype(np.float32)),
-])
+@pytest.mark.parametrize(
+    'encoding, array',
+    [
+        ('rgb8', RNG.integers(0, 255, (4, 5, 3), dtype=np.uint8)),
+        ('mono8', RNG.integers(0, 255, (4, 5), dtype=np.uint8)),
+        ('16UC1', RNG.integers(0, 65535, (4, 5), dtype=np.uint16)),
+        ('32FC1', RNG.normal(size=(4, 5)).astype(np.float32)),
+    ],
+)
 def test_image_round_trip(encoding, array):
     msg = numpy_to_image(array, encoding, time_to_msg(1.5), 'cam')
     assert (msg.height, msg.width, msg.encoding, msg.header.frame_id) == (4, 5, encoding, 'cam')
@@ -47,12 +54,15 @@ def test_image_with_row_padding_and_big_endian_depth():
     np.testing.assert_array_equal(image_array(msg), depth)
 
 
-@pytest.mark.parametrize('msg, words', [
-    (Image(height=2, width=2, encoding='yuv422', step=4, data=bytes(8)), 'unsupported image encoding'),
-    (Image(height=2, width=2, encoding='16UC1', step=2, data=bytes(8)), 'step'),
-    (Image(height=2, width=2, encoding='16UC1', step=4, data=bytes(5)), 'bytes'),
-    (Image(height=0, width=2, encoding='mono8', step=2, data=b''), 'zero size'),
-])
+@pytest.mark.parametrize(
+    'msg, words',
+    [
+        (Image(height=2, width=2, encoding='yuv422', step=4, data=bytes(8)), 'unsupported image encoding'),
+        (Image(height=2, width=2, encoding='16UC1', step=2, data=bytes(8)), 'step'),
+        (Image(height=2, width=2, encoding='16UC1', step=4, data=bytes(5)), 'bytes'),
+        (Image(height=0, width=2, encoding='mono8', step=2, data=b''), 'zero size'),
+    ],
+)
 def test_malformed_images_raise_value_error(msg, words):
     with pytest.raises(ValueError, match=words):
         image_array(msg)
@@ -96,9 +106,18 @@ def test_pose_with_a_bad_quaternion_raises(orientation):
 
 # -- instances and scene snapshots ----------------------------------------------------------------------
 
+
 def _instance(instance_id=7, yaw=0.4):
-    return Instance(instance_id, OrientedBox((1.0, -2.0, 0.4), (0.5, 0.3, 0.8), yaw), 321, 'chair', 0.7, 10.5, 12.25,
-                    keyframe_ids=(0, 3))
+    return Instance(
+        instance_id,
+        OrientedBox((1.0, -2.0, 0.4), (0.5, 0.3, 0.8), yaw),
+        321,
+        'chair',
+        0.7,
+        10.5,
+        12.25,
+        keyframe_ids=(0, 3),
+    )
 
 
 def test_instance_round_trip_keeps_the_oriented_box():
@@ -110,7 +129,7 @@ def test_instance_round_trip_keeps_the_oriented_box():
     np.testing.assert_allclose(back.box.center, original.box.center)
     assert (back.id, back.label, back.num_points, back.keyframe_ids) == (7, 'chair', 321, (0, 3))
     assert back.first_seen_s == pytest.approx(10.5) and back.last_seen_s == pytest.approx(12.25)
-    msg.pose.orientation.x, msg.pose.orientation.w = 0.7071068, 0.7071068   # turned about x: not upright
+    msg.pose.orientation.x, msg.pose.orientation.w = 0.7071068, 0.7071068  # turned about x: not upright
     msg.pose.orientation.z = 0.0
     with pytest.raises(ValueError, match='upright'):
         instance_from_msg(msg)
@@ -122,7 +141,9 @@ def test_marker_array_has_a_box_and_a_label_per_instance_and_deletes_the_gone():
     assert ('gpt4scene_objects', 3, Marker.CUBE, Marker.ADD) in kinds
     assert ('gpt4scene_object_labels', 12, Marker.TEXT_VIEW_FACING, Marker.ADD) in kinds
     assert {(m.ns, m.id) for m in array.markers if m.action == Marker.DELETE} == {
-        ('gpt4scene_objects', 5), ('gpt4scene_object_labels', 5)}
+        ('gpt4scene_objects', 5),
+        ('gpt4scene_object_labels', 5),
+    }
     text = next(m for m in array.markers if m.ns == 'gpt4scene_object_labels' and m.id == 3)
     assert text.text == '<OBJ003> chair'
     assert all(m.header.frame_id == 'odom' and m.header.stamp.sec == 9 for m in array.markers)
@@ -135,19 +156,20 @@ def test_scene_snapshot_round_trip():
     frame[10:30, 20:40] = (200, 30, 30)
     T = np.eye(4)
     T[:3, 3] = (0.5, 0.2, 1.4)
-    keyframe = Keyframe(17, 3.25, frame, CameraIntrinsics(64, 48, 50.0, 50.0, 31.5, 23.5), T,
-                        (ImageMarker(7, 30.0, 20.0, 400),))
+    keyframe = Keyframe(
+        17, 3.25, frame, CameraIntrinsics(64, 48, 50.0, 50.0, 31.5, 23.5), T, (ImageMarker(7, 30.0, 20.0, 400),)
+    )
     snapshot = ObjectsSnapshot(3.5, 9, (_instance(),), bev, (ImageMarker(7, 12.5, 30.0, 20),), (keyframe,))
     msg = snapshot_to_msg(snapshot, 'odom')
     assert msg.header.frame_id == 'odom' and msg.bev_info.width == 60 and len(msg.keyframes) == 1
     back = snapshot_from_msg(msg)
-    np.testing.assert_array_equal(back.bev.image, bev.image)          # PNG: lossless
+    np.testing.assert_array_equal(back.bev.image, bev.image)  # PNG: lossless
     assert back.bev.origin_xy_m == bev.origin_xy_m and back.bev.metres_per_pixel == pytest.approx(0.05)
     assert back.bev.max_height_m == pytest.approx(1.9) and back.map_version == 9 and back.stamp_s == 3.5
     assert back.bev_markers[0].id == 7 and back.bev_markers[0].u == 12.5
     k = back.keyframes[0]
     assert (k.index, k.stamp_s, k.intrinsics) == (17, 3.25, keyframe.intrinsics)
-    assert np.abs(k.image.astype(int) - frame).mean() < 3                 # JPEG: close
+    assert np.abs(k.image.astype(int) - frame).mean() < 3  # JPEG: close
     np.testing.assert_allclose(k.T_map_camera, T, atol=1e-9)
     assert k.markers == keyframe.markers and back.instances[0].id == 7
     msg.bev.data = b'not an image'

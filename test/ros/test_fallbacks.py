@@ -10,9 +10,9 @@ import random
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
+from conftest import wait_for
 from sensor_msgs.msg import CameraInfo, Image
 
-from conftest import wait_for
 from gpt4scene_ros.io.messages import image_array
 from gpt4scene_ros.ros import fallbacks
 from gpt4scene_ros.ros.conversions.images import numpy_to_image
@@ -32,6 +32,7 @@ def test_module_selects_real_packages_or_fallbacks():
 # ApproximateTimeSynchronizer on hand-fed inputs
 # ---------------------------------------------------------------------------
 
+
 def stamped(t: float, label: str = '') -> CameraInfo:
     msg = CameraInfo()
     msg.header.stamp = time_to_msg(t)
@@ -47,8 +48,9 @@ class Harness:
         self.inputs = {name: _SimpleFilter() for name in inputs}
         self.sync = _ApproximateTimeSynchronizer(list(self.inputs.values()), queue_size, slop)
         self.sets = []
-        self.sync.registerCallback(lambda *msgs: self.sets.append(
-            tuple(round(time_from_msg(m.header.stamp), 6) for m in msgs)))
+        self.sync.registerCallback(
+            lambda *msgs: self.sets.append(tuple(round(time_from_msg(m.header.stamp), 6) for m in msgs))
+        )
 
     def feed(self, name: str, *stamps: float):
         for t in stamps:
@@ -58,8 +60,10 @@ class Harness:
 def test_exact_matches_are_emitted_in_input_order():
     h = Harness()
     received = []
-    h.sync.registerCallback(lambda a, b, c, extra: received.append(
-        (a.header.frame_id, b.header.frame_id, c.header.frame_id, extra)), 'extra')
+    h.sync.registerCallback(
+        lambda a, b, c, extra: received.append((a.header.frame_id, b.header.frame_id, c.header.frame_id, extra)),
+        'extra',
+    )
     h.feed('a', 1.0)
     h.feed('b', 1.0)
     assert h.sets == []
@@ -82,17 +86,17 @@ def test_near_matches_within_slop():
 
 def test_nearest_message_to_the_pivot_is_chosen():
     h = Harness(slop=0.05, inputs='ab')
-    h.feed('a', 1.00, 1.02, 1.04)   # the pivot will be b's 1.03: a's 1.02 and 1.04 are equally near
+    h.feed('a', 1.00, 1.02, 1.04)  # the pivot will be b's 1.03: a's 1.02 and 1.04 are equally near
     h.feed('b', 1.035)
     assert h.sets == [(1.04, 1.035)]
-    assert h.sync.dropped_count == 2   # a's 1.00 and 1.02 are older than the emitted set
+    assert h.sync.dropped_count == 2  # a's 1.00 and 1.02 are older than the emitted set
 
 
 def test_no_match_beyond_slop():
     h = Harness(slop=0.05, inputs='ab')
     h.feed('a', 1.0)
     h.feed('b', 1.2)
-    assert h.sets == [] and h.sync.dropped_count == 1   # a's 1.0 can never match: dropped
+    assert h.sets == [] and h.sync.dropped_count == 1  # a's 1.0 can never match: dropped
     h.feed('a', 1.1)
     assert h.sets == [] and h.sync.dropped_count == 2
     h.feed('a', 1.19)
@@ -103,7 +107,7 @@ def test_a_set_is_found_where_the_nearest_messages_do_not_match():
     h = Harness(slop=1.0)
     h.feed('a', 0.5, 1.4)
     h.feed('b', 1.0)
-    h.feed('c', 0.1)   # nearest to the pivot 1.0 are 1.4, 1.0, 0.1 (spread 1.3); 0.5, 1.0, 0.1 fits
+    h.feed('c', 0.1)  # nearest to the pivot 1.0 are 1.4, 1.0, 0.1 (spread 1.3); 0.5, 1.0, 0.1 fits
     assert h.sets == [(0.5, 1.0, 0.1)]
     h.feed('b', 1.5)
     h.feed('c', 1.45)
@@ -112,9 +116,9 @@ def test_a_set_is_found_where_the_nearest_messages_do_not_match():
 
 def test_a_lagging_input_is_matched_and_the_others_drop_their_oldest():
     h = Harness(queue_size=3, inputs='ab')
-    h.feed('a', *(0.1 * i for i in range(6)))   # 0.0 ... 0.5 s while b lags behind
+    h.feed('a', *(0.1 * i for i in range(6)))  # 0.0 ... 0.5 s while b lags behind
     assert len(h.sync._queues[0]) == 3 and h.sync.dropped_count == 3
-    h.feed('b', 0.0)            # its partner was dropped from a's full queue: no set, b's 0.0 goes
+    h.feed('b', 0.0)  # its partner was dropped from a's full queue: no set, b's 0.0 goes
     assert h.sets == []
     h.feed('b', 0.3, 0.4, 0.5)
     assert h.sets == [(0.3, 0.3), (0.4, 0.4), (0.5, 0.5)]
@@ -124,7 +128,7 @@ def test_queue_size_bounds_every_queue():
     h = Harness(queue_size=2, slop=0.01)
     for i in range(20):
         h.feed('a', i * 0.1)
-        h.feed('b', i * 0.1 + 0.05)   # b never matches a; c never arrives
+        h.feed('b', i * 0.1 + 0.05)  # b never matches a; c never arrives
         assert all(len(queue) <= 2 for queue in h.sync._queues)
     assert h.sets == [] and h.sync.dropped_count == 36
 
@@ -134,7 +138,7 @@ def test_stamp_going_backwards_resets_the_queues():
     h.feed('a', 10.0)
     h.feed('b', 10.0)
     h.feed('a', 10.1)
-    h.feed('b', 0.0)           # the bag looped: a's 10.1 would otherwise wait for ever
+    h.feed('b', 0.0)  # the bag looped: a's 10.1 would otherwise wait for ever
     assert h.sync.reset_count == 1
     h.feed('a', 0.0)
     h.feed('a', 0.1)
@@ -169,9 +173,15 @@ def test_messages_without_a_header_are_rejected():
         h.inputs['a'].signalMessage(Time(sec=1))
 
 
-@pytest.mark.parametrize('queue_size, slop, words', [
-    (0, 0.1, 'queue_size'), (2.5, 0.1, 'queue_size'), (10, -0.1, 'slop'), (10, float('nan'), 'slop'),
-])
+@pytest.mark.parametrize(
+    'queue_size, slop, words',
+    [
+        (0, 0.1, 'queue_size'),
+        (2.5, 0.1, 'queue_size'),
+        (10, -0.1, 'slop'),
+        (10, float('nan'), 'slop'),
+    ],
+)
 def test_synchroniser_arguments_are_checked(queue_size, slop, words):
     with pytest.raises(ValueError, match=words):
         _ApproximateTimeSynchronizer([_SimpleFilter()], queue_size, slop)
@@ -180,6 +190,7 @@ def test_synchroniser_arguments_are_checked(queue_size, slop, words):
 # ---------------------------------------------------------------------------
 # Over DDS
 # ---------------------------------------------------------------------------
+
 
 def test_synchroniser_over_dds(ros_node):
     topics = [('sync_test/color', Image), ('sync_test/depth', Image), ('sync_test/camera_info', CameraInfo)]
@@ -194,8 +205,9 @@ def test_synchroniser_over_dds(ros_node):
     for k in range(5):
         t = 100.0 + 0.1 * k
         color = numpy_to_image(np.full((4, 6, 3), k, np.uint8), 'rgb8', time_to_msg(t), '')
-        depth = numpy_to_image(np.full((4, 6), 1000 + k, np.uint16), '16UC1',
-                               time_to_msg(t + 0.002), '')   # 2 ms later: within slop
+        depth = numpy_to_image(
+            np.full((4, 6), 1000 + k, np.uint16), '16UC1', time_to_msg(t + 0.002), ''
+        )  # 2 ms later: within slop
         info = CameraInfo(width=6, height=4)
         info.header.stamp = time_to_msg(t)
         for publisher, msg in zip(publishers, (color, depth, info)):

@@ -9,7 +9,10 @@ import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.parameter import Parameter
 
-from gpt4scene_ros.common.settings import InstanceConfig, MappingConfig, MappingNodeConfig, PlayerConfig, QueryConfig
+from gpt4scene_ros.common.settings.instances import InstanceConfig
+from gpt4scene_ros.common.settings.mapping import MappingConfig, MappingNodeConfig
+from gpt4scene_ros.common.settings.player import PlayerConfig
+from gpt4scene_ros.common.settings.query import QueryConfig
 from gpt4scene_ros.ros.params import declare_settings
 
 
@@ -20,18 +23,19 @@ def bare_node():
     nodes = []
 
     def make(overrides=()):
-        node = rclpy.create_node(f'params_test_{len(nodes)}', context=context,
-                                 parameter_overrides=list(overrides))
+        node = rclpy.create_node(f'params_test_{len(nodes)}', context=context, parameter_overrides=list(overrides))
         nodes.append(node)
         return node
+
     yield make
     for node in nodes:
         node.destroy_node()
     rclpy.shutdown(context=context)
 
 
-@pytest.mark.parametrize('settings_class', [PlayerConfig, QueryConfig, MappingConfig, MappingNodeConfig,
-                                            InstanceConfig])
+@pytest.mark.parametrize(
+    'settings_class', [PlayerConfig, QueryConfig, MappingConfig, MappingNodeConfig, InstanceConfig]
+)
 def test_declares_every_field_with_default_and_description(bare_node, settings_class):
     node = bare_node()
     settings = declare_settings(node, settings_class)

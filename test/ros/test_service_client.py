@@ -8,12 +8,17 @@ import time
 
 import pytest
 import rclpy
+from conftest import wait_for
 from rclpy.executors import SingleThreadedExecutor
 from std_srvs.srv import Trigger
 
-from conftest import wait_for
-from gpt4scene_ros.ros.service_client import (ServiceCallError, ServiceNotReady, ServiceTimeout, ServiceWentAway,
-                                              call_service)
+from gpt4scene_ros.ros.service_client import (
+    ServiceCallError,
+    ServiceNotReady,
+    ServiceTimeout,
+    ServiceWentAway,
+    call_service,
+)
 
 
 def unique(name: str) -> str:
@@ -28,6 +33,7 @@ def serve(node, name: str, message: str = 'served'):
         calls.append(time.monotonic())
         response.success, response.message = True, message
         return response
+
     return node.create_service(Trigger, name, callback), calls
 
 
@@ -74,7 +80,7 @@ def test_no_server_times_out_naming_the_service(ros_node):
     assert isinstance(error.value, ServiceCallError) and error.value.service.endswith(name)
     assert error.value.timeout_s == 1.0
     started = time.monotonic()
-    with pytest.raises(ServiceNotReady, match='within 0.5 s'):   # discovery has its own, shorter limit
+    with pytest.raises(ServiceNotReady, match='within 0.5 s'):  # discovery has its own, shorter limit
         call_service(client, Trigger.Request(), 30.0, ready_timeout_s=0.5)
     assert 0.5 <= time.monotonic() - started < 5.0
 
@@ -107,6 +113,7 @@ def test_an_unanswered_request_is_sent_again_to_a_server_that_answers(ros_node, 
     def replace():
         idle_node.destroy_service(deaf)
         answering.append(serve(ros_node, name, 'second time lucky'))
+
     timer = threading.Timer(0.5, replace)
     started = time.monotonic()
     timer.start()
@@ -137,7 +144,7 @@ def test_requests_left_unanswered_are_resent_every_resend_s_until_the_timeout(ro
 def test_give_up_when_gone_reports_a_server_that_went_away(ros_node, idle_node):
     name = unique('gone')
     service, calls = serve(ros_node, name)
-    client = idle_node.create_client(Trigger, name)      # never takes the response: the request stays pending
+    client = idle_node.create_client(Trigger, name)  # never takes the response: the request stays pending
     wait_for(client.service_is_ready, 20.0, 'the server')
     outcome = []
 
@@ -146,6 +153,7 @@ def test_give_up_when_gone_reports_a_server_that_went_away(ros_node, idle_node):
             call_service(client, Trigger.Request(), 30.0, resend_s=20.0, give_up_when_gone=True)
         except ServiceCallError as error:
             outcome.append(error)
+
     thread = threading.Thread(target=call, daemon=True)
     started = time.monotonic()
     thread.start()
@@ -171,6 +179,7 @@ def test_check_aborts_the_call_and_a_pending_request_is_removed(ros_node, idle_n
         polls.append(time.monotonic())
         if len(polls) == 5:
             raise Stop
+
     with pytest.raises(Stop):
         call_service(client, Trigger.Request(), 30.0, check=check)
     assert len(polls) == 5
@@ -183,16 +192,17 @@ def test_check_aborts_the_call_and_a_pending_request_is_removed(ros_node, idle_n
     def stop_once_served():
         if calls:
             raise Stop
+
     with pytest.raises(Stop):
         call_service(client, Trigger.Request(), 30.0, check=stop_once_served)
     executor = SingleThreadedExecutor(context=ros_node.context)
     executor.add_node(idle_node)
     try:
-        for _ in range(20):    # the response is taken now, but goes to no future: the request was removed
+        for _ in range(20):  # the response is taken now, but goes to no future: the request was removed
             executor.spin_once(timeout_sec=0.05)
     finally:
         executor.remove_node(idle_node)
         executor.shutdown()
-    for sequence_number in range(3):       # the one request's number (1 here; 0 or 2 on other middlewares)
+    for sequence_number in range(3):  # the one request's number (1 here; 0 or 2 on other middlewares)
         with pytest.raises(KeyError):
             client.get_pending_request(sequence_number)

@@ -15,17 +15,18 @@ import cv2
 import numpy as np
 import pytest
 
+from gpt4scene_ros.common.frames import CameraIntrinsics, check_rigid_transform
 from gpt4scene_ros.sim.build import build_scene
 from gpt4scene_ros.sim.render import camera_path, render_frame
 from gpt4scene_ros.sim.scene import SyntheticSceneConfig
 from gpt4scene_ros.sim.writer import write_sequence
 from gpt4scene_ros.tools.make_scene import main
-from gpt4scene_ros.common.frames import CameraIntrinsics, check_rigid_transform
 
 SMALL = SyntheticSceneConfig(num_frames=6).with_resolution(160, 120)
 
 
 # -- helpers ------------------------------------------------------------------------------------------
+
 
 def read_frame(folder, index):
     stem = folder / f'frame-{index:06d}'
@@ -79,6 +80,7 @@ def files_of(folder):
 
 # -- determinism --------------------------------------------------------------------------------------
 
+
 def test_same_seed_writes_identical_files_and_another_seed_differs(tmp_path):
     config = dataclasses.replace(SMALL, num_frames=3)
     write_sequence(config, tmp_path / 'a')
@@ -123,8 +125,7 @@ def test_noise_free_depth_back_projects_onto_the_ground_truth(tmp_path, variant)
     records = {record['id']: record for record in gt['objects']}
     room_lo, room_hi = np.array(gt['room']['min']), np.array(gt['room']['max'])
     T_world_room = np.array(gt['room']['T_world_room'])
-    assert math.degrees(math.atan2(T_world_room[1, 0], T_world_room[0, 0])) == pytest.approx(
-        config.room_yaw_deg)
+    assert math.degrees(math.atan2(T_world_room[1, 0], T_world_room[0, 0])) == pytest.approx(config.room_yaw_deg)
     checked = set()
     for index in range(config.num_frames):
         color, depth_mm, instance, T = read_frame(tmp_path, index)
@@ -145,8 +146,9 @@ def test_noise_free_depth_back_projects_onto_the_ground_truth(tmp_path, variant)
             record = records[int(instance_id)]
             half = np.array(record['size']) / 2
             near = distance_to_box(in_box_frame(points[pixels], record), -half, half) < 0.01
-            assert near.mean() > 0.95, (f'frame {index}: only {near.mean():.1%} of object {instance_id} '
-                                        'back-projects onto its box')
+            assert near.mean() > 0.95, (
+                f'frame {index}: only {near.mean():.1%} of object {instance_id} back-projects onto its box'
+            )
             checked.add(int(instance_id))
 
         # The files are the renderer's output: depth to the millimetre, colour up to JPEG loss.
@@ -158,6 +160,7 @@ def test_noise_free_depth_back_projects_onto_the_ground_truth(tmp_path, variant)
 
 
 # -- sensor noise ---------------------------------------------------------------------------------------
+
 
 def test_depth_noise_grows_with_depth_squared_and_drops_the_configured_fraction():
     noisy = SyntheticSceneConfig(dropout_fraction=0.05, grazing_dropout_cos=0.0)
@@ -213,6 +216,7 @@ def test_depth_is_dropped_at_grazing_incidence():
 
 # -- layout and ground truth ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize('clutter', ['standard', 'heavy'])
 @pytest.mark.parametrize('room', [{}, {'room_size_x_m': 4.5, 'room_size_y_m': 4.0}], ids=['default', 'smallest'])
 @pytest.mark.parametrize('seed', range(6))
@@ -247,8 +251,11 @@ def test_layout_has_the_required_clutter_and_no_interpenetration(seed, room, clu
             assert abs(gaps.max()) < 0.005, f'{i} and {j} do not touch: per-axis gaps {gaps}'
             assert np.sum(gaps < -0.05) == 2, 'touching boxes share a face, not just an edge'
     # A stack's upper objects rest on a 'stacked' object; its bottom one stands on the floor or a table.
-    stacked = [i for i in tagged('stacked') if objects[i]['on_top_of'] is not None
-               and 'stacked' in objects[objects[i]['on_top_of']]['tags']]
+    stacked = [
+        i
+        for i in tagged('stacked')
+        if objects[i]['on_top_of'] is not None and 'stacked' in objects[objects[i]['on_top_of']]['tags']
+    ]
     assert stacked
     for top in stacked:
         bottom = objects[top]['on_top_of']
@@ -262,7 +269,7 @@ def test_layout_has_the_required_clutter_and_no_interpenetration(seed, room, clu
         assert np.all(lo >= room_lo - 1e-5) and np.all(hi <= room_hi + 1e-5), f'object {i} leaves the room'
         assert lo[2] == pytest.approx(0.0, abs=1e-5) or objects[i]['on_top_of'] is not None, f'{i} floats'
     for i, j in itertools.combinations(boxes, 2):
-        related = (j in objects[i]['touching_ids'] or objects[i]['on_top_of'] == j or objects[j]['on_top_of'] == i)
+        related = j in objects[i]['touching_ids'] or objects[i]['on_top_of'] == j or objects[j]['on_top_of'] == i
         penetration = -axis_gaps(boxes[i], boxes[j]).max()
         if related:
             assert penetration < 0.001, f'objects {i} and {j} interpenetrate by {penetration:.4f} m'
@@ -289,8 +296,7 @@ def test_clean_rooms_have_only_objects_that_stand_apart(seed):
 
 @pytest.mark.parametrize('seed', range(4))
 def test_turned_rooms_and_furniture_report_tight_oriented_boxes(seed):
-    config = SyntheticSceneConfig(seed=seed, clutter='heavy', room_yaw_deg=-50.0, furniture_yaw_deg=30.0,
-                                  num_chairs=4)
+    config = SyntheticSceneConfig(seed=seed, clutter='heavy', room_yaw_deg=-50.0, furniture_yaw_deg=30.0, num_chairs=4)
     scene = build_scene(config)
     records = {record['id']: record for record in scene.ground_truth()['objects']}
     room_yaw = math.radians(config.room_yaw_deg)
@@ -334,8 +340,9 @@ def test_every_object_is_seen_from_several_sides_along_the_default_path():
         position = T[:3, 3]
         assert np.all(position > scene.room_min + 0.3) and np.all(position < scene.room_max - 0.3)
         for obj in scene.objects:
-            assert distance_to_box(position, obj.aabb_min - 0.05, obj.aabb_max + 0.05) > 0, \
+            assert distance_to_box(position, obj.aabb_min - 0.05, obj.aabb_max + 0.05) > 0, (
                 f'camera inside {obj.label} {obj.id}'
+            )
         _, depth_m, instance = render_frame(scene, T, config)
         ids, counts = np.unique(instance, return_counts=True)
         for instance_id, count in zip(ids, counts):
@@ -368,21 +375,41 @@ def test_camera_path_is_a_smooth_closed_loop():
 
 # -- validation and the command line -------------------------------------------------------------------
 
-@pytest.mark.parametrize('name, value, rule', [
-    ('seed', -1, 'must be >= 0'), ('seed', 1.5, 'expected int'), ('num_frames', 0, 'must be >= 1'),
-    ('width', 0, 'must be >= 16'), ('height', 8, 'must be >= 16'), ('fx', 0.0, 'must be > 0.0'),
-    ('fy', -1.0, 'must be > 0.0'), ('cx', 1000.0, 'must be <= width=640'), ('cy', -1.0, 'must be >= 0.0'),
-    ('depth_noise', 'yes', 'expected bool'), ('noise_sigma_base_m', -0.001, 'must be >= 0.0'),
-    ('noise_sigma_quadratic_per_m', float('nan'), 'must be finite'), ('dropout_fraction', 1.0, 'must be < 1.0'),
-    ('grazing_dropout_cos', -0.1, 'must be >= 0.0'), ('min_depth_m', 0.0, 'must be > 0.0'),
-    ('max_depth_m', 0.2, 'must be > min_depth_m=0.3'), ('max_depth_m', 100.0, 'must be <= 65.535'),
-    ('room_size_x_m', 3.0, 'must be >= 4.5'), ('room_size_y_m', 50.0, 'must be <= 10.0'),
-    ('room_height_m', 2.0, 'must be >= 2.2'), ('camera_height_m', 2.5, r'must be in \[1\.30, 2\.20\]'),
-    ('camera_wall_margin_m', 0.3, r'must be in \[0\.57, 1\.50\]'), ('camera_look_aside_deg', 200.0, 'must be <= 180.0'),
-    ('camera_bob_m', -0.1, 'must be >= 0.0'), ('jpeg_quality', 0, 'must be >= 1'),
-    ('clutter', 'lots', r"must be one of \['none', 'standard', 'heavy'\]"), ('num_chairs', 5, 'must be <= 4'),
-    ('room_yaw_deg', 200.0, 'must be <= 180.0'), ('furniture_yaw_deg', 60.0, 'must be <= 45.0'),
-])
+
+@pytest.mark.parametrize(
+    'name, value, rule',
+    [
+        ('seed', -1, 'must be >= 0'),
+        ('seed', 1.5, 'expected int'),
+        ('num_frames', 0, 'must be >= 1'),
+        ('width', 0, 'must be >= 16'),
+        ('height', 8, 'must be >= 16'),
+        ('fx', 0.0, 'must be > 0.0'),
+        ('fy', -1.0, 'must be > 0.0'),
+        ('cx', 1000.0, 'must be <= width=640'),
+        ('cy', -1.0, 'must be >= 0.0'),
+        ('depth_noise', 'yes', 'expected bool'),
+        ('noise_sigma_base_m', -0.001, 'must be >= 0.0'),
+        ('noise_sigma_quadratic_per_m', float('nan'), 'must be finite'),
+        ('dropout_fraction', 1.0, 'must be < 1.0'),
+        ('grazing_dropout_cos', -0.1, 'must be >= 0.0'),
+        ('min_depth_m', 0.0, 'must be > 0.0'),
+        ('max_depth_m', 0.2, 'must be > min_depth_m=0.3'),
+        ('max_depth_m', 100.0, 'must be <= 65.535'),
+        ('room_size_x_m', 3.0, 'must be >= 4.5'),
+        ('room_size_y_m', 50.0, 'must be <= 10.0'),
+        ('room_height_m', 2.0, 'must be >= 2.2'),
+        ('camera_height_m', 2.5, r'must be in \[1\.30, 2\.20\]'),
+        ('camera_wall_margin_m', 0.3, r'must be in \[0\.57, 1\.50\]'),
+        ('camera_look_aside_deg', 200.0, 'must be <= 180.0'),
+        ('camera_bob_m', -0.1, 'must be >= 0.0'),
+        ('jpeg_quality', 0, 'must be >= 1'),
+        ('clutter', 'lots', r"must be one of \['none', 'standard', 'heavy'\]"),
+        ('num_chairs', 5, 'must be <= 4'),
+        ('room_yaw_deg', 200.0, 'must be <= 180.0'),
+        ('furniture_yaw_deg', 60.0, 'must be <= 45.0'),
+    ],
+)
 def test_config_rejects_bad_values(name, value, rule):
     with pytest.raises(ValueError, match=rf'SyntheticSceneConfig\.{name}={re.escape(repr(value))}: {rule}'):
         SyntheticSceneConfig(**{name: value})
@@ -413,7 +440,8 @@ def test_write_sequence_refuses_foreign_folders_and_replaces_its_own(tmp_path):
     write_sequence(dataclasses.replace(SMALL, num_frames=2), own)
     names = sorted(p.name for p in own.iterdir())
     assert [n for n in names if n.startswith('frame-')] == [
-        f'frame-{i:06d}.{kind}' for i in range(2) for kind in ('color.jpg', 'depth.png', 'instance.png', 'pose.txt')]
+        f'frame-{i:06d}.{kind}' for i in range(2) for kind in ('color.jpg', 'depth.png', 'instance.png', 'pose.txt')
+    ]
     assert 'notes.txt' in names
     assert json.loads((own / 'instances.json').read_text())['num_frames'] == 2
 
@@ -429,8 +457,31 @@ def test_cli_returns_2_on_bad_arguments(tmp_path, capsys):
 
 def test_cli_writes_a_sequence(tmp_path, capsys):
     out = tmp_path / 'scene'
-    assert main([str(out), '--seed', '3', '--frames', '2', '--no-noise', '--width', '64', '--height', '48',
-                 '--clutter', 'heavy', '--chairs', '3', '--room-yaw', '20', '--furniture-yaw', '10']) == 0
+    assert (
+        main(
+            [
+                str(out),
+                '--seed',
+                '3',
+                '--frames',
+                '2',
+                '--no-noise',
+                '--width',
+                '64',
+                '--height',
+                '48',
+                '--clutter',
+                'heavy',
+                '--chairs',
+                '3',
+                '--room-yaw',
+                '20',
+                '--furniture-yaw',
+                '10',
+            ]
+        )
+        == 0
+    )
     assert 'frames' in capsys.readouterr().out
     gt = json.loads((out / 'instances.json').read_text())
     assert gt['seed'] == 3 and gt['noise']['enabled'] is False and gt['num_frames'] == 2

@@ -11,9 +11,9 @@ import subprocess
 import pytest
 from conftest import executable, wait_for
 
+from gpt4scene_ros.common.graph import NODES
 from gpt4scene_ros.sim.scene import SyntheticSceneConfig
 from gpt4scene_ros.sim.writer import write_sequence
-from gpt4scene_ros.common.graph import NODES
 
 
 @pytest.fixture(scope='module')
@@ -32,8 +32,12 @@ class Bringup:
     def __init__(self, args, log):
         self.log = open(log, 'w')
         self.path = log
-        self.process = subprocess.Popen([executable('gpt4scene-bringup'), *args], stdout=self.log,
-                                        stderr=subprocess.STDOUT, env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+        self.process = subprocess.Popen(
+            [executable('gpt4scene-bringup'), *args],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, 'PYTHONUNBUFFERED': '1'},
+        )
 
     def output(self):
         self.log.flush()
@@ -53,20 +57,54 @@ def first_listed_id() -> str:
 
 
 def every_task(save_dir):
-    objects = wait_for(lambda: (r := ask('--task', 'objects', '--json', timeout=20)).returncode == 0
-                       and len(json.loads(r.stdout)['object_ids']) >= 4 and json.loads(r.stdout), 120,
-                       'instances listed by gpt4scene-ask')
+    objects = wait_for(
+        lambda: (
+            (r := ask('--task', 'objects', '--json', timeout=20)).returncode == 0
+            and len(json.loads(r.stdout)['object_ids']) >= 4
+            and json.loads(r.stdout)
+        ),
+        120,
+        'instances listed by gpt4scene-ask',
+    )
     # Keyframe candidates are segmented a few per instance update: wait for three keyframes.
-    wait_for(lambda: len(json.loads(ask('x', '--json', '--frames', '3', '--save-images', str(save_dir)).stdout)
-                         ['images']) == 4, 120, 'three keyframes in the snapshot')
+    wait_for(
+        lambda: (
+            len(json.loads(ask('x', '--json', '--frames', '3', '--save-images', str(save_dir)).stdout)['images']) == 4
+        ),
+        120,
+        'three keyframes in the snapshot',
+    )
     assert all(len(i['center']) == 3 and len(i['size']) == 3 for i in objects['instances'])
-    for args in (['where is the table?'], ['What is in front of me?', '--situation', 'I stand by the sofa.'],
-                 ['the table', '--task', 'ground'], ['all chairs', '--task', 'multi_ground'], None):
+    for args in (
+        ['where is the table?'],
+        ['What is in front of me?', '--situation', 'I stand by the sofa.'],
+        ['the table', '--task', 'ground'],
+        ['all chairs', '--task', 'multi_ground'],
+        None,
+    ):
         if args is None:
             # While the map grows an id listed a moment ago can be merged away: caption one listed just now.
-            caption = wait_for(lambda: (r := ask('--task', 'caption', '--ids', first_listed_id(), '--json', '--frames',
-                                                 '3', '--save-images', str(save_dir))).returncode == 0 and r, 60,
-                               'a caption of a listed object')
+            caption = wait_for(
+                lambda: (
+                    (
+                        r := ask(
+                            '--task',
+                            'caption',
+                            '--ids',
+                            first_listed_id(),
+                            '--json',
+                            '--frames',
+                            '3',
+                            '--save-images',
+                            str(save_dir),
+                        )
+                    ).returncode
+                    == 0
+                    and r
+                ),
+                60,
+                'a caption of a listed object',
+            )
             result = caption
         else:
             result = ask(*args, '--json', '--frames', '3', '--save-images', str(save_dir))
@@ -86,11 +124,31 @@ def test_bringup_plays_maps_and_answers_every_task(scene, tiny_models, tmp_path)
     """The graph as the launch file starts it, asked from a shell (the OpenAI-compatible backend has its own
     test in test_query_vlm, against a real HTTP server)."""
     model = str(tiny_models / 'qwen2-vl')
-    bringup = Bringup(['--data', str(scene), '-p', 'player.playback_mode=as_fast_as_possible',
-                       '-p', 'player.wait_for_subscribers=1', '-p', 'mapping_node.instance_period_s=1.0',
-                       '-p', 'mapping_node.input_qos=reliable', '-p', 'mapping_node.frame_queue_size=1000',
-                       '-p', 'query_node.max_new_tokens=16', '-p', 'query_node.backend=transformers',
-                       '-p', f'query_node.model={model}', '-p', 'query_node.device=cpu'], tmp_path / 'bringup.log')
+    bringup = Bringup(
+        [
+            '--data',
+            str(scene),
+            '-p',
+            'player.playback_mode=as_fast_as_possible',
+            '-p',
+            'player.wait_for_subscribers=1',
+            '-p',
+            'mapping_node.instance_period_s=1.0',
+            '-p',
+            'mapping_node.input_qos=reliable',
+            '-p',
+            'mapping_node.frame_queue_size=1000',
+            '-p',
+            'query_node.max_new_tokens=16',
+            '-p',
+            'query_node.backend=transformers',
+            '-p',
+            f'query_node.model={model}',
+            '-p',
+            'query_node.device=cpu',
+        ],
+        tmp_path / 'bringup.log',
+    )
     try:
         every_task(tmp_path / 'images')
         output = bringup.output()
@@ -106,16 +164,25 @@ def test_bringup_plays_maps_and_answers_every_task(scene, tiny_models, tmp_path)
 def test_ask_without_a_service_exits_2_and_bad_arguments_are_refused(tmp_path):
     result = ask('Where is the mug?', '--timeout', '2', '--service', '/nobody/scene_query', timeout=5)
     assert result.returncode == 2 and 'no service' in result.stderr
-    assert subprocess.run([executable('gpt4scene-bringup'), '--data', str(tmp_path / 'none')],
-                          capture_output=True, text=True, timeout=60).returncode == 2
-    bad = subprocess.run([executable('gpt4scene-bringup'), '-p', 'nobody.x=1'], capture_output=True, text=True,
-                         timeout=60)
+    assert (
+        subprocess.run(
+            [executable('gpt4scene-bringup'), '--data', str(tmp_path / 'none')],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).returncode
+        == 2
+    )
+    bad = subprocess.run(
+        [executable('gpt4scene-bringup'), '-p', 'nobody.x=1'], capture_output=True, text=True, timeout=60
+    )
     assert bad.returncode == 2 and 'unknown node' in bad.stderr
 
 
 def test_a_node_that_dies_is_reported_and_the_rest_stopped(tmp_path):
-    bringup = Bringup(['-p', 'query_node.backend=transformers', '-p', 'query_node.model=/no/such/model'],
-                      tmp_path / 'bringup.log')
+    bringup = Bringup(
+        ['-p', 'query_node.backend=transformers', '-p', 'query_node.model=/no/such/model'], tmp_path / 'bringup.log'
+    )
     code = bringup.process.wait(timeout=120)
     bringup.log.close()
     output = bringup.path.read_text()

@@ -18,16 +18,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import REPO_ROOT
+
 from gpt4scene_ros.io.bags import BagTopics, write_bag
 from gpt4scene_ros.io.open import open_sequence
 from gpt4scene_ros.sim.scene import SyntheticSceneConfig
 from gpt4scene_ros.sim.writer import write_sequence
 
-REALSENSE = BagTopics(color='/camera/camera/color/image_raw',
-                      depth='/camera/camera/aligned_depth_to_color/image_raw',
-                      camera_info='/camera/camera/color/camera_info', odometry='/odom')
+REALSENSE = BagTopics(
+    color='/camera/camera/color/image_raw',
+    depth='/camera/camera/aligned_depth_to_color/image_raw',
+    camera_info='/camera/camera/color/camera_info',
+    odometry='/odom',
+)
 
 SCREENSHOTS = REPO_ROOT / 'out' / 'test_screenshots'
 BROWSER = shutil.which('chromium') or shutil.which('chromium-browser') or shutil.which('google-chrome')
@@ -48,16 +51,33 @@ window.addEventListener('load', () => {
 
 
 def demo(*args, env=None, **kwargs):
-    return subprocess.run([sys.executable, '-P', '-m', 'gpt4scene_ros.tools.demo', *args], capture_output=True,
-                          text=True, env=env, **kwargs)
+    return subprocess.run(
+        [sys.executable, '-P', '-m', 'gpt4scene_ros.tools.demo', *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        **kwargs,
+    )
 
 
 def browser_check(report: Path, tmp_path: Path) -> dict:
     """Open a copy of the report (with a check script added) in headless Chromium; what the page saw."""
     probe = tmp_path / 'probe.html'
     probe.write_text(report.read_text().replace('</body>', CHECK_SCRIPT + '</body>'))
-    result = subprocess.run([BROWSER, '--headless', '--no-sandbox', '--disable-gpu', '--virtual-time-budget=20000',
-                             '--dump-dom', probe.as_uri()], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            BROWSER,
+            '--headless',
+            '--no-sandbox',
+            '--disable-gpu',
+            '--virtual-time-budget=20000',
+            '--dump-dom',
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     found = re.search(r'<pre id="browser-check">(.*?)</pre>', result.stdout)
     assert found, f'the check script did not run: {result.stderr[-2000:]}'
     return json.loads(found.group(1).replace('&quot;', '"').replace('&amp;', '&'))
@@ -65,9 +85,21 @@ def browser_check(report: Path, tmp_path: Path) -> dict:
 
 def screenshot(report: Path, path: Path) -> np.ndarray:
     path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([BROWSER, '--headless', '--no-sandbox', '--disable-gpu', '--hide-scrollbars',
-                    '--window-size=1280,3000', f'--screenshot={path}', report.as_uri()], capture_output=True,
-                   timeout=120, cwd=path.parent)
+    subprocess.run(
+        [
+            BROWSER,
+            '--headless',
+            '--no-sandbox',
+            '--disable-gpu',
+            '--hide-scrollbars',
+            '--window-size=1280,3000',
+            f'--screenshot={path}',
+            report.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        cwd=path.parent,
+    )
     image = cv2.imread(str(path))
     assert image is not None, f'no screenshot at {path}'
     return image
@@ -101,8 +133,10 @@ def small_bag(small_scene, tmp_path) -> Path:
     return tmp_path / 'bag'
 
 
-@pytest.mark.skipif(BROWSER is None and not os.environ.get('GPT4SCENE_REQUIRE_BROWSER'),
-                    reason='no chromium here (scripts/test installs it)')
+@pytest.mark.skipif(
+    BROWSER is None and not os.environ.get('GPT4SCENE_REQUIRE_BROWSER'),
+    reason='no chromium here (scripts/test installs it)',
+)
 def test_the_demo_on_a_bag_asks_every_task_and_writes_a_report_a_browser_renders(small_bag, tmp_path):
     assert BROWSER, 'scripts/test installs chromium: the report must be checked in a real browser'
     out = tmp_path / 'out'
@@ -111,10 +145,22 @@ def test_the_demo_on_a_bag_asks_every_task_and_writes_a_report_a_browser_renders
     roles = ('color', 'depth', 'camera_info', 'odometry')
     topics = [f'player.{role}_topic={getattr(REALSENSE, role)}' for role in roles]
     # The README's command itself (scripts/demo: set-up check, then the demo).
-    result = subprocess.run([str(REPO_ROOT / 'scripts' / 'demo'), str(small_bag), '--out', str(out),
-                             '-p', 'mapping_node.candidates_per_update=16',
-                             *[arg for topic in topics for arg in ('-p', topic)]], capture_output=True, text=True,
-                            env=dict(os.environ, GPT4SCENE_TEST_RUN=marker), timeout=400, cwd=tmp_path)
+    result = subprocess.run(
+        [
+            str(REPO_ROOT / 'scripts' / 'demo'),
+            str(small_bag),
+            '--out',
+            str(out),
+            '-p',
+            'mapping_node.candidates_per_update=16',
+            *[arg for topic in topics for arg in ('-p', topic)],
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, GPT4SCENE_TEST_RUN=marker),
+        timeout=400,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert not marked_processes(marker), 'the graph is stopped when the demo ends'
     report = out / 'report.html'
@@ -127,7 +173,7 @@ def test_the_demo_on_a_bag_asks_every_task_and_writes_a_report_a_browser_renders
         assert re.search(rf'^demo: {task} ', result.stdout, re.M), f'{task} asked: {result.stdout}'
 
     seen = browser_check(report, tmp_path)
-    assert seen['broken'] == [] and seen['images'] >= 2 + 1 + 1, seen   # BEVs, keyframes, answer boxes
+    assert seen['broken'] == [] and seen['images'] >= 2 + 1 + 1, seen  # BEVs, keyframes, answer boxes
     assert seen['rows'] == objects and seen['summary'].startswith(f'{objects} objects in the map'), seen
     assert seen['questions'] == 6, seen
     shot = screenshot(report, SCREENSHOTS / 'demo_report.png')
@@ -162,9 +208,24 @@ def test_an_interrupted_demo_stops_the_graph_and_leaves_no_process(how, small_sc
     out = tmp_path / 'out'
     marker = uuid.uuid4().hex
     process = subprocess.Popen(
-        [sys.executable, '-P', '-m', 'gpt4scene_ros.tools.demo', str(small_scene), '--out', str(out),
-         '--model', str(tiny_models / 'qwen2-vl')], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=dict(os.environ, GPT4SCENE_TEST_RUN=marker), start_new_session=True, cwd=tmp_path)
+        [
+            sys.executable,
+            '-P',
+            '-m',
+            'gpt4scene_ros.tools.demo',
+            str(small_scene),
+            '--out',
+            str(out),
+            '--model',
+            str(tiny_models / 'qwen2-vl'),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, GPT4SCENE_TEST_RUN=marker),
+        start_new_session=True,
+        cwd=tmp_path,
+    )
     try:
         deadline = time.monotonic() + 60
         log = out / 'graph.log'
@@ -173,7 +234,7 @@ def test_an_interrupted_demo_stops_the_graph_and_leaves_no_process(how, small_sc
             time.sleep(0.2)
         time.sleep(1.0)
         assert len(marked_processes(marker)) >= 4, 'demo, bringup and its nodes are running'
-        if how == 'ctrl_c':   # a terminal sends SIGINT to the whole foreground process group
+        if how == 'ctrl_c':  # a terminal sends SIGINT to the whole foreground process group
             os.killpg(process.pid, signal.SIGINT)
         else:
             process.send_signal(signal.SIGTERM)

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from gpt4scene_ros.tools.process import main
 from gpt4scene_ros.sim.scene import SyntheticSceneConfig
 from gpt4scene_ros.sim.writer import write_sequence
+from gpt4scene_ros.tools.process import main
 
 
 @pytest.fixture(scope='module')
@@ -24,8 +24,9 @@ def read_ply(path):
     data = path.read_bytes()
     header, body = data.split(b'end_header\n', 1)
     count = int(next(line for line in header.decode().splitlines() if line.startswith('element vertex')).split()[2])
-    vertices = np.frombuffer(body, dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('r', 'u1'), ('g', 'u1'),
-                                          ('b', 'u1')], count=count)
+    vertices = np.frombuffer(
+        body, dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('r', 'u1'), ('g', 'u1'), ('b', 'u1')], count=count
+    )
     return np.stack([vertices['x'], vertices['y'], vertices['z']], axis=1)
 
 
@@ -92,8 +93,20 @@ def test_writes_instances_marked_bev_and_keyframes(scene, tmp_path, capsys):
 
 
 def test_a_detector_that_does_not_load_exits_2(scene, tmp_path, capsys):
-    assert main([str(scene), str(tmp_path / 'out'), '--detector', 'transformers', '--detector-model',
-                 str(tmp_path / 'missing'), '--quiet']) == 2
+    assert (
+        main(
+            [
+                str(scene),
+                str(tmp_path / 'out'),
+                '--detector',
+                'transformers',
+                '--detector-model',
+                str(tmp_path / 'missing'),
+                '--quiet',
+            ]
+        )
+        == 2
+    )
     assert 'detector_model' in capsys.readouterr().err
 
 

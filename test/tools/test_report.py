@@ -10,12 +10,20 @@ import stat
 import cv2
 import numpy as np
 import pytest
+from scene_fixtures import make_snapshot
 
 from gpt4scene_ros.objects.markers import marker_color
-from gpt4scene_ros.tools.report import (ReportContext, ReportError, ReportQuestion, check_writable_dir,
-                                       draw_boxes_on_bev, overview_image, render_report, write_overview,
-                                       write_report)
-from scene_fixtures import make_snapshot
+from gpt4scene_ros.tools.report import (
+    ReportContext,
+    ReportError,
+    ReportQuestion,
+    check_writable_dir,
+    draw_boxes_on_bev,
+    overview_image,
+    render_report,
+    write_overview,
+    write_report,
+)
 
 
 def _images(page: str) -> list:
@@ -25,16 +33,30 @@ def _images(page: str) -> list:
 
 def _questions(snapshot):
     table = snapshot.instance(7)
-    return [ReportQuestion('objects', success=True, answer='3 objects', instances=snapshot.instances),
-            ReportQuestion('qa', 'Where is <b>the table</b>?', 'I sit on the sofa.', success=True,
-                           answer='Next to <OBJ007>.', instances=(table,), round_trip_ms=321.0),
-            ReportQuestion('caption', object_ids_asked=(99,), success=False, message='unknown object ids [99]')]
+    return [
+        ReportQuestion('objects', success=True, answer='3 objects', instances=snapshot.instances),
+        ReportQuestion(
+            'qa',
+            'Where is <b>the table</b>?',
+            'I sit on the sofa.',
+            success=True,
+            answer='Next to <OBJ007>.',
+            instances=(table,),
+            round_trip_ms=321.0,
+        ),
+        ReportQuestion('caption', object_ids_asked=(99,), success=False, message='unknown object ids [99]'),
+    ]
 
 
 def test_the_report_embeds_every_image_and_lists_every_object():
     snapshot = make_snapshot(num_keyframes=4)
-    page = render_report(snapshot, _questions(snapshot), ReportContext(
-        'scene', 'transformers', 'tiny', model_is_random=True, timings_s={'play': 12.5}, counts={'frames': 40}))
+    page = render_report(
+        snapshot,
+        _questions(snapshot),
+        ReportContext(
+            'scene', 'transformers', 'tiny', model_is_random=True, timings_s={'play': 12.5}, counts={'frames': 40}
+        ),
+    )
     assert 'http://' not in page and 'https://' not in page and '<script' not in page
     images = _images(page)
     # BEV, marked BEV, 4 keyframes, and one BEV per question that named objects.
@@ -99,6 +121,6 @@ def test_the_overview_puts_the_marked_bev_next_to_the_busiest_keyframe(tmp_path)
     image = overview_image(snapshot, height_px=200)
     bev_width = round(snapshot.bev.width_px * 200 / snapshot.bev.height_px)
     assert image.shape == (200, bev_width + 8 + round(640 * 200 / 480), 3)
-    np.testing.assert_array_equal(image[:, bev_width:bev_width + 8], 255)
+    np.testing.assert_array_equal(image[:, bev_width : bev_width + 8], 255)
     path = write_overview(tmp_path / 'overview.jpg', snapshot)
-    assert cv2.imread(str(path)).shape == overview_image(snapshot).shape   # 420 px high by default
+    assert cv2.imread(str(path)).shape == overview_image(snapshot).shape  # 420 px high by default

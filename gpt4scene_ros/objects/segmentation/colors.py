@@ -25,7 +25,7 @@ def shading_invariant_colors(colors_u8: np.ndarray) -> np.ndarray:
 
 def lab_colors(colors_u8: np.ndarray) -> np.ndarray:
     """CIE Lab (L 0-100) of Nx3 uint8 RGB colours, float32."""
-    rgb = (np.asarray(colors_u8, np.float32).reshape(-1, 1, 3) / 255.0)
+    rgb = np.asarray(colors_u8, np.float32).reshape(-1, 1, 3) / 255.0
     if len(rgb) == 0:
         return np.zeros((0, 3), np.float32)
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).reshape(-1, 3)

@@ -10,13 +10,14 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from gpt4scene_ros.common.settings import InstanceConfig
+from gpt4scene_ros.common.settings.instances import InstanceConfig
 from gpt4scene_ros.objects.segmentation.colors import LAB_WEIGHTS
 from gpt4scene_ros.objects.voxels import SurfaceVoxels, lookup, packed_offset
 
 
-def edge_evidence(voxels: SurfaceVoxels, config: InstanceConfig
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def edge_evidence(
+    voxels: SurfaceVoxels, config: InstanceConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per edge: colour distance (weighted Lab), whether it crosses a concave crease, a convex one, and a convex
     ridge that passes the sanity check below."""
     i, j = voxels.edges[:, 0], voxels.edges[:, 1]
@@ -32,8 +33,14 @@ def edge_evidence(voxels: SurfaceVoxels, config: InstanceConfig
     # A ridge between two faces of one object runs across the step from one voxel to the other; two
     # surfaces that only touch at a corner (the back of one box and the top of the one beside it) are
     # diagonal neighbours with the step along the ridge line: not a convex connection (LCCP's sanity check).
-    ridge = np.stack([n_i[:, 1] * n_j[:, 2] - n_i[:, 2] * n_j[:, 1], n_i[:, 2] * n_j[:, 0] - n_i[:, 0] * n_j[:, 2],
-                      n_i[:, 0] * n_j[:, 1] - n_i[:, 1] * n_j[:, 0]], axis=1)
+    ridge = np.stack(
+        [
+            n_i[:, 1] * n_j[:, 2] - n_i[:, 2] * n_j[:, 1],
+            n_i[:, 2] * n_j[:, 0] - n_i[:, 0] * n_j[:, 2],
+            n_i[:, 0] * n_j[:, 1] - n_i[:, 1] * n_j[:, 0],
+        ],
+        axis=1,
+    )
     ridge_length = np.sqrt(np.einsum('ij,ij->i', ridge, ridge))
     along_ridge = np.abs(np.einsum('ij,ij->i', ridge, direction)) / np.maximum(ridge_length, 1e-9)
     convex = (convexity > 0.05) & (cos_angle < math.cos(math.radians(config.convex_angle_deg)))
@@ -47,8 +54,15 @@ def components(count: int, edges: np.ndarray, keep_edge: np.ndarray) -> np.ndarr
     return connected_components(graph, directed=False)[1]
 
 
-def absorb_tiny(labels: np.ndarray, features: np.ndarray, edges: np.ndarray, active_edge: np.ndarray, min_size: int,
-                color_scale: float, rounds: int = 4) -> np.ndarray:
+def absorb_tiny(
+    labels: np.ndarray,
+    features: np.ndarray,
+    edges: np.ndarray,
+    active_edge: np.ndarray,
+    min_size: int,
+    color_scale: float,
+    rounds: int = 4,
+) -> np.ndarray:
     """Regions smaller than ``min_size`` (mostly the mixed-colour voxels along object borders) join a neighbour:
     the one they share most edges with, discounted by colour difference (vectorised)."""
     for _ in range(rounds):
@@ -66,22 +80,34 @@ def absorb_tiny(labels: np.ndarray, features: np.ndarray, edges: np.ndarray, act
         pair, shared = np.unique(source.astype(np.int64) * n + target, return_counts=True)
         source, target = pair // n, pair % n
         valid = labels >= 0
-        means = np.stack([np.bincount(labels[valid], weights=features[valid, c], minlength=n)
-                          for c in range(features.shape[1])], axis=1) / np.maximum(size, 1)[:, None]
+        means = (
+            np.stack(
+                [np.bincount(labels[valid], weights=features[valid, c], minlength=n) for c in range(features.shape[1])],
+                axis=1,
+            )
+            / np.maximum(size, 1)[:, None]
+        )
         score = shared / (1.0 + np.linalg.norm(means[source] - means[target], axis=1) / color_scale)
-        order = np.lexsort((size[target], score, source))   # per source: best score, then largest last
+        order = np.lexsort((size[target], score, source))  # per source: best score, then largest last
         source, target = source[order], target[order]
         last = np.r_[source[1:] != source[:-1], True]
         mapping = np.arange(n)
         mapping[source[last]] = target[last]
-        for _ in range(8):                                     # follow chains of tiny regions
+        for _ in range(8):  # follow chains of tiny regions
             mapping = mapping[mapping]
         labels = np.where(labels >= 0, mapping[np.maximum(labels, 0)], -1)
     return labels
 
 
-def merge_regions(labels: np.ndarray, features: np.ndarray, edges: np.ndarray, active_edge: np.ndarray,
-                  concave: np.ndarray, convex: np.ndarray, config: InstanceConfig) -> np.ndarray:
+def merge_regions(
+    labels: np.ndarray,
+    features: np.ndarray,
+    edges: np.ndarray,
+    active_edge: np.ndarray,
+    concave: np.ndarray,
+    convex: np.ndarray,
+    config: InstanceConfig,
+) -> np.ndarray:
     """Greedy region merging over the region adjacency graph, most similar mean colour first.
 
     Regions merge when their mean colours are close and their border is not mostly concave, or when their
@@ -95,8 +121,9 @@ def merge_regions(labels: np.ndarray, features: np.ndarray, edges: np.ndarray, a
     if n <= 1:
         return labels
     size = np.bincount(labels[valid], minlength=n).astype(np.float64)
-    sums = np.stack([np.bincount(labels[valid], weights=features[valid, c], minlength=n)
-                     for c in range(features.shape[1])], axis=1)
+    sums = np.stack(
+        [np.bincount(labels[valid], weights=features[valid, c], minlength=n) for c in range(features.shape[1])], axis=1
+    )
     a, b = labels[edges[active_edge, 0]], labels[edges[active_edge, 1]]
     creases = concave[active_edge].astype(np.float64)
     ridges = convex[active_edge].astype(np.float64)
@@ -108,8 +135,9 @@ def merge_regions(labels: np.ndarray, features: np.ndarray, edges: np.ndarray, a
     creased = np.bincount(inverse, weights=creases)
     ridged = np.bincount(inverse, weights=ridges)
     neighbours = [dict() for _ in range(n)]
-    for x, y, s, c, r in zip((pair // n).tolist(), (pair % n).tolist(), shared.tolist(), creased.tolist(),
-                             ridged.tolist()):
+    for x, y, s, c, r in zip(
+        (pair // n).tolist(), (pair % n).tolist(), shared.tolist(), creased.tolist(), ridged.tolist()
+    ):
         record = [s, c, r]
         neighbours[x][y] = record
         neighbours[y][x] = record
@@ -176,8 +204,9 @@ def merge_regions(labels: np.ndarray, features: np.ndarray, edges: np.ndarray, a
     return np.where(valid, root[np.maximum(labels, 0)], -1)
 
 
-def merge_across_creases(labels: np.ndarray, features: np.ndarray, edges: np.ndarray, active_edge: np.ndarray,
-                         config: InstanceConfig) -> np.ndarray:
+def merge_across_creases(
+    labels: np.ndarray, features: np.ndarray, edges: np.ndarray, active_edge: np.ndarray, config: InstanceConfig
+) -> np.ndarray:
     """Merge neighbours of the same colour whatever their border: parts of one piece of furniture meet at
     concave creases (a backrest and its seat, a sofa's back and its seat). Objects that stand on one another
     are split again afterwards (:func:`gpt4scene_ros.objects.segmentation.resting.split_resting`)."""
@@ -187,22 +216,32 @@ def merge_across_creases(labels: np.ndarray, features: np.ndarray, edges: np.nda
     n = int(labels.max()) + 1
     a, b = labels[edges[active_edge, 0]], labels[edges[active_edge, 1]]
     across = a != b
-    pair, shared = np.unique(np.minimum(a[across], b[across]).astype(np.int64) * n + np.maximum(a[across], b[across]),
-                             return_counts=True)
+    pair, shared = np.unique(
+        np.minimum(a[across], b[across]).astype(np.int64) * n + np.maximum(a[across], b[across]), return_counts=True
+    )
     size = np.bincount(labels[valid], minlength=n).astype(np.float64)
-    means = np.stack([np.bincount(labels[valid], weights=features[valid, c], minlength=n)
-                      for c in range(features.shape[1])], axis=1) / np.maximum(size, 1)[:, None]
+    means = (
+        np.stack(
+            [np.bincount(labels[valid], weights=features[valid, c], minlength=n) for c in range(features.shape[1])],
+            axis=1,
+        )
+        / np.maximum(size, 1)[:, None]
+    )
     first, second = pair // n, pair % n
     distance = np.linalg.norm(means[first] - means[second], axis=1)
-    close = (distance <= config.crease_merge_color_distance) & (shared >= 3) & \
-        (np.minimum(size[first], size[second]) >= config.min_instance_voxels)
+    close = (
+        (distance <= config.crease_merge_color_distance)
+        & (shared >= 3)
+        & (np.minimum(size[first], size[second]) >= config.min_instance_voxels)
+    )
     graph = coo_matrix((np.ones(int(close.sum())), (first[close], second[close])), shape=(n, n))
     roots = connected_components(graph, directed=False)[1]
     return np.where(valid, roots[np.maximum(labels, 0)], -1)
 
 
-def merge_hanging_parts(labels: np.ndarray, features: np.ndarray, voxels: SurfaceVoxels, config: InstanceConfig
-                        ) -> np.ndarray:
+def merge_hanging_parts(
+    labels: np.ndarray, features: np.ndarray, voxels: SurfaceVoxels, config: InstanceConfig
+) -> np.ndarray:
     """Merge a segment into the one just above its top when their colours are close: table and chair legs end
     under the top they hold, where the camera never looks, so their surfaces do not touch in the map."""
     valid = labels >= 0
@@ -210,8 +249,13 @@ def merge_hanging_parts(labels: np.ndarray, features: np.ndarray, voxels: Surfac
         return labels
     n = int(labels.max()) + 1
     size = np.bincount(labels[valid], minlength=n).astype(np.float64)
-    means = np.stack([np.bincount(labels[valid], weights=features[valid, c], minlength=n)
-                      for c in range(features.shape[1])], axis=1) / np.maximum(size, 1)[:, None]
+    means = (
+        np.stack(
+            [np.bincount(labels[valid], weights=features[valid, c], minlength=n) for c in range(features.shape[1])],
+            axis=1,
+        )
+        / np.maximum(size, 1)[:, None]
+    )
     z = voxels.points[:, 2]
     v = voxels.voxel_size_m
     top_of = np.full(n, -np.inf)
@@ -233,8 +277,10 @@ def merge_hanging_parts(labels: np.ndarray, features: np.ndarray, voxels: Surfac
         if len(holders) < 0.5 * mine.sum():
             continue
         holder = int(np.bincount(holders).argmax())
-        if size[holder] > size[segment] and np.linalg.norm(means[holder] - means[segment]) <= \
-                config.merge_color_distance:
+        if (
+            size[holder] > size[segment]
+            and np.linalg.norm(means[holder] - means[segment]) <= config.merge_color_distance
+        ):
             parent[segment] = holder
     for _ in range(8):
         parent = parent[parent]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from gpt4scene_ros.common.settings import InstanceConfig
+from gpt4scene_ros.common.settings.instances import InstanceConfig
 from gpt4scene_ros.objects.segmentation.regions import components
 from gpt4scene_ros.objects.voxels import SurfaceVoxels
 
@@ -20,8 +20,9 @@ def _convex_hull_mask(cells: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return mask.astype(bool)
 
 
-def split_resting(labels: np.ndarray, voxels: SurfaceVoxels, edges: np.ndarray, keep_edge: np.ndarray,
-                  config: InstanceConfig) -> np.ndarray:
+def split_resting(
+    labels: np.ndarray, voxels: SurfaceVoxels, edges: np.ndarray, keep_edge: np.ndarray, config: InstanceConfig
+) -> np.ndarray:
     """Split off, in every segment, what rests on one of its horizontal surfaces.
 
     In each segment the upward-facing surfaces of at least ``min_support_voxels``
@@ -44,11 +45,11 @@ def split_resting(labels: np.ndarray, voxels: SurfaceVoxels, edges: np.ndarray, 
     edge_labels = labels[edges[edge_index, 0]]
     local = np.full(len(labels), -1)
     for segment in np.unique(labels[labels >= 0]):
-        members = order[np.searchsorted(sorted_labels, segment):np.searchsorted(sorted_labels, segment, side='right')]
+        members = order[np.searchsorted(sorted_labels, segment) : np.searchsorted(sorted_labels, segment, side='right')]
         if len(members) < 2 * config.min_instance_voxels:
             continue
         local[members] = np.arange(len(members))
-        mine = edge_index[np.searchsorted(edge_labels, segment):np.searchsorted(edge_labels, segment, side='right')]
+        mine = edge_index[np.searchsorted(edge_labels, segment) : np.searchsorted(edge_labels, segment, side='right')]
         seg_edges = local[edges[mine]]
         up = normals[members, 2] > 0.9
         z = points[members, 2]
@@ -95,16 +96,21 @@ def split_resting(labels: np.ndarray, voxels: SurfaceVoxels, edges: np.ndarray, 
         for support in support_ids:
             cells_support = np.floor(points[members[surfaces == support], :2] / v).astype(np.int64)
             height = float(np.median(z[surfaces == support]))
-            touching = seg_edges[(is_support[seg_edges[:, 0]] & (surfaces[seg_edges[:, 0]] == support))
-                                 | (is_support[seg_edges[:, 1]] & (surfaces[seg_edges[:, 1]] == support))]
+            touching = seg_edges[
+                (is_support[seg_edges[:, 0]] & (surfaces[seg_edges[:, 0]] == support))
+                | (is_support[seg_edges[:, 1]] & (surfaces[seg_edges[:, 1]] == support))
+            ]
             neighbours = np.unique(bodies[touching.ravel()])
             for body in neighbours[neighbours >= 0]:
                 if body in resting:
                     continue
                 in_body = bodies == body
                 body_z = z[in_body]
-                if body_sizes[np.searchsorted(body_ids, body)] < config.min_instance_voxels or \
-                        not (height - v <= body_z.min() <= height + 2 * v) or np.median(body_z) <= height + v:
+                if (
+                    body_sizes[np.searchsorted(body_ids, body)] < config.min_instance_voxels
+                    or not (height - v <= body_z.min() <= height + 2 * v)
+                    or np.median(body_z) <= height + v
+                ):
                     continue
                 # The body's footprint includes its own upper surfaces (a box's lid, a sofa back's top).
                 footprint = in_body.copy()
@@ -118,8 +124,9 @@ def split_resting(labels: np.ndarray, voxels: SurfaceVoxels, edges: np.ndarray, 
                     continue
                 # Inside the hull, not on its edge: what stands along the border of a surface (a backrest)
                 # is beside it.
-                hull = cv2.erode(_convex_hull_mask(cells_support - origin, shape).astype(np.uint8),
-                                 np.ones((3, 3), np.uint8)).astype(bool)
+                hull = cv2.erode(
+                    _convex_hull_mask(cells_support - origin, shape).astype(np.uint8), np.ones((3, 3), np.uint8)
+                ).astype(bool)
                 inside_share = np.mean(hull[cells_body[:, 0] - origin[0], cells_body[:, 1] - origin[1]])
                 if inside_share >= 0.7:
                     resting[body] = support

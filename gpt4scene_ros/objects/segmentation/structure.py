@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gpt4scene_ros.common.settings import InstanceConfig
+from gpt4scene_ros.common.settings.instances import InstanceConfig
 from gpt4scene_ros.objects.voxels import SurfaceVoxels
 
 
@@ -49,8 +49,9 @@ def find_structure(voxels: SurfaceVoxels, config: InstanceConfig) -> Structure:
     return Structure(floor, walls & ~floor, ceiling, floor_height, tuple(planes))
 
 
-def _find_floor(points: np.ndarray, normals: np.ndarray, v: float, config: InstanceConfig
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _find_floor(
+    points: np.ndarray, normals: np.ndarray, v: float, config: InstanceConfig
+) -> tuple[np.ndarray, np.ndarray]:
     z = points[:, 2]
     up = normals[:, 2] > 0.8
     min_voxels = config.min_structure_area_m2 / (v * v)
@@ -79,15 +80,16 @@ def _find_floor(points: np.ndarray, normals: np.ndarray, v: float, config: Insta
         unique, starts, counts = np.unique(linear[order], return_index=True, return_counts=True)
         for cell_id, start, n in zip(unique, starts, counts):
             if n >= 8:
-                heights[cell_id] = float(np.median(z[order[start:start + n]]))
+                heights[cell_id] = float(np.median(z[order[start : start + n]]))
     local = heights[linear]
     above = z - local
     floor = ((above < 2.0 * v) & (normals[:, 2] > 0.6)) | (above < 0.75 * v)
     return floor, local
 
 
-def _find_walls(points: np.ndarray, normals: np.ndarray, v: float, config: InstanceConfig, exclude: np.ndarray
-                ) -> tuple[np.ndarray, list]:
+def _find_walls(
+    points: np.ndarray, normals: np.ndarray, v: float, config: InstanceConfig, exclude: np.ndarray
+) -> tuple[np.ndarray, list]:
     horizontal = (np.abs(normals[:, 2]) < 0.3) & ~exclude
     walls = np.zeros(len(points), bool)
     planes = []
@@ -137,8 +139,9 @@ def _find_walls(points: np.ndarray, normals: np.ndarray, v: float, config: Insta
     return walls, planes
 
 
-def _find_ceiling(points: np.ndarray, normals: np.ndarray, v: float, config: InstanceConfig, exclude: np.ndarray
-                  ) -> np.ndarray:
+def _find_ceiling(
+    points: np.ndarray, normals: np.ndarray, v: float, config: InstanceConfig, exclude: np.ndarray
+) -> np.ndarray:
     down = (normals[:, 2] < -0.8) & ~exclude
     min_voxels = config.min_structure_area_m2 / (v * v)
     if down.sum() < min_voxels:
@@ -152,8 +155,9 @@ def _find_ceiling(points: np.ndarray, normals: np.ndarray, v: float, config: Ins
     return (points[:, 2] > level - 2 * v) & (normals[:, 2] < -0.5) & ~exclude
 
 
-def is_structure_remnant(points: np.ndarray, structure: Structure, voxel_size_m: float, floor_height: np.ndarray
-                         ) -> bool:
+def is_structure_remnant(
+    points: np.ndarray, structure: Structure, voxel_size_m: float, floor_height: np.ndarray
+) -> bool:
     """A thin sheet lying on the floor or on a wall: what structure removal left along its edges (the floor's
     border at a wall, a poster), not an object."""
     sheet = 1.5 * voxel_size_m

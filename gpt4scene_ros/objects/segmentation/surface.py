@@ -39,10 +39,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gpt4scene_ros.common.settings import InstanceConfig
+from gpt4scene_ros.common.settings.instances import InstanceConfig
 from gpt4scene_ros.objects.segmentation.colors import shading_invariant_colors
-from gpt4scene_ros.objects.segmentation.regions import (absorb_tiny, components, edge_evidence, merge_across_creases,
-                                                        merge_hanging_parts, merge_regions)
+from gpt4scene_ros.objects.segmentation.regions import (
+    absorb_tiny,
+    components,
+    edge_evidence,
+    merge_across_creases,
+    merge_hanging_parts,
+    merge_regions,
+)
 from gpt4scene_ros.objects.segmentation.resting import split_resting
 from gpt4scene_ros.objects.segmentation.structure import Structure, find_structure, is_structure_remnant
 from gpt4scene_ros.objects.segmentation.votes import BoundaryVotes
@@ -69,8 +75,7 @@ class Segmentation:
         return [order[s:e] for s, e in zip(starts, ends)]
 
 
-def segment_surface(voxels: SurfaceVoxels, config: InstanceConfig, votes: BoundaryVotes | None = None
-                    ) -> Segmentation:
+def segment_surface(voxels: SurfaceVoxels, config: InstanceConfig, votes: BoundaryVotes | None = None) -> Segmentation:
     """Split the map's surface into object segments (see the module docstring)."""
     structure = find_structure(voxels, config)
     count = len(voxels)
@@ -93,10 +98,14 @@ def segment_surface(voxels: SurfaceVoxels, config: InstanceConfig, votes: Bounda
     labels = merge_hanging_parts(labels, features, voxels, config)
     labels = split_resting(labels, voxels, edges, keep, config)
     sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, np.int64)
-    big = [k for k in np.flatnonzero(sizes >= config.min_instance_voxels)
-           if not is_structure_remnant(voxels.points[labels == k], structure, voxels.voxel_size_m,
-                                       structure.floor_height_m[labels == k])]
-    mapping = np.full(len(sizes) + 1, -1)       # the extra entry keeps the lookup valid for an empty map
+    big = [
+        k
+        for k in np.flatnonzero(sizes >= config.min_instance_voxels)
+        if not is_structure_remnant(
+            voxels.points[labels == k], structure, voxels.voxel_size_m, structure.floor_height_m[labels == k]
+        )
+    ]
+    mapping = np.full(len(sizes) + 1, -1)  # the extra entry keeps the lookup valid for an empty map
     mapping[big] = np.arange(len(big))
     labels = np.where(labels >= 0, mapping[np.maximum(labels, 0)], -1)
     return Segmentation(voxels, structure, labels, len(big), boundary)

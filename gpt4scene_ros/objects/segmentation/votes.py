@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 from skimage.segmentation import felzenszwalb
 
-from gpt4scene_ros.common.settings import InstanceConfig
+from gpt4scene_ros.common.settings.instances import InstanceConfig
 from gpt4scene_ros.objects.keyframes import FrameView
 from gpt4scene_ros.objects.voxels import lookup, pack_keys
 
@@ -52,8 +52,12 @@ class BoundaryVotes:
             boundary = np.asarray(arrays['vote_boundary'])
         except KeyError as error:
             raise ValueError(f'boundary votes: {error} missing') from None
-        if not (keys.ndim == seen.ndim == boundary.ndim == 1 and len(keys) == len(seen) == len(boundary)) or \
-                keys.dtype != np.int64 or seen.dtype.kind != 'i' or boundary.dtype.kind != 'i':
+        if (
+            not (keys.ndim == seen.ndim == boundary.ndim == 1 and len(keys) == len(seen) == len(boundary))
+            or keys.dtype != np.int64
+            or seen.dtype.kind != 'i'
+            or boundary.dtype.kind != 'i'
+        ):
             raise ValueError('boundary votes: keys, seen and boundary must be integer arrays of one length')
         if len(keys) and (np.any(np.diff(keys) <= 0) or np.any(boundary > seen) or np.any(boundary < 0)):
             raise ValueError('boundary votes: keys must ascend and 0 <= boundary <= seen')

@@ -59,8 +59,9 @@ class VlmBackend(ABC):
         raw = self.generate(inputs, timeout_s)
         done = time.perf_counter()
         total, images = self.token_counts(inputs)
-        return Generation(self.postprocess(raw), (prepared - started) * 1000.0, (done - prepared) * 1000.0,
-                          total, images)
+        return Generation(
+            self.postprocess(raw), (prepared - started) * 1000.0, (done - prepared) * 1000.0, total, images
+        )
 
     def warm_up(self) -> None:
         """One small request, so that the first real query does not pay for lazy initialisation."""

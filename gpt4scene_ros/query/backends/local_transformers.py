@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gpt4scene_ros.query.prompts import Prompt
 from gpt4scene_ros.query.backends.base import VlmBackend, VlmError, VlmSetupError
+from gpt4scene_ros.query.prompts import Prompt
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ def load_processor(model: str):
     video processor (which needs torchvision), the same processor class is assembled from the checkpoint's image
     processor and tokenizer, images only."""
     import transformers
+
     try:
         return transformers.AutoProcessor.from_pretrained(model)
     except Exception as error:  # the video processor lookup raises AttributeError/ImportError without torchvision
@@ -71,11 +72,22 @@ class TransformersBackend(VlmBackend):
 
     name = 'transformers'
 
-    def __init__(self, model: str, *, dtype: str = 'auto', device: str = 'auto', attn_implementation: str = '',
-                 max_new_tokens: int = 128, load_in_4bit: bool = False, cpu_threads: int = 0):
+    def __init__(
+        self,
+        model: str,
+        *,
+        dtype: str = 'auto',
+        device: str = 'auto',
+        attn_implementation: str = '',
+        max_new_tokens: int = 128,
+        load_in_4bit: bool = False,
+        cpu_threads: int = 0,
+    ):
         if not model:
-            raise VlmSetupError('parameter model is empty: give a model folder or hub id (e.g. '
-                                'alexzyqi/GPT4Scene-qwen2vl_full_sft_mark_32_3D_img512)')
+            raise VlmSetupError(
+                'parameter model is empty: give a model folder or hub id (e.g. '
+                'alexzyqi/GPT4Scene-qwen2vl_full_sft_mark_32_3D_img512)'
+            )
         if dtype not in DTYPES:
             raise VlmSetupError(f'parameter dtype={dtype!r}: expected one of {list(DTYPES)}')
         try:
@@ -101,7 +113,8 @@ class TransformersBackend(VlmBackend):
                 raise VlmSetupError('parameter load_in_4bit needs a CUDA device (bitsandbytes)')
             try:
                 kwargs['quantization_config'] = transformers.BitsAndBytesConfig(
-                    load_in_4bit=True, bnb_4bit_compute_dtype=torch.float16 if dtype == 'auto' else kwargs['dtype'])
+                    load_in_4bit=True, bnb_4bit_compute_dtype=torch.float16 if dtype == 'auto' else kwargs['dtype']
+                )
             except Exception as error:
                 raise VlmSetupError(f'parameter load_in_4bit: bitsandbytes is not usable here: {error}') from None
             kwargs['device_map'] = device
@@ -114,8 +127,10 @@ class TransformersBackend(VlmBackend):
         except VlmSetupError:
             raise
         except Exception as error:
-            raise VlmSetupError(f'parameter model={model!r} does not load as an image-text-to-text model: '
-                                f'{type(error).__name__}: {error}') from None
+            raise VlmSetupError(
+                f'parameter model={model!r} does not load as an image-text-to-text model: '
+                f'{type(error).__name__}: {error}'
+            ) from None
         self.model_name = model
         config = self.model.config
         self.image_token_id = getattr(config, 'image_token_id', None)
@@ -126,6 +141,7 @@ class TransformersBackend(VlmBackend):
 
     def preprocess(self, prompt: Prompt):
         from PIL import Image
+
         images = [Image.fromarray(np.ascontiguousarray(image)) for image in prompt.images]
         messages = prompt.messages(lambda k, image: {'type': 'image'})
         text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
@@ -135,11 +151,12 @@ class TransformersBackend(VlmBackend):
     def generate(self, inputs, timeout_s: float) -> str:
         try:
             with self.torch.inference_mode():
-                output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                             max_time=float(timeout_s))
+                output = self.model.generate(
+                    **inputs, max_new_tokens=self.max_new_tokens, do_sample=False, max_time=float(timeout_s)
+                )
         except Exception as error:
             raise VlmError(f'the model failed: {type(error).__name__}: {error}') from None
-        new_tokens = output[:, inputs['input_ids'].shape[1]:]
+        new_tokens = output[:, inputs['input_ids'].shape[1] :]
         return self.processor.batch_decode(new_tokens, skip_special_tokens=True)[0]
 
     def token_counts(self, inputs) -> tuple[int, int]:

@@ -17,15 +17,16 @@ import time
 import cv2
 import numpy as np
 
-from gpt4scene_ros.query.prompts import Prompt
 from gpt4scene_ros.query.backends.base import VlmBackend, VlmError, VlmSetupError
+from gpt4scene_ros.query.prompts import Prompt
 
 logger = logging.getLogger(__name__)
 
 
 def image_data_url(image_rgb: np.ndarray) -> str:
-    ok, data = cv2.imencode('.jpg', cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR),
-                            [cv2.IMWRITE_JPEG_QUALITY, 95])
+    ok, data = cv2.imencode(
+        '.jpg', cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95]
+    )
     if not ok:
         raise VlmError(f'could not encode an image of shape {image_rgb.shape}')
     return 'data:image/jpeg;base64,' + base64.b64encode(data.tobytes()).decode('ascii')
@@ -38,8 +39,17 @@ class OpenAIBackend(VlmBackend):
 
     name = 'openai'
 
-    def __init__(self, base_url: str, model: str, *, api_key_env: str = '', timeout_s: float = 60.0,
-                 retries: int = 2, backoff_s: float = 0.5, max_new_tokens: int = 128):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key_env: str = '',
+        timeout_s: float = 60.0,
+        retries: int = 2,
+        backoff_s: float = 0.5,
+        max_new_tokens: int = 128,
+    ):
         try:
             import httpx
         except ImportError as error:
@@ -63,8 +73,7 @@ class OpenAIBackend(VlmBackend):
 
     def preprocess(self, prompt: Prompt):
         messages = prompt.messages(lambda k, image: {'type': 'image_url', 'image_url': {'url': image_data_url(image)}})
-        return {'model': self.model_name, 'messages': messages, 'max_tokens': self.max_new_tokens,
-                'temperature': 0.0}
+        return {'model': self.model_name, 'messages': messages, 'max_tokens': self.max_new_tokens, 'temperature': 0.0}
 
     def generate(self, inputs, timeout_s: float) -> str:
         deadline = time.monotonic() + float(timeout_s)
@@ -74,8 +83,9 @@ class OpenAIBackend(VlmBackend):
             if remaining <= 0:
                 raise VlmError(f'{self.url}: no answer within {timeout_s:.1f} s ({last_error})')
             try:
-                reply = self.client.post(self.url, json=inputs, headers=self._headers,
-                                         timeout=min(self.timeout_s, remaining))
+                reply = self.client.post(
+                    self.url, json=inputs, headers=self._headers, timeout=min(self.timeout_s, remaining)
+                )
             except self.httpx.TimeoutException:
                 last_error = 'timed out'
             except self.httpx.HTTPError as error:
@@ -88,7 +98,7 @@ class OpenAIBackend(VlmBackend):
                     raise VlmError(f'{self.url} refused the request: {last_error}')
             if attempt >= self.retries:
                 raise VlmError(f'{self.url}: {last_error} (after {attempt + 1} attempts)')
-            time.sleep(min(self.backoff_s * 2 ** attempt, max(0.0, deadline - time.monotonic())))
+            time.sleep(min(self.backoff_s * 2**attempt, max(0.0, deadline - time.monotonic())))
             attempt += 1
 
     def _text_of(self, reply) -> str:
@@ -96,9 +106,10 @@ class OpenAIBackend(VlmBackend):
             record = reply.json()
             content = record['choices'][0]['message']['content']
         except (ValueError, KeyError, IndexError, TypeError):
-            raise VlmError(f'{self.url} answered something that is not a chat completion: {reply.text[:200]!r}') \
-                from None
-        if isinstance(content, list):   # some servers answer content parts
+            raise VlmError(
+                f'{self.url} answered something that is not a chat completion: {reply.text[:200]!r}'
+            ) from None
+        if isinstance(content, list):  # some servers answer content parts
             content = ''.join(part.get('text', '') for part in content if isinstance(part, dict))
         if not isinstance(content, str):
             raise VlmError(f'{self.url} answered a chat completion without text: {reply.text[:200]!r}')

@@ -12,14 +12,17 @@ from gpt4scene_ros.common.transforms import make_transform, matrix_from_quaterni
 
 def transform_to_pose(T: np.ndarray) -> Pose:
     x, y, z, w = quaternion_from_matrix(T[:3, :3])
-    return Pose(position=Point(x=float(T[0, 3]), y=float(T[1, 3]), z=float(T[2, 3])),
-                orientation=Quaternion(x=float(x), y=float(y), z=float(z), w=float(w)))
+    return Pose(
+        position=Point(x=float(T[0, 3]), y=float(T[1, 3]), z=float(T[2, 3])),
+        orientation=Quaternion(x=float(x), y=float(y), z=float(z), w=float(w)),
+    )
 
 
 def transform_to_msg(T: np.ndarray) -> Transform:
     pose = transform_to_pose(T)
-    return Transform(translation=Vector3(x=pose.position.x, y=pose.position.y, z=pose.position.z),
-                     rotation=pose.orientation)
+    return Transform(
+        translation=Vector3(x=pose.position.x, y=pose.position.y, z=pose.position.z), rotation=pose.orientation
+    )
 
 
 def _rigid_from(translation, quaternion) -> np.ndarray:
@@ -42,5 +45,7 @@ def transform_from_msg(msg: Transform) -> np.ndarray:
 
 def yaw_pose(center, yaw: float) -> Pose:
     """A Pose at ``center`` turned by ``yaw`` about z."""
-    return Pose(position=Point(x=float(center[0]), y=float(center[1]), z=float(center[2])),
-                orientation=Quaternion(z=math.sin(yaw / 2.0), w=math.cos(yaw / 2.0)))
+    return Pose(
+        position=Point(x=float(center[0]), y=float(center[1]), z=float(center[2])),
+        orientation=Quaternion(z=math.sin(yaw / 2.0), w=math.cos(yaw / 2.0)),
+    )

@@ -24,8 +24,10 @@ def numpy_to_image(array: np.ndarray, encoding: str, stamp: Time, frame_id: str)
     array = np.ascontiguousarray(array)
     expected_ndim = 2 if channels == 1 else 3
     if array.dtype != dtype or array.ndim != expected_ndim or (channels > 1 and array.shape[2] != channels):
-        raise ValueError(f'{encoding} needs a {dtype.__name__} array of {channels} channel(s), '
-                         f'got {array.dtype} with shape {array.shape}')
+        raise ValueError(
+            f'{encoding} needs a {dtype.__name__} array of {channels} channel(s), '
+            f'got {array.dtype} with shape {array.shape}'
+        )
     msg = Image()
     msg.header.stamp = stamp
     msg.header.frame_id = frame_id

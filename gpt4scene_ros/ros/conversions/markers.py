@@ -24,11 +24,13 @@ def instances_to_marker_array(instances, gone_ids, stamp: Time, frame_id: str) -
         r, g, b = (c / 255.0 for c in marker_color(instance.id))
         box = Marker(ns='gpt4scene_objects', id=int(instance.id), type=Marker.CUBE, action=Marker.ADD)
         box.pose = yaw_pose(instance.box.center, instance.box.yaw)
-        box.scale = Vector3(x=max(instance.box.size[0], 1e-3), y=max(instance.box.size[1], 1e-3),
-                            z=max(instance.box.size[2], 1e-3))
+        box.scale = Vector3(
+            x=max(instance.box.size[0], 1e-3), y=max(instance.box.size[1], 1e-3), z=max(instance.box.size[2], 1e-3)
+        )
         box.color = ColorRGBA(r=r, g=g, b=b, a=0.35)
-        text = Marker(ns='gpt4scene_object_labels', id=int(instance.id), type=Marker.TEXT_VIEW_FACING,
-                      action=Marker.ADD)
+        text = Marker(
+            ns='gpt4scene_object_labels', id=int(instance.id), type=Marker.TEXT_VIEW_FACING, action=Marker.ADD
+        )
         top = np.add(instance.box.center, (0.0, 0.0, instance.box.size[2] / 2 + 0.08))
         text.pose = yaw_pose(top, 0.0)
         text.scale.z = 0.1
@@ -44,8 +46,9 @@ def instances_to_marker_array(instances, gone_ids, stamp: Time, frame_id: str) -
     return array
 
 
-def mesh_to_marker(vertices: np.ndarray, colors: np.ndarray, triangles: np.ndarray, stamp: Time,
-                   frame_id: str) -> Marker:
+def mesh_to_marker(
+    vertices: np.ndarray, colors: np.ndarray, triangles: np.ndarray, stamp: Time, frame_id: str
+) -> Marker:
     """A TRIANGLE_LIST marker with per-vertex colours (three points per triangle)."""
     marker = Marker(type=Marker.TRIANGLE_LIST, action=Marker.ADD, ns='gpt4scene_mesh', id=0)
     marker.header.stamp = stamp

@@ -20,8 +20,10 @@ def point_cloud_to_msg(points: np.ndarray, colors: np.ndarray, stamp: Time, fram
     msg.header.stamp = stamp
     msg.header.frame_id = frame_id
     msg.height, msg.width = 1, len(points)
-    msg.fields = [PointField(name=name, offset=4 * i, datatype=PointField.FLOAT32, count=1)
-                  for i, name in enumerate(('x', 'y', 'z', 'rgb'))]
+    msg.fields = [
+        PointField(name=name, offset=4 * i, datatype=PointField.FLOAT32, count=1)
+        for i, name in enumerate(('x', 'y', 'z', 'rgb'))
+    ]
     msg.is_bigendian = False
     msg.point_step = 16
     msg.row_step = 16 * len(points)

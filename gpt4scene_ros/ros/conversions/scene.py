@@ -13,6 +13,7 @@ from nav_msgs.msg import MapMetaData
 
 from gpt4scene_ros.io.messages import decode_compressed
 from gpt4scene_ros.mapping.bev import BevImage
+from gpt4scene_ros.msg import ImageMarker, Keyframe, ObjectInstance, SceneSnapshot
 from gpt4scene_ros.objects.boxes import OrientedBox
 from gpt4scene_ros.objects.markers import Marker as Marker2D
 from gpt4scene_ros.objects.markers import MarkerStyle
@@ -20,7 +21,6 @@ from gpt4scene_ros.objects.scene_objects import Keyframe as CoreKeyframe
 from gpt4scene_ros.objects.scene_objects import ObjectsSnapshot
 from gpt4scene_ros.objects.tracking import Instance
 from gpt4scene_ros.query.scene_query import QueryRequest, QueryResult
-from gpt4scene_ros.msg import ImageMarker, Keyframe, ObjectInstance, SceneSnapshot
 from gpt4scene_ros.ros.conversions.camera_info import camera_info_to_intrinsics, intrinsics_to_camera_info
 from gpt4scene_ros.ros.conversions.geometry import pose_to_transform, transform_to_pose, yaw_pose
 from gpt4scene_ros.ros.conversions.images import encode_image, numpy_to_image
@@ -48,11 +48,19 @@ def instance_from_msg(msg: ObjectInstance) -> Instance:
     if abs(T[2, 2] - 1.0) > 1e-3:
         raise ValueError(f'instance {msg.id}: its box is not upright (orientation {q.x, q.y, q.z, q.w})')
     yaw = math.atan2(T[1, 0], T[0, 0])
-    box = OrientedBox((msg.pose.position.x, msg.pose.position.y, msg.pose.position.z),
-                      (msg.size.x, msg.size.y, msg.size.z), yaw)
-    return Instance(int(msg.id), box, int(msg.num_points), msg.label, float(msg.confidence),
-                    time_from_msg(msg.first_seen), time_from_msg(msg.last_seen),
-                    keyframe_ids=tuple(int(k) for k in msg.keyframe_ids))
+    box = OrientedBox(
+        (msg.pose.position.x, msg.pose.position.y, msg.pose.position.z), (msg.size.x, msg.size.y, msg.size.z), yaw
+    )
+    return Instance(
+        int(msg.id),
+        box,
+        int(msg.num_points),
+        msg.label,
+        float(msg.confidence),
+        time_from_msg(msg.first_seen),
+        time_from_msg(msg.last_seen),
+        keyframe_ids=tuple(int(k) for k in msg.keyframe_ids),
+    )
 
 
 def markers_to_msgs(markers) -> list:
@@ -64,8 +72,9 @@ def markers_from_msgs(msgs) -> list:
 
 
 def bev_info_msg(bev: BevImage, stamp: Time) -> MapMetaData:
-    info = MapMetaData(map_load_time=stamp, resolution=float(bev.metres_per_pixel), width=int(bev.width_px),
-                       height=int(bev.height_px))
+    info = MapMetaData(
+        map_load_time=stamp, resolution=float(bev.metres_per_pixel), width=int(bev.width_px), height=int(bev.height_px)
+    )
     info.origin.position.x, info.origin.position.y = (float(v) for v in bev.origin_xy_m)
     info.origin.orientation.w = 1.0
     return info
@@ -99,25 +108,49 @@ def snapshot_from_msg(msg: SceneSnapshot) -> ObjectsSnapshot:
         image = decode_compressed(msg.bev)
     else:  # a snapshot without a BEV (instances only): a blank image of the size the metadata gives
         image = np.full((max(1, info.height), max(1, info.width), 3), 255, np.uint8)
-    bev = BevImage(image, (info.origin.position.x, info.origin.position.y), info.resolution or 1.0,
-                   msg.bev_max_height_m, msg.header.frame_id or 'map')
+    bev = BevImage(
+        image,
+        (info.origin.position.x, info.origin.position.y),
+        info.resolution or 1.0,
+        msg.bev_max_height_m,
+        msg.header.frame_id or 'map',
+    )
     if msg.bev.data and (bev.width_px, bev.height_px) != (info.width, info.height):
-        raise ValueError(f'snapshot BEV is {bev.width_px}x{bev.height_px}, its metadata says '
-                         f'{info.width}x{info.height}')
+        raise ValueError(
+            f'snapshot BEV is {bev.width_px}x{bev.height_px}, its metadata says {info.width}x{info.height}'
+        )
     keyframes = tuple(
-        CoreKeyframe(int(k.frame_index), time_from_msg(k.stamp), decode_compressed(k.image),
-                     camera_info_to_intrinsics(k.camera_info), pose_to_transform(k.pose),
-                     tuple(markers_from_msgs(k.markers)))
-        for k in msg.keyframes)
+        CoreKeyframe(
+            int(k.frame_index),
+            time_from_msg(k.stamp),
+            decode_compressed(k.image),
+            camera_info_to_intrinsics(k.camera_info),
+            pose_to_transform(k.pose),
+            tuple(markers_from_msgs(k.markers)),
+        )
+        for k in msg.keyframes
+    )
     style = MarkerStyle(radius_px=msg.marker_radius_px) if msg.marker_radius_px > 0 else MarkerStyle()
-    return ObjectsSnapshot(stamp_s, int(msg.map_version), tuple(instance_from_msg(i) for i in msg.instances), bev,
-                           tuple(markers_from_msgs(msg.bev_markers)), keyframes, style)
+    return ObjectsSnapshot(
+        stamp_s,
+        int(msg.map_version),
+        tuple(instance_from_msg(i) for i in msg.instances),
+        bev,
+        tuple(markers_from_msgs(msg.bev_markers)),
+        keyframes,
+        style,
+    )
 
 
 def query_request_from_msg(request) -> QueryRequest:
-    return QueryRequest(question=request.question, task=request.task, object_ids=tuple(request.object_ids),
-                        num_frames=request.num_frames, return_images=request.return_images,
-                        situation=request.situation)
+    return QueryRequest(
+        question=request.question,
+        task=request.task,
+        object_ids=tuple(request.object_ids),
+        num_frames=request.num_frames,
+        return_images=request.return_images,
+        situation=request.situation,
+    )
 
 
 def fill_query_response(result: QueryResult, response, instance_msgs_by_id: dict):

