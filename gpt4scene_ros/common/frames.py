@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 RIGID_TOLERANCE = 1e-3
 """Largest deviation of R^T R from identity (and of det R from 1) still accepted as rigid."""
@@ -32,7 +33,7 @@ class CameraIntrinsics:
     cx: float
     cy: float
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ('width', 'height'):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value <= 0:
@@ -45,7 +46,7 @@ class CameraIntrinsics:
             raise ValueError(f'CameraIntrinsics focal lengths must be > 0, got fx={self.fx}, fy={self.fy}')
 
     @classmethod
-    def from_matrix(cls, K, width: int, height: int) -> CameraIntrinsics:
+    def from_matrix(cls, K: npt.ArrayLike, width: int, height: int) -> CameraIntrinsics:
         """Build from a 3x3 camera matrix; raises ValueError on a malformed one."""
         K = np.asarray(K, dtype=np.float64)
         if K.shape != (3, 3):
@@ -60,7 +61,7 @@ class CameraIntrinsics:
         return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
 
 
-def check_rigid_transform(T, name: str = 'transform') -> np.ndarray:
+def check_rigid_transform(T: npt.ArrayLike, name: str = 'transform') -> np.ndarray:
     """Return ``T`` as a float64 4x4 array, or raise ValueError naming ``name``.
 
     Rejects wrong shapes, NaN/inf, a bottom row other than [0 0 0 1], and a

@@ -23,18 +23,18 @@ class QuietInput:
 class InputWatch:
     """Arrival times of named inputs (thread-safe); :meth:`quiet` lists those silent for ``timeout_s``."""
 
-    def __init__(self, topics: dict[str, str], timeout_s: float, now_s: float):
+    def __init__(self, topics: dict[str, str], timeout_s: float, now_s: float) -> None:
         self.topics = dict(topics)
         self.timeout_s = timeout_s
         self._started_s = now_s
-        self._last = {name: None for name in topics}
+        self._last: dict[str, float | None] = {name: None for name in topics}
         self._lock = threading.Lock()
 
     def seen(self, name: str, now_s: float) -> None:
         with self._lock:
             self._last[name] = now_s
 
-    def ages(self, now_s: float) -> dict:
+    def ages(self, now_s: float) -> dict[str, float | None]:
         """Seconds since each input's last message (None: never)."""
         with self._lock:
             return {name: None if last is None else now_s - last for name, last in self._last.items()}
@@ -44,7 +44,8 @@ class InputWatch:
             last = dict(self._last)
         found = []
         for name, topic in self.topics.items():
-            since = last[name] if last[name] is not None else self._started_s
+            seen = last[name]
+            since = seen if seen is not None else self._started_s
             if now_s - since >= self.timeout_s:
                 found.append(QuietInput(name, topic, now_s - since, last[name] is None))
         return found
@@ -53,7 +54,7 @@ class InputWatch:
 class RecentCounts:
     """How much running counters grew over the last ``window_s`` seconds (e.g. frames dropped lately)."""
 
-    def __init__(self, window_s: float):
+    def __init__(self, window_s: float) -> None:
         self.window_s = window_s
         self._samples: collections.deque[tuple[float, dict[str, int]]] = collections.deque()
 

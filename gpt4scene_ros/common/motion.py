@@ -10,6 +10,7 @@ between the two viewing directions (optical z axes).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -47,8 +48,12 @@ class MotionGate:
     """
 
     def __init__(
-        self, min_translation_m: float, min_rotation_deg: float, angle=viewing_angle_deg, zero_is_off: bool = True
-    ):
+        self,
+        min_translation_m: float,
+        min_rotation_deg: float,
+        angle: Callable[[np.ndarray, np.ndarray], float] = viewing_angle_deg,
+        zero_is_off: bool = True,
+    ) -> None:
         self.min_translation_m = float(min_translation_m)
         self.min_rotation_deg = float(min_rotation_deg)
         self._angle = angle

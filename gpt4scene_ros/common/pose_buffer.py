@@ -36,14 +36,14 @@ class PoseLookupError(LookupError):
 
     REASONS = ('empty', 'before_buffer', 'after_buffer', 'gap')
 
-    def __init__(self, reason: str, message: str):
+    def __init__(self, reason: str, message: str) -> None:
         if reason not in self.REASONS:
             raise ValueError(f'PoseLookupError reason must be one of {self.REASONS}, got {reason!r}')
         super().__init__(message)
         self.reason = reason
 
 
-def _as_float(value) -> float:
+def _as_float(value: float | np.integer | np.floating) -> float:
     """``float(value)``, with an int too large for a float (``10**400``) as infinity instead of OverflowError."""
     try:
         return float(value)
@@ -51,7 +51,7 @@ def _as_float(value) -> float:
         return math.inf if value > 0 else -math.inf
 
 
-def _positive_seconds(name: str, value, allow_zero: bool = False) -> float:
+def _positive_seconds(name: str, value: object, allow_zero: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f'PoseBuffer {name} must be a number of seconds, got {value!r}')
     value = _as_float(value)
@@ -72,7 +72,7 @@ class PoseBuffer:
       The default 0.0 makes every stamp after the newest ``'after_buffer'``.
     """
 
-    def __init__(self, max_age_s: float = 10.0, max_gap_s: float = 0.25, max_extrapolation_s: float = 0.0):
+    def __init__(self, max_age_s: float = 10.0, max_gap_s: float = 0.25, max_extrapolation_s: float = 0.0) -> None:
         self.max_age_s = _positive_seconds('max_age_s', max_age_s)
         self.max_gap_s = _positive_seconds('max_gap_s', max_gap_s)
         self.max_extrapolation_s = _positive_seconds('max_extrapolation_s', max_extrapolation_s, allow_zero=True)

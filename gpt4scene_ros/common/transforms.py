@@ -5,24 +5,25 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 R_BASE_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 """Rotation of an optical frame (z forward, y down) in its REP-103 body frame (x forward, z up)."""
 
 
-def make_transform(rotation, translation) -> np.ndarray:
+def make_transform(rotation: npt.ArrayLike, translation: npt.ArrayLike) -> np.ndarray:
     T = np.eye(4)
     T[:3, :3] = rotation
     T[:3, 3] = translation
     return T
 
 
-def invert_transform(T) -> np.ndarray:
+def invert_transform(T: np.ndarray) -> np.ndarray:
     R, t = T[:3, :3], T[:3, 3]
     return make_transform(R.T, -R.T @ t)
 
 
-def quaternion_from_matrix(R) -> np.ndarray:
+def quaternion_from_matrix(R: npt.ArrayLike) -> np.ndarray:
     """Unit quaternion (x, y, z, w) with w >= 0 of a 3x3 rotation matrix."""
     R = np.asarray(R, dtype=np.float64)
     # The eigenvector of the symmetric 4x4 matrix below with the largest
@@ -44,7 +45,7 @@ def quaternion_from_matrix(R) -> np.ndarray:
     return q if q[3] >= 0 else -q
 
 
-def matrix_from_quaternion(q) -> np.ndarray:
+def matrix_from_quaternion(q: npt.ArrayLike) -> np.ndarray:
     """3x3 rotation of a quaternion (x, y, z, w); raises ValueError unless it is finite and of unit norm."""
     q = np.asarray(q, dtype=np.float64)
     norm = np.linalg.norm(q)
@@ -60,7 +61,7 @@ def matrix_from_quaternion(q) -> np.ndarray:
     )
 
 
-def slerp(q0, q1, alpha: float) -> np.ndarray:
+def slerp(q0: npt.ArrayLike, q1: npt.ArrayLike, alpha: float) -> np.ndarray:
     """Spherical linear interpolation of unit quaternions (x, y, z, w) along the shorter arc."""
     q0 = np.asarray(q0, dtype=np.float64)
     q1 = np.asarray(q1, dtype=np.float64)

@@ -18,8 +18,11 @@ loaded); ``load`` reads one frame by its recorded time.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +37,9 @@ from gpt4scene_ros.common.transforms import (
 )
 from gpt4scene_ros.io.messages import decode_color, decode_depth
 from gpt4scene_ros.io.sequence import FrameError, RgbdSequence, SequenceError, checked_position
+
+if TYPE_CHECKING:
+    from rosbags.interfaces import Connection
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +62,7 @@ class BagTopics:
     camera_info: str = '/camera/color/camera_info'
     odometry: str = '/odom'
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ('color', 'depth', 'camera_info', 'odometry'):
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
@@ -65,7 +71,7 @@ class BagTopics:
                 object.__setattr__(self, name, '/' + value)
 
 
-def is_bag(path) -> bool:
+def is_bag(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` looks like a rosbag2 bag: a ``.mcap``/``.db3`` file or a folder with ``metadata.yaml``."""
     path = Path(path).expanduser()
     if path.is_file():
@@ -73,11 +79,11 @@ def is_bag(path) -> bool:
     return path.is_dir() and (path / 'metadata.yaml').is_file()
 
 
-def _stamp_s(header) -> float:
+def _stamp_s(header: Any) -> float:
     return header.stamp.sec + header.stamp.nanosec * 1e-9
 
 
-def _transform_of(translation, rotation) -> np.ndarray:
+def _transform_of(translation: Any, rotation: Any) -> np.ndarray:
     q = np.array([rotation.x, rotation.y, rotation.z, rotation.w], dtype=np.float64)
     norm = float(np.linalg.norm(q))
     if not np.isfinite(norm) or norm < 1e-6:
@@ -98,7 +104,9 @@ class BagSequence(RgbdSequence):
 
     layout = 'rosbag2'
 
-    def __init__(self, path, topics: BagTopics = BagTopics(), sync_tolerance_s: float = 0.02):
+    def __init__(
+        self, path: str | os.PathLike[str], topics: BagTopics = BagTopics(), sync_tolerance_s: float = 0.02
+    ) -> None:
         from rosbags.highlevel import AnyReader  # imported here: only bag users need it
 
         self.root = Path(path).expanduser()
@@ -134,12 +142,12 @@ class BagSequence(RgbdSequence):
 
     # -- opening ----------------------------------------------------------------------------------
 
-    def _pick_connections(self) -> dict:
-        by_topic = {}
+    def _pick_connections(self) -> dict[str, list[Connection]]:
+        by_topic: dict[str, list[Connection]] = {}
         for connection in self._reader.connections:
             by_topic.setdefault(connection.topic, []).append(connection)
         listing = ', '.join(f'{topic} ({conns[0].msgtype})' for topic, conns in sorted(by_topic.items())) or 'none'
-        picked = {}
+        picked: dict[str, list[Connection]] = {}
         for role, allowed in (
             ('color', COLOR_TYPES),
             ('depth', DEPTH_TYPES),
@@ -177,7 +185,7 @@ class BagSequence(RgbdSequence):
             if role == 'camera_info' and info is not None:
                 continue
             try:
-                msg = self._reader.deserialize(raw, connection.msgtype)
+                msg: Any = self._reader.deserialize(raw, connection.msgtype)  # a message class made at run time
             except Exception as error:
                 raise SequenceError(
                     f'{self.root}: a {connection.msgtype} message on {connection.topic} does not '
@@ -220,7 +228,7 @@ class BagSequence(RgbdSequence):
             logger.warning('%s: %d odometry poses are not rigid transforms and were left out', self.root, bad_poses)
         depth_times.sort()
         depth_stamps = np.array([stamp for stamp, _ in depth_times])
-        self._frames = []
+        self._frames: list[_BagFrame] = []
         unmatched = 0
         for stamp_s, time_ns in sorted(color_times):
             k = int(np.argmin(np.abs(depth_stamps - stamp_s)))
@@ -241,7 +249,7 @@ class BagSequence(RgbdSequence):
                 sync_tolerance_s,
             )
 
-    def _base_to_optical(self, static, base_frame: str, optical_frame: str) -> np.ndarray:
+    def _base_to_optical(self, static: list[Any], base_frame: str, optical_frame: str) -> np.ndarray:
         """Pose of the optical frame in the odometry's child frame, walking ``/tf_static`` when it links them."""
         if base_frame and base_frame == optical_frame:
             return np.eye(4)
@@ -262,7 +270,7 @@ class BagSequence(RgbdSequence):
     def _frame(self, i: int) -> _BagFrame:
         return self._frames[checked_position(i, len(self._frames), self.root)]
 
-    def _message_at(self, role: str, time_ns: int):
+    def _message_at(self, role: str, time_ns: int) -> tuple[Connection, Any]:
         try:
             for connection, _, raw in self._reader.messages(
                 connections=self._connections[role], start=time_ns, stop=time_ns + 1
@@ -314,8 +322,8 @@ BAG_EPOCH_S = 1_700_000_000.0
 
 
 def write_bag(
-    sequence,
-    path,
+    sequence: RgbdSequence,
+    path: str | os.PathLike[str],
     *,
     storage: str = 'mcap',
     topics: BagTopics = BagTopics(),
@@ -343,7 +351,7 @@ def write_bag(
     T_optical_base = invert_transform(T_OPTICAL_IN_BASE)
     k = sequence.intrinsics
 
-    def header(stamp_s: float, frame_id: str):
+    def header(stamp_s: float, frame_id: str) -> Any:
         sec = int(np.floor(stamp_s))
         return types['std_msgs/msg/Header'](
             stamp=types['builtin_interfaces/msg/Time'](
@@ -352,10 +360,10 @@ def write_bag(
             frame_id=frame_id,
         )
 
-    def vector(xyz, kind='geometry_msgs/msg/Vector3'):
+    def vector(xyz: Sequence[float] | np.ndarray, kind: str = 'geometry_msgs/msg/Vector3') -> Any:
         return types[kind](x=float(xyz[0]), y=float(xyz[1]), z=float(xyz[2]))
 
-    def quaternion(R):
+    def quaternion(R: np.ndarray) -> Any:
         q = quaternion_from_matrix(R)
         return types['geometry_msgs/msg/Quaternion'](x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3]))
 
@@ -373,7 +381,7 @@ def write_bag(
         tf_static = writer.add_connection('/tf_static', 'tf2_msgs/msg/TFMessage', typestore=typestore)
         first_s = sequence.timestamp_s(0) if len(sequence) else 0.0
 
-        def write(connection, msg, stamp_s):
+        def write(connection: Connection, msg: Any, stamp_s: float) -> None:
             writer.write(connection, int(round(stamp_s * 1e9)), bytes(typestore.serialize_cdr(msg, connection.msgtype)))
 
         static = types['geometry_msgs/msg/TransformStamped'](

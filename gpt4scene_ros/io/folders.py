@@ -72,7 +72,7 @@ class FolderSequence(RgbdSequence):
         records: list[_FrameRecord],
         depth_scale_per_m: float,
         invalid_depth_values: tuple[int, ...],
-    ):
+    ) -> None:
         self.root = root
         self.intrinsics = intrinsics
         self.depth_scale_per_m = depth_scale_per_m
@@ -151,7 +151,7 @@ class SevenScenesSequence(FolderSequence):
 
     layout = LAYOUT_7SCENES
 
-    def __init__(self, root: Path, frame_rate_hz: float = 30.0):
+    def __init__(self, root: Path, frame_rate_hz: float = 30.0) -> None:
         files: dict[str, dict[int, str]] = {'color.jpg': {}, 'color.png': {}, 'depth.png': {}, 'pose.txt': {}}
         for name in _list_names(root):
             match = _FRAME_FILE.match(name)
@@ -161,8 +161,8 @@ class SevenScenesSequence(FolderSequence):
         if not depth_numbers:
             raise SequenceError(f'{root}: 7-Scenes layout has no frames (no frame-XXXXXX.depth.png files)')
 
-        records = []
-        self._pose_paths = []
+        records: list[_FrameRecord] = []
+        self._pose_paths: list[Path] = []
         for position, number in enumerate(depth_numbers):
             depth_name = files['depth.png'][number]
             color_name = files['color.jpg'].get(number) or files['color.png'].get(number)
@@ -209,7 +209,7 @@ class TumSequence(FolderSequence):
 
     layout = LAYOUT_TUM
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path) -> None:
         rgb = _read_tum_list(root / 'rgb.txt', 2)
         depth = _read_tum_list(root / 'depth.txt', 2)
         groundtruth_file = root / 'groundtruth.txt'
@@ -221,7 +221,7 @@ class TumSequence(FolderSequence):
 
         rgb.sort(key=lambda entry: entry[1])
         rgb_times = [entry[1] for entry in rgb]
-        records = []
+        records: list[_FrameRecord] = []
         for _, t_depth, fields in sorted(depth, key=lambda entry: entry[1]):
             match = _nearest(rgb_times, t_depth)
             if match is None or abs(rgb_times[match] - t_depth) > TUM_MAX_ASSOCIATION_GAP_S:
@@ -249,12 +249,12 @@ class TumSequence(FolderSequence):
         self._gt_file = groundtruth_file
 
         width_px, height_px = _first_depth_size(root, [r.depth_path for r in records])
-        match = _FREIBURG_NAME.search(root.name.lower())
-        if match:
-            default_k, default_name = TUM_FREIBURG_K[int(match.group(1))], f'TUM freiburg{match.group(1)}'
+        freiburg = _FREIBURG_NAME.search(root.name.lower())
+        if freiburg:
+            default_k, default_name = TUM_FREIBURG_K[int(freiburg.group(1))], f'TUM freiburg{freiburg.group(1)}'
         else:
             default_k, default_name = TUM_DEFAULT_K, 'TUM default (folder name names no freiburg camera)'
-        intrinsics = _read_intrinsics(root, width_px, height_px, default_k, default_name, warn=match is None)
+        intrinsics = _read_intrinsics(root, width_px, height_px, default_k, default_name, warn=freiburg is None)
         super().__init__(root, intrinsics, records, TUM_DEPTH_SCALE_PER_M, TUM_INVALID_DEPTH)
 
     def _load_pose(self, i: int, record: _FrameRecord) -> np.ndarray:

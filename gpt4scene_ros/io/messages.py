@@ -10,10 +10,12 @@ as the sensor sent it (``16UC1`` units with their ``depth_scale``, or
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
-ENCODINGS: dict[str, tuple[type, int]] = {
+ENCODINGS: dict[str, tuple[type[np.generic], int]] = {
     'rgb8': (np.uint8, 3),
     'bgr8': (np.uint8, 3),
     'rgba8': (np.uint8, 4),
@@ -46,7 +48,7 @@ DEPTH_ENCODINGS: dict[str, float] = {'16UC1': 1000.0, 'mono16': 1000.0, '32FC1':
 COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
 
 
-def image_array(msg) -> np.ndarray:
+def image_array(msg: Any) -> np.ndarray:
     """The pixels of an Image message: HxW (one channel) or HxWxC, native byte order.
 
     Without row padding and in native byte order this is a view of the
@@ -56,8 +58,8 @@ def image_array(msg) -> np.ndarray:
     """
     if msg.encoding not in ENCODINGS:
         raise ValueError(f'unsupported image encoding {msg.encoding!r}; supported: {sorted(ENCODINGS)}')
-    dtype, channels = ENCODINGS[msg.encoding]
-    dtype = np.dtype(dtype).newbyteorder('>' if msg.is_bigendian else '<')
+    scalar_type, channels = ENCODINGS[msg.encoding]
+    dtype = np.dtype(scalar_type).newbyteorder('>' if msg.is_bigendian else '<')
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     row_bytes = width * channels * dtype.itemsize
     if height == 0 or width == 0:
@@ -79,7 +81,7 @@ def image_array(msg) -> np.ndarray:
     return array[:, :, 0] if channels == 1 else array
 
 
-def decode_compressed(msg) -> np.ndarray:
+def decode_compressed(msg: Any) -> np.ndarray:
     """HxWx3 uint8 RGB of a CompressedImage (PNG or JPEG); ValueError when it does not decode."""
     data = _bytes_of(msg)
     try:
@@ -94,7 +96,7 @@ def decode_compressed(msg) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def decode_color(msg, msgtype: str = '') -> np.ndarray:
+def decode_color(msg: Any, msgtype: str = '') -> np.ndarray:
     """An Image (``rgb8``, ``bgr8``, ``rgba8``, ``bgra8``, ``mono8``) or a CompressedImage as HxWx3 uint8 RGB.
 
     ``msgtype`` names a compressed image (``sensor_msgs/msg/CompressedImage``);
@@ -110,7 +112,7 @@ def decode_color(msg, msgtype: str = '') -> np.ndarray:
     return image if code is None else cv2.cvtColor(image, code)
 
 
-def decode_depth(msg) -> tuple[np.ndarray, float]:
+def decode_depth(msg: Any) -> tuple[np.ndarray, float]:
     """A depth Image as the sensor sent it and its depth scale (units per metre).
 
     ``16UC1``/``mono16``: uint16 millimetres, scale 1000; ``32FC1``: float32
@@ -126,7 +128,7 @@ def decode_depth(msg) -> tuple[np.ndarray, float]:
     return image_array(msg), scale
 
 
-def _bytes_of(msg) -> np.ndarray:
+def _bytes_of(msg: Any) -> np.ndarray:
     """The message's ``data`` as a flat uint8 array without a copy (bytes, array.array or numpy, as rclpy
     and rosbags give it)."""
     data = msg.data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 
 from gpt4scene_ros.io.bags import BagSequence, BagTopics, is_bag
@@ -13,7 +14,9 @@ from gpt4scene_ros.io.sequence import RgbdSequence, SequenceError
 logger = logging.getLogger(__name__)
 
 
-def open_sequence(path, frame_rate_hz: float = 30.0, bag_topics: BagTopics | None = None) -> RgbdSequence:
+def open_sequence(
+    path: str | os.PathLike[str], frame_rate_hz: float = 30.0, bag_topics: BagTopics | None = None
+) -> RgbdSequence:
     """Open a recorded RGB-D folder (TUM RGB-D or 7-Scenes layout, detected) or a rosbag2 bag (MCAP or
     sqlite3: a ``.mcap``/``.db3`` file or a folder with ``metadata.yaml``).
 

@@ -59,7 +59,7 @@ class RgbdSequence(ABC):
         return f'{type(self).__name__}(root={str(self.root)!r}, frames={len(self)}, intrinsics={self.intrinsics})'
 
 
-def checked_position(i, count: int, root) -> int:
+def checked_position(i: object, count: int, root: Path) -> int:
     """``i`` as a frame position of a sequence of ``count`` frames at ``root``; TypeError or IndexError."""
     if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
         raise TypeError(f'frame position must be an integer, got {i!r}')

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from gpt4scene_ros.common.settings.mapping import MappingConfig
 
@@ -43,7 +45,7 @@ class BevImage:
     """HxW int64: index (into the points the view was rendered from) of the point each pixel shows, -1 where
     none; lets a per-point label (an object instance) be read off the image. Not part of the metadata."""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         image = self.image
         if (
             not isinstance(image, np.ndarray)
@@ -78,14 +80,14 @@ class BevImage:
     def width_px(self) -> int:
         return int(self.image.shape[1])
 
-    def map_to_pixel(self, xy) -> np.ndarray:
+    def map_to_pixel(self, xy: npt.ArrayLike) -> np.ndarray:
         """Continuous (row, col) of map points ``xy`` (Nx2 or 2 numbers) as an Nx2 float64 array."""
         xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
         col = (xy[:, 0] - self.origin_xy_m[0]) / self.metres_per_pixel
         row = self.height_px - (xy[:, 1] - self.origin_xy_m[1]) / self.metres_per_pixel
         return np.stack([row, col], axis=1)
 
-    def pixel_to_map(self, rows, cols) -> np.ndarray:
+    def pixel_to_map(self, rows: npt.ArrayLike, cols: npt.ArrayLike) -> np.ndarray:
         """Map (x, y) of the centres of pixels (``rows``, ``cols``: integer indices) as an Nx2 float64 array."""
         rows, cols = np.broadcast_arrays(
             np.asarray(rows, dtype=np.float64).ravel(), np.asarray(cols, dtype=np.float64).ravel()
@@ -110,7 +112,7 @@ class BevImage:
         """Rebuild from :meth:`to_json` output; ``image`` (of the stored size) or a blank one of that size."""
         try:
             width, height = int(d['width_px']), int(d['height_px'])
-            fields = dict(
+            fields: dict[str, Any] = dict(
                 origin_xy_m=tuple(d['origin_xy_m']),
                 metres_per_pixel=float(d['metres_per_pixel']),
                 max_height_m=float(d['max_height_m']),
@@ -130,7 +132,15 @@ class BevImage:
         return cls(image=image, **fields)
 
 
-def render_bev(points, colors, *, size_px: int, max_height_m: float, margin_m: float, voxel_size_m: float) -> BevImage:
+def render_bev(
+    points: npt.ArrayLike,
+    colors: npt.ArrayLike,
+    *,
+    size_px: int,
+    max_height_m: float,
+    margin_m: float,
+    voxel_size_m: float,
+) -> BevImage:
     """Top-down orthographic view of ``points`` (Nx3, map frame z up) below ``max_height_m``.
 
     The points above the ceiling cut are dropped; the rest, plus ``margin_m``

@@ -41,9 +41,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from gpt4scene_ros.common.frames import CameraIntrinsics, RgbdFrame, check_rigid_transform
-from gpt4scene_ros.io.sequence import FrameError
+from gpt4scene_ros.io.sequence import FrameError, RgbdSequence
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class GravityAlignment:
     method: str
     """One sentence saying how the alignment was derived; store it next to outputs."""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         T = check_rigid_transform(self.T_map_world, name='GravityAlignment.T_map_world').copy()
         up = np.asarray(self.up_in_world, dtype=np.float64).copy()
         if up.shape != (3,) or not np.all(np.isfinite(up)) or abs(np.linalg.norm(up) - 1.0) > 1e-6:
@@ -168,7 +169,9 @@ def frame_surface_samples(
     return points @ T[:3, :3].T + T[:3, 3], normals @ T[:3, :3].T
 
 
-def estimate_gravity_alignment(sequence, max_frames: int = 40, *, pixel_step: int = 6) -> GravityAlignment:
+def estimate_gravity_alignment(
+    sequence: RgbdSequence, max_frames: int = 40, *, pixel_step: int = 6
+) -> GravityAlignment:
     """Estimate the gravity-aligned map frame of ``sequence`` from its surface normals (see module doc).
 
     ``sequence`` needs ``len()``, ``load(i)`` and ``intrinsics`` (an RgbdSequence).
@@ -182,7 +185,9 @@ def estimate_gravity_alignment(sequence, max_frames: int = 40, *, pixel_step: in
         raise ValueError(f'{name}: cannot estimate gravity from an empty sequence')
     positions = np.unique(np.linspace(0, count - 1, min(max_frames, count)).round().astype(int))
 
-    points, normals, camera_y = [], [], []
+    points: list[np.ndarray] = []
+    normals: list[np.ndarray] = []
+    camera_y: list[np.ndarray] = []
     for i in positions:
         try:
             frame = sequence.load(int(i))
@@ -266,29 +271,29 @@ def estimate_gravity_alignment(sequence, max_frames: int = 40, *, pixel_step: in
     return alignment
 
 
-def rotation_between(a, b) -> np.ndarray:
+def rotation_between(a: npt.ArrayLike, b: npt.ArrayLike) -> np.ndarray:
     """Smallest rotation (3x3) taking unit vector ``a`` to unit vector ``b`` (Rodrigues)."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    u = np.asarray(a, dtype=np.float64)
+    v = np.asarray(b, dtype=np.float64)
     if (
-        a.shape != (3,)
-        or b.shape != (3,)
-        or not (np.all(np.isfinite(a)) and np.all(np.isfinite(b)))
-        or np.linalg.norm(a) == 0
-        or np.linalg.norm(b) == 0
+        u.shape != (3,)
+        or v.shape != (3,)
+        or not (np.all(np.isfinite(u)) and np.all(np.isfinite(v)))
+        or np.linalg.norm(u) == 0
+        or np.linalg.norm(v) == 0
     ):
-        raise ValueError(f'rotation_between needs two finite non-zero 3-vectors, got {a.tolist()} and {b.tolist()}')
-    a = a / np.linalg.norm(a)
-    b = b / np.linalg.norm(b)
-    axis = np.cross(a, b)
+        raise ValueError(f'rotation_between needs two finite non-zero 3-vectors, got {u.tolist()} and {v.tolist()}')
+    u = u / np.linalg.norm(u)
+    v = v / np.linalg.norm(v)
+    axis = np.cross(u, v)
     sin_angle = float(np.linalg.norm(axis))
-    cos_angle = float(a @ b)
+    cos_angle = float(u @ v)
     if sin_angle < 1e-12:
         if cos_angle > 0:
             return np.eye(3)
         # Opposite vectors: half a turn about any axis perpendicular to a.
-        helper = np.eye(3)[int(np.argmin(np.abs(a)))]
-        k = np.cross(a, helper)
+        helper = np.eye(3)[int(np.argmin(np.abs(u)))]
+        k = np.cross(u, helper)
         k /= np.linalg.norm(k)
         return 2.0 * np.outer(k, k) - np.eye(3)
     K = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])

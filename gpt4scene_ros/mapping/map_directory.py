@@ -89,7 +89,7 @@ def resolve_map_path(directory: Path, requested: str, for_writing: bool) -> Path
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Delete temporaries of saves whose writer process is gone (killed mid-save); returns what was removed."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:

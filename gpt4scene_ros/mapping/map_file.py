@@ -18,9 +18,11 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any, Literal, overload
 
 import numpy as np
 
+from gpt4scene_ros.common.settings.mapping import MappingConfig
 from gpt4scene_ros.mapping.tsdf import ATTRIBUTE_CHANNELS, ATTRIBUTES, SceneMap
 
 logger = logging.getLogger(__name__)
@@ -35,7 +37,9 @@ class MapFileError(ValueError):
     """A map file cannot be loaded (missing, unreadable, corrupt, or made with incompatible settings)."""
 
 
-def save_map(scene_map: SceneMap, path, metadata: dict | None = None, arrays: dict | None = None) -> None:
+def save_map(
+    scene_map: SceneMap, path: str | os.PathLike[str], metadata: dict | None = None, arrays: dict | None = None
+) -> None:
     """Write ``scene_map`` to ``path`` atomically (a temporary file in the same folder, fsync, rename).
 
     ``metadata`` is any JSON-serialisable dict (e.g. ``T_map_world``), returned by :func:`load_map`;
@@ -75,7 +79,15 @@ def save_map(scene_map: SceneMap, path, metadata: dict | None = None, arrays: di
     logger.info('saved %d blocks to %s', len(keys), path)
 
 
-def load_map(scene_map: SceneMap, path, arrays: bool = False):
+@overload
+def load_map(scene_map: SceneMap, path: str | os.PathLike[str], arrays: Literal[False] = False) -> dict[str, Any]: ...
+@overload
+def load_map(
+    scene_map: SceneMap, path: str | os.PathLike[str], arrays: Literal[True]
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]: ...
+def load_map(
+    scene_map: SceneMap, path: str | os.PathLike[str], arrays: bool = False
+) -> dict[str, Any] | tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Replace ``scene_map`` by the map saved at ``path`` and return its metadata (with ``arrays``: a tuple of
     the metadata and the extra arrays saved with it).
 
@@ -120,7 +132,7 @@ def load_map(scene_map: SceneMap, path, arrays: bool = False):
     return (metadata, extra) if arrays else metadata
 
 
-def _check_compatible(config, path: Path, data: dict) -> None:
+def _check_compatible(config: MappingConfig, path: Path, data: dict) -> None:
     if _scalar(path, data, 'format', 'U') != MAP_FILE_FORMAT:
         raise MapFileError(f'{path}: not a gpt4scene_ros map file (format {str(data["format"])[:40]!r})')
     _scalar(path, data, 'metadata', 'U')
@@ -153,7 +165,7 @@ _FILE_ENTRIES = (
 ) + ATTRIBUTES
 
 
-def _scalar(path: Path, data: dict, name: str, kinds: str):
+def _scalar(path: Path, data: dict, name: str, kinds: str) -> Any:
     """A header entry as a Python scalar, refused unless it is a single value of the expected kind."""
     value = data[name]
     if value.ndim != 0 or value.dtype.kind not in kinds:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import open3d as o3d
 import open3d.core as o3c
 
@@ -10,7 +11,7 @@ from gpt4scene_ros.common.frames import CameraIntrinsics, check_rigid_transform
 from gpt4scene_ros.mapping.tsdf import SceneMap
 
 
-def render_depth(scene_map: SceneMap, intrinsics: CameraIntrinsics, T_map_camera) -> np.ndarray:
+def render_depth(scene_map: SceneMap, intrinsics: CameraIntrinsics, T_map_camera: npt.ArrayLike) -> np.ndarray:
     """Depth (HxW float32 metres, 0 = no surface) of the map seen from a camera, ray cast from the TSDF.
 
     The rays (through pixel centres at integer coordinates, the ROS / OpenCV
@@ -39,19 +40,21 @@ def render_depth(scene_map: SceneMap, intrinsics: CameraIntrinsics, T_map_camera
     rays = np.empty((height, width, 6), np.float32)
     rays[..., :3] = T_map_camera[:3, 3]
     rays[..., 3:] = directions
-    hit = scene.cast_rays(o3c.Tensor(rays))['t_hit'].numpy()
+    # Open3D's stubs omit the defaults of Tensor's dtype and device (taken from the array and the CPU).
+    hit = scene.cast_rays(o3c.Tensor(rays))['t_hit'].numpy()  # type: ignore[call-overload]
     with np.errstate(invalid='ignore'):
         valid = np.isfinite(hit) & (hit >= scene_map.config.depth_min_m) & (hit <= scene_map.config.depth_max_m)
     return np.where(valid, hit, 0.0).astype(np.float32)
 
 
-def _raycasting_scene(scene_map: SceneMap):
+def _raycasting_scene(scene_map: SceneMap) -> o3d.t.geometry.RaycastingScene | None:
     """Embree scene of the map's mesh; None for an empty mesh."""
     vertices, _, triangles = scene_map.mesh()
     if not len(triangles):
         return None
     scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(
-        o3c.Tensor(np.ascontiguousarray(vertices, np.float32)), o3c.Tensor(np.ascontiguousarray(triangles, np.uint32))
+    scene.add_triangles(  # Open3D's stubs omit Tensor's dtype and device defaults
+        o3c.Tensor(np.ascontiguousarray(vertices, np.float32)),  # type: ignore[call-overload]
+        o3c.Tensor(np.ascontiguousarray(triangles, np.uint32)),  # type: ignore[call-overload]
     )
     return scene

@@ -34,9 +34,12 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 import open3d as o3d
 import open3d.core as o3c
 
@@ -46,6 +49,8 @@ from gpt4scene_ros.common.settings.mapping import MappingConfig
 from gpt4scene_ros.common.transforms import invert_transform
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar('_T')
 
 REASONS = ('integrated', 'no_valid_depth', 'below_motion_threshold', 'stride', 'map_full')
 """Every ``IntegrationResult.reason``."""
@@ -94,7 +99,7 @@ def resolve_device(requested: str) -> str:
 class SceneMap:
     """A TSDF map of RGB-D frames (see the module docstring for frames, weights and threading)."""
 
-    def __init__(self, config: MappingConfig):
+    def __init__(self, config: MappingConfig) -> None:
         if not isinstance(config, MappingConfig):
             raise TypeError(f'config must be a MappingConfig, got {type(config).__name__}')
         self.config = config
@@ -109,28 +114,28 @@ class SceneMap:
 
     # -- state ------------------------------------------------------------------------------------
 
-    def _new_grid(self, block_count: int):
+    def _new_grid(self, block_count: int) -> o3d.t.geometry.VoxelBlockGrid:
         return o3d.t.geometry.VoxelBlockGrid(
             attr_names=ATTRIBUTES,
             attr_dtypes=(o3c.float32,) * len(ATTRIBUTES),
-            attr_channels=ATTRIBUTE_CHANNELS,
+            attr_channels=ATTRIBUTE_CHANNELS,  # type: ignore[arg-type]  # Open3D takes ints; its stubs say SizeVector
             voxel_size=self.config.voxel_size_m,
             block_resolution=self.config.block_resolution,
             block_count=int(block_count),
             device=self._o3d_device,
         )
 
-    def _clear_state(self, frames_integrated: int = 0):
+    def _clear_state(self, frames_integrated: int = 0) -> None:
         self._frames_integrated = frames_integrated
         self._motion = MotionGate(self.config.min_translation_m, self.config.min_rotation_deg, rotation_angle_deg)
         self._frames_since_integration = 0  # valid frames offered since then
         self._refused_full = 0  # consecutive 'map_full' refusals (for log throttling)
         self._changed()
 
-    def _changed(self):
-        self._cache = {}
+    def _changed(self) -> None:
+        self._cache: dict[str, Any] = {}
 
-    def cached(self, name: str, build):
+    def cached(self, name: str, build: Callable[[], _T]) -> _T:
         """``build()``'s result, computed once per map state (what is read back from the map is cached so)."""
         if name not in self._cache:
             self._cache[name] = build()
@@ -160,7 +165,12 @@ class SceneMap:
     # -- integration -------------------------------------------------------------------------------
 
     def integrate(
-        self, color, depth, intrinsics: CameraIntrinsics, T_map_camera, depth_scale: float | None = None
+        self,
+        color: npt.ArrayLike,
+        depth: npt.ArrayLike,
+        intrinsics: CameraIntrinsics,
+        T_map_camera: npt.ArrayLike,
+        depth_scale: float | None = None,
     ) -> IntegrationResult:
         """Fuse one frame, or say why not.
 
@@ -190,7 +200,7 @@ class SceneMap:
         T_map_camera = check_rigid_transform(T_map_camera, 'T_map_camera')
         cfg = self.config
 
-        def skipped(reason, new_blocks=0, invalid=0):
+        def skipped(reason: str, new_blocks: int = 0, invalid: int = 0) -> IntegrationResult:
             self._frames_since_integration += 1
             return IntegrationResult(False, reason, (time.perf_counter() - started) * 1000.0, new_blocks, invalid)
 
@@ -206,8 +216,9 @@ class SceneMap:
 
         # uint16 depth + uint8 colour: Open3D integrates these about twice as fast as float images.
         device = self._o3d_device
-        depth_image = o3d.t.geometry.Image(o3c.Tensor(depth)).to(device)
-        color_image = o3d.t.geometry.Image(o3c.Tensor(color)).to(device)
+        # Open3D's stubs omit the defaults of Tensor's dtype and device (taken from the array and the CPU).
+        depth_image = o3d.t.geometry.Image(o3c.Tensor(depth)).to(device)  # type: ignore[call-overload]
+        color_image = o3d.t.geometry.Image(o3c.Tensor(color)).to(device)  # type: ignore[call-overload]
         intrinsic = o3c.Tensor(intrinsics.matrix(), o3c.float64, device)
         extrinsic = o3c.Tensor(invert_transform(T_map_camera), o3c.float64, device)
         block_coords = self._grid.compute_unique_block_coordinates(
@@ -370,7 +381,7 @@ class SceneMap:
 # -- helpers --------------------------------------------------------------------------------------------
 
 
-def _check_images(color, depth_m, intrinsics) -> tuple[np.ndarray, np.ndarray]:
+def _check_images(color: npt.ArrayLike, depth_m: npt.ArrayLike, intrinsics: object) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(intrinsics, CameraIntrinsics):
         raise TypeError(f'intrinsics must be CameraIntrinsics, got {type(intrinsics).__name__}')
     color = np.asarray(color)
@@ -395,7 +406,7 @@ def _check_images(color, depth_m, intrinsics) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(color), depth_m
 
 
-def _checked_depth_scale(depth: np.ndarray, depth_scale) -> float:
+def _checked_depth_scale(depth: np.ndarray, depth_scale: object) -> float:
     if depth.dtype == np.uint16:
         if depth_scale is None:
             raise ValueError('uint16 depth needs its depth_scale (units per metre, e.g. 1000 for millimetres)')

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 BOX_PADDING_VOXELS = 0.25
 """How far (in voxels) :func:`fit_box` reaches beyond the outermost points."""
@@ -29,7 +30,7 @@ class OrientedBox:
     size: tuple
     yaw: float = 0.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         center = tuple(float(v) for v in np.asarray(self.center, dtype=np.float64).ravel())
         size = tuple(float(v) for v in np.asarray(self.size, dtype=np.float64).ravel())
         if len(center) != 3 or not all(math.isfinite(v) for v in center):
@@ -51,11 +52,11 @@ class OrientedBox:
         c, s = math.cos(self.yaw), math.sin(self.yaw)
         return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
-    def to_local(self, points) -> np.ndarray:
+    def to_local(self, points: npt.ArrayLike) -> np.ndarray:
         """Map points (Nx3) in the box's frame (origin at its centre)."""
         return (np.asarray(points, dtype=np.float64).reshape(-1, 3) - self.center) @ self.rotation()
 
-    def contains(self, points, margin_m: float = 0.0) -> np.ndarray:
+    def contains(self, points: npt.ArrayLike, margin_m: float = 0.0) -> np.ndarray:
         """Which points (Nx3) lie inside the box grown by ``margin_m`` on every side."""
         half = np.asarray(self.size) / 2 + margin_m
         return np.all(np.abs(self.to_local(points)) <= half, axis=1)
@@ -92,7 +93,7 @@ class OrientedBox:
             raise ValueError(f'not a box record ({error!r}): {record!r}') from None
 
 
-def fit_box(points, voxel_size_m: float, floor_z: float | None = None, trim: float = 0.0) -> OrientedBox:
+def fit_box(points: npt.ArrayLike, voxel_size_m: float, floor_z: float | None = None, trim: float = 0.0) -> OrientedBox:
     """The tightest upright box around ``points`` (Nx3 surface voxel centres, map frame z up).
 
     The footprint's yaw is that of the minimum-area rectangle of the points
@@ -126,6 +127,8 @@ def fit_box(points, voxel_size_m: float, floor_z: float | None = None, trim: flo
     lo_q, hi_q = (100.0 * trim, 100.0 * (1.0 - trim)) if trim > 0 else (0.0, 100.0)
     lo_xy = np.percentile(local, lo_q, axis=0) - pad
     hi_xy = np.percentile(local, hi_q, axis=0) + pad
+    z_lo: float
+    z_hi: float
     z_lo, z_hi = np.percentile(points[:, 2], lo_q) - pad, np.percentile(points[:, 2], hi_q) + pad
     if floor_z is not None and floor_z < z_lo and z_lo - floor_z <= 2 * voxel_size_m + half_voxel:
         z_lo = floor_z

@@ -25,7 +25,9 @@ import importlib.util
 import logging
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -133,7 +135,7 @@ class Detection:
     box: tuple | None = None
     mask: np.ndarray | None = None
 
-    def region(self, shape) -> np.ndarray:
+    def region(self, shape: tuple[int, ...]) -> np.ndarray:
         """The detection as an HxW boolean image of ``shape``; ValueError when it has neither box nor mask."""
         height, width = shape[:2]
         if self.mask is not None:
@@ -152,7 +154,13 @@ class Detection:
         return region
 
 
-def checked_detections(found, image_shape) -> list[Detection]:
+class Detector(Protocol):
+    """What names the instances: :class:`CocoSsdDetector`, :class:`TransformersSegmenter`, or a test's fake."""
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]: ...
+
+
+def checked_detections(found: object, image_shape: tuple[int, ...]) -> list[Detection]:
     """Keep the well-formed detections (a label, a finite score in [0, 1], a box or a mask); ValueError if
     ``found`` is not a list of :class:`Detection` at all."""
     if not isinstance(found, (list, tuple)):
@@ -182,7 +190,7 @@ class CocoSsdDetector:
     GRAPH = 'frozen_inference_graph.pb'
     CONFIG = 'ssd_mobilenet_v2_coco_2018_03_29.pbtxt'
 
-    def __init__(self, min_score: float = 0.5, model_dir: str = ''):
+    def __init__(self, min_score: float = 0.5, model_dir: str = '') -> None:
         folder = model_dir or self.default_folder()
         graph, config = os.path.join(folder, self.GRAPH), os.path.join(folder, self.CONFIG)
         if not (os.path.isfile(graph) and os.path.isfile(config)):
@@ -224,7 +232,7 @@ class TransformersSegmenter:
 
     name = 'transformers'
 
-    def __init__(self, model: str, min_score: float = 0.5, device: str = 'cpu'):
+    def __init__(self, model: str, min_score: float = 0.5, device: str = 'cpu') -> None:
         if not model:
             raise DetectorError('detector transformers needs detector_model: a model folder or hub id')
         try:
@@ -250,7 +258,7 @@ class TransformersSegmenter:
         return found
 
 
-def make_detector(name: str, model: str = '', min_score: float = 0.5, device: str = 'cpu'):
+def make_detector(name: str, model: str = '', min_score: float = 0.5, device: str = 'cpu') -> Detector | None:
     """The configured detector, or None for ``none``; DetectorError (naming the setting) when it cannot load."""
     if name == 'none':
         return None
@@ -261,7 +269,9 @@ def make_detector(name: str, model: str = '', min_score: float = 0.5, device: st
     raise DetectorError(f'detector={name!r}: expected one of {list(DETECTORS)}')
 
 
-def fuse_detections(detections, label_image: np.ndarray, step: int, offset: int, image_shape) -> list:
+def fuse_detections(
+    detections: Iterable[Detection], label_image: np.ndarray, step: int, offset: int, image_shape: tuple[int, ...]
+) -> list[tuple[int, str, float]]:
     """(instance id, label, weight) votes: each detection goes to the instance filling most of it.
 
     ``label_image`` is a view's depth-tested instance labels (one pixel per

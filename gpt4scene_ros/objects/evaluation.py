@@ -6,14 +6,21 @@ Used by ``bench/instances.py`` and the tests; nothing here is needed at run time
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
 from gpt4scene_ros.objects.boxes import OrientedBox, box_iou
+
+if TYPE_CHECKING:
+    from gpt4scene_ros.objects.scene_objects import Keyframe
 
 SMALL_OBJECT_M = 0.15
 """Objects whose largest side is under this are 'small' in the scores."""
@@ -31,7 +38,7 @@ class TruthObject:
         return max(self.box.size) < SMALL_OBJECT_M
 
 
-def load_truth(path, T_map_world=None) -> list[TruthObject]:
+def load_truth(path: str | os.PathLike[str], T_map_world: npt.ArrayLike | None = None) -> list[TruthObject]:
     """Objects of an ``instances.json`` (synthetic generator, or hand-made annotations), moved into the map frame.
 
     ``T_map_world`` (dataset world -> map) may only turn about z and shift: boxes stay upright.
@@ -46,7 +53,7 @@ def load_truth(path, T_map_world=None) -> list[TruthObject]:
             TruthObject(
                 int(item['id']),
                 str(item.get('label', '')),
-                OrientedBox(center, item['size'], float(item.get('yaw', 0.0)) + yaw_offset),
+                OrientedBox(tuple(center), item['size'], float(item.get('yaw', 0.0)) + yaw_offset),
                 tuple(item.get('tags', ())),
             )
         )
@@ -70,7 +77,7 @@ class Matching:
             best[t] = self.iou[t, p]
         return best
 
-    def recall(self, threshold: float, subset=None) -> float:
+    def recall(self, threshold: float, subset: Callable[[TruthObject], bool] | None = None) -> float:
         best = self.best_iou()
         chosen = [k for k in range(len(self.truth)) if subset is None or subset(self.truth[k])]
         return float(np.mean(best[chosen] >= threshold)) if chosen else float('nan')
@@ -85,27 +92,41 @@ class Matching:
         return {self.predicted_ids[p]: self.truth[t].id for t, p in self.pairs.items() if self.iou[t, p] >= threshold}
 
 
-def observed_truth(truth, map_points, min_voxels: int = 30, margin_m: float = 0.01) -> tuple[list, list]:
+def observed_truth(
+    truth: Iterable[TruthObject], map_points: npt.ArrayLike, min_voxels: int = 30, margin_m: float = 0.01
+) -> tuple[list[TruthObject], list[TruthObject]]:
     """(observed, unobserved) true objects: an object counts when the map has at least ``min_voxels`` surface
     voxels inside its box (one seen only beyond the mapping range, or always hidden, is not in the map)."""
-    observed, unobserved = [], []
+    observed: list[TruthObject] = []
+    unobserved: list[TruthObject] = []
     for t in truth:
         (observed if np.sum(t.box.contains(map_points, margin_m)) >= min_voxels else unobserved).append(t)
     return observed, unobserved
 
 
-def match_instances(instances, truth) -> Matching:
+class Boxed(Protocol):
+    """What :func:`match_instances` matches: an instance (or a true object) with an ``id`` and a ``box``."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def box(self) -> OrientedBox: ...
+
+
+def match_instances(instances: Iterable[Boxed], truth: Iterable[TruthObject]) -> Matching:
     """Match predicted instances (anything with ``.id`` and ``.box``) to true objects."""
     instances, truth = list(instances), list(truth)
     iou = np.array([[box_iou(t.box, i.box) for i in instances] for t in truth]).reshape(len(truth), len(instances))
-    pairs = {}
+    pairs: dict[int, int] = {}
     if iou.size:
         rows, cols = linear_sum_assignment(-iou)
         pairs = {int(r): int(c) for r, c in zip(rows, cols) if iou[r, c] > 0}
     return Matching(iou, pairs, tuple(truth), tuple(i.id for i in instances))
 
 
-def marker_correctness(keyframes, sequence_dir, truth_of: dict) -> tuple[int, int]:
+def marker_correctness(
+    keyframes: Iterable[Keyframe], sequence_dir: str | os.PathLike[str], truth_of: dict
+) -> tuple[int, int]:
     """(correct, total) keyframe markers: a marker is correct when the true instance mask of its frame at its pixel
     is the object its ID was matched to. Markers of unmatched IDs count as wrong."""
     correct = total = 0
@@ -122,7 +143,7 @@ def marker_correctness(keyframes, sequence_dir, truth_of: dict) -> tuple[int, in
     return correct, total
 
 
-def keyframe_coverage(keyframes, instance_ids) -> float:
+def keyframe_coverage(keyframes: Iterable[Keyframe], instance_ids: Iterable[int]) -> float:
     """Fraction of ``instance_ids`` that carry a marker in at least one keyframe."""
     wanted = set(instance_ids)
     if not wanted:

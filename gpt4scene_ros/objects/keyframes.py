@@ -15,9 +15,11 @@ remaining picks out in pose space; ``uniform`` samples the pool evenly in time
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from gpt4scene_ros.common.frames import CameraIntrinsics, check_rigid_transform, depth_to_metres
 from gpt4scene_ros.common.motion import pose_distance
@@ -41,7 +43,7 @@ class FrameView:
     """Of the colour image."""
     T_map_camera: np.ndarray
 
-    def map_keys(self, voxel_size_m: float, step: int = 1):
+    def map_keys(self, voxel_size_m: float, step: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, cols, packed voxel keys) of the reduced depth pixels sampled every ``step``, back-projected into
         the map. Fixed for a view: the sparse samples (``step`` >= 2) that every update labels are cached with
         the view (about 0.2 MB for a 640x480 camera), the dense ones are not."""
@@ -57,7 +59,7 @@ class FrameView:
             cache[key] = result
         return result
 
-    def pixel_rays(self, step: int = 1):
+    def pixel_rays(self, step: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, cols) of the depth pixels sampled every ``step`` and their camera-frame points (Nx3)."""
         depth = self.depth_m[::step, ::step]
         with np.errstate(invalid='ignore'):
@@ -72,10 +74,10 @@ class FrameView:
 
 
 def make_view(
-    color,
-    depth,
+    color: npt.ArrayLike,
+    depth: npt.ArrayLike,
     intrinsics: CameraIntrinsics,
-    T_map_camera,
+    T_map_camera: npt.ArrayLike,
     stamp_s: float,
     index: int,
     view_width_px: int = 320,
@@ -119,7 +121,7 @@ class VoxelLabels:
     in front of or behind the fused surface still finds it.
     """
 
-    def __init__(self, keys: np.ndarray, labels: np.ndarray, normals: np.ndarray, voxel_size_m: float):
+    def __init__(self, keys: np.ndarray, labels: np.ndarray, normals: np.ndarray, voxel_size_m: float) -> None:
         keys = np.asarray(keys, dtype=np.int64)
         labels = np.asarray(labels, dtype=np.int64)
         self.voxel_size_m = float(voxel_size_m)
@@ -187,7 +189,7 @@ class KeyframePool:
     first or the last), so the pool covers the whole history at a falling rate.
     """
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int) -> None:
         if capacity < 2:
             raise ValueError(f'keyframe pool capacity must be >= 2, got {capacity}')
         self.capacity = int(capacity)
@@ -208,7 +210,13 @@ class KeyframePool:
             del self.views[1 + int(np.argmin(gaps))]
 
 
-def select_keyframes(views, visible, count: int, method: str = 'coverage', min_visible_px: int = 400) -> list[int]:
+def select_keyframes(
+    views: Sequence[FrameView],
+    visible: Sequence[dict[int, int] | None],
+    count: int,
+    method: str = 'coverage',
+    min_visible_px: int = 400,
+) -> list[int]:
     """Positions (time order) of ``count`` keyframes among ``views``.
 
     ``visible[k]`` is view k's {instance id: visible pixels}, or None for a
@@ -234,7 +242,9 @@ def select_keyframes(views, visible, count: int, method: str = 'coverage', min_v
             if k in chosen:
                 continue
             new = seen[k] & uncovered
-            gain = (len(new), sum(visible[k][i] for i in new))
+            shown = visible[k]
+            assert shown is not None  # usable views have their visibility
+            gain = (len(new), sum(shown[i] for i in new))
             if gain > best_gain:
                 best, best_gain = k, gain
         if best is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -23,6 +24,28 @@ from gpt4scene_ros.objects.process import ObjectsWorkerError
 logger = logging.getLogger(__name__)
 
 
+class ObjectLayer(Protocol):
+    """What a :class:`Mapper` drives: the node's :class:`~gpt4scene_ros.objects.process.ObjectsProcess`, or
+    anything with these methods (offline, ``gpt4scene-process``, only ``observe`` is called)."""
+
+    def observe(
+        self,
+        color: np.ndarray,
+        depth: np.ndarray,
+        intrinsics: CameraIntrinsics,
+        T_map_camera: np.ndarray,
+        stamp_s: float,
+        index: int,
+        depth_scale: float = 1.0,
+    ) -> bool: ...
+
+    def state(self) -> tuple[dict, dict]: ...
+
+    def restore(self, tracker_state: dict | None, arrays: dict | None) -> int: ...
+
+    def reset(self) -> None: ...
+
+
 class Mapper:
     """A :class:`~gpt4scene_ros.mapping.tsdf.SceneMap` and the object layer that watches it.
 
@@ -32,8 +55,11 @@ class Mapper:
     """
 
     def __init__(
-        self, scene_map: SceneMap, objects=None, on_objects_failure: Callable[[ObjectsWorkerError], None] | None = None
-    ):
+        self,
+        scene_map: SceneMap,
+        objects: ObjectLayer | None = None,
+        on_objects_failure: Callable[[ObjectsWorkerError], None] | None = None,
+    ) -> None:
         """``on_objects_failure``: called when the object layer (a child process) fails during a load or a
         reset; the map itself is loaded or cleared all the same."""
         self.scene_map = scene_map
@@ -69,7 +95,9 @@ class Mapper:
     def save(self, path: Path, metadata: dict | None = None) -> str:
         """Save the map and the object layer's state to a map file; a note for the caller (empty, or why the
         instances are not in it). Raises OSError or ValueError when nothing was saved."""
-        metadata, arrays, note = dict(metadata or {}), {}, ''
+        metadata = dict(metadata or {})
+        arrays: dict = {}
+        note = ''
         if self.objects is not None:
             try:
                 metadata['instances'], arrays = self.objects.state()

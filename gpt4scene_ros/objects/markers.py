@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import colorsys
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -52,7 +53,7 @@ class MarkerStyle:
     min_scale: float = 0.6
     """Neighbouring markers that still overlap after being pushed apart shrink down to this factor."""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ('radius_px', 'outline_px'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -65,7 +66,8 @@ def marker_color(object_id: int) -> tuple[int, int, int]:
     """A saturated RGB colour for an ID: golden-ratio hues, so neighbouring IDs differ clearly."""
     hue = (int(object_id) * 0.6180339887) % 1.0
     value = 0.95 if int(object_id) % 2 else 0.75
-    return tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(hue, 0.85, value))
+    red, green, blue = colorsys.hsv_to_rgb(hue, 0.85, value)
+    return int(round(255 * red)), int(round(255 * green)), int(round(255 * blue))
 
 
 def place_marker(mask: np.ndarray) -> tuple[float, float, int] | None:
@@ -86,7 +88,7 @@ def place_marker(mask: np.ndarray) -> tuple[float, float, int] | None:
     return float(cols[k]), float(rows[k]), area
 
 
-def place_markers(label_image: np.ndarray, ids=None, min_area_px: int = 1) -> list[Marker]:
+def place_markers(label_image: np.ndarray, ids: Iterable[int] | None = None, min_area_px: int = 1) -> list[Marker]:
     """One marker per instance id in ``label_image`` (HxW ints, <= 0 = no instance), largest area first.
 
     ``ids`` restricts the markers to those instances; masks smaller than ``min_area_px`` get none.
@@ -107,18 +109,22 @@ def place_markers(label_image: np.ndarray, ids=None, min_area_px: int = 1) -> li
         if object_id not in wanted or count < min_area_px:
             continue
         rows, cols = slices[k]
-        u, v, area = place_marker(compact[rows, cols] == k + 1)  # on the mask's bounding box only
+        placed = place_marker(compact[rows, cols] == k + 1)  # on the mask's bounding box only
+        assert placed is not None  # the box holds the object's pixels (count >= 1)
+        u, v, area = placed
         markers.append(Marker(int(object_id), u + cols.start, v + rows.start, area))
     return markers
 
 
-def scale_markers(markers, scale_u: float, scale_v: float | None = None) -> list[Marker]:
+def scale_markers(markers: Iterable[Marker], scale_u: float, scale_v: float | None = None) -> list[Marker]:
     """Markers of an image resized by (``scale_u``, ``scale_v``): pixel centres stay pixel centres."""
     scale_v = scale_u if scale_v is None else scale_v
     return [Marker(m.id, (m.u + 0.5) * scale_u - 0.5, (m.v + 0.5) * scale_v - 0.5, m.visible_px) for m in markers]
 
 
-def layout_markers(markers, image_shape, style: MarkerStyle = MarkerStyle()) -> list[tuple[Marker, float]]:
+def layout_markers(
+    markers: Sequence[Marker], image_shape: tuple[int, ...], style: MarkerStyle = MarkerStyle()
+) -> list[tuple[Marker, float]]:
     """Final (marker, radius) pairs for drawing: overlapping markers pushed apart, then shrunk if need be.
 
     Each marker moves at most two radii from its place, and stays inside the image.
@@ -163,7 +169,7 @@ def layout_markers(markers, image_shape, style: MarkerStyle = MarkerStyle()) -> 
     ]
 
 
-def draw_markers(image: np.ndarray, markers, style: MarkerStyle = MarkerStyle()) -> np.ndarray:
+def draw_markers(image: np.ndarray, markers: Iterable[Marker], style: MarkerStyle = MarkerStyle()) -> np.ndarray:
     """A copy of ``image`` (HxWx3 uint8 RGB) with a numbered disc per marker (see the module docstring)."""
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:

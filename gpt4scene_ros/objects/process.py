@@ -31,9 +31,15 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
+from gpt4scene_ros.common.frames import CameraIntrinsics
 from gpt4scene_ros.common.settings.instances import InstanceConfig
 from gpt4scene_ros.common.settings.mapping import MappingConfig
+from gpt4scene_ros.objects.keyframes import FrameView
 from gpt4scene_ros.objects.scene_objects import CandidateGate, ObjectsSnapshot, SceneObjects
 
 logger = logging.getLogger(__name__)
@@ -51,21 +57,21 @@ class ObjectsWorkerError(RuntimeError):
 class ObjectsProcess:
     """:class:`SceneObjects` run in a child process (see the module docstring)."""
 
-    def __init__(self, config: InstanceConfig, mapping: MappingConfig, timeout_s: float = 60.0):
+    def __init__(self, config: InstanceConfig, mapping: MappingConfig, timeout_s: float = 60.0) -> None:
         """Starts the child and waits until it is ready. A detector that cannot be built raises
         :class:`ObjectsWorkerError` with the child's message."""
         if not isinstance(config, InstanceConfig):
             raise TypeError(f'config must be an InstanceConfig, got {type(config).__name__}')
         self.config, self.mapping, self.timeout_s = config, mapping, float(timeout_s)
         self.gate = CandidateGate(config)
-        self.counts = collections.Counter()
+        self.counts: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()  # one request/answer at a time
-        self._outbox = collections.deque()
+        self._outbox: collections.deque[FrameView | None] = collections.deque()  # None: stop the sender
         self._outbox_ready = threading.Condition()
         self._next_id = 1
         self._waiting_in_worker = 0  # candidates the child had not used at its last update
         self._candidates_at_update = 0
-        self._process = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._start()
         self._sender = threading.Thread(target=self._send_candidates, name='objects-sender', daemon=True)
         self._sender.start()
@@ -156,7 +162,14 @@ class ObjectsProcess:
     # -- the map thread ---------------------------------------------------------------------------------
 
     def observe(
-        self, color, depth, intrinsics, T_map_camera, stamp_s: float, index: int, depth_scale: float = 1.0
+        self,
+        color: npt.ArrayLike,
+        depth: npt.ArrayLike,
+        intrinsics: CameraIntrinsics,
+        T_map_camera: np.ndarray,
+        stamp_s: float,
+        index: int,
+        depth_scale: float = 1.0,
     ) -> bool:
         """Offer an integrated frame; True when it was kept as a keyframe candidate. Never blocks."""
         view = self.gate.offer(color, depth, intrinsics, T_map_camera, stamp_s, index, depth_scale)
@@ -197,7 +210,13 @@ class ObjectsProcess:
         return self.waiting_candidates > 0
 
     def update(
-        self, points, colors, normals, stamp_s: float, map_version: int = 0, all_candidates: bool = False
+        self,
+        points: np.ndarray,
+        colors: np.ndarray,
+        normals: np.ndarray,
+        stamp_s: float,
+        map_version: int = 0,
+        all_candidates: bool = False,
     ) -> ObjectsSnapshot:
         self._candidates_at_update = self.counts['candidates']
         snapshot, counts = self._request(
@@ -223,7 +242,7 @@ class ObjectsProcess:
         self.gate.reset()
         self._request('reset')
 
-    def _request(self, *message):
+    def _request(self, *message: Any) -> Any:
         with self._lock:
             if self._process is None:
                 raise ObjectsWorkerError('the object-layer process is not running')
@@ -248,7 +267,8 @@ class ObjectsProcess:
             raise ObjectsWorkerError(payload)
         return payload
 
-    def _answer(self, timeout_s: float, what: str):
+    def _answer(self, timeout_s: float, what: str) -> Any:
+        assert self._process is not None  # callers hold a started child
         deadline = time.monotonic() + timeout_s
         while True:
             try:
@@ -274,10 +294,10 @@ class _Channel:
     """Pickled messages over a stream socket, with timeouts (multiprocessing's Connection.send has none: a
     stopped child would block the sender for ever). Only ever between this process and its own child."""
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
 
-    def send(self, message, timeout_s: float | None = None) -> None:
+    def send(self, message: object, timeout_s: float | None = None) -> None:
         data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         self.sock.settimeout(timeout_s)
         self.sock.sendall(struct.pack('!Q', len(data)))
@@ -286,7 +306,7 @@ class _Channel:
     def poll(self, timeout_s: float) -> bool:
         return bool(select.select([self.sock], [], [], timeout_s)[0])
 
-    def recv(self, timeout_s: float | None = None):
+    def recv(self, timeout_s: float | None = None) -> Any:
         self.sock.settimeout(timeout_s)
         (size,) = struct.unpack('!Q', self._exactly(8))
         return pickle.loads(self._exactly(size))
@@ -319,7 +339,13 @@ def child_main(requests_fd: int, candidates_fd: int) -> None:
     _serve(requests, candidates, config, mapping, next_id)
 
 
-def _serve(requests, candidates, config: InstanceConfig, mapping: MappingConfig, next_id: int) -> None:
+def _serve(
+    requests: _Channel,
+    candidates: multiprocessing.connection.Connection,
+    config: InstanceConfig,
+    mapping: MappingConfig,
+    next_id: int,
+) -> None:
     """The child's main loop: candidates arrive on their own pipe (a thread), requests on the other."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us (or its end of the pipes closes)
     logging.basicConfig(level=logging.WARNING, format='[objects worker] %(levelname)s %(name)s: %(message)s')
@@ -338,7 +364,7 @@ def _serve(requests, candidates, config: InstanceConfig, mapping: MappingConfig,
         requests.send(('error', f'the object layer could not start: {error!r}'))
         return
 
-    def receive_candidates():
+    def receive_candidates() -> None:
         while True:
             try:
                 objects.add_candidate(candidates.recv())
@@ -353,7 +379,7 @@ def _serve(requests, candidates, config: InstanceConfig, mapping: MappingConfig,
         pass
 
 
-def _answer_requests(requests, objects: SceneObjects) -> None:
+def _answer_requests(requests: _Channel, objects: SceneObjects) -> None:
     while True:
         try:
             message = requests.recv()

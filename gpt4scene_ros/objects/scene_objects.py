@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from gpt4scene_ros.common.frames import CameraIntrinsics
 from gpt4scene_ros.common.motion import MotionGate, viewing_angle_deg
@@ -32,10 +33,11 @@ from gpt4scene_ros.common.settings.instances import InstanceConfig
 from gpt4scene_ros.common.settings.mapping import MappingConfig
 from gpt4scene_ros.mapping.bev import BevImage, map_bev
 from gpt4scene_ros.objects.boxes import fit_box
-from gpt4scene_ros.objects.detectors import checked_detections, fuse_detections
+from gpt4scene_ros.objects.detectors import Detection, Detector, checked_detections, fuse_detections
 from gpt4scene_ros.objects.keyframes import (
     FrameView,
     KeyframePool,
+    ViewLabels,
     VoxelLabels,
     label_view,
     make_view,
@@ -45,7 +47,7 @@ from gpt4scene_ros.objects.markers import Marker, MarkerStyle, draw_markers, pla
 from gpt4scene_ros.objects.segmentation.surface import Segmentation, segment_surface
 from gpt4scene_ros.objects.segmentation.votes import BoundaryVotes
 from gpt4scene_ros.objects.tracking import Instance, InstanceTracker, SegmentObservation
-from gpt4scene_ros.objects.voxels import surface_voxels
+from gpt4scene_ros.objects.voxels import SurfaceVoxels, surface_voxels
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +93,7 @@ class ObjectsSnapshot:
 class CandidateGate:
     """Keeps a frame as a keyframe candidate only when the camera moved or turned enough since the last one."""
 
-    def __init__(self, config: InstanceConfig):
+    def __init__(self, config: InstanceConfig) -> None:
         self.config = config
         self._motion = MotionGate(
             config.keyframe_min_translation_m, config.keyframe_min_rotation_deg, viewing_angle_deg, zero_is_off=False
@@ -99,10 +101,10 @@ class CandidateGate:
 
     def offer(
         self,
-        color,
-        depth,
+        color: npt.ArrayLike,
+        depth: npt.ArrayLike,
         intrinsics: CameraIntrinsics,
-        T_map_camera,
+        T_map_camera: np.ndarray,
         stamp_s: float,
         index: int,
         depth_scale: float = 1.0,
@@ -125,7 +127,7 @@ class SceneObjects:
     :meth:`state` and :meth:`restore` must not run concurrently with each other.
     """
 
-    def __init__(self, config: InstanceConfig, mapping: MappingConfig, detector=None):
+    def __init__(self, config: InstanceConfig, mapping: MappingConfig, detector: Detector | None = None) -> None:
         """``detector`` (optional): anything with ``detect(rgb) -> list[Detection]``
         (:mod:`gpt4scene_ros.objects.detectors`); it names the instances."""
         if not isinstance(config, InstanceConfig):
@@ -137,21 +139,23 @@ class SceneObjects:
         self.tracker = InstanceTracker(config.max_instances)
         self.votes = BoundaryVotes(config, mapping.voxel_size_m)
         self.pool = KeyframePool(config.keyframe_pool_size)
-        self._pending = collections.deque(maxlen=config.keyframe_pool_size)
+        self._pending: collections.deque[FrameView] = collections.deque(maxlen=config.keyframe_pool_size)
         self._pending_lock = threading.Lock()
         self.gate = CandidateGate(config)
-        self.counts = collections.Counter()
+        self.counts: collections.Counter[str] = collections.Counter()
         self.last_snapshot: ObjectsSnapshot | None = None
-        self._views, self._visible, self._table = [], [], None
+        self._views: list[FrameView] = []
+        self._visible: list[dict[int, int] | None] = []
+        self._table: VoxelLabels | None = None
 
     # -- the map thread -----------------------------------------------------------------------------------
 
     def observe(
         self,
-        color,
-        depth,
+        color: npt.ArrayLike,
+        depth: npt.ArrayLike,
         intrinsics: CameraIntrinsics,
-        T_map_camera,
+        T_map_camera: np.ndarray,
         stamp_s: float,
         index: int,
         depth_scale: float = 1.0,
@@ -194,7 +198,13 @@ class SceneObjects:
             return [self._pending.popleft() for _ in range(count)]
 
     def update(
-        self, points, colors, normals, stamp_s: float, map_version: int = 0, all_candidates: bool = False
+        self,
+        points: np.ndarray,
+        colors: np.ndarray,
+        normals: np.ndarray,
+        stamp_s: float,
+        map_version: int = 0,
+        all_candidates: bool = False,
     ) -> ObjectsSnapshot:
         """Recompute the instances, keyframes and markers from the map's surface (points, colours, normals).
 
@@ -250,7 +260,7 @@ class SceneObjects:
         self.last_snapshot = snapshot
         return snapshot
 
-    def _track(self, voxels, segmentation: Segmentation, stamp_s: float) -> np.ndarray:
+    def _track(self, voxels: SurfaceVoxels, segmentation: Segmentation, stamp_s: float) -> np.ndarray:
         """Fit each segment's box, match the segments to the instances; the instance id of every voxel (0: none)."""
         v = self.mapping.voxel_size_m
         observations = []
@@ -269,7 +279,7 @@ class SceneObjects:
             voxel_ids[members] = instance_id
         return voxel_ids
 
-    def _label_views(self, table: VoxelLabels, detections) -> None:
+    def _label_views(self, table: VoxelLabels, detections: list[tuple[FrameView, list[Detection]]]) -> None:
         """Label the candidate views with the instances they show (views off the map get none), and let the
         detections of the new views vote for the labels of the instances they cover."""
         self._views = list(self.pool.views)
@@ -291,7 +301,7 @@ class SceneObjects:
             for instance_id, label, weight in votes:
                 self.tracker.vote_label(instance_id, label, weight)
 
-    def _detect(self, views) -> list:
+    def _detect(self, views: list[FrameView]) -> list[tuple[FrameView, list[Detection]]]:
         """(view, detections) of the new candidates; a detector that fails or returns garbage is skipped."""
         if self.detector is None:
             return []
@@ -321,8 +331,9 @@ class SceneObjects:
         keyframes = []
         for k in chosen:
             view = self._views[k]
-            markers = ()
+            markers: tuple[Marker, ...] = ()
             if self._visible[k] is not None:
+                assert self._table is not None  # set with the views' visibility by _label_views
                 minimum = max(1, int(self.config.marker_min_area_px * _area_scale(view.intrinsics)))
                 markers = tuple(_markers_in_view(label_view(view, self._table), view, minimum))
             keyframes.append(
@@ -330,7 +341,9 @@ class SceneObjects:
             )
         return keyframes
 
-    def _bev(self, points, colors, table: VoxelLabels, instances):
+    def _bev(
+        self, points: np.ndarray, colors: np.ndarray, table: VoxelLabels, instances: list[Instance]
+    ) -> tuple[BevImage, list[Marker]]:
         m = self.mapping
         bev = map_bev(points, colors, m)
         point_ids = np.append(np.maximum(table.lookup(np.asarray(points, dtype=np.float64).reshape(-1, 3)), 0), 0)
@@ -353,7 +366,7 @@ def _area_scale(intrinsics: CameraIntrinsics) -> float:
     return intrinsics.width * intrinsics.height / (640.0 * 480.0)
 
 
-def _support_height(voxels, segmentation, members, floor_z) -> float:
+def _support_height(voxels: SurfaceVoxels, segmentation: Segmentation, members: np.ndarray, floor_z: float) -> float:
     """Height of the surface a segment stands on: the top of whatever lies just below its lowest voxels."""
     v = voxels.voxel_size_m
     z = voxels.points[members, 2]
@@ -373,7 +386,7 @@ def _support_height(voxels, segmentation, members, floor_z) -> float:
     return floor_z if best is None else max(best, floor_z)
 
 
-def _markers_in_view(labels, view: FrameView, min_area_px: int) -> list[Marker]:
+def _markers_in_view(labels: ViewLabels, view: FrameView, min_area_px: int) -> list[Marker]:
     """Markers in the colour image's pixels from a view's label image (one label pixel = step x step pixels)."""
     step = labels.step
     label_image = np.where(labels.label_image > 0, labels.label_image, 0)

@@ -22,6 +22,7 @@ so an ID is never reused for another object.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -99,7 +100,7 @@ def _cells(voxel_keys: np.ndarray) -> np.ndarray:
 class InstanceTracker:
     """Gives segments persistent IDs across updates (see the module docstring)."""
 
-    def __init__(self, max_instances: int = 100, match_min_overlap: float = 0.2, max_missing: int = 300):
+    def __init__(self, max_instances: int = 100, match_min_overlap: float = 0.2, max_missing: int = 300) -> None:
         if max_instances < 1:
             raise ValueError(f'max_instances must be >= 1, got {max_instances}')
         self.max_instances = int(max_instances)
@@ -114,7 +115,7 @@ class InstanceTracker:
         """Forget every instance (map reset); IDs keep counting up, so none is reused."""
         self.tracks.clear()
 
-    def update(self, segments, stamp_s: float) -> list[int]:
+    def update(self, segments: Iterable[SegmentObservation], stamp_s: float) -> list[int]:
         """Associate this update's segments with the known instances.
 
         Returns the instance ID given to each segment (0 for a segment left out by ``max_instances``);
@@ -123,7 +124,8 @@ class InstanceTracker:
         segments = list(segments)
         kept = list(range(len(segments)))
         if len(segments) > self.max_instances:
-            order = sorted(range(len(segments)), key=lambda k: -len(segments[k].voxel_keys))
+            sizes = [len(s.voxel_keys) for s in segments]
+            order = sorted(range(len(segments)), key=lambda k: -sizes[k])
             dropped = len(segments) - self.max_instances
             self.events['dropped_over_cap'] += dropped
             logger.info(
@@ -161,11 +163,11 @@ class InstanceTracker:
         published = []
         ids = [0] * (max(kept) + 1 if kept else 0)
         for r, segment in enumerate(segments):
-            track_id = assigned.get(r)
-            if track_id is None:
+            matched_id = assigned.get(r)
+            if matched_id is None:
                 track = self._new_track(cells[r], segment, stamp_s, inter[r] if len(track_ids) else None, track_ids)
             else:
-                track = self.tracks[track_id]
+                track = self.tracks[matched_id]
                 if track.missed:
                     self.events['returned'] += 1
                 track.cells, track.box, track.num_points = cells[r], segment.box, len(segment.voxel_keys)
@@ -180,7 +182,7 @@ class InstanceTracker:
         self._forget_old_missing()
         return ids
 
-    def _overlaps(self, cells, track_ids):
+    def _overlaps(self, cells: list[np.ndarray], track_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """(overlap, intersection) matrices, segments x tracks, over 2-voxel cells."""
         n_segments, n_tracks = len(cells), len(track_ids)
         inter = np.zeros((n_segments, n_tracks))
@@ -212,7 +214,14 @@ class InstanceTracker:
         containment = inter / np.maximum(np.minimum(sizes_segments, sizes_tracks), 1)
         return np.maximum(iou, 0.5 * containment), inter
 
-    def _new_track(self, cells, segment, stamp_s, inter_row, track_ids):
+    def _new_track(
+        self,
+        cells: np.ndarray,
+        segment: SegmentObservation,
+        stamp_s: float,
+        inter_row: np.ndarray | None,
+        track_ids: list[int],
+    ) -> _Track:
         if inter_row is not None and len(inter_row) and inter_row.max() >= 0.5 * len(cells):
             self.events['split'] += 1
             logger.info(
@@ -227,7 +236,7 @@ class InstanceTracker:
         self.next_id += 1
         return track
 
-    def _forget_old_missing(self):
+    def _forget_old_missing(self) -> None:
         missing = [t for t in self.tracks.values() if t.missed > 0]
         if len(missing) > self.max_missing:
             for track in sorted(missing, key=lambda t: t.last_seen_s)[: len(missing) - self.max_missing]:
@@ -310,6 +319,6 @@ class InstanceTracker:
         self.tracks = tracks
         self.next_id = next_id
 
-    def with_keyframes(self, instances, keyframe_ids: dict) -> list[Instance]:
+    def with_keyframes(self, instances: Iterable[Instance], keyframe_ids: dict) -> list[Instance]:
         """``instances`` with their ``keyframe_ids`` filled in from {instance id: positions}."""
         return [replace(i, keyframe_ids=tuple(keyframe_ids.get(i.id, ()))) for i in instances]

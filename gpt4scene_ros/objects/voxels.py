@@ -69,7 +69,7 @@ class SurfaceVoxels:
     edges: np.ndarray
     """Mx2 int64: pairs of 26-adjacent voxels, each pair once."""
     voxel_size_m: float
-    lab: np.ndarray = field(repr=False, default=None)
+    lab: np.ndarray | None = field(repr=False, default=None)
     """Nx3 float32 CIE Lab of ``colors`` (:func:`gpt4scene_ros.objects.segmentation.colors.lab_colors`)."""
 
     def __len__(self) -> int:
@@ -88,7 +88,7 @@ def surface_voxels(points: np.ndarray, colors: np.ndarray, normals: np.ndarray, 
     packed = pack_keys(np.rint(points / voxel_size_m))
     keys, inverse, counts = np.unique(packed, return_inverse=True, return_counts=True)
 
-    def mean(values):
+    def mean(values: np.ndarray) -> np.ndarray:
         return (
             np.stack(
                 [np.bincount(inverse, weights=values[:, c], minlength=len(keys)) for c in range(values.shape[1])],
@@ -102,12 +102,12 @@ def surface_voxels(points: np.ndarray, colors: np.ndarray, normals: np.ndarray, 
     mean_normals = mean(normals)
     length = np.linalg.norm(mean_normals, axis=1, keepdims=True)
     mean_normals = np.where(length > 1e-9, mean_normals / np.maximum(length, 1e-12), [0.0, 0.0, 1.0])
-    edges = []
+    edge_lists: list[np.ndarray] = []
     for offset in _NEIGHBOUR_OFFSETS:
         found = lookup(keys, keys + packed_offset(*offset))
         here = np.flatnonzero(found >= 0)
-        edges.append(np.stack([here, found[here]], axis=1))
-    edges = np.concatenate(edges) if edges else np.zeros((0, 2), np.int64)
+        edge_lists.append(np.stack([here, found[here]], axis=1))
+    edges = np.concatenate(edge_lists) if edge_lists else np.zeros((0, 2), np.int64)
     return SurfaceVoxels(
         keys, mean_points, mean_colors, mean_normals, edges.astype(np.int64), voxel_size_m, lab_colors(mean_colors)
     )

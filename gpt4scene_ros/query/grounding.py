@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gpt4scene_ros.objects.tags import object_tag, parse_object_ids
+
+if TYPE_CHECKING:
+    from gpt4scene_ros.objects.tracking import Instance
 
 
 @dataclass(frozen=True)
@@ -15,7 +20,7 @@ class Grounding:
     message: str = ''
 
 
-def ground_answer(answer: str, instances, single: bool = False) -> Grounding:
+def ground_answer(answer: str, instances: Iterable[Instance], single: bool = False) -> Grounding:
     """Resolve the object tags (or, failing those, plain IDs) of ``answer`` to ``instances``
     (:class:`~gpt4scene_ros.objects.tracking.Instance`); ``single`` keeps only the first one named (the
     ``ground`` task)."""

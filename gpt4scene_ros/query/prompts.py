@@ -10,9 +10,12 @@ fills the template's placeholders once and is never parsed as a template.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -20,6 +23,9 @@ import yaml
 
 from gpt4scene_ros.objects.markers import draw_markers, scale_markers
 from gpt4scene_ros.objects.tags import object_tag
+
+if TYPE_CHECKING:
+    from gpt4scene_ros.objects.scene_objects import ObjectsSnapshot
 
 TEMPLATE_KEYS = ('qa', 'sqa', 'ground', 'multi_ground', 'caption', 'zero_shot_instruction')
 _PLACEHOLDERS = {'question', 'situation', 'description', 'object'}
@@ -40,7 +46,7 @@ class PromptTemplates:
     zero_shot_instruction: str
 
     @classmethod
-    def from_yaml(cls, path) -> PromptTemplates:
+    def from_yaml(cls, path: str | os.PathLike[str]) -> PromptTemplates:
         """Templates from a YAML file with the keys of :data:`TEMPLATE_KEYS`; PromptError naming what is wrong."""
         path = Path(path)
         try:
@@ -119,7 +125,7 @@ class Prompt:
     keyframe_indices: tuple = field(default=())
     """Frame numbers of the keyframes among the images (after the BEV)."""
 
-    def messages(self, image_part) -> list[dict]:
+    def messages(self, image_part: Callable[[int, np.ndarray], dict]) -> list[dict]:
         """Chat messages, images first then the text; ``image_part(k, image)`` gives each image's content part."""
         content = [image_part(k, image) for k, image in enumerate(self.images)]
         content.append({'type': 'text', 'text': self.text})
@@ -128,7 +134,7 @@ class Prompt:
 
 
 def build_prompt(
-    snapshot,
+    snapshot: ObjectsSnapshot,
     text: str,
     num_frames: int,
     templates: PromptTemplates,

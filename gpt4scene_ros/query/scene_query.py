@@ -12,13 +12,19 @@ from __future__ import annotations
 import collections
 import enum
 import time
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from gpt4scene_ros.common.settings.query import QUERY_TASKS, QueryConfig
 from gpt4scene_ros.objects.tags import object_tag
-from gpt4scene_ros.query.backends.base import VlmError
+from gpt4scene_ros.query.backends.base import VlmBackend, VlmError
 from gpt4scene_ros.query.grounding import ground_answer
 from gpt4scene_ros.query.prompts import PromptError, PromptTemplates, build_prompt, task_text
+
+if TYPE_CHECKING:
+    from gpt4scene_ros.objects.scene_objects import ObjectsSnapshot
+    from gpt4scene_ros.objects.tracking import Instance
 
 
 class ErrorCode(enum.IntEnum):
@@ -59,7 +65,7 @@ class QueryResult:
         return self.error_code == ErrorCode.NONE
 
 
-def _failure(code: ErrorCode, message: str, **timing) -> QueryResult:
+def _failure(code: ErrorCode, message: str, **timing: Any) -> QueryResult:
     return QueryResult(error_code=code, message=message, **timing)
 
 
@@ -67,7 +73,7 @@ def _shown(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + '...'
 
 
-def validate_request(request: QueryRequest, config: QueryConfig, known_ids) -> QueryResult | None:
+def validate_request(request: QueryRequest, config: QueryConfig, known_ids: Collection[int]) -> QueryResult | None:
     """Return a failed result explaining what is wrong with ``request``, or None when it is valid."""
     if request.task not in QUERY_TASKS:
         return _failure(
@@ -107,7 +113,7 @@ def validate_request(request: QueryRequest, config: QueryConfig, known_ids) -> Q
     return None
 
 
-def describe_objects(objects) -> str:
+def describe_objects(objects: Sequence[Instance]) -> str:
     """One line per object (:class:`gpt4scene_ros.objects.tracking.Instance`): ID, label, box centre and size."""
     if not objects:
         return 'No objects in the map yet.'
@@ -120,7 +126,11 @@ def describe_objects(objects) -> str:
 
 
 def answer_query(
-    request: QueryRequest, config: QueryConfig, snapshot=None, backend=None, templates: PromptTemplates | None = None
+    request: QueryRequest,
+    config: QueryConfig,
+    snapshot: ObjectsSnapshot | None = None,
+    backend: VlmBackend | None = None,
+    templates: PromptTemplates | None = None,
 ) -> QueryResult:
     """Answer ``request`` over ``snapshot`` (a :class:`gpt4scene_ros.objects.scene_objects.ObjectsSnapshot`, or
     None before any map exists) with ``backend`` (a :class:`gpt4scene_ros.query.backends.base.VlmBackend`, or
@@ -143,6 +153,7 @@ def answer_query(
         )
     if snapshot is None or not objects:
         return _failure(ErrorCode.MAP_NOT_READY, 'map is empty: no objects yet, nothing to ask about')
+    assert templates is not None, 'a query with a backend needs the prompt templates'
     try:
         text = task_text(
             templates,
@@ -168,7 +179,7 @@ def answer_query(
         generation = backend.answer(prompt, config.query_timeout_s)
     except VlmError as error:
         return _failure(ErrorCode.MODEL, f'{backend.name} backend: {error}', prepare_ms=built_ms)
-    timing = dict(
+    timing: dict[str, Any] = dict(
         prepare_ms=built_ms + generation.prepare_ms,
         model_ms=generation.model_ms,
         input_tokens=generation.input_tokens,
@@ -186,9 +197,9 @@ class QueryRateLimit:
 
     WINDOW_S = 60.0
 
-    def __init__(self, per_minute: int):
+    def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
-        self._admitted = collections.deque()
+        self._admitted: collections.deque[float] = collections.deque()
 
     def admit(self, now_s: float) -> bool:
         if self.per_minute <= 0:

@@ -29,12 +29,12 @@ from gpt4scene_ros.sim.scene import (
     _rng,
     room_pose,
 )
-from gpt4scene_ros.sim.shapes import _merge, _quad
+from gpt4scene_ros.sim.shapes import _merge, _Part, _quad
 
 logger = logging.getLogger(__name__)
 
 
-def _object_colors(count, rng):
+def _object_colors(count: int, rng: np.random.Generator) -> list[tuple[int, int, int]]:
     """Evenly spaced hues in a seeded order, so every object has a distinct colour."""
     hues = (rng.uniform(0, 1) + np.arange(count) / count) % 1.0
     hues = hues[rng.permutation(count)]
@@ -42,11 +42,12 @@ def _object_colors(count, rng):
     for k, hue in enumerate(hues):
         saturation = rng.uniform(0.55, 0.85)
         value = 0.9 if k % 2 == 0 else 0.65
-        colors.append(tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(hue, saturation, value)))
+        red, green, blue = colorsys.hsv_to_rgb(hue, saturation, value)
+        colors.append((int(round(255 * red)), int(round(255 * green)), int(round(255 * blue))))
     return colors
 
 
-def _room_structure(config):
+def _room_structure(config: SyntheticSceneConfig) -> list[tuple[str, tuple[int, int, int], _Part]]:
     half_x, half_y, height = config.room_size_x_m / 2, config.room_size_y_m / 2, config.room_height_m
     x0, x1, y0, y1 = -half_x, half_x, -half_y, half_y
     # Normals face into the room.
@@ -60,7 +61,7 @@ def _room_structure(config):
     ]
 
 
-def _posters(config, rng):
+def _posters(config: SyntheticSceneConfig, rng: np.random.Generator) -> list[_Poster]:
     half_x, half_y, height = config.room_size_x_m / 2, config.room_size_y_m / 2, config.room_height_m
     posters = []
     for surface, along_axis, half_length in (
@@ -72,8 +73,8 @@ def _posters(config, rng):
         width, tall = rng.uniform(0.5, 0.9), rng.uniform(0.4, 0.7)
         center = rng.uniform(-half_length + 0.3 + width / 2, half_length - 0.3 - width / 2)
         z_max = min(rng.uniform(1.4, 1.9), height - 0.15)
-        color_a = tuple(colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.3, 0.9), rng.uniform(0.3, 0.95)))
-        color_b = tuple(colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.3, 0.9), rng.uniform(0.3, 0.95)))
+        color_a = colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.3, 0.9), rng.uniform(0.3, 0.95))
+        color_b = colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.3, 0.9), rng.uniform(0.3, 0.95))
         posters.append(
             _Poster(
                 surface,
@@ -195,20 +196,22 @@ def build_scene(config: SyntheticSceneConfig) -> SyntheticScene:
     return scene
 
 
-def _look_alike(color, taken):
+def _look_alike(color: tuple[int, int, int], taken: list[tuple[int, int, int]]) -> tuple[int, int, int]:
     """A shade of ``color`` (same hue and saturation, another brightness) that no other object has."""
     hue, saturation, value = colorsys.rgb_to_hsv(*(c / 255.0 for c in color))
     for factor in (0.82, 1.18, 0.7, 1.3, 0.6):
-        candidate = tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(hue, saturation, min(1.0, value * factor)))
+        red, green, blue = colorsys.hsv_to_rgb(hue, saturation, min(1.0, value * factor))
+        candidate = (int(round(255 * red)), int(round(255 * green)), int(round(255 * blue)))
         if candidate not in taken:
             return candidate
     return color
 
 
-def _add_mesh(raycaster, vertices, triangles):
+def _add_mesh(raycaster: o3d.t.geometry.RaycastingScene, vertices: np.ndarray, triangles: np.ndarray) -> int:
     return int(
         raycaster.add_triangles(
-            o3d.core.Tensor(np.ascontiguousarray(vertices, dtype=np.float32)),
-            o3d.core.Tensor(np.ascontiguousarray(triangles, dtype=np.uint32)),
+            # Open3D's stubs omit the defaults of Tensor's dtype and device (taken from the array and the CPU).
+            o3d.core.Tensor(np.ascontiguousarray(vertices, dtype=np.float32)),  # type: ignore[call-overload]
+            o3d.core.Tensor(np.ascontiguousarray(triangles, dtype=np.uint32)),  # type: ignore[call-overload]
         )
     )

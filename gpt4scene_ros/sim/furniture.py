@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from gpt4scene_ros.sim.scene import _WALL_GAP_M
-from gpt4scene_ros.sim.shapes import _box, _cylinder
+from gpt4scene_ros.sim.shapes import _box, _cylinder, _Part
 
 
-def _table(rng):
+def _table(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[_Part]]:
     length, depth, height = rng.uniform(1.2, 1.5), rng.uniform(0.7, 0.85), rng.uniform(0.72, 0.76)
     cx, cy = rng.uniform(-0.25, 0.25), rng.uniform(-0.15, 0.15)
     lo = np.array([cx - length / 2, cy - depth / 2, 0.0])
@@ -29,7 +29,9 @@ def _table(rng):
     return lo, hi, parts
 
 
-def _chair(rng, table_lo, table_hi, side):
+def _chair(
+    rng: np.random.Generator, table_lo: np.ndarray, table_hi: np.ndarray, side: int
+) -> tuple[np.ndarray, np.ndarray, list[_Part]]:
     width, depth = rng.uniform(0.42, 0.48), rng.uniform(0.42, 0.48)
     seat, back = rng.uniform(0.43, 0.47), rng.uniform(0.85, 0.95)
     slack = (table_hi[0] - table_lo[0]) / 2 - width / 2 - 0.05
@@ -54,14 +56,16 @@ def _chair(rng, table_lo, table_hi, side):
     return lo, hi, parts
 
 
-def _against_y_wall(rng, half_x, half_y, width, depth, side):
+def _against_y_wall(
+    rng: np.random.Generator, half_x: float, half_y: float, width: float, depth: float, side: int
+) -> tuple[np.ndarray, np.ndarray]:
     x = rng.uniform(-half_x + 0.1 + width / 2, half_x - 0.1 - width / 2)
     if side > 0:
         return np.array([x - width / 2, half_y - _WALL_GAP_M - depth]), np.array([x + width / 2, half_y - _WALL_GAP_M])
     return np.array([x - width / 2, -half_y + _WALL_GAP_M]), np.array([x + width / 2, -half_y + _WALL_GAP_M + depth])
 
 
-def _storage(rng, half_x, half_y, side):
+def _storage(rng: np.random.Generator, half_x: float, half_y: float, side: int) -> tuple[str, list[_Part]]:
     """Build a cabinet (closed box with handles) or an open shelf against a y wall."""
     if rng.random() < 0.5:
         width, depth, height = rng.uniform(0.8, 1.1), rng.uniform(0.4, 0.44), rng.uniform(0.8, 1.0)
@@ -91,7 +95,7 @@ def _storage(rng, half_x, half_y, side):
     return 'shelf', parts
 
 
-def _seating(rng, half_x, half_y, side):
+def _seating(rng: np.random.Generator, half_x: float, half_y: float, side: int) -> tuple[str, list[_Part]]:
     """Build a sofa or a single bed with its long side against an x wall."""
     sofa = rng.random() < 0.5
     length = rng.uniform(1.6, 2.0) if sofa else rng.uniform(1.9, 2.0)
@@ -122,7 +126,7 @@ def _seating(rng, half_x, half_y, side):
     return 'bed', parts
 
 
-def _mug(rng, x, y, z):
+def _mug(rng: np.random.Generator, x: float, y: float, z: float) -> list[_Part]:
     radius, height = rng.uniform(0.04, 0.045), rng.uniform(0.08, 0.1)
     direction = rng.integers(4)
     axis, sign = direction % 2, (1 if direction < 2 else -1)
@@ -140,7 +144,7 @@ def _mug(rng, x, y, z):
     return [_cylinder(x, y, z, z + height, radius), _box(lo, hi)]
 
 
-def _bottle(rng, x, y, z):
+def _bottle(rng: np.random.Generator, x: float, y: float, z: float) -> list[_Part]:
     radius, body = rng.uniform(0.035, 0.04), rng.uniform(0.15, 0.19)
     neck = rng.uniform(0.06, 0.08)
     return [

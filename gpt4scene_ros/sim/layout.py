@@ -13,15 +13,21 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
 from gpt4scene_ros.sim.furniture import _bottle, _chair, _mug, _seating, _storage, _table
 from gpt4scene_ros.sim.scene import SyntheticSceneConfig
-from gpt4scene_ros.sim.shapes import _box, _cylinder, _footprint_rect, _rect_of, _sphere, _turned
+from gpt4scene_ros.sim.shapes import _box, _cylinder, _footprint_rect, _Part, _Rect, _rect_of, _sphere, _turned
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar('_T')
+_Box = tuple[np.ndarray, np.ndarray]
+"""A box's (lo, hi) corners."""
 
 _MAX_PLACEMENT_TRIES = 2000
 _CLUTTER_WALL_GAP_M = (0.05, 0.3)
@@ -43,12 +49,12 @@ class _Spec:
 class _FloorPlan:
     """Axis-aligned footprints on a rectangle; rejects overlapping placements."""
 
-    def __init__(self, x_min, y_min, x_max, y_max, name):
+    def __init__(self, x_min: float, y_min: float, x_max: float, y_max: float, name: str) -> None:
         self.bounds = (x_min, y_min, x_max, y_max)
         self.name = name
-        self.rects = []
+        self.rects: list[_Rect] = []
 
-    def is_free(self, rect, clearance, edge_clearance):
+    def is_free(self, rect: _Rect, clearance: float, edge_clearance: float) -> bool:
         x0, y0, x1, y1 = rect
         bx0, by0, bx1, by1 = self.bounds
         if x0 < bx0 + edge_clearance or y0 < by0 + edge_clearance:
@@ -60,7 +66,14 @@ class _FloorPlan:
             for r in self.rects
         )
 
-    def place(self, sample, what, clearance, edge_clearance=0.0, required=True):
+    def place(
+        self,
+        sample: Callable[[], tuple[_Rect, _T]],
+        what: str,
+        clearance: float,
+        edge_clearance: float = 0.0,
+        required: bool = True,
+    ) -> _T | None:
         """Call ``sample() -> (rect, payload)`` until the rect is free; return the payload.
 
         After ``_MAX_PLACEMENT_TRIES`` misses: RuntimeError, or None when the item is not ``required``.
@@ -76,10 +89,16 @@ class _FloorPlan:
         raise RuntimeError(f'could not place the {what} on the {self.name} after {_MAX_PLACEMENT_TRIES} tries')
 
 
-def _tabletop_item(plan, rng, half_footprint, what, required=True):
+def _tabletop_item(
+    plan: _FloorPlan,
+    rng: np.random.Generator,
+    half_footprint: tuple[float, float, float, float],
+    what: str,
+    required: bool = True,
+) -> tuple[float, float] | None:
     """Place an item of footprint half-extents ``half_footprint`` (from its anchor) on the table plan."""
 
-    def sample():
+    def sample() -> tuple[_Rect, tuple[float, float]]:
         x0, y0, x1, y1 = plan.bounds
         x, y = rng.uniform(x0, x1), rng.uniform(y0, y1)
         hx_lo, hy_lo, hx_hi, hy_hi = half_footprint
@@ -88,7 +107,7 @@ def _tabletop_item(plan, rng, half_footprint, what, required=True):
     return plan.place(sample, what, clearance=0.04, edge_clearance=0.04, required=required)
 
 
-def _near_wall_offset(rng, half_x, half_y, size):
+def _near_wall_offset(rng: np.random.Generator, half_x: float, half_y: float, size: np.ndarray) -> np.ndarray:
     """Lower corner that puts a footprint of ``size`` (x, y) a little off a random wall."""
     gap = rng.uniform(*_CLUTTER_WALL_GAP_M)
     wall = int(rng.integers(4))
@@ -99,14 +118,14 @@ def _near_wall_offset(rng, half_x, half_y, size):
     return np.array([rng.uniform(-half_x, half_x - size[0]), y, 0.0])
 
 
-def _random_yaw(rng, config) -> float:
+def _random_yaw(rng: np.random.Generator, config: SyntheticSceneConfig) -> float:
     """A yaw in [-furniture_yaw_deg, furniture_yaw_deg]; draws nothing when that is 0 (layouts stay the same)."""
     if config.furniture_yaw_deg <= 0.0:
         return 0.0
     return math.radians(rng.uniform(-config.furniture_yaw_deg, config.furniture_yaw_deg))
 
 
-def _touching_pair(rng, size_a, size_b):
+def _touching_pair(rng: np.random.Generator, size_a: np.ndarray, size_b: np.ndarray) -> tuple[_Box, _Box]:
     """Two boxes (lo, hi) in a local frame with B's face on A's face along a random horizontal axis."""
     axis = int(rng.integers(2))
     other = 1 - axis
@@ -122,7 +141,7 @@ def _touching_pair(rng, size_a, size_b):
     return (lo_a, hi_a), (lo_b, hi_b)
 
 
-def _stack_on(rng, lo, hi, size_top):
+def _stack_on(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray, size_top: np.ndarray) -> _Box:
     """Box (lo, hi) of size ``size_top`` resting exactly on the box (lo, hi), inside its top face."""
     top_lo = np.array(
         [
@@ -151,8 +170,8 @@ def _layout(config: SyntheticSceneConfig, rng: np.random.Generator) -> list[_Spe
     # table and a second one on a long side.
     table_center = (table_lo + table_hi) / 2
 
-    def add_chair(side, end_turn, required):
-        def sample_chair():
+    def add_chair(side: int, end_turn: float, required: bool) -> None:
+        def sample_chair() -> tuple[_Rect, tuple[list[_Part], float]]:
             if end_turn:  # a chair at a long side of the table turned by 90 degrees about its centre
                 half = (table_hi - table_lo) / 2
                 turned_lo = table_center - np.array([half[1], half[0], 0.0])
@@ -178,11 +197,16 @@ def _layout(config: SyntheticSceneConfig, rng: np.random.Generator) -> list[_Spe
     for make_parts, what in ((_storage, 'cabinet or shelf'), (_seating, 'sofa or bed')):
         side = rng.choice([-1, 1])
 
-        def sample_wall_piece(make_parts=make_parts, side=side):
+        def sample_wall_piece(
+            make_parts: Callable[[np.random.Generator, float, float, int], tuple[str, list[_Part]]] = make_parts,
+            side: int = side,
+        ) -> tuple[_Rect, tuple[str, list[_Part]]]:
             label, piece_parts = make_parts(rng, half_x, half_y, side)
             return _footprint_rect(piece_parts), (label, piece_parts)
 
-        label, parts = floor.place(sample_wall_piece, what, clearance=0.2)
+        piece = floor.place(sample_wall_piece, what, clearance=0.2)
+        assert piece is not None  # a required placement raises instead
+        label, parts = piece
         specs.append(_Spec(label, ('furniture',), parts))
     storage_index = len(specs) - 2
     for side, end_turn in chairs[2:]:
@@ -192,9 +216,13 @@ def _layout(config: SyntheticSceneConfig, rng: np.random.Generator) -> list[_Spe
     top_z = float(table_hi[2])
     tabletop = _FloorPlan(table_lo[0], table_lo[1], table_hi[0], table_hi[1], 'table top')
     for _ in range(2):
-        x, y = _tabletop_item(tabletop, rng, (0.075, 0.075, 0.075, 0.075), 'mug')
+        item = _tabletop_item(tabletop, rng, (0.075, 0.075, 0.075, 0.075), 'mug')
+        assert item is not None  # a required placement raises instead
+        x, y = item
         specs.append(_Spec('mug', ('small',), _mug(rng, x, y, top_z), on_top_of=table_index))
-    x, y = _tabletop_item(tabletop, rng, (0.04, 0.04, 0.04, 0.04), 'bottle')
+    item = _tabletop_item(tabletop, rng, (0.04, 0.04, 0.04, 0.04), 'bottle')
+    assert item is not None
+    x, y = item
     specs.append(_Spec('bottle', ('small',), _bottle(rng, x, y, top_z), on_top_of=table_index))
     if clutter != 'none':
         flat_items = [
@@ -219,11 +247,13 @@ def _layout(config: SyntheticSceneConfig, rng: np.random.Generator) -> list[_Spe
     # Clutter on the floor, along the walls (where the camera sees it both from across the room
     # and from the inner lap). Each group is built around a local origin, then moved (and turned)
     # as a whole, so that contacts stay exact.
-    def place_near_wall(local_lo, local_hi, what, boxes=(), required=True):
+    def place_near_wall(
+        local_lo: np.ndarray, local_hi: np.ndarray, what: str, boxes: Sequence[_Box] = (), required: bool = True
+    ) -> tuple[np.ndarray, float] | None:
         """Offset of a group of boxes (local frame) near a wall, and the yaw it was turned by."""
         size = local_hi[:2] - local_lo[:2]
 
-        def sample():
+        def sample() -> tuple[_Rect, tuple[np.ndarray, float]]:
             offset = _near_wall_offset(rng, half_x, half_y, size) - np.append(local_lo[:2], 0.0)
             yaw = _random_yaw(rng, config) if boxes else 0.0
             parts = _turned(
@@ -235,7 +265,15 @@ def _layout(config: SyntheticSceneConfig, rng: np.random.Generator) -> list[_Spe
 
         return floor.place(sample, what, clearance=0.15, edge_clearance=0.05, required=required)
 
-    def add_boxes(group, labels, tags, what, relation, stacked_sizes=(), required=True):
+    def add_boxes(
+        group: Sequence[_Box],
+        labels: Sequence[str],
+        tags: tuple[str, ...],
+        what: str,
+        relation: str | None,
+        stacked_sizes: Sequence[np.ndarray] = (),
+        required: bool = True,
+    ) -> int | None:
         """A group of boxes near a wall; ``relation`` 'touching' (pairs) or 'stacked' (each on the one before:
         ``group`` is the bottom box, boxes of ``stacked_sizes`` are put on it once it is placed)."""
         lo = np.minimum.reduce([b[0] for b in group])
@@ -259,14 +297,16 @@ def _layout(config: SyntheticSceneConfig, rng: np.random.Generator) -> list[_Spe
         return first
 
     radius = rng.uniform(0.1, 0.13)
-    offset, _ = place_near_wall(np.zeros(3), np.full(3, 2 * radius), 'ball')
+    ball = place_near_wall(np.zeros(3), np.full(3, 2 * radius), 'ball')
+    assert ball is not None  # a required placement raises instead
+    offset, _ = ball
     specs.append(_Spec('ball', ('small',), [_sphere(offset + radius, radius)]))
 
     size_a = np.array([rng.uniform(0.3, 0.4), rng.uniform(0.25, 0.35), rng.uniform(0.25, 0.4)])
     size_b = np.array([rng.uniform(0.25, 0.35), rng.uniform(0.25, 0.35), rng.uniform(0.2, 0.35)])
     if clutter == 'none':
-        for size, label in ((size_a, 'storage box'), (size_b, 'cardboard box')):
-            add_boxes([(np.zeros(3), size)], [label], (), label, None)
+        for box_size, label in ((size_a, 'storage box'), (size_b, 'cardboard box')):
+            add_boxes([(np.zeros(3), box_size)], [label], (), label, None)
     else:
         add_boxes(
             _touching_pair(rng, size_a, size_b),
@@ -289,7 +329,9 @@ def _layout(config: SyntheticSceneConfig, rng: np.random.Generator) -> list[_Spe
     return specs
 
 
-def _heavy_tabletop(rng, tabletop, top_z, table_index, specs):
+def _heavy_tabletop(
+    rng: np.random.Generator, tabletop: _FloorPlan, top_z: float, table_index: int, specs: list[_Spec]
+) -> None:
     """Heavy clutter on the table: a can touching a bowl, a stack of two books."""
     radius_bowl, radius_can = rng.uniform(0.07, 0.09), rng.uniform(0.032, 0.036)
     span = 2 * radius_bowl + 2 * radius_can
@@ -311,7 +353,15 @@ def _heavy_tabletop(rng, tabletop, top_z, table_index, specs):
     specs.append(_Spec('book', ('small', 'stacked'), [_box(top_lo, top_hi)], on_top_of=bottom))
 
 
-def _touching_bowl_and_can(rng, anchor, radius_bowl, radius_can, top_z, table_index, specs):
+def _touching_bowl_and_can(
+    rng: np.random.Generator,
+    anchor: tuple[float, float],
+    radius_bowl: float,
+    radius_can: float,
+    top_z: float,
+    table_index: int,
+    specs: list[_Spec],
+) -> None:
     x, y = anchor
     first = len(specs)
     specs.append(
@@ -336,7 +386,9 @@ def _touching_bowl_and_can(rng, anchor, radius_bowl, radius_can, top_z, table_in
     )
 
 
-def _heavy_floor_and_furniture(rng, specs, storage_index, add_boxes):
+def _heavy_floor_and_furniture(
+    rng: np.random.Generator, specs: list[_Spec], storage_index: int, add_boxes: Callable[..., int | None]
+) -> None:
     """Heavy clutter: objects on the cabinet, a second touching pair, a stack of three."""
     storage = specs[storage_index]
     if storage.label == 'cabinet':

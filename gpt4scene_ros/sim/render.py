@@ -18,7 +18,7 @@ import numpy as np
 import open3d as o3d
 
 from gpt4scene_ros.common.frames import check_rigid_transform
-from gpt4scene_ros.sim.scene import _STREAM_CAMERA, SyntheticScene, SyntheticSceneConfig, _rng, room_pose
+from gpt4scene_ros.sim.scene import _STREAM_CAMERA, SyntheticScene, SyntheticSceneConfig, _RenderTables, _rng, room_pose
 
 # ---------------------------------------------------------------------------
 # Camera path
@@ -85,7 +85,7 @@ _CHECKER_OFFSET = np.float32(0.3719)
 
 
 @lru_cache(maxsize=8)
-def _pixel_rays(width, height, fx, fy, cx, cy):
+def _pixel_rays(width: int, height: int, fx: float, fy: float, cx: float, cy: float) -> tuple[np.ndarray, ...]:
     """Camera-frame ray directions (x, y; z = 1, so ray length = depth) and their norms, per pixel."""
     u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
     x = ((u - cx) / fx).ravel()
@@ -154,6 +154,7 @@ def render_frame(
     measured = depth
     valid = hit
     if config.depth_noise:
+        assert rng is not None  # checked above
         sigma = np.square(depth - np.float32(config.noise_sigma_offset_m))
         sigma *= np.float32(config.noise_sigma_quadratic_per_m)
         sigma += np.float32(config.noise_sigma_base_m)
@@ -168,7 +169,7 @@ def render_frame(
     return color_u8.reshape(shape + (3,)), depth_m.reshape(shape), instance.reshape(shape)
 
 
-def _shade(tables, index, points, normals):
+def _shade(tables: _RenderTables, index: np.ndarray, points: list[np.ndarray], normals: list[np.ndarray]) -> np.ndarray:
     """Linear RGB (Nx3 float32) of the hit points: textured albedo times lighting."""
     px, py, pz = points
     nx, ny, nz = normals
@@ -212,7 +213,9 @@ def _shade(tables, index, points, normals):
             np.floor((along[keep] - poster.along_min) / poster.cell_m)
             + np.floor((height[keep] - poster.z_min) / poster.cell_m)
         ).astype(np.int32) & 1
-        albedo[inside] = np.where(pattern[:, None] == 1, np.float32(poster.color_a), np.float32(poster.color_b))
+        # np.float32 of a sequence is a float32 array; numpy's stubs type the scalar constructor only.
+        color_a, color_b = np.float32(poster.color_a), np.float32(poster.color_b)  # type: ignore[arg-type]
+        albedo[inside] = np.where(pattern[:, None] == 1, color_a, color_b)
         # Posters are matte paper: no wall texture on them.
         shade[inside] /= texture[inside]
     albedo *= shade[:, None]

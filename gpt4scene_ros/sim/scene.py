@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import numpy as np
 import open3d as o3d
@@ -158,10 +159,10 @@ class SyntheticSceneConfig:
         0.0, 'Largest random yaw of chairs and free-standing floor objects, degrees.', minimum=0.0, maximum=45.0
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_settings(self)
 
-        def fail(name, rule):
+        def fail(name: str, rule: str) -> NoReturn:
             raise ValueError(f'SyntheticSceneConfig.{name}={getattr(self, name)!r}: must be {rule}')
 
         if self.cx > self.width:
@@ -383,5 +384,5 @@ def room_pose(config: SyntheticSceneConfig) -> np.ndarray:
     return T
 
 
-def _rng(seed, stream):
+def _rng(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, stream]))

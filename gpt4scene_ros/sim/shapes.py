@@ -9,13 +9,20 @@ underscore are internal to ``gpt4scene_ros.sim``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
+
+_Part = tuple[np.ndarray, np.ndarray]
+"""A mesh: vertices (float64 Nx3) and triangles (int32 Mx3)."""
+_Rect = tuple[float, float, float, float]
+"""A footprint: (x_min, y_min, x_max, y_max)."""
 
 _BOX_QUADS = ((0, 4, 6, 2), (1, 3, 7, 5), (0, 1, 5, 4), (2, 6, 7, 3), (0, 2, 3, 1), (4, 5, 7, 6))
 
 
-def _box(lo, hi):
+def _box(lo: npt.ArrayLike, hi: npt.ArrayLike) -> _Part:
     lo = np.asarray(lo, dtype=np.float64)
     hi = np.asarray(hi, dtype=np.float64)
     corners = np.array([[(hi if (k >> axis) & 1 else lo)[axis] for axis in range(3)] for k in range(8)])
@@ -23,7 +30,7 @@ def _box(lo, hi):
     return corners, np.array(triangles, dtype=np.int32)
 
 
-def _cylinder(x, y, z0, z1, radius, segments=32):
+def _cylinder(x: float, y: float, z0: float, z1: float, radius: float, segments: int = 32) -> _Part:
     angles = 2 * np.pi * np.arange(segments) / segments
     ring = np.stack([x + radius * np.cos(angles), y + radius * np.sin(angles)], axis=1)
     vertices = np.concatenate(
@@ -47,7 +54,7 @@ def _cylinder(x, y, z0, z1, radius, segments=32):
     return vertices, triangles.astype(np.int32)
 
 
-def _sphere(center, radius, rings=16, segments=32):
+def _sphere(center: npt.ArrayLike, radius: float, rings: int = 16, segments: int = 32) -> _Part:
     """UV sphere; ``rings`` even and ``segments`` a multiple of 4 keep its bounds exact."""
     polar = np.pi * np.arange(1, rings) / rings
     azimuth = 2 * np.pi * np.arange(segments) / segments
@@ -56,7 +63,7 @@ def _sphere(center, radius, rings=16, segments=32):
     unit = np.concatenate([[[0.0, 0.0, 1.0]], ring_points, [[0.0, 0.0, -1.0]]])
     north, south = 0, len(unit) - 1
 
-    def vid(ring, seg):
+    def vid(ring: int, seg: int) -> int:
         return 1 + ring * segments + seg % segments
 
     triangles = []
@@ -69,7 +76,7 @@ def _sphere(center, radius, rings=16, segments=32):
     return np.asarray(center, dtype=np.float64) + radius * unit, np.array(triangles, dtype=np.int32)
 
 
-def _merge(parts):
+def _merge(parts: Iterable[_Part]) -> _Part:
     vertices, triangles, offset = [], [], 0
     for part_vertices, part_triangles in parts:
         vertices.append(part_vertices)
@@ -78,7 +85,7 @@ def _merge(parts):
     return np.concatenate(vertices), np.concatenate(triangles).astype(np.int32)
 
 
-def _quad(p0, p1, p2, p3):
+def _quad(p0: npt.ArrayLike, p1: npt.ArrayLike, p2: npt.ArrayLike, p3: npt.ArrayLike) -> _Part:
     return np.array([p0, p1, p2, p3], dtype=np.float64), np.array([[0, 1, 2], [0, 2, 3]], dtype=np.int32)
 
 
@@ -87,7 +94,7 @@ def _yaw_matrix(yaw: float) -> np.ndarray:
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def _turned(parts, yaw: float, center_xy) -> list:
+def _turned(parts: list[_Part], yaw: float, center_xy: Sequence[float] | np.ndarray) -> list[_Part]:
     """``parts`` turned by ``yaw`` about the vertical through ``center_xy``."""
     if yaw == 0.0:
         return parts
@@ -96,10 +103,10 @@ def _turned(parts, yaw: float, center_xy) -> list:
     return [((vertices - pivot) @ R.T + pivot, triangles) for vertices, triangles in parts]
 
 
-def _footprint_rect(parts):
+def _footprint_rect(parts: Iterable[_Part]) -> _Rect:
     vertices = np.concatenate([v for v, _ in parts])
     return _rect_of(vertices.min(0), vertices.max(0))
 
 
-def _rect_of(lo, hi):
+def _rect_of(lo: Sequence[float] | np.ndarray, hi: Sequence[float] | np.ndarray) -> _Rect:
     return (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))

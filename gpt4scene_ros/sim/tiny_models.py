@@ -21,13 +21,16 @@ the quality of a model. About 1 MB each.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 TINY_LABELS = ('chair', 'cup', 'table')
 
 
-def make_tiny_segmenter(folder) -> Path:
+def make_tiny_segmenter(folder: str | os.PathLike[str]) -> Path:
     """A tiny random SegFormer in ``folder`` (created); returns the folder."""
     import torch
     from transformers import SegformerConfig, SegformerForSemanticSegmentation
@@ -35,10 +38,11 @@ def make_tiny_segmenter(folder) -> Path:
     try:
         from transformers import SegformerImageProcessorPil as Processor  # no torchvision needed
     except ImportError:
-        from transformers import SegformerImageProcessor as Processor
+        from transformers import SegformerImageProcessor as Processor  # type: ignore[assignment]
     folder = Path(folder)
     torch.manual_seed(0)
-    config = SegformerConfig(
+    # num_labels, id2label and label2id go to PretrainedConfig through **kwargs, which the stubs do not show.
+    config = SegformerConfig(  # type: ignore[call-arg]
         num_channels=3,
         num_encoder_blocks=2,
         depths=[1, 1],
@@ -83,7 +87,7 @@ _CORPUS = (
 )
 
 
-def make_tiny_vlm(folder, family: str = 'qwen2-vl') -> Path:
+def make_tiny_vlm(folder: str | os.PathLike[str], family: str = 'qwen2-vl') -> Path:
     """A tiny random Qwen2-VL (``family`` 'qwen2-vl') or Qwen2.5-VL ('qwen2.5-vl') in ``folder``."""
     import json
 
@@ -94,16 +98,16 @@ def make_tiny_vlm(folder, family: str = 'qwen2-vl') -> Path:
     try:
         from transformers import Qwen2VLImageProcessorPil as ImageProcessor  # no torchvision needed
     except ImportError:
-        from transformers import Qwen2VLImageProcessor as ImageProcessor
+        from transformers import Qwen2VLImageProcessor as ImageProcessor  # type: ignore[assignment]
     if family == 'qwen2-vl':
         from transformers import Qwen2VLConfig as Config
         from transformers import Qwen2VLForConditionalGeneration as Model
 
         processor_class = 'Qwen2VLProcessor'
-        vision = dict(depth=2, embed_dim=32, hidden_size=64, num_heads=2, mlp_ratio=2)
+        vision: dict[str, Any] = dict(depth=2, embed_dim=32, hidden_size=64, num_heads=2, mlp_ratio=2)
     elif family == 'qwen2.5-vl':
-        from transformers import Qwen2_5_VLConfig as Config
-        from transformers import Qwen2_5_VLForConditionalGeneration as Model
+        from transformers import Qwen2_5_VLConfig as Config  # type: ignore[assignment]
+        from transformers import Qwen2_5_VLForConditionalGeneration as Model  # type: ignore[assignment]
 
         processor_class = 'Qwen2_5_VLProcessor'
         vision = dict(
@@ -132,8 +136,9 @@ def make_tiny_vlm(folder, family: str = 'qwen2-vl') -> Path:
     )
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token='<|im_end|>', pad_token='<|endoftext|>')
     tokenizer.chat_template = QWEN_CHAT_TEMPLATE
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in QWEN_SPECIAL_TOKENS}
-    special = dict(bos_token_id=None, eos_token_id=ids['<|im_end|>'], pad_token_id=ids['<|endoftext|>'])
+    # convert_tokens_to_ids is typed int | list[int]; for one token (a str) it returns an int.
+    ids: dict[str, int] = {token: tokenizer.convert_tokens_to_ids(token) for token in QWEN_SPECIAL_TOKENS}  # type: ignore[misc]
+    special: dict[str, Any] = dict(bos_token_id=None, eos_token_id=ids['<|im_end|>'], pad_token_id=ids['<|endoftext|>'])
     config = Config(
         text_config=dict(
             hidden_size=64,
@@ -162,7 +167,8 @@ def make_tiny_vlm(folder, family: str = 'qwen2-vl') -> Path:
         embeddings = model.get_input_embeddings().weight
         for token, index in tokenizer.get_vocab().items():
             if token not in QWEN_SPECIAL_TOKENS and not tokenizer.convert_tokens_to_string([token]).strip():
-                embeddings[index] = 0.0
+                # torch types Module attributes as Tensor | Module, so .weight is not known to be a Tensor
+                embeddings[index] = 0.0  # type: ignore[operator]
     model.generation_config.eos_token_id = special['eos_token_id']
     model.generation_config.pad_token_id = special['pad_token_id']
     model.generation_config.bos_token_id = None
@@ -183,7 +189,7 @@ def make_tiny_vlm(folder, family: str = 'qwen2-vl') -> Path:
     return folder
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('out_dir')
     args = parser.parse_args(argv)

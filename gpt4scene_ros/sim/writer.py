@@ -18,8 +18,9 @@ import logging
 import os
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -71,13 +72,21 @@ def _prepare_output_dir(out_dir: Path) -> None:
         out_dir.mkdir(parents=True)
 
 
-def _json_scalar(value):
+def _json_scalar(value: object) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f'{type(value).__name__} is not JSON serialisable')
 
 
-def _write_frame(out_dir: Path, index: int, color, depth_m, instance, T_world_camera, jpeg_quality: int):
+def _write_frame(
+    out_dir: Path,
+    index: int,
+    color: np.ndarray,
+    depth_m: np.ndarray,
+    instance: np.ndarray,
+    T_world_camera: np.ndarray,
+    jpeg_quality: int,
+) -> None:
     stem = out_dir / f'frame-{index:06d}'
     depth_mm = np.round(depth_m * DEPTH_SCALE_PER_M).astype(np.uint16)
     ok = cv2.imwrite(
@@ -107,7 +116,7 @@ def write_sequence(config: SyntheticSceneConfig, out_dir: str | os.PathLike) -> 
     np.savetxt(out_dir / INTRINSICS_FILE, config.intrinsics.matrix())
     (out_dir / GROUND_TRUTH_FILE).write_text(json.dumps(scene.ground_truth(), indent=2, default=_json_scalar) + '\n')
     rng = _rng(config.seed, _STREAM_SENSOR)
-    pending = collections.deque()
+    pending: collections.deque[Future[None]] = collections.deque()
     # Encoding and file writes (OpenCV releases the GIL) overlap with the next ray cast.
     with ThreadPoolExecutor(max_workers=2) as pool:
         for index, T_world_camera in enumerate(camera_path(config)):

@@ -245,5 +245,5 @@ class InstanceConfig:
         'cpu', 'Torch device of a transformers detector (cpu, cuda, cuda:0 ...).', read_only=True
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_settings(self)

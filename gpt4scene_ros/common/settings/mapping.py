@@ -90,7 +90,7 @@ class MappingConfig:
         0.1, 'Border around the mapped area in the BEV, metres.', minimum=0.0, maximum=10.0, read_only=True
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_settings(self)
         if self.depth_max_m <= self.depth_min_m:
             raise ValueError(f'MappingConfig.depth_max_m={self.depth_max_m}: must be > depth_min_m={self.depth_min_m}')
@@ -267,7 +267,7 @@ class MappingNodeConfig:
         read_only=True,
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_settings(self)
         if len(self.base_to_optical_translation_m) != 3:
             raise ValueError(

@@ -101,5 +101,5 @@ class PlayerConfig:
         True, 'Broadcast odom -> base -> optical TF (when tf2_ros is installed).', read_only=True
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_settings(self)

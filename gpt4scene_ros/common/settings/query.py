@@ -133,7 +133,7 @@ class QueryConfig:
         4, 'Queries waiting or running at most; more are refused at once.', minimum=1, maximum=64, read_only=True
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_settings(self)
         if self.default_num_frames > self.max_num_frames:
             raise ValueError(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 from gpt4scene_ros.common.settings.instances import InstanceConfig
 from gpt4scene_ros.common.settings.mapping import MappingConfig, MappingNodeConfig
@@ -28,7 +30,7 @@ UNITS = {
 }
 
 
-def _rule(rules: dict) -> str:
+def _rule(rules: Mapping[str, Any]) -> str:
     parts = []
     if rules.get('choices'):
         parts.append('one of ' + ', '.join(f'`{c}`' for c in rules['choices']))

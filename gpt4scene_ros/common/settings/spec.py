@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 def setting(
@@ -18,7 +21,7 @@ def setting(
     greater_than: float | None = None,
     less_than: float | None = None,
     read_only: bool = False,
-):
+) -> Any:
     """A dataclass field carrying its description and validation rules.
 
     ``minimum``/``maximum`` are inclusive bounds, ``greater_than``/``less_than`` exclusive ones.
@@ -37,7 +40,7 @@ def setting(
     )
 
 
-def check_settings(config) -> None:
+def check_settings(config: DataclassInstance) -> None:
     """Validate every field of a settings dataclass against its metadata."""
     for spec in dataclasses.fields(config):
         value = getattr(config, spec.name)

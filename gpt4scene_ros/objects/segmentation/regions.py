@@ -21,6 +21,7 @@ def edge_evidence(
     """Per edge: colour distance (weighted Lab), whether it crosses a concave crease, a convex one, and a convex
     ridge that passes the sanity check below."""
     i, j = voxels.edges[:, 0], voxels.edges[:, 1]
+    assert voxels.lab is not None  # surface_voxels always computes it
     lab = voxels.lab * LAB_WEIGHTS
     difference = lab[i] - lab[j]
     color_distance = np.sqrt(np.einsum('ij,ij->i', difference, difference))
@@ -134,7 +135,7 @@ def merge_regions(
     shared = np.bincount(inverse).astype(np.float64)
     creased = np.bincount(inverse, weights=creases)
     ridged = np.bincount(inverse, weights=ridges)
-    neighbours = [dict() for _ in range(n)]
+    neighbours: list[dict[int, list[float]]] = [dict() for _ in range(n)]
     for x, y, s, c, r in zip(
         (pair // n).tolist(), (pair % n).tolist(), shared.tolist(), creased.tolist(), ridged.tolist()
     ):
@@ -147,7 +148,7 @@ def merge_regions(
     limit = config.merge_color_distance
     max_creased = config.merge_max_concave_fraction
 
-    def mergeable(x, y):
+    def mergeable(x: int, y: int) -> tuple[float, bool]:
         """(priority, allowed): colour distance of the region means; blocked across mostly concave borders;
         a mostly convex border merges at any colour distance (first)."""
         sx, sy = size_list[x], size_list[y]

@@ -64,7 +64,7 @@ class Segmentation:
     labels: np.ndarray
     """Per voxel: segment index 0..n-1, or -1 (structure, or too small to be an object)."""
     count: int
-    boundary_fraction: np.ndarray = field(repr=False, default=None)
+    boundary_fraction: np.ndarray | None = field(repr=False, default=None)
 
     def members(self) -> list[np.ndarray]:
         """Voxel indices of each segment, largest first is not implied: index k holds segment k."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from gpt4scene_ros.common.settings.query import VLM_BACKENDS as BACKENDS
+from gpt4scene_ros.common.settings.query import QueryConfig
 from gpt4scene_ros.query.backends.base import Generation, VlmBackend, VlmError, VlmSetupError
 
 __all__ = ['BACKENDS', 'Generation', 'VlmBackend', 'VlmError', 'VlmSetupError', 'make_backend']
 
 
-def make_backend(config):
+def make_backend(config: QueryConfig) -> VlmBackend | None:
     """The backend a :class:`gpt4scene_ros.common.settings.query.QueryConfig` asks for (None for ``none``);
     VlmSetupError naming the parameter when it cannot start."""
     if config.backend == 'none':

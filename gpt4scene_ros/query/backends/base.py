@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 from gpt4scene_ros.query.prompts import Prompt
 
@@ -38,17 +39,17 @@ class VlmBackend(ABC):
     """Image sides that the model's processor keeps as they are are multiples of this (its patch grid)."""
 
     @abstractmethod
-    def preprocess(self, prompt: Prompt):
+    def preprocess(self, prompt: Prompt) -> Any:
         """Model inputs for ``prompt`` (no model call)."""
 
     @abstractmethod
-    def generate(self, inputs, timeout_s: float) -> str:
+    def generate(self, inputs: Any, timeout_s: float) -> str:
         """The model's raw output for ``inputs``; VlmError when the model fails or runs past ``timeout_s``."""
 
     def postprocess(self, raw: str) -> str:
         return raw.strip()
 
-    def token_counts(self, inputs) -> tuple[int, int]:
+    def token_counts(self, inputs: Any) -> tuple[int, int]:
         """(input tokens, of which image tokens), when the backend knows them; (0, 0) otherwise."""
         return 0, 0
 

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ def _processor_class_name(model: str) -> str:
     return ''
 
 
-def load_processor(model: str):
+def load_processor(model: str) -> Any:
     """``AutoProcessor.from_pretrained(model)``; where that fails only because a Qwen-VL processor also builds a
     video processor (which needs torchvision), the same processor class is assembled from the checkpoint's image
     processor and tokenizer, images only."""
@@ -82,7 +83,7 @@ class TransformersBackend(VlmBackend):
         max_new_tokens: int = 128,
         load_in_4bit: bool = False,
         cpu_threads: int = 0,
-    ):
+    ) -> None:
         if not model:
             raise VlmSetupError(
                 'parameter model is empty: give a model folder or hub id (e.g. '
@@ -121,7 +122,8 @@ class TransformersBackend(VlmBackend):
         try:
             self.model = transformers.AutoModelForImageTextToText.from_pretrained(model, **kwargs)
             if not load_in_4bit:
-                self.model = self.model.to(device)
+                # transformers wraps PreTrainedModel.to with functools.wraps, whose stub loses the bound self
+                self.model = self.model.to(device)  # type: ignore[arg-type]
             self.model.eval()
             self.processor = load_processor(model)
         except VlmSetupError:
@@ -139,7 +141,7 @@ class TransformersBackend(VlmBackend):
         if isinstance(patch, int) and isinstance(merge, int) and patch > 0 and merge > 0:
             self.image_size_multiple = patch * merge
 
-    def preprocess(self, prompt: Prompt):
+    def preprocess(self, prompt: Prompt) -> Any:
         from PIL import Image
 
         images = [Image.fromarray(np.ascontiguousarray(image)) for image in prompt.images]
@@ -148,7 +150,7 @@ class TransformersBackend(VlmBackend):
         inputs = self.processor(text=[text], images=images or None, return_tensors='pt')
         return inputs.to(self.device)
 
-    def generate(self, inputs, timeout_s: float) -> str:
+    def generate(self, inputs: Any, timeout_s: float) -> str:
         try:
             with self.torch.inference_mode():
                 output = self.model.generate(
@@ -159,7 +161,7 @@ class TransformersBackend(VlmBackend):
         new_tokens = output[:, inputs['input_ids'].shape[1] :]
         return self.processor.batch_decode(new_tokens, skip_special_tokens=True)[0]
 
-    def token_counts(self, inputs) -> tuple[int, int]:
+    def token_counts(self, inputs: Any) -> tuple[int, int]:
         ids = inputs['input_ids']
         images = int((ids == self.image_token_id).sum()) if self.image_token_id is not None else 0
         return int(ids.shape[1]), images

@@ -13,12 +13,16 @@ import base64
 import logging
 import os
 import time
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from gpt4scene_ros.query.backends.base import VlmBackend, VlmError, VlmSetupError
 from gpt4scene_ros.query.prompts import Prompt
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +53,7 @@ class OpenAIBackend(VlmBackend):
         retries: int = 2,
         backoff_s: float = 0.5,
         max_new_tokens: int = 128,
-    ):
+    ) -> None:
         try:
             import httpx
         except ImportError as error:
@@ -71,11 +75,11 @@ class OpenAIBackend(VlmBackend):
         self.max_new_tokens = int(max_new_tokens)
         self.client = httpx.Client()
 
-    def preprocess(self, prompt: Prompt):
+    def preprocess(self, prompt: Prompt) -> dict[str, Any]:
         messages = prompt.messages(lambda k, image: {'type': 'image_url', 'image_url': {'url': image_data_url(image)}})
         return {'model': self.model_name, 'messages': messages, 'max_tokens': self.max_new_tokens, 'temperature': 0.0}
 
-    def generate(self, inputs, timeout_s: float) -> str:
+    def generate(self, inputs: dict[str, Any], timeout_s: float) -> str:
         deadline = time.monotonic() + float(timeout_s)
         attempt, last_error = 0, 'no attempt'
         while True:
@@ -101,7 +105,7 @@ class OpenAIBackend(VlmBackend):
             time.sleep(min(self.backoff_s * 2**attempt, max(0.0, deadline - time.monotonic())))
             attempt += 1
 
-    def _text_of(self, reply) -> str:
+    def _text_of(self, reply: httpx.Response) -> str:
         try:
             record = reply.json()
             content = record['choices'][0]['message']['content']
