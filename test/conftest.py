@@ -19,7 +19,14 @@ KITCHEN = SHARED_DATA / '7scenes-redkitchen'
 
 # Before anything creates a DDS participant: a domain of our own, and discovery
 # kept on this machine. Subprocess nodes inherit both.
-os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid() ^ time.time_ns()).randint(1, 100)))
+# Under pytest-xdist each worker takes a domain of its own (neighbours in one run; the workers inherit the
+# controller's environment, so the worker's domain is set, not defaulted).
+if 'PYTEST_XDIST_WORKER' in os.environ:
+    _worker = int(os.environ['PYTEST_XDIST_WORKER'].removeprefix('gw') or 0)
+    _first = random.Random(os.environ.get('PYTEST_XDIST_TESTRUNUID', '')).randint(0, 99)
+    os.environ['ROS_DOMAIN_ID'] = str(1 + (_first + _worker) % 100)
+else:
+    os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid() ^ time.time_ns()).randint(1, 100)))
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
 # Nothing may be downloaded at test time.
@@ -200,3 +207,11 @@ def child_pids(pid: int) -> list[int]:
     for task in Path(f'/proc/{pid}/task').iterdir():
         found += [int(c) for c in (task / 'children').read_text().split()]
     return found
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that play data in real time for tens of seconds run one after another on one xdist worker
+    (``--dist loadgroup``); the short ROS tests share the other cores."""
+    for item in items:
+        if item.get_closest_marker('realtime'):
+            item.add_marker(pytest.mark.xdist_group('realtime'))

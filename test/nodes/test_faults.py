@@ -176,6 +176,7 @@ def test_a_sensor_overlay_whose_camera_never_publishes_is_named_in_the_diagnosti
     assert refused.returncode == 2 and 'realsense_d435' in refused.stderr and 'kinect9' in refused.stderr
 
 
+@pytest.mark.realtime
 def test_kill_during_save_keeps_the_previous_file_and_a_restart_restores_map_and_ids(
     scene, tmp_path, ros_node, start_node
 ):
@@ -290,6 +291,7 @@ def test_an_endpoint_dying_mid_query_fails_the_query_and_the_node_keeps_serving(
             pass
 
 
+@pytest.mark.realtime
 def test_a_node_restarted_while_the_others_run_rejoins_the_graph(scene, tiny_models, ros_node, start_node):
     params = {'instance_period_s': 1.0, 'diagnostics_period_s': 0.5}
     query_params = {

@@ -71,6 +71,7 @@ def scene(tmp_path_factory):
     return folder
 
 
+@pytest.mark.realtime
 def test_instances_markers_snapshot_and_ids_across_save_reset_load(scene, tmp_path, ros_node, start_node):
     latest = Latest(ros_node)
     mapping = start_node('mapping_node', {**PARAMS, 'map_directory': str(tmp_path / 'maps')})

@@ -215,6 +215,7 @@ def looped_scene(tmp_path_factory):
     return folder
 
 
+@pytest.mark.timing
 def test_the_map_keeps_integrating_while_queries_run(looped_scene, tiny_models, ros_node, start_node):
     """The model runs in the query node's worker, never in a mapping callback: with best-effort input and the
     default frame queue (frames that arrive while the node is blocked are lost, not caught up later), the map

@@ -8,12 +8,14 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import KITCHEN, REPO_ROOT
 
 from gpt4scene_ros.sim.scene import SyntheticSceneConfig
 from gpt4scene_ros.sim.writer import write_sequence
 
 
+@pytest.mark.timing
 def test_a_short_soak_keeps_every_output_and_memory_bounded(tmp_path):
     data = KITCHEN
     if not (KITCHEN / 'camera-intrinsics.txt').exists():  # users' machines: a generated room instead

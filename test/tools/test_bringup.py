@@ -120,6 +120,7 @@ def every_task(save_dir):
     assert refused.returncode == 1 and 'unknown object ids' in refused.stderr
 
 
+@pytest.mark.realtime
 def test_bringup_plays_maps_and_answers_every_task(scene, tiny_models, tmp_path):
     """The graph as the launch file starts it, asked from a shell (the OpenAI-compatible backend has its own
     test in test_query_vlm, against a real HTTP server)."""

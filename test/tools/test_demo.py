@@ -137,6 +137,7 @@ def small_bag(small_scene, tmp_path) -> Path:
     BROWSER is None and not os.environ.get('GPT4SCENE_REQUIRE_BROWSER'),
     reason='no chromium here (scripts/test installs it)',
 )
+@pytest.mark.realtime
 def test_the_demo_on_a_bag_asks_every_task_and_writes_a_report_a_browser_renders(small_bag, tmp_path):
     assert BROWSER, 'scripts/test installs chromium: the report must be checked in a real browser'
     out = tmp_path / 'out'
