@@ -31,6 +31,8 @@ os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
 # Nothing may be downloaded at test time.
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
+# Hypothesis keeps its files out of the repository.
+os.environ.setdefault('HYPOTHESIS_STORAGE_DIRECTORY', os.path.join(tempfile.gettempdir(), 'gpt4scene_hypothesis'))
 # Nodes started by the tests keep their default map_directory out of the user's home.
 os.environ['XDG_DATA_HOME'] = tempfile.mkdtemp(prefix='gpt4scene_test_data_')
 os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')

@@ -12,24 +12,20 @@ import dataclasses
 import io
 import json
 import math
-import os
 import pickle
 import re
 import signal
 import struct
-import tempfile
 import time
 import zipfile
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, event, example, given, settings
+from conftest import REPO_ROOT  # noqa: E402
+from fuzzing import FUZZ
+from hypothesis import assume, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-
-os.environ.setdefault('HYPOTHESIS_STORAGE_DIRECTORY', os.path.join(tempfile.gettempdir(), 'gpt4scene_hypothesis'))
-
-from conftest import REPO_ROOT  # noqa: E402
 from scene_fixtures import INSTANCES, make_snapshot  # noqa: E402
 
 from gpt4scene_ros.common.frames import CameraIntrinsics  # noqa: E402
@@ -42,13 +38,6 @@ from gpt4scene_ros.objects.tags import object_tag, parse_object_ids  # noqa: E40
 from gpt4scene_ros.query.backends.base import VlmBackend, VlmError  # noqa: E402
 from gpt4scene_ros.query.prompts import PromptTemplates  # noqa: E402
 from gpt4scene_ros.query.scene_query import ErrorCode, QueryRequest, QueryResult, answer_query  # noqa: E402
-
-FUZZ = settings(
-    database=None,
-    deadline=None,
-    print_blob=False,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 
 
 @contextlib.contextmanager

@@ -215,7 +215,6 @@ class BagSequence(RgbdSequence):
             )
         except ValueError as error:
             raise SequenceError(f'{self.root}: camera_info on {self.topics.camera_info}: {error}') from None
-        self.depth_scale_per_m = 1000.0
         self.T_base_optical = self._base_to_optical(static, odometry_child, color_frame)
         self._poses = PoseBuffer(max_age_s=1e9, max_gap_s=MAX_POSE_GAP_S)
         bad_poses = 0

@@ -38,7 +38,6 @@ class RgbdSequence(ABC):
     layout: str = ''
     root: Path
     intrinsics: CameraIntrinsics
-    depth_scale_per_m: float
 
     @abstractmethod
     def __len__(self) -> int:

@@ -381,29 +381,29 @@ class SceneMap:
 # -- helpers --------------------------------------------------------------------------------------------
 
 
-def _check_images(color: npt.ArrayLike, depth_m: npt.ArrayLike, intrinsics: object) -> tuple[np.ndarray, np.ndarray]:
+def _check_images(color: npt.ArrayLike, depth: npt.ArrayLike, intrinsics: object) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(intrinsics, CameraIntrinsics):
         raise TypeError(f'intrinsics must be CameraIntrinsics, got {type(intrinsics).__name__}')
     color = np.asarray(color)
-    depth_m = np.asarray(depth_m)
+    depth = np.asarray(depth)
     if color.dtype != np.uint8 or color.ndim != 3 or color.shape[2] != 3:
         raise ValueError(f'colour must be an HxWx3 uint8 RGB array, got {color.dtype} with shape {color.shape}')
-    if depth_m.ndim != 2 or depth_m.dtype not in (np.uint16, np.float32, np.float64):
+    if depth.ndim != 2 or depth.dtype not in (np.uint16, np.float32, np.float64):
         raise ValueError(
             f'depth must be an HxW float32 or float64 array in metres, or uint16 with its depth_scale, '
-            f'got {depth_m.dtype} with shape {depth_m.shape}'
+            f'got {depth.dtype} with shape {depth.shape}'
         )
-    if color.shape[:2] != depth_m.shape:
+    if color.shape[:2] != depth.shape:
         raise ValueError(
             f'colour is {color.shape[1]}x{color.shape[0]} but depth is '
-            f'{depth_m.shape[1]}x{depth_m.shape[0]}; they must be registered and of the same size'
+            f'{depth.shape[1]}x{depth.shape[0]}; they must be registered and of the same size'
         )
-    if depth_m.shape != (intrinsics.height, intrinsics.width):
+    if depth.shape != (intrinsics.height, intrinsics.width):
         raise ValueError(
-            f'images are {depth_m.shape[1]}x{depth_m.shape[0]} but the intrinsics are for '
+            f'images are {depth.shape[1]}x{depth.shape[0]} but the intrinsics are for '
             f'{intrinsics.width}x{intrinsics.height}'
         )
-    return np.ascontiguousarray(color), depth_m
+    return np.ascontiguousarray(color), depth
 
 
 def _checked_depth_scale(depth: np.ndarray, depth_scale: object) -> float:

@@ -180,7 +180,8 @@ class PlayerNode(Node):
         if cfg.depth_encoding == '16UC1':  # the sensor's own image when it is in millimetres
             depth = depth_to_millimetres(frame.depth, frame.depth_scale)
         else:
-            depth = np.where(frame.depth_m > 0, frame.depth_m, np.nan).astype(np.float32)
+            depth_m = frame.depth_m  # computed from the sensor's image: once
+            depth = np.where(depth_m > 0, depth_m, np.float32(np.nan))
         T_odom_base = self.alignment.T_map_world @ frame.T_world_camera @ T_OPTICAL_BASE
         odom = Odometry()
         odom.header.stamp = stamp

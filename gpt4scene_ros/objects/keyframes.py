@@ -86,17 +86,17 @@ def make_view(
     """A :class:`FrameView` keeping the colour image and every n-th depth pixel (n: width / view_width_px), in
     metres (``depth``: the sensor's uint16 with ``depth_scale``, or float metres)."""
     color = np.asarray(color)
-    depth_m = np.asarray(depth)
+    depth = np.asarray(depth)
     if color.dtype != np.uint8 or color.ndim != 3 or color.shape[2] != 3:
         raise ValueError(f'keyframe colour must be HxWx3 uint8, got {color.dtype} {color.shape}')
-    if depth_m.shape != color.shape[:2] or depth_m.shape != (intrinsics.height, intrinsics.width):
+    if depth.shape != color.shape[:2] or depth.shape != (intrinsics.height, intrinsics.width):
         raise ValueError(
-            f'keyframe depth {depth_m.shape}, colour {color.shape} and intrinsics '
+            f'keyframe depth {depth.shape}, colour {color.shape} and intrinsics '
             f'{intrinsics.width}x{intrinsics.height} disagree'
         )
     step = max(1, int(round(intrinsics.width / view_width_px)))
     offset = (step - 1) // 2
-    reduced = depth_m[offset::step, offset::step]
+    reduced = depth[offset::step, offset::step]
     reduced = (
         depth_to_metres(reduced, depth_scale)
         if reduced.dtype.kind in 'ui'

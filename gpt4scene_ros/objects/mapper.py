@@ -25,8 +25,9 @@ logger = logging.getLogger(__name__)
 
 
 class ObjectLayer(Protocol):
-    """What a :class:`Mapper` drives: the node's :class:`~gpt4scene_ros.objects.process.ObjectsProcess`, or
-    anything with these methods (offline, ``gpt4scene-process``, only ``observe`` is called)."""
+    """What a :class:`Mapper` drives: :class:`~gpt4scene_ros.objects.scene_objects.SceneObjects` (offline,
+    ``gpt4scene-process``) or the node's :class:`~gpt4scene_ros.objects.process.ObjectsProcess`, which runs one
+    in a child process."""
 
     def observe(
         self,

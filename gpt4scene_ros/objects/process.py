@@ -229,7 +229,7 @@ class ObjectsProcess:
         return snapshot
 
     def state(self) -> tuple[dict, dict]:
-        """(tracker state, boundary-vote arrays), as :meth:`SceneMap.save` stores them."""
+        """(tracker state, boundary-vote arrays), as :func:`~gpt4scene_ros.mapping.map_file.save_map` stores them."""
         return self._request('state')
 
     def restore(self, tracker_state: dict | None, arrays: dict | None) -> int:
@@ -394,15 +394,9 @@ def _answer_requests(requests: _Channel, objects: SceneObjects) -> None:
                 answer = dataclasses.replace(snapshot, segmentation=None, voxel_ids=None)
                 requests.send(('ok', (answer, {**objects.counts, 'waiting': objects.pending_candidates()})))
             elif kind == 'state':
-                requests.send(('ok', (objects.tracker.state(), objects.votes.state())))
+                requests.send(('ok', objects.state()))
             elif kind == 'restore':
-                objects.reset()
-                tracker_state, arrays = message[1:]
-                if tracker_state is not None:
-                    objects.tracker.restore(tracker_state)
-                if arrays:
-                    objects.votes.restore(arrays)
-                requests.send(('ok', len(objects.tracker.tracks)))
+                requests.send(('ok', objects.restore(*message[1:])))
             elif kind == 'reset':
                 objects.reset()
                 requests.send(('ok', None))

@@ -188,6 +188,20 @@ class SceneObjects:
         self.gate.reset()
         self.last_snapshot = None
 
+    def state(self) -> tuple[dict, dict]:
+        """(tracker state, boundary-vote arrays): what a map file keeps of the object layer."""
+        return self.tracker.state(), self.votes.state()
+
+    def restore(self, tracker_state: dict | None, arrays: dict | None) -> int:
+        """Replace the instances and votes by saved ones (a :meth:`state`); the number of instances. Raises
+        ValueError."""
+        self.reset()
+        if tracker_state is not None:
+            self.tracker.restore(tracker_state)
+        if arrays:
+            self.votes.restore(arrays)
+        return len(self.tracker.tracks)
+
     def pending_candidates(self) -> int:
         """Keyframe candidates waiting for the next :meth:`update`."""
         return len(self._pending)

@@ -9,11 +9,7 @@ them) keep no example database, and hypothesis' cache goes to a temporary folder
 from __future__ import annotations
 
 import array
-import os
-import struct
 import sys
-import tempfile
-import zlib
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Any
@@ -21,21 +17,12 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, example, given, settings
+from fuzzing import ENCODING_NAMES, FUZZ, png_with_size, typed_images
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
-
-os.environ.setdefault('HYPOTHESIS_STORAGE_DIRECTORY', os.path.join(tempfile.gettempdir(), 'gpt4scene_hypothesis'))
 
 from gpt4scene_ros.io.messages import ENCODINGS, decode_color, decode_depth, image_array  # noqa: E402
 
-FUZZ = settings(
-    database=None,
-    deadline=None,
-    print_blob=False,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-ENCODING_NAMES = sorted(ENCODINGS)
 UNKNOWN_ENCODINGS = ['yuv422', 'bayer_rggb8', '16UC3', '8SC1', '32FC3', 'RGB8', 'mono8 ', '', 'passthrough']
 COLOUR = {'rgb8': 'rgb', 'bgr8': 'bgr', 'rgba8': 'rgba', 'bgra8': 'bgra', 'mono8': 'l'}
 DEPTH_SCALES = {'16UC1': 1000.0, 'mono16': 1000.0, '32FC1': 1.0}
@@ -314,15 +301,6 @@ def test_decode_color_of_a_compressed_image():
         decode_color(CompressedImageMsg('png', b'not an image'))
 
 
-def png_with_size(width: int, height: int) -> bytes:
-    """A 4x4 PNG whose header (checksum fixed) claims ``width`` x ``height`` pixels."""
-    ok, png = cv2.imencode('.png', np.zeros((4, 4, 3), np.uint8))
-    content = bytearray(png.tobytes())
-    struct.pack_into('>II', content, 16, width, height)
-    struct.pack_into('>I', content, 29, zlib.crc32(bytes(content[12:29])))
-    return bytes(content)
-
-
 @pytest.mark.parametrize('data', [b'', png_with_size(100000, 100000)], ids=['empty', 'huge header'])
 def test_compressed_images_that_opencv_refuses_raise_value_error(data):
     with pytest.raises(ValueError, match='does not decode'):
@@ -337,13 +315,6 @@ def test_compressed_images_that_opencv_refuses_raise_value_error(data):
 def layout(encoding: str):
     """(dtype, channels) of a known encoding, None for an unknown one."""
     return ENCODINGS.get(encoding)
-
-
-def element_values(dtype):
-    dtype = np.dtype(dtype)
-    if dtype.kind == 'f':
-        return st.floats(width=8 * dtype.itemsize, allow_nan=True, allow_infinity=True)
-    return st.integers(np.iinfo(dtype).min, np.iinfo(dtype).max)
 
 
 @st.composite
@@ -437,14 +408,6 @@ def test_image_array_decodes_or_raises_value_error(msg):
     assert image.dtype == np.dtype(layout(msg.encoding)[0]) and image.dtype.isnative
     assert image.shape == expected.shape
     np.testing.assert_array_equal(image, expected)
-
-
-@st.composite
-def typed_images(draw, encodings=ENCODING_NAMES):
-    encoding = draw(st.sampled_from(encodings))
-    dtype, channels = ENCODINGS[encoding]
-    shape = (draw(st.integers(1, 8)), draw(st.integers(1, 8))) + (() if channels == 1 else (channels,))
-    return encoding, draw(arrays(dtype, shape, elements=element_values(dtype)))
 
 
 @settings(FUZZ, max_examples=300)

@@ -11,26 +11,18 @@ from __future__ import annotations
 
 import array
 import math
-import os
-import struct
-import tempfile
-import zlib
 
-import cv2
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, example, given, settings
+from builtin_interfaces.msg import Time  # noqa: E402
+from fuzzing import FUZZ, jpeg_with_size, png_with_size, typed_images
+from geometry_msgs.msg import PointStamped  # noqa: E402
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-
-os.environ.setdefault('HYPOTHESIS_STORAGE_DIRECTORY', os.path.join(tempfile.gettempdir(), 'gpt4scene_hypothesis'))
-
-from builtin_interfaces.msg import Time  # noqa: E402
-from geometry_msgs.msg import PointStamped  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 
 from gpt4scene_ros.io.messages import (  # noqa: E402
-    ENCODINGS,
     decode_compressed,  # noqa: E402
     image_array,
 )
@@ -38,33 +30,9 @@ from gpt4scene_ros.ros.conversions.camera_info import camera_info_to_intrinsics 
 from gpt4scene_ros.ros.conversions.images import encode_image, numpy_to_image  # noqa: E402
 from gpt4scene_ros.ros.fallbacks import _ApproximateTimeSynchronizer, _SimpleFilter  # noqa: E402
 
-FUZZ = settings(
-    database=None,
-    deadline=None,
-    print_blob=False,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-ENCODING_NAMES = sorted(ENCODINGS)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Raw images
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def element_values(dtype):
-    dtype = np.dtype(dtype)
-    if dtype.kind == 'f':
-        return st.floats(width=8 * dtype.itemsize, allow_nan=True, allow_infinity=True)
-    return st.integers(np.iinfo(dtype).min, np.iinfo(dtype).max)
-
-
-@st.composite
-def typed_images(draw, encodings=ENCODING_NAMES):
-    encoding = draw(st.sampled_from(encodings))
-    dtype, channels = ENCODINGS[encoding]
-    shape = (draw(st.integers(1, 8)), draw(st.integers(1, 8))) + (() if channels == 1 else (channels,))
-    return encoding, draw(arrays(dtype, shape, elements=element_values(dtype)))
 
 
 @settings(FUZZ, max_examples=300)
@@ -83,24 +51,6 @@ def test_numpy_to_image_round_trips(case):
 # ---------------------------------------------------------------------------------------------------------------
 # Compressed images and camera infos
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def png_with_size(width: int, height: int) -> bytes:
-    """A 4x4 PNG whose header (checksum fixed) claims ``width`` x ``height`` pixels."""
-    ok, png = cv2.imencode('.png', np.zeros((4, 4, 3), np.uint8))
-    content = bytearray(png.tobytes())
-    struct.pack_into('>II', content, 16, width, height)
-    struct.pack_into('>I', content, 29, zlib.crc32(bytes(content[12:29])))
-    return bytes(content)
-
-
-def jpeg_with_size(width: int, height: int) -> bytes:
-    """An 8x8 JPEG whose frame header claims ``width`` x ``height`` pixels."""
-    ok, jpeg = cv2.imencode('.jpg', np.zeros((8, 8, 3), np.uint8))
-    content = bytearray(jpeg.tobytes())
-    frame = content.index(b'\xff\xc0')
-    struct.pack_into('>HH', content, frame + 5, height, width)
-    return bytes(content)
 
 
 @st.composite
