@@ -98,12 +98,26 @@ def scene_map_run(frames, sequence, alignment, config: MappingConfig):
     return scene_map, times
 
 
+def node_parameters(config: MappingConfig) -> list:
+    """The mapping node as both node runs measure it: reliable input, queues that drop nothing, no map outputs."""
+    from rclpy.parameter import Parameter
+
+    return [
+        Parameter('device', value=config.device),
+        Parameter('input_qos', value='reliable'),
+        Parameter('frame_queue_size', value=1000),
+        Parameter('input_history_depth', value=100),
+        Parameter('bev_period_s', value=3600.0),
+        Parameter('cloud_period_s', value=3600.0),
+        Parameter('mesh_period_s', value=3600.0),
+    ]
+
+
 def node_run(frames, sequence, alignment, config: MappingConfig, count: int):
     """Per-frame time through the mapping node (in this process, real DDS)."""
     import rclpy
     from nav_msgs.msg import Odometry
     from rclpy.executors import MultiThreadedExecutor
-    from rclpy.parameter import Parameter
     from sensor_msgs.msg import CameraInfo, Image
 
     from gpt4scene_ros.common.transforms import R_BASE_OPTICAL, invert_transform, make_transform
@@ -115,16 +129,7 @@ def node_run(frames, sequence, alignment, config: MappingConfig, count: int):
     from gpt4scene_ros.ros.qos import reliable
 
     rclpy.init()
-    overrides = [
-        Parameter('device', value=config.device),
-        Parameter('input_qos', value='reliable'),
-        Parameter('frame_queue_size', value=1000),
-        Parameter('input_history_depth', value=100),
-        Parameter('bev_period_s', value=3600.0),
-        Parameter('cloud_period_s', value=3600.0),
-        Parameter('mesh_period_s', value=3600.0),
-    ]
-    node = MappingNode(parameter_overrides=overrides)
+    node = MappingNode(parameter_overrides=node_parameters(config))
     source = rclpy.create_node('bench_source')
     executor = MultiThreadedExecutor()
     for n in (node, source):
@@ -176,22 +181,11 @@ def node_run_with_player(kitchen: Path, config: MappingConfig, count: int):
 
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
-    from rclpy.parameter import Parameter
 
     from gpt4scene_ros.nodes.mapping_node import MappingNode
 
     rclpy.init()
-    node = MappingNode(
-        parameter_overrides=[
-            Parameter('device', value=config.device),
-            Parameter('input_qos', value='reliable'),
-            Parameter('frame_queue_size', value=1000),
-            Parameter('input_history_depth', value=100),
-            Parameter('bev_period_s', value=3600.0),
-            Parameter('cloud_period_s', value=3600.0),
-            Parameter('mesh_period_s', value=3600.0),
-        ]
-    )
+    node = MappingNode(parameter_overrides=node_parameters(config))
     node.latency_ms = collections.deque(maxlen=100000)
     executor = MultiThreadedExecutor()
     executor.add_node(node)
