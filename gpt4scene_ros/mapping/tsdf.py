@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 import open3d as o3d
@@ -60,6 +61,48 @@ ATTRIBUTES = ('tsdf', 'weight', 'color')
 ATTRIBUTE_CHANNELS = (1, 1, 3)
 _BYTES_PER_VALUE = 4  # all attributes are float32
 _FLOAT_DEPTH_SCALE_PER_M = 1000.0  # float depth goes to Open3D as uint16 millimetres
+AUTO_DECIMATION_MAX = 4
+"""The largest pixel step ``integration_decimation: 0`` (auto) chooses."""
+_SURFACE_HEADROOM = 1.25  # the next surface extraction reserves this many times the last one's points
+
+
+def integration_decimation(config: MappingConfig, intrinsics: CameraIntrinsics) -> int:
+    """The pixel step :meth:`SceneMap.integrate` uses for this camera (``MappingConfig.integration_decimation``).
+
+    Auto (0): the largest step, at most :data:`AUTO_DECIMATION_MAX`, at which one
+    decimated pixel at ``depth_max_m`` spans at most one voxel. The TSDF reads one
+    depth sample per voxel and frame (the pixel its centre projects to), so
+    finer pixels add nothing it can hold, while the per-pixel work of Open3D's
+    block allocation and of the depth checks shrinks with the square of the step.
+    """
+    step = config.integration_decimation
+    if step == 0:
+        pixels_per_voxel = config.voxel_size_m * min(intrinsics.fx, intrinsics.fy) / config.depth_max_m
+        step = min(max(int(pixels_per_voxel), 1), AUTO_DECIMATION_MAX)
+    return max(1, min(step, intrinsics.width, intrinsics.height))
+
+
+def decimate_frame(
+    color: np.ndarray, depth: np.ndarray, intrinsics: CameraIntrinsics, step: int
+) -> tuple[np.ndarray, np.ndarray, CameraIntrinsics]:
+    """Colour, depth and intrinsics at 1/``step`` resolution: depth takes the pixel nearest the centre of each
+    ``step`` x ``step`` cell (never a mix of depths across an edge), colour the cell's mean."""
+    if step == 1:
+        return color, depth, intrinsics
+    height, width = depth.shape[0] // step, depth.shape[1] // step
+    offset = step // 2
+    depth = np.ascontiguousarray(depth[offset::step, offset::step][:height, :width])
+    color = cv2.resize(color[: height * step, : width * step], (width, height), interpolation=cv2.INTER_AREA)
+    # Pixel offset + k * step of the full image is pixel k of the decimated one (centres at integers).
+    scaled = CameraIntrinsics(
+        width,
+        height,
+        intrinsics.fx / step,
+        intrinsics.fy / step,
+        (intrinsics.cx - offset) / step,
+        (intrinsics.cy - offset) / step,
+    )
+    return color, depth, scaled
 
 
 @dataclass(frozen=True)
@@ -81,6 +124,8 @@ class IntegrationResult:
     duration_ms: float
     new_blocks: int = 0
     invalid_depth_pixels: int = 0
+    decimation: int = 1
+    """The pixel step the frame was integrated at (:func:`integration_decimation`)."""
 
 
 def resolve_device(requested: str) -> str:
@@ -130,6 +175,7 @@ class SceneMap:
         self._motion = MotionGate(self.config.min_translation_m, self.config.min_rotation_deg, rotation_angle_deg)
         self._frames_since_integration = 0  # valid frames offered since then
         self._refused_full = 0  # consecutive 'map_full' refusals (for log throttling)
+        self._expected_points = -1  # surface points the next extraction reserves room for (-1: count them)
         self._changed()
 
     def _changed(self) -> None:
@@ -210,7 +256,10 @@ class SceneMap:
             if not self._motion.passes(T_map_camera):
                 return skipped('below_motion_threshold')
 
-        depth, depth_scale, invalid = self._clean_depth(depth, depth_scale)
+        invalid = _invalid_pixels(depth)
+        step = integration_decimation(cfg, intrinsics)
+        color, depth, intrinsics = decimate_frame(color, depth, intrinsics, step)
+        depth, depth_scale = self._clean_depth(depth, depth_scale)
         if not depth.any():
             return skipped('no_valid_depth', invalid=invalid)
 
@@ -258,21 +307,23 @@ class SceneMap:
         self._frames_since_integration = 0
         self._refused_full = 0
         self._changed()
-        return IntegrationResult(True, 'integrated', (time.perf_counter() - started) * 1000.0, new_blocks, invalid)
+        return IntegrationResult(
+            True, 'integrated', (time.perf_counter() - started) * 1000.0, new_blocks, invalid, step
+        )
 
-    def _clean_depth(self, depth: np.ndarray, depth_scale: float) -> tuple[np.ndarray, float, int]:
+    def _clean_depth(self, depth: np.ndarray, depth_scale: float) -> tuple[np.ndarray, float]:
         """Depth as Open3D takes it (uint16 in units of 1 / depth_scale m), 0 where invalid or outside
-        [depth_min_m, depth_max_m]; its depth scale; and the count of NaN / inf / negative pixels."""
+        [depth_min_m, depth_max_m], and its depth scale."""
         cfg = self.config
-        if depth.dtype == np.uint16:
-            metres = depth.astype(np.float32) / np.float32(depth_scale)
-            keep = (metres >= cfg.depth_min_m) & (metres <= cfg.depth_max_m)
-            return np.where(keep, depth, np.uint16(0)), depth_scale, 0
+        if depth.dtype == np.uint16:  # compared in the sensor's own units: no float image
+            lowest = math.ceil(cfg.depth_min_m * depth_scale - 1e-9)
+            highest = math.floor(cfg.depth_max_m * depth_scale + 1e-9)
+            keep = (depth >= lowest) & (depth <= highest)
+            return np.where(keep, depth, np.uint16(0)), depth_scale
         with np.errstate(invalid='ignore', over='ignore'):
-            invalid = int(np.count_nonzero(~(depth >= 0.0)) + np.count_nonzero(depth == np.inf))
             keep = (depth >= cfg.depth_min_m) & (depth <= cfg.depth_max_m)
             millimetres = np.rint(np.where(keep, depth, 0.0) * _FLOAT_DEPTH_SCALE_PER_M)
-        return millimetres.astype(np.uint16), _FLOAT_DEPTH_SCALE_PER_M, invalid
+        return millimetres.astype(np.uint16), _FLOAT_DEPTH_SCALE_PER_M
 
     # -- reading the surface back ------------------------------------------------------------------
 
@@ -292,7 +343,7 @@ class SceneMap:
                 points, colors = np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8)
                 normals = np.zeros((0, 3), np.float32)
             else:
-                cloud = self._grid.extract_point_cloud(self._extract_threshold)
+                cloud = self._extract_point_cloud()
                 points = np.ascontiguousarray(cloud.point.positions.cpu().numpy(), dtype=np.float32).reshape(-1, 3)
                 colors = (
                     _to_uint8(cloud.point.colors.cpu().numpy())
@@ -310,6 +361,17 @@ class SceneMap:
                 array.flags.writeable = False
             self._cache['cloud'] = (points, colors, normals)
         return self._cache['cloud']
+
+    def _extract_point_cloud(self) -> o3d.t.geometry.PointCloud:
+        """Open3D's surface extraction, told how many points to expect: without a number it counts them in a
+        first pass over every voxel (a third of its time). It silently stops at the number it is given, so a
+        cloud that reached it is extracted again without one."""
+        expected = self._expected_points
+        cloud = self._grid.extract_point_cloud(self._extract_threshold, expected)
+        if expected > 0 and len(cloud.point.positions) >= expected:
+            cloud = self._grid.extract_point_cloud(self._extract_threshold, -1)
+        self._expected_points = int(len(cloud.point.positions) * _SURFACE_HEADROOM) + 1024
+        return cloud
 
     def mesh(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Surface mesh (marching cubes): vertices Nx3 float32, vertex colours Nx3 uint8, triangles Mx3 int32."""
@@ -404,6 +466,14 @@ def _check_images(color: npt.ArrayLike, depth: npt.ArrayLike, intrinsics: object
             f'{intrinsics.width}x{intrinsics.height}'
         )
     return np.ascontiguousarray(color), depth
+
+
+def _invalid_pixels(depth: np.ndarray) -> int:
+    """NaN, inf and negative pixels of a float depth image (uint16 has none)."""
+    if depth.dtype == np.uint16:
+        return 0
+    with np.errstate(invalid='ignore'):
+        return int(np.count_nonzero(~(depth >= 0.0)) + np.count_nonzero(depth == np.inf))
 
 
 def _checked_depth_scale(depth: np.ndarray, depth_scale: object) -> float:

@@ -116,6 +116,22 @@ def place_markers(label_image: np.ndarray, ids: Iterable[int] | None = None, min
     return markers
 
 
+def fit_image(image: np.ndarray, longest_px: int, multiple: int = 1) -> tuple[np.ndarray, float, float]:
+    """``image`` shrunk (never enlarged) so that its longest side is at most ``longest_px`` and, with
+    ``multiple`` > 1, each side a multiple of it (the VLM's patch grid, so its processor resizes nothing and the
+    image returned to the user is the one the model saw); and the (u, v) scales."""
+    height, width = image.shape[:2]
+    scale = min(1.0, longest_px / max(height, width))
+    target = [max(1, int(round(side * scale))) for side in (width, height)]
+    if multiple > 1:
+        limit = max(multiple, longest_px // multiple * multiple)
+        target = [min(limit, max(multiple, int(round(side / multiple)) * multiple)) for side in target]
+    if (target[0], target[1]) == (width, height):
+        return image, 1.0, 1.0
+    interpolation = cv2.INTER_AREA if target[0] * target[1] < width * height else cv2.INTER_LINEAR
+    return cv2.resize(image, tuple(target), interpolation=interpolation), target[0] / width, target[1] / height
+
+
 def scale_markers(markers: Iterable[Marker], scale_u: float, scale_v: float | None = None) -> list[Marker]:
     """Markers of an image resized by (``scale_u``, ``scale_v``): pixel centres stay pixel centres."""
     scale_v = scale_u if scale_v is None else scale_v
@@ -127,7 +143,8 @@ def layout_markers(
 ) -> list[tuple[Marker, float]]:
     """Final (marker, radius) pairs for drawing: overlapping markers pushed apart, then shrunk if need be.
 
-    Each marker moves at most two radii from its place, and stays inside the image.
+    Each marker moves at most two radii from its place, and stays inside the image. Every round moves all
+    overlapping pairs at once (numpy over the pairs; 30 markers take about a millisecond).
     """
     height, width = image_shape[:2]
     radius = style.radius_px * max(height, width) / REFERENCE_SIDE_PX
@@ -136,37 +153,40 @@ def layout_markers(
     anchors = np.array([[m.u, m.v] for m in markers], dtype=np.float64)
     centres = anchors.copy()
     gap = 2.0 * radius * 1.05
-    for _ in range(50):
-        moved = False
-        for i in range(len(centres)):
-            for j in range(i + 1, len(centres)):
-                delta = centres[j] - centres[i]
-                distance = float(np.hypot(*delta))
-                if distance >= gap:
-                    continue
-                direction = delta / distance if distance > 1e-6 else np.array([1.0, 0.0])
-                push = (gap - distance) / 2.0
-                centres[i] -= direction * push
-                centres[j] += direction * push
-                moved = True
+    first, second = np.triu_indices(len(centres), 1)
+    for _ in range(_LAYOUT_ROUNDS):
+        delta = centres[second] - centres[first]
+        distance = np.hypot(delta[:, 0], delta[:, 1])
+        close = distance < gap
+        if not close.any():
+            break
+        i, j, delta, distance = first[close], second[close], delta[close], distance[close]
+        apart = distance > 1e-6
+        direction = np.where(apart[:, None], delta / np.where(apart, distance, 1.0)[:, None], (1.0, 0.0))
+        push = direction * ((gap - distance) / 2.0)[:, None]
+        shift = np.zeros_like(centres)
+        np.add.at(shift, i, -push)
+        np.add.at(shift, j, push)
+        # A marker pushed by several neighbours at once moves by their mean push, so a crowd does not overshoot.
+        pushes = np.bincount(np.concatenate([i, j]), minlength=len(centres))
+        centres += shift / np.maximum(pushes, 1)[:, None]
         offset = centres - anchors
         length = np.linalg.norm(offset, axis=1, keepdims=True)
         centres = anchors + offset * np.minimum(1.0, 2.0 * radius / np.maximum(length, 1e-9))
         centres[:, 0] = np.clip(centres[:, 0], radius, max(radius, width - 1 - radius))
         centres[:, 1] = np.clip(centres[:, 1], radius, max(radius, height - 1 - radius))
-        if not moved:
-            break
     radii = np.full(len(centres), radius)
-    for i in range(len(centres)):
-        for j in range(i + 1, len(centres)):
-            distance = float(np.hypot(*(centres[j] - centres[i])))
-            if distance < radii[i] + radii[j]:
-                fitted = max(style.min_scale * radius, distance / 2.0)
-                radii[i] = min(radii[i], fitted)
-                radii[j] = min(radii[j], fitted)
+    distance = np.hypot(*(centres[second] - centres[first]).T)
+    overlapping = distance < 2.0 * radius
+    fitted = np.maximum(style.min_scale * radius, distance[overlapping] / 2.0)
+    np.minimum.at(radii, first[overlapping], fitted)
+    np.minimum.at(radii, second[overlapping], fitted)
     return [
         (Marker(m.id, float(c[0]), float(c[1]), m.visible_px), float(r)) for m, c, r in zip(markers, centres, radii)
     ]
+
+
+_LAYOUT_ROUNDS = 50
 
 
 def draw_markers(image: np.ndarray, markers: Iterable[Marker], style: MarkerStyle = MarkerStyle()) -> np.ndarray:

@@ -43,7 +43,7 @@ from gpt4scene_ros.objects.keyframes import (
     make_view,
     select_keyframes,
 )
-from gpt4scene_ros.objects.markers import Marker, MarkerStyle, draw_markers, place_markers
+from gpt4scene_ros.objects.markers import Marker, MarkerStyle, draw_markers, fit_image, place_markers, scale_markers
 from gpt4scene_ros.objects.segmentation.surface import Segmentation, segment_surface
 from gpt4scene_ros.objects.segmentation.votes import BoundaryVotes
 from gpt4scene_ros.objects.tracking import Instance, InstanceTracker, SegmentObservation
@@ -63,9 +63,6 @@ class Keyframe:
     T_map_camera: np.ndarray
     markers: tuple
 
-    def marked(self, style: MarkerStyle = MarkerStyle()) -> np.ndarray:
-        return draw_markers(self.image, self.markers, style)
-
 
 @dataclass(frozen=True, eq=False)
 class ObjectsSnapshot:
@@ -83,8 +80,32 @@ class ObjectsSnapshot:
     voxel_ids: np.ndarray | None = field(default=None, repr=False)
     """Instance id of each voxel of ``segmentation.voxels`` (0: none), for evaluation and debugging."""
 
-    def bev_marked(self, style: MarkerStyle | None = None) -> np.ndarray:
-        return draw_markers(self.bev.image, self.bev_markers, style or self.marker_style)
+    _marked: dict = field(default_factory=dict, init=False, repr=False)
+
+    def marked(self, keyframe: Keyframe | None = None, longest_px: int = 0, multiple: int = 1) -> np.ndarray:
+        """The BEV (``keyframe`` None) or one of the snapshot's keyframes with its markers, fitted to
+        ``longest_px`` (0: as it is; sides a multiple of ``multiple``) with the markers drawn at that size.
+
+        Drawn once per snapshot and size, then shared (read-only): the node publishes them and every query of
+        this snapshot shows them without drawing again.
+        """
+        key = (None if keyframe is None else keyframe.index, int(longest_px), int(multiple))
+        image = self._marked.get(key)
+        if image is None:
+            source, markers = self.bev.image, self.bev_markers
+            if keyframe is not None:
+                source, markers = keyframe.image, keyframe.markers
+            scale_u = scale_v = 1.0
+            if longest_px:
+                source, scale_u, scale_v = fit_image(source, longest_px, multiple)
+            image = draw_markers(source, scale_markers(markers, scale_u, scale_v), self.marker_style)
+            image.flags.writeable = False
+            self._marked[key] = image
+        return image
+
+    def bev_marked(self) -> np.ndarray:
+        """The BEV with its markers (:meth:`marked`)."""
+        return self.marked()
 
     def instance(self, instance_id: int) -> Instance | None:
         return next((i for i in self.instances if i.id == instance_id), None)

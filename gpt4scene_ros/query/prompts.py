@@ -17,11 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 import yaml
 
-from gpt4scene_ros.objects.markers import draw_markers, scale_markers
 from gpt4scene_ros.objects.tags import object_tag
 
 if TYPE_CHECKING:
@@ -99,22 +97,6 @@ def task_text(
     raise PromptError(f'no prompt for task {task!r}')
 
 
-def fit_image(image: np.ndarray, longest_px: int, multiple: int = 1) -> tuple[np.ndarray, float, float]:
-    """``image`` shrunk (never enlarged) so that its longest side is at most ``longest_px`` and, with
-    ``multiple`` > 1, each side a multiple of it (the VLM's patch grid, so its processor resizes nothing and the
-    image returned to the user is the one the model saw); and the (u, v) scales."""
-    height, width = image.shape[:2]
-    scale = min(1.0, longest_px / max(height, width))
-    target = [max(1, int(round(side * scale))) for side in (width, height)]
-    if multiple > 1:
-        limit = max(multiple, longest_px // multiple * multiple)
-        target = [min(limit, max(multiple, int(round(side / multiple)) * multiple)) for side in target]
-    if (target[0], target[1]) == (width, height):
-        return image, 1.0, 1.0
-    interpolation = cv2.INTER_AREA if target[0] * target[1] < width * height else cv2.INTER_LINEAR
-    return cv2.resize(image, tuple(target), interpolation=interpolation), target[0] / width, target[1] / height
-
-
 @dataclass(frozen=True, eq=False)
 class Prompt:
     """What a VLM backend is given: RGB images (in order), the user text, an optional system message."""
@@ -144,13 +126,10 @@ def build_prompt(
     zero_shot: bool = False,
 ) -> Prompt:
     """The marked BEV, then ``num_frames`` of the snapshot's keyframes in time order, each fitted to
-    ``longest_px`` (sides a multiple of ``size_multiple``) with its markers redrawn at that size, and ``text``."""
-    style = snapshot.marker_style
+    ``longest_px`` (sides a multiple of ``size_multiple``) with its markers redrawn at that size, and ``text``.
+    The marked images come from the snapshot's cache: drawn once per snapshot and size, whatever the queries."""
     keyframes = _spread(list(snapshot.keyframes), num_frames)
-    images = []
-    for image, markers in [(snapshot.bev.image, snapshot.bev_markers)] + [(k.image, k.markers) for k in keyframes]:
-        fitted, scale_u, scale_v = fit_image(image, longest_px, size_multiple)
-        images.append(draw_markers(fitted, scale_markers(markers, scale_u, scale_v), style))
+    images = [snapshot.marked(keyframe, longest_px, size_multiple) for keyframe in [None, *keyframes]]
     return Prompt(
         tuple(images), text, templates.zero_shot_instruction if zero_shot else '', tuple(k.index for k in keyframes)
     )

@@ -6,7 +6,7 @@ import sys
 
 import rclpy
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 
@@ -47,4 +47,22 @@ def spin_multi_threaded(node, num_threads: int | None = None) -> int:
     executor = MultiThreadedExecutor(num_threads=num_threads)
     executor.add_node(node)
     executor.spin()
+    return EXIT_OK
+
+
+def spin_single_threaded(node) -> int:
+    """Spin ``node`` until shutdown on a SingleThreadedExecutor, then destroy it (so it stops its own threads).
+
+    For nodes whose callbacks only enqueue: rclpy's MultiThreadedExecutor polls a subscription again while
+    its callback waits for a worker, and at 30 Hz images that loop took a whole core of two (BENCHMARKS.md).
+    """
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    finally:
+        try:
+            node.destroy_node()
+        except Exception:  # noqa: BLE001 - the context may already be gone; the process is ending anyway
+            pass
     return EXIT_OK

@@ -82,7 +82,7 @@ def write_objects(out_dir: Path, snapshot: ObjectsSnapshot, frame_id: str = 'map
         old.unlink()
     records = []
     for position, keyframe in enumerate(snapshot.keyframes):
-        marked = keyframe.marked(snapshot.marker_style)
+        marked = snapshot.marked(keyframe)
         cv2.imwrite(str(folder / f'{position:04d}.png'), cv2.cvtColor(marked, cv2.COLOR_RGB2BGR))
         records.append(
             {

@@ -108,7 +108,7 @@ def overview_image(snapshot: ObjectsSnapshot, height_px: int = 420) -> np.ndarra
     panels = [snapshot.bev_marked()]
     if snapshot.keyframes:
         best = max(snapshot.keyframes, key=lambda k: len(k.markers))
-        panels.append(best.marked(snapshot.marker_style))
+        panels.append(snapshot.marked(best))
     resized = [
         cv2.resize(p, (max(1, round(p.shape[1] * height_px / p.shape[0])), height_px), interpolation=cv2.INTER_AREA)
         for p in panels
@@ -205,7 +205,7 @@ def render_report(snapshot: ObjectsSnapshot, questions, context: ReportContext) 
     keyframes = []
     first_stamp_s = snapshot.keyframes[0].stamp_s if snapshot.keyframes else 0.0
     for position, keyframe in enumerate(snapshot.keyframes):
-        marked = keyframe.marked(snapshot.marker_style)
+        marked = snapshot.marked(keyframe)
         ids = html.escape(' '.join(object_tag(m.id) for m in keyframe.markers)) or 'no objects'
         keyframes.append(
             f'<figure><img class="keyframe" alt="keyframe {position}" src="{_data_uri(marked, "jpg")}">'

@@ -126,10 +126,29 @@ def test_markers_are_drawn_on_the_marked_keyframes(room):
     _, _, scene_map, _ = room
     snapshot = fresh_objects(room).update(*scene_map.surface(), 4.0, 1, all_candidates=True)
     keyframe = next(k for k in snapshot.keyframes if k.markers)
-    marked = keyframe.marked()
+    marked = snapshot.marked(keyframe)
     marker = keyframe.markers[0]
     u, v = int(round(marker.u)), int(round(marker.v))
     assert np.any(marked[v - 3 : v + 4, u - 3 : u + 4] != keyframe.image[v - 3 : v + 4, u - 3 : u + 4])
     assert np.array_equal(
         cv2.absdiff(marked, keyframe.image).max(axis=2) > 0, cv2.absdiff(marked, keyframe.image).max(axis=2) > 0
     )
+
+
+def test_marked_images_are_drawn_once_per_snapshot_and_size(room):
+    """The node publishes and every query shows the same marked images: drawn once per snapshot and size
+    (read-only), and a new snapshot draws its own."""
+    _, _, scene_map, _ = room
+    objects = fresh_objects(room)
+    snapshot = objects.update(*scene_map.surface(), 4.0, 1, all_candidates=True)
+    keyframe = next(k for k in snapshot.keyframes if k.markers)
+    full = snapshot.marked(keyframe)
+    assert snapshot.marked(keyframe) is full and not full.flags.writeable
+    assert full.shape == keyframe.image.shape and not np.array_equal(full, keyframe.image)
+    fitted = snapshot.marked(keyframe, 200, 28)
+    assert snapshot.marked(keyframe, 200, 28) is fitted and fitted.shape[:2] == (140, 196)
+    bev = snapshot.bev_marked()
+    assert snapshot.marked() is bev and bev.shape == snapshot.bev.image.shape
+    later = objects.update(*scene_map.surface(), 5.0, 2)
+    assert later.bev_marked() is not bev, 'a new snapshot draws its own images'
+    np.testing.assert_array_equal(later.bev_marked(), later.marked(None, 0, 1))

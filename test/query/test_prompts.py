@@ -7,9 +7,9 @@ import pytest
 from conftest import REPO_ROOT
 from scene_fixtures import make_snapshot
 
-from gpt4scene_ros.objects.markers import marker_color
+from gpt4scene_ros.objects.markers import fit_image, marker_color
 from gpt4scene_ros.objects.tags import parse_object_ids
-from gpt4scene_ros.query.prompts import PromptError, PromptTemplates, build_prompt, fill, fit_image, task_text
+from gpt4scene_ros.query.prompts import PromptError, PromptTemplates, build_prompt, fill, task_text
 
 TEMPLATES = PromptTemplates.from_yaml(REPO_ROOT / 'config' / 'prompts.yaml')
 

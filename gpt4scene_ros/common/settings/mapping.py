@@ -49,6 +49,16 @@ class MappingConfig:
     integration_stride: int = setting(
         1, 'Integrate every n-th synchronised frame.', minimum=1, maximum=1000, read_only=True
     )
+    integration_decimation: int = setting(
+        0,
+        'Integrate every n-th pixel of every n-th row (intrinsics scaled to match; colour averaged over each '
+        'n x n cell). 0 = auto: the largest n up to 4 at which one pixel at depth_max_m still spans at most '
+        'one voxel, so the TSDF gets every detail it can hold (3 for a 640x480 camera with 2 cm voxels); '
+        '1 = full resolution.',
+        minimum=0,
+        maximum=8,
+        read_only=True,
+    )
     min_translation_m: float = setting(
         0.0,
         'Skip a frame unless the camera moved this far since the last integrated one (0 = off), metres.',
@@ -137,20 +147,21 @@ class MappingNodeConfig:
         read_only=True,
     )
     skip_behind_s: float = setting(
-        0.05,
+        0.1,
         'With input_qos sensor_data (a live camera), a queued frame that has waited this long is skipped '
         '(counted as frames_skipped_behind) when a newer one waits behind it: when the node cannot keep up it '
-        'integrates the newest frames at a lower rate (an adaptive stride) instead of falling behind. With '
-        'reliable input (recorded data played as fast as possible) every frame is integrated. 0 = never skip, '
-        'seconds.',
+        'integrates the newest frames at a lower rate (an adaptive stride, logged once with its reason and '
+        'reported as stride_engaged in /diagnostics) instead of falling behind; shorter stalls are caught up. '
+        'With reliable input (recorded data played as fast as possible) every frame is integrated. 0 = never '
+        'skip, seconds.',
         minimum=0.0,
         maximum=60.0,
         read_only=True,
     )
     tick_budget_s: float = setting(
         0.05,
-        'Longest time one tick spends integrating queued frames before it publishes the outputs that are '
-        'due, so that no output waits for a backlog to drain, seconds.',
+        'Longest time the map thread spends integrating queued frames before it runs the map services and '
+        'reads out the outputs that are due, so that no output waits for a backlog to drain, seconds.',
         greater_than=0.0,
         maximum=10.0,
         read_only=True,
@@ -204,31 +215,25 @@ class MappingNodeConfig:
         'Look the camera pose on the robot up in TF (needs tf2_ros) instead of the two parameters above.',
         read_only=True,
     )
-    tick_period_s: float = setting(
-        0.01,
-        'Period of the timer that integrates queued frames, retries '
-        'frames waiting for odometry and publishes due outputs, seconds.',
-        greater_than=0.0,
-        maximum=1.0,
-        read_only=True,
-    )
     bev_period_s: float = setting(
         1.0,
-        'Publish the BEV this often when the map changed, seconds.',
+        'Publish ~/bev and ~/bev_info this often when the map changed and someone subscribes, seconds; the '
+        'periods of all map outputs are counted from one clock, so outputs due together share one read-out '
+        'of the map.',
         greater_than=0.0,
         maximum=3600.0,
         read_only=True,
     )
     cloud_period_s: float = setting(
         2.0,
-        'Publish ~/map_cloud this often when the map changed, seconds.',
+        'Publish ~/map_cloud this often when the map changed and someone subscribes, seconds.',
         greater_than=0.0,
         maximum=3600.0,
         read_only=True,
     )
     mesh_period_s: float = setting(
         5.0,
-        'Publish ~/mesh this often when the map changed, seconds.',
+        'Publish ~/mesh this often when the map changed and someone subscribes, seconds.',
         greater_than=0.0,
         maximum=3600.0,
         read_only=True,

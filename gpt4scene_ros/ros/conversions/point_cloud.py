@@ -6,6 +6,8 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import PointCloud2, PointField
 
+from gpt4scene_ros.ros.conversions.images import byte_array
+
 
 def point_cloud_to_msg(points: np.ndarray, colors: np.ndarray, stamp: Time, frame_id: str) -> PointCloud2:
     """PointCloud2 with float32 x, y, z and rgb packed in a float32 (the RViz convention)."""
@@ -28,13 +30,13 @@ def point_cloud_to_msg(points: np.ndarray, colors: np.ndarray, stamp: Time, fram
     msg.point_step = 16
     msg.row_step = 16 * len(points)
     msg.is_dense = True
-    msg.data = cloud.tobytes()
+    msg.data = byte_array(cloud)
     return msg
 
 
 def point_cloud_from_msg(msg: PointCloud2) -> tuple:
     """Inverse of :func:`point_cloud_to_msg` (Nx3 float32 points, Nx3 uint8 colours)."""
-    cloud = np.frombuffer(bytes(msg.data), dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('rgb', '<u4')])
+    cloud = np.frombuffer(msg.data, dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('rgb', '<u4')])
     points = np.stack([cloud['x'], cloud['y'], cloud['z']], axis=1)
     rgb = cloud['rgb']
     colors = np.stack([(rgb >> 16) & 255, (rgb >> 8) & 255, rgb & 255], axis=1).astype(np.uint8)

@@ -80,7 +80,10 @@ def bev_info_msg(bev: BevImage, stamp: Time) -> MapMetaData:
     return info
 
 
-def snapshot_to_msg(snapshot: ObjectsSnapshot, frame_id: str) -> SceneSnapshot:
+def snapshot_to_msg(snapshot: ObjectsSnapshot, frame_id: str, keyframe_images: dict | None = None) -> SceneSnapshot:
+    """The snapshot as a message (BEV as PNG, keyframes as JPEG). ``keyframe_images``, a dict kept by the
+    caller between snapshots, holds each keyframe's encoded image: a keyframe that stays is encoded once, and
+    those no longer shown are forgotten."""
     stamp = time_to_msg(snapshot.stamp_s)
     msg = SceneSnapshot(map_version=int(snapshot.map_version), marker_radius_px=float(snapshot.marker_style.radius_px))
     msg.header.stamp = stamp
@@ -89,14 +92,22 @@ def snapshot_to_msg(snapshot: ObjectsSnapshot, frame_id: str) -> SceneSnapshot:
     msg.bev_info = bev_info_msg(snapshot.bev, stamp)
     msg.bev_max_height_m = float(snapshot.bev.max_height_m)
     msg.bev_markers = markers_to_msgs(snapshot.bev_markers)
+    images = {} if keyframe_images is None else keyframe_images
+    shown = set()
     for keyframe in snapshot.keyframes:
         item = Keyframe(frame_index=int(keyframe.index), stamp=time_to_msg(keyframe.stamp_s))
-        item.image = encode_image(keyframe.image, 'jpeg', item.stamp, 'camera')
+        key = (keyframe.index, keyframe.stamp_s, keyframe.image.shape)
+        shown.add(key)
+        if key not in images:
+            images[key] = encode_image(keyframe.image, 'jpeg', item.stamp, 'camera')
+        item.image = images[key]
         item.camera_info = intrinsics_to_camera_info(keyframe.intrinsics, item.stamp, 'camera')
         item.pose = transform_to_pose(keyframe.T_map_camera)
         item.markers = markers_to_msgs(keyframe.markers)
         msg.keyframes.append(item)
     msg.instances = [instance_to_msg(instance) for instance in snapshot.instances]
+    for key in set(images) - shown:
+        del images[key]
     return msg
 
 
