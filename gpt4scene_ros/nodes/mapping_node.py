@@ -161,11 +161,7 @@ class MappingNode(Node):
         self.mapper = Mapper(
             self.scene_map, objects, on_objects_failure=self.objects_outputs.restart if objects else None
         )
-        periods = dict(self.map_outputs.periods_s)
-        if self.objects_outputs is not None:
-            # Looked at every BEV period (so it can share the BEV's read-out); it starts every instance_period_s.
-            periods['objects'] = min(cfg.bev_period_s, cfg.instance_period_s)
-        self.schedule = Schedule(periods, time.monotonic())
+        self.schedule = Schedule(self.map_outputs.periods_s, time.monotonic())
 
         qos = sensor_input(cfg.input_qos, cfg.input_history_depth)
         inputs = [
@@ -354,17 +350,12 @@ class MappingNode(Node):
 
     def _run_due_outputs(self):
         now = time.monotonic()
-        due = self.schedule.due(now)
-        if not due:
-            return
         stamp, frame = self._stamp(), self.map_frame
+        self.map_outputs.publish_due(self.schedule.due(now), self.mapper, stamp, frame)
         objects = self.objects_outputs
-        start_objects = objects is not None and 'objects' in due and objects.ready(self.mapper, now)
-        # The surface read for the BEV and cloud is cached per map state: the object update of the same tick
-        # takes the same arrays.
-        self.map_outputs.publish_due(due, self.mapper, stamp, frame)
-        if start_objects:
-            objects.start_update(self.mapper, self.scene_map.surface(), stamp, frame, now)
+        if objects is not None and objects.ready(self.mapper, now):
+            version, surface = self.map_outputs.recent_surface(self.mapper, self.config.bev_period_s)
+            objects.start_update(version, surface, stamp, frame, now)
 
     def destroy_node(self):
         """Stop the map thread, the output workers and the object layer's process, then the node."""

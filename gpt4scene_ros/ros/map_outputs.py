@@ -1,8 +1,8 @@
 """The mapping node's map outputs: ``~/bev`` with ``~/bev_info``, ``~/map_cloud`` and ``~/mesh``.
 
 Only the map thread may touch the map, and it must keep integrating, so it does no more than read
-out what the due outputs need: the surface once for all of them (cached per map state, and shared
-with the object layer's update of the same tick), the mesh only when someone subscribes to it. A
+out what the due outputs need: the surface once for all of them (cached per map state; the object
+layer's update takes the latest read-out too), the mesh only when someone subscribes to it. A
 worker thread renders the BEV, builds the messages and publishes; the mesh, whose marker takes
 longest to build, has a worker of its own so it never delays the BEV. An output nobody subscribes
 to is not computed at all; a late subscriber still gets the current state (the topics are latched
@@ -52,6 +52,8 @@ class MapOutputs:
             'mesh': concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='mesh-output'),
         }
         self._jobs: dict[str, concurrent.futures.Future | None] = dict.fromkeys(self._workers)
+        self._pending: set[str] = set()  # due, waiting for their worker
+        self.latest_read: tuple | None = None  # (monotonic s, map version, surface) of the latest read-out
 
     def wanted(self) -> set[str]:
         """The outputs someone subscribes to now."""
@@ -62,35 +64,47 @@ class MapOutputs:
         }
         return {name for name, count in subscribed.items() if count}
 
-    def needs_surface(self, due: set[str], version: int) -> bool:
-        """Whether the outputs due now read the map's surface (so the objects may share the read-out)."""
-        return bool(self._todo(due, version) & {'bev', 'cloud'})
-
-    def _todo(self, due: set[str], version: int) -> set[str]:
-        return {name for name in due & self.wanted() if self.published_version[name] != version}
-
     def publish_due(self, due: set[str], mapper: Mapper, stamp, frame_id: str) -> None:
-        """On the map thread: read out what the due outputs need and hand it to the workers."""
-        todo = self._todo(due, mapper.version)
-        images = todo & {'bev', 'cloud'}
-        if images and self._busy('images'):
-            self.counts['outputs_skipped_busy'] += len(images)
-            images = set()
-        if images:
-            started = time.perf_counter()
-            points, colors, _ = mapper.scene_map.surface()
-            self.timing_ms['surface_read_ms'].append((time.perf_counter() - started) * 1000.0)
-            for name in images:
-                self.published_version[name] = mapper.version
+        """On the map thread, every round: read out what the due outputs need and hand it to the workers. An
+        output due while its worker is still busy waits for it (the next round), not for its next period."""
+        if due:
+            self._pending |= {name for name in due & self.wanted() if self.published_version[name] != mapper.version}
+        images = self._pending & {'bev', 'cloud'}
+        if images and not self._busy('images'):
+            points, colors, _ = self.read_surface(mapper)
+            self._handed_over(images, mapper.version)
             self._jobs['images'] = self._workers['images'].submit(
                 self._publish_images, images, points, colors, stamp, frame_id
             )
-        if 'mesh' in todo and not self._busy('mesh'):
+        if 'mesh' in self._pending and not self._busy('mesh'):
             started = time.perf_counter()
             mesh = mapper.scene_map.mesh()
             self.timing_ms['mesh_read_ms'].append((time.perf_counter() - started) * 1000.0)
-            self.published_version['mesh'] = mapper.version
+            self._handed_over({'mesh'}, mapper.version)
             self._jobs['mesh'] = self._workers['mesh'].submit(self._publish_mesh, mesh, stamp, frame_id)
+
+    def read_surface(self, mapper: Mapper) -> tuple:
+        """On the map thread: the map's surface (points, colours, normals; cached per map state), remembered as
+        the latest read-out with its map version and time."""
+        started = time.perf_counter()
+        surface = mapper.scene_map.surface()
+        if self.latest_read is None or self.latest_read[1] != mapper.version:
+            self.timing_ms['surface_read_ms'].append((time.perf_counter() - started) * 1000.0)
+        self.latest_read = (time.monotonic(), mapper.version, surface)
+        return surface
+
+    def recent_surface(self, mapper: Mapper, max_age_s: float) -> tuple[int, tuple]:
+        """(map version, surface) of the latest read-out if it is younger than ``max_age_s``, else a fresh one:
+        the object layer takes the BEV's read-out rather than stalling the map thread for another."""
+        if self.latest_read is None or time.monotonic() - self.latest_read[0] > max_age_s:
+            self.read_surface(mapper)
+        assert self.latest_read is not None
+        return self.latest_read[1], self.latest_read[2]
+
+    def _handed_over(self, names: set[str], version: int) -> None:
+        self._pending -= names
+        for name in names:
+            self.published_version[name] = version
 
     def _busy(self, worker: str) -> bool:
         job = self._jobs[worker]
@@ -105,7 +119,9 @@ class MapOutputs:
                 self.bev_info_pub.publish(bev_info_msg(bev, stamp))
                 self.timing_ms['bev_ms'].append((time.perf_counter() - started) * 1000.0)
             if 'cloud' in outputs:
+                started = time.perf_counter()
                 self.cloud_pub.publish(point_cloud_to_msg(points, colors, stamp, frame_id))
+                self.timing_ms['cloud_ms'].append((time.perf_counter() - started) * 1000.0)
         except Exception as error:  # noqa: BLE001 - an output failing must not stop mapping
             self._failed(error)
 

@@ -61,14 +61,14 @@ class ObjectsOutputs:
             return False
         return mapper.version != self._version or self.objects.has_new_candidates()
 
-    def start_update(self, mapper: Mapper, surface, stamp, frame_id: str, now_s: float) -> None:
-        """On the map thread (after :meth:`ready`): hand the surface (cached, read-only arrays) to the worker.
-        When the map has not changed since the last update, every waiting keyframe candidate is used at once
-        (nothing to integrate competes with it)."""
-        map_idle = mapper.version == self._version
-        self._version = mapper.version
+    def start_update(self, version: int, surface, stamp, frame_id: str, now_s: float) -> None:
+        """On the map thread (after :meth:`ready`): hand the surface of map ``version`` (cached, read-only
+        arrays) to the worker. When the map has not changed since the last update, every waiting keyframe
+        candidate is used at once (nothing to integrate competes with it)."""
+        map_idle = version == self._version
+        self._version = version
         self._last_start_s = now_s
-        self._job = self._worker.submit(self._update, surface, mapper.version, stamp, frame_id, map_idle)
+        self._job = self._worker.submit(self._update, surface, version, stamp, frame_id, map_idle)
 
     def _update(self, surface, version: int, stamp, frame_id: str, all_candidates: bool) -> None:
         started = time.monotonic()
