@@ -9,7 +9,9 @@ warmed up, and runs in this node's own worker thread, never in the mapping
 node. Queries wait in a bounded queue (``max_pending``) and are rate limited
 (``max_queries_per_minute``); more are refused at once with ERROR_BUSY. Each
 has a time limit (``query_timeout_s``). ``task=objects`` is
-answered from the snapshot without the model. Every request gets a response;
+answered from the snapshot without the model. While queries come, each new
+snapshot is decoded and a default query's images prepared as it arrives
+(``prepare_ahead_s``), so a query does not wait for them. Every request gets a response;
 failures have ``success=false``, an ``error_code`` and a ``message``.
 """
 
@@ -26,7 +28,7 @@ from rclpy.node import Node
 from gpt4scene_ros.common.settings.query import QueryConfig
 from gpt4scene_ros.msg import SceneSnapshot
 from gpt4scene_ros.query.backends import VlmError, VlmSetupError, make_backend
-from gpt4scene_ros.query.prompts import PromptError, PromptTemplates
+from gpt4scene_ros.query.prompts import PromptError, PromptTemplates, build_prompt
 from gpt4scene_ros.query.scene_query import ErrorCode, QueryRateLimit, QueryResult, answer_query
 from gpt4scene_ros.ros.conversions.scene import fill_query_response, query_request_from_msg, snapshot_from_msg
 from gpt4scene_ros.ros.entry import run_node, spin_multi_threaded
@@ -74,6 +76,7 @@ class QueryNode(Node):
         except (VlmSetupError, VlmError) as error:  # a missing or broken model stops the node at start-up
             raise ValueError(f'backend {cfg.backend}: {error}') from None
         self._lock = threading.Lock()
+        self._decode_lock = threading.Lock()
         self._snapshot_msg = SceneSnapshot()
         self._decoded = (None, None)  # (message it was decoded from, core snapshot)
         self._pending = 0
@@ -82,6 +85,10 @@ class QueryNode(Node):
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name='scene_query_model', daemon=True)
         self._worker.start()
+        self._last_query_s = -float('inf')
+        self._arrived = threading.Event()
+        if self.backend is not None and cfg.prepare_ahead_s > 0:
+            threading.Thread(target=self._prepare_ahead, name='scene_query_prepare', daemon=True).start()
         self.create_subscription(
             SceneSnapshot,
             'mapping_node/scene_snapshot',
@@ -96,28 +103,55 @@ class QueryNode(Node):
 
     def destroy_node(self):
         self._stop.set()
+        self._arrived.set()
         self._jobs.put(None)
         super().destroy_node()
 
     def _on_snapshot(self, msg: SceneSnapshot):
         with self._lock:
             self._snapshot_msg = msg
+        self._arrived.set()
+
+    def _prepare_ahead(self):
+        """While queries come (``prepare_ahead_s``), decode each new snapshot and prepare a default query's images
+        (cached in the snapshot and the backend) in this thread, so the next query takes them ready."""
+        while not self._stop.is_set():
+            self._arrived.wait()
+            self._arrived.clear()
+            if self._stop.is_set() or time.monotonic() - self._last_query_s > self.config.prepare_ahead_s:
+                continue
+            try:
+                _, snapshot = self._snapshot()
+                if snapshot is not None and snapshot.instances:
+                    prompt = build_prompt(
+                        snapshot,
+                        '',
+                        self.config.default_num_frames,
+                        self.templates,
+                        longest_px=self.config.image_side_px,
+                        size_multiple=self.config.image_size_multiple or self.backend.image_size_multiple,
+                    )
+                    self.backend.prepare_images(prompt.images)
+            except Exception as error:  # noqa: BLE001 - preparing ahead is an optimisation; the query reports errors
+                self.get_logger().warning(f'preparing the snapshot ahead failed: {error!r}', throttle_duration_sec=30.0)
 
     def _snapshot(self):
-        """The latest snapshot, decoded once (None before the first one, or when it does not decode)."""
-        with self._lock:
-            msg, (decoded_from, decoded) = self._snapshot_msg, self._decoded
-        if decoded_from is msg:
+        """The latest snapshot, decoded once (None before the first one, or when it does not decode). One thread
+        decodes at a time: a query arriving while the snapshot is prepared ahead waits for it and shares it."""
+        with self._decode_lock:
+            with self._lock:
+                msg, (decoded_from, decoded) = self._snapshot_msg, self._decoded
+            if decoded_from is msg:
+                return msg, decoded
+            decoded = None
+            if msg.instances or msg.keyframes or msg.bev.data:
+                try:
+                    decoded = snapshot_from_msg(msg)
+                except ValueError as error:
+                    self.get_logger().error(f'scene snapshot does not decode: {error}', throttle_duration_sec=10.0)
+            with self._lock:
+                self._decoded = (msg, decoded)
             return msg, decoded
-        decoded = None
-        if msg.instances or msg.keyframes or msg.bev.data:
-            try:
-                decoded = snapshot_from_msg(msg)
-            except ValueError as error:
-                self.get_logger().error(f'scene snapshot does not decode: {error}', throttle_duration_sec=10.0)
-        with self._lock:
-            self._decoded = (msg, decoded)
-        return msg, decoded
 
     def _work(self):
         while not self._stop.is_set():
@@ -141,7 +175,7 @@ class QueryNode(Node):
         return msg, result
 
     def _on_query(self, request, response):
-        started = time.monotonic()
+        started = self._last_query_s = time.monotonic()
         if request.task == 'objects' or self.backend is None:
             msg, result = self._answer(request)  # no model: answered here at once
         else:

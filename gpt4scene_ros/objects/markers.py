@@ -157,7 +157,7 @@ def layout_markers(
     for _ in range(_LAYOUT_ROUNDS):
         delta = centres[second] - centres[first]
         distance = np.hypot(delta[:, 0], delta[:, 1])
-        close = distance < gap
+        close = distance < gap - _LAYOUT_TOLERANCE_PX  # pushes converge on the gap: stop a hair short of it
         if not close.any():
             break
         i, j, delta, distance = first[close], second[close], delta[close], distance[close]
@@ -187,6 +187,7 @@ def layout_markers(
 
 
 _LAYOUT_ROUNDS = 50
+_LAYOUT_TOLERANCE_PX = 0.25
 
 
 def draw_markers(image: np.ndarray, markers: Iterable[Marker], style: MarkerStyle = MarkerStyle()) -> np.ndarray:

@@ -14,7 +14,8 @@ from chat_server import ChatServer
 
 from gpt4scene_ros.common.settings.query import QueryConfig
 from gpt4scene_ros.query.backends import VlmError, VlmSetupError, make_backend
-from gpt4scene_ros.query.backends.local_transformers import TransformersBackend
+from gpt4scene_ros.query.backends.base import ImageCache
+from gpt4scene_ros.query.backends.local_transformers import TransformersBackend, load_processor
 from gpt4scene_ros.query.backends.openai_http import OpenAIBackend
 from gpt4scene_ros.query.prompts import Prompt
 
@@ -61,6 +62,53 @@ def test_transformers_backend_refuses_a_missing_or_broken_model_naming_the_param
             TransformersBackend('x', device='cpu', load_in_4bit=True)
 
 
+def read_only(image: np.ndarray) -> np.ndarray:
+    """A snapshot's marked images are read-only arrays: what the backends cache per image."""
+    image = image.copy()
+    image.flags.writeable = False
+    return image
+
+
+def test_image_cache_computes_once_per_unchanged_image_and_forgets_it_with_the_image():
+    calls = []
+    cache = ImageCache(lambda image: calls.append(1) or int(image.sum()))
+    image = read_only(IMAGES[0])
+    assert cache.get(image) == cache.get(image) == int(IMAGES[0].sum()) and len(calls) == 1
+    same_pixels = read_only(IMAGES[0])
+    assert cache.get(same_pixels) == int(IMAGES[0].sum()) and len(calls) == 2, 'keyed by the array, not its pixels'
+    writable = IMAGES[1].copy()
+    cache.get(writable)
+    cache.get(writable)
+    assert len(calls) == 4, 'an array that may change is never cached'
+    assert len(cache) == 2
+    del image, same_pixels
+    assert len(cache) == 0, 'forgotten with the array'
+
+
+def test_transformers_backend_processes_each_image_once_and_gives_the_processors_own_inputs(tiny_models, qwen2):
+    """The cached per-image processing, joined per query, is exactly what the processor makes of the prompt's
+    images all at once; a second query of the same images processes none again."""
+    from PIL import Image
+
+    images = tuple(read_only(image) for image in IMAGES)
+    prompt = Prompt(images, 'Where is the mug?')
+    misses = qwen2.image_cache.misses
+    inputs = qwen2.preprocess(prompt)
+    assert qwen2.image_cache.misses == misses + 3
+    qwen2.preprocess(Prompt(images[::-1], 'And the table?'))
+    assert qwen2.image_cache.misses == misses + 3, 'the same images are not processed again'
+    processor = load_processor(str(tiny_models / 'qwen2-vl'))
+    text = processor.apply_chat_template(
+        prompt.messages(lambda k, image: {'type': 'image'}), add_generation_prompt=True, tokenize=False
+    )
+    expected = processor(text=[text], images=[Image.fromarray(image) for image in IMAGES], return_tensors='pt')
+    assert set(expected) <= set(inputs)
+    for key in expected:
+        assert np.array_equal(inputs[key].numpy(), expected[key].numpy()), key
+    qwen2.prepare_images(tuple(read_only(image) for image in IMAGES))
+    assert qwen2.image_cache.misses == misses + 6, 'prepared ahead: new images are processed before any query'
+
+
 @pytest.fixture
 def server(qwen2):
     chat = ChatServer(qwen2, api_key='s3cret-key', slow_s=3.0)
@@ -77,6 +125,11 @@ def test_http_backend_sends_images_as_data_urls_and_the_key_in_the_header(server
     request = server.requests[-1]
     assert request['headers']['Authorization'] == 'Bearer s3cret-key'
     assert b'data:image/jpeg;base64,' in request['body'] and b'"max_tokens":128' in request['body']
+    shown = tuple(read_only(image) for image in IMAGES)
+    backend.prepare_images(shown)
+    assert backend.image_urls.misses == 3 and len(backend.image_urls) == 3
+    backend.answer(Prompt(shown, 'And the table?'), 30.0)
+    assert backend.image_urls.misses == 3, 'images prepared ahead are encoded once'
 
 
 def test_http_backend_refuses_an_unset_key_variable_without_showing_keys(monkeypatch):

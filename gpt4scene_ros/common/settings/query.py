@@ -132,6 +132,15 @@ class QueryConfig:
     max_pending: int = setting(
         4, 'Queries waiting or running at most; more are refused at once.', minimum=1, maximum=64, read_only=True
     )
+    prepare_ahead_s: float = setting(
+        60.0,
+        'For this long after a query, each new scene snapshot is decoded and the images of a default query (the '
+        'marked BEV and default_num_frames keyframes, fitted and encoded for the model) are prepared as it '
+        'arrives, so the next query does not wait for them; 0 = prepare only when asked, seconds.',
+        minimum=0.0,
+        maximum=86400.0,
+        read_only=True,
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)

@@ -3,10 +3,15 @@ postprocess."""
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+import numpy as np
 
 from gpt4scene_ros.query.prompts import Prompt
 
@@ -18,6 +23,47 @@ class VlmSetupError(RuntimeError):
 
 class VlmError(RuntimeError):
     """A backend failed on one request (the model raised, timed out, the endpoint answered an error)."""
+
+
+_V = TypeVar('_V')
+
+
+class ImageCache(Generic[_V]):
+    """``compute(image)`` once per image that stays as it is: a snapshot's marked images are read-only arrays
+    shared by every query of that snapshot, so what a backend makes of them (encoded JPEGs, the processor's
+    patches) is made once. Keyed by the array itself (identity, checked through a weak reference) and forgotten
+    with it; a writable array may change and is never cached."""
+
+    def __init__(self, compute: Callable[[np.ndarray], _V]) -> None:
+        self.compute = compute
+        self._entries: dict[int, tuple[weakref.ref, _V]] = {}
+        self._lock = threading.Lock()
+        self.misses = 0
+
+    def get(self, image: np.ndarray) -> _V:
+        if image.flags.writeable:
+            return self.compute(image)
+        key = id(image)
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is not None and entry[0]() is image:
+            return entry[1]
+        value = self.compute(image)
+        self.misses += 1
+        with self._lock:
+            self._entries[key] = (weakref.ref(image, lambda _ref, key=key: self._forget(key)), value)
+        return value
+
+    def _forget(self, key: int) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 @dataclass(frozen=True)
@@ -66,3 +112,7 @@ class VlmBackend(ABC):
 
     def warm_up(self) -> None:
         """One small request, so that the first real query does not pay for lazy initialisation."""
+
+    def prepare_images(self, images: tuple) -> None:
+        """Make ahead what :meth:`preprocess` will need of these images (cached per image; nothing by default), so
+        that a query about a snapshot prepared on arrival does not wait for it."""

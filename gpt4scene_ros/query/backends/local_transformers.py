@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from gpt4scene_ros.query.backends.base import VlmBackend, VlmError, VlmSetupError
+from gpt4scene_ros.query.backends.base import ImageCache, VlmBackend, VlmError, VlmSetupError
 from gpt4scene_ros.query.prompts import Prompt
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,35 @@ def load_processor(model: str) -> Any:
         processor.video_token_id = tokenizer.convert_tokens_to_ids(processor.video_token)
         processor.tokenizer, processor.image_processor, processor.video_processor = tokenizer, image_processor, None
         return processor
+
+
+class CachedImageProcessor:
+    """A Qwen-VL image processor that processes each image once (:class:`ImageCache`): the processor resizes,
+    normalises and cuts every image into patches on its own and concatenates them (``pixel_values``,
+    ``image_grid_thw``), so a prompt's images can be processed one by one, kept, and joined per query. Everything
+    else is the wrapped processor's."""
+
+    def __init__(self, image_processor: Any) -> None:
+        self.inner = image_processor
+        self.cache: ImageCache[Any] = ImageCache(self._process_one)
+        self._kwargs: dict = {}
+
+    def _process_one(self, image: np.ndarray) -> Any:
+        return self.inner(images=[image], **self._kwargs)
+
+    def __call__(self, images: Any = None, **kwargs: Any) -> Any:
+        import torch
+        from transformers import BatchFeature
+
+        if kwargs != self._kwargs:  # the processor's settings changed: what was kept no longer holds
+            self.cache.clear()
+            self._kwargs = dict(kwargs)
+        parts = [self.cache.get(np.asarray(image)) for image in images]
+        joined = {key: torch.cat([part[key] for part in parts]) for key in ('pixel_values', 'image_grid_thw')}
+        return BatchFeature(joined)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 class TransformersBackend(VlmBackend):
@@ -140,11 +169,18 @@ class TransformersBackend(VlmBackend):
         patch, merge = getattr(image_processor, 'patch_size', None), getattr(image_processor, 'merge_size', None)
         if isinstance(patch, int) and isinstance(merge, int) and patch > 0 and merge > 0:
             self.image_size_multiple = patch * merge
+        self.image_cache: ImageCache | None = None
+        if type(self.processor).__name__ in _QWEN_PROCESSORS and image_processor is not None:
+            cached = CachedImageProcessor(image_processor)
+            self.processor.image_processor = cached
+            self.image_cache = cached.cache
 
     def preprocess(self, prompt: Prompt) -> Any:
-        from PIL import Image
+        images: list[Any] = list(prompt.images)
+        if self.image_cache is None:  # other processors take PIL images, each processed per query
+            from PIL import Image
 
-        images = [Image.fromarray(np.ascontiguousarray(image)) for image in prompt.images]
+            images = [Image.fromarray(np.ascontiguousarray(image)) for image in images]
         messages = prompt.messages(lambda k, image: {'type': 'image'})
         text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         inputs = self.processor(text=[text], images=images or None, return_tensors='pt')
@@ -160,6 +196,10 @@ class TransformersBackend(VlmBackend):
             raise VlmError(f'the model failed: {type(error).__name__}: {error}') from None
         new_tokens = output[:, inputs['input_ids'].shape[1] :]
         return self.processor.batch_decode(new_tokens, skip_special_tokens=True)[0]
+
+    def prepare_images(self, images: tuple) -> None:
+        if self.image_cache is not None:
+            self.preprocess(Prompt(tuple(images), ''))  # the processor's own settings; the images stay cached
 
     def token_counts(self, inputs: Any) -> tuple[int, int]:
         ids = inputs['input_ids']

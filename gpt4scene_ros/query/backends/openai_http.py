@@ -1,7 +1,7 @@
 """An OpenAI-compatible chat-completions endpoint (vLLM, SGLang, llama.cpp server, a hosted model): the robot
 maps, a GPU server answers; several robots can share one server.
 
-Images go as base64 ``data:`` URLs (JPEG, quality 95). The API key is read from
+Images go as base64 ``data:`` URLs (JPEG, quality 95), encoded once per snapshot image. The API key is read from
 the environment variable *named* by ``api_key_env`` and only ever put in the
 ``Authorization`` header: it is never logged and never part of an error
 message.
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from gpt4scene_ros.query.backends.base import VlmBackend, VlmError, VlmSetupError
+from gpt4scene_ros.query.backends.base import ImageCache, VlmBackend, VlmError, VlmSetupError
 from gpt4scene_ros.query.prompts import Prompt
 
 if TYPE_CHECKING:
@@ -74,9 +74,12 @@ class OpenAIBackend(VlmBackend):
         self.timeout_s, self.retries, self.backoff_s = float(timeout_s), int(retries), float(backoff_s)
         self.max_new_tokens = int(max_new_tokens)
         self.client = httpx.Client()
+        self.image_urls = ImageCache(image_data_url)
 
     def preprocess(self, prompt: Prompt) -> dict[str, Any]:
-        messages = prompt.messages(lambda k, image: {'type': 'image_url', 'image_url': {'url': image_data_url(image)}})
+        messages = prompt.messages(
+            lambda k, image: {'type': 'image_url', 'image_url': {'url': self.image_urls.get(image)}}
+        )
         return {'model': self.model_name, 'messages': messages, 'max_tokens': self.max_new_tokens, 'temperature': 0.0}
 
     def generate(self, inputs: dict[str, Any], timeout_s: float) -> str:
@@ -118,6 +121,10 @@ class OpenAIBackend(VlmBackend):
         if not isinstance(content, str):
             raise VlmError(f'{self.url} answered a chat completion without text: {reply.text[:200]!r}')
         return content
+
+    def prepare_images(self, images: tuple) -> None:
+        for image in images:
+            self.image_urls.get(image)
 
     def warm_up(self) -> None:
         """Checks that the endpoint answers (a failure here is logged, not fatal: the server may start later)."""
