@@ -246,8 +246,8 @@ def main(argv=None) -> int:
             f'each) decoded on arrival: median {decode_median:.1f} ms, p95 {decode_p95:.1f} ms\n'
         )
         print(
-            '| keyframes | prepare, nothing prepared yet: median ms | p95 ms | prepared on arrival, and later queries: median ms | '
-            'p95 ms | input tokens | image tokens | image share |'
+            '| keyframes | prepare, nothing prepared yet: median ms | p95 ms | prepared on arrival, and later queries: '
+            'median ms | p95 ms | input tokens | image tokens | image share |'
         )
         print('|---|---|---|---|---|---|---|---|')
         for frames, first, first_p95, later, later_p95, total, images in prepare_and_tokens(

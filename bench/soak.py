@@ -132,7 +132,7 @@ def run(args) -> dict:
     model = make_tiny_vlm(Path(tempfile.mkdtemp(prefix='gpt4scene_soak_')) / 'qwen2-vl', 'qwen2-vl')
     rclpy.init()
     node = rclpy.create_node('gpt4scene_soak')
-    executor = rclpy.executors.MultiThreadedExecutor(num_threads=3)
+    executor = rclpy.executors.SingleThreadedExecutor()  # the multi-threaded one polls a core away
     executor.add_node(node)
     threading.Thread(target=executor.spin, daemon=True).start()
     watch = Watch(node)

@@ -99,6 +99,7 @@ class ObjectsProcess:
         finally:
             child_end.close()
             os.close(read_fd)
+
         self._requests = _Channel(parent_end)
         self._candidates = multiprocessing.connection.Connection(write_fd, readable=False)
         try:

@@ -89,6 +89,7 @@ class MapOutputs:
         started = time.perf_counter()
         surface = mapper.scene_map.surface()
         if self.latest_read is None or self.latest_read[1] != mapper.version:
+            self.counts['surface_reads'] += 1
             self.timing_ms['surface_read_ms'].append((time.perf_counter() - started) * 1000.0)
         self.latest_read = (time.monotonic(), mapper.version, surface)
         return surface
@@ -117,10 +118,12 @@ class MapOutputs:
                 bev = map_bev(points, colors, self.map_config)
                 self.bev_pub.publish(numpy_to_image(bev.image, 'rgb8', stamp, frame_id))
                 self.bev_info_pub.publish(bev_info_msg(bev, stamp))
+                self.counts['bev_published'] += 1
                 self.timing_ms['bev_ms'].append((time.perf_counter() - started) * 1000.0)
             if 'cloud' in outputs:
                 started = time.perf_counter()
                 self.cloud_pub.publish(point_cloud_to_msg(points, colors, stamp, frame_id))
+                self.counts['cloud_published'] += 1
                 self.timing_ms['cloud_ms'].append((time.perf_counter() - started) * 1000.0)
         except Exception as error:  # noqa: BLE001 - an output failing must not stop mapping
             self._failed(error)
@@ -132,6 +135,7 @@ class MapOutputs:
                 *mesh, self.config.mesh_max_triangles, 2 * self.map_config.voxel_size_m
             )
             self.mesh_pub.publish(mesh_marker_bytes(vertices, colors, triangles, stamp, frame_id))
+            self.counts['mesh_published'] += 1
             self.timing_ms['mesh_ms'].append((time.perf_counter() - started) * 1000.0)
         except Exception as error:  # noqa: BLE001 - an output failing must not stop mapping
             self._failed(error)

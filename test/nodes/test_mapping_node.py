@@ -46,7 +46,7 @@ T_OPTICAL_BASE = invert_transform(make_transform(R_BASE_OPTICAL, np.zeros(3)))
 class MapOutputs:
     """Keeps the latest message of each mapping output, and when it arrived."""
 
-    def __init__(self, node):
+    def __init__(self, node, keys=('bev', 'bev_info', 'cloud', 'mesh', 'diagnostics')):
         self.lock = threading.Lock()
         self.latest = {}
         self.arrived = {}
@@ -57,6 +57,8 @@ class MapOutputs:
             ('mesh', Marker, 'mapping_node/mesh'),
             ('diagnostics', DiagnosticArray, '/diagnostics'),
         ):
+            if key not in keys:
+                continue
             qos = 10 if key == 'diagnostics' else LATCHED
             node.create_subscription(msg_type, topic, lambda msg, key=key: self._store(key, msg), qos)
 
@@ -92,6 +94,27 @@ def scene(tmp_path_factory):
     folder = tmp_path_factory.mktemp('synthetic') / 'scene'
     write_sequence(SyntheticSceneConfig(seed=2, num_frames=40).with_resolution(320, 240), folder)
     return folder
+
+
+def test_map_outputs_are_computed_only_for_their_subscribers(scene, ros_node, start_node):
+    """With nobody subscribed, the map is never read out for the BEV, cloud or mesh; a subscriber to the BEV
+    gets the current BEV (latched, at the next period) and only the BEV is computed."""
+    watch = MapOutputs(ros_node, keys=('diagnostics',))
+    start_node('mapping_node', {**MAPPING_PARAMS, 'voxel_size_m': 0.04, 'instances_enabled': False})
+    player = start_node(
+        'player', {'data_dir': str(scene), 'playback_mode': 'as_fast_as_possible', 'wait_for_subscribers': 1}
+    )
+    assert player.wait(120) == 0, player.output
+    wait_for(lambda: watch.counter('frames_integrated') == 40, 60, '40 frames integrated', details=watch.counters)
+    time.sleep(1.5)  # three BEV and cloud periods, one mesh period
+    for name in ('surface_reads', 'bev_published', 'cloud_published', 'mesh_published'):
+        assert watch.counter(name) == 0, (name, watch.counters())
+    bev = MapOutputs(ros_node, keys=('bev',))
+    wait_for(lambda: bev.get('bev') is not None, 20, 'the BEV once subscribed', details=watch.counters)
+    assert max(image_array(bev.get('bev')).shape[:2]) == 512
+    wait_for(lambda: watch.counter('bev_published') >= 1, 10, 'the BEV counted', details=watch.counters)
+    assert watch.counter('surface_reads') == 1, 'the map did not change: one read-out'
+    assert watch.counter('cloud_published') == watch.counter('mesh_published') == 0
 
 
 def test_fuses_a_played_synthetic_scene_and_serves_save_reset_load(scene, tmp_path, ros_node, start_node):
