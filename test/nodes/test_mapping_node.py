@@ -117,6 +117,40 @@ def test_map_outputs_are_computed_only_for_their_subscribers(scene, ros_node, st
     assert watch.counter('cloud_published') == watch.counter('mesh_published') == 0
 
 
+def test_overload_engages_the_stride_logged_once_with_queue_and_latency_bounded(scene, ros_node, start_node):
+    """Input faster than integration (1 cm voxels at every pixel, about 30 ms a frame, against 60 Hz): the node
+    integrates the newest frames and skips the rest, says so once with the reason, reports the stride in its
+    diagnostics, and keeps its queue and the latency of what it integrates bounded."""
+    watch = MapOutputs(ros_node, keys=('diagnostics',))
+    mapping = start_node(
+        'mapping_node',
+        {
+            'voxel_size_m': 0.01,
+            'integration_decimation': 1,
+            'initial_block_count': 40000,  # the room's blocks (about 25 k): no hash-map growth during the test
+            'frame_queue_size': 3,
+            'skip_behind_s': 0.1,
+            'instances_enabled': False,
+            'diagnostics_period_s': 0.2,
+        },
+    )
+    start_node('player', {'data_dir': str(scene), 'rate_hz': 60.0, 'loop': True, 'wait_for_subscribers': 1})
+    wait_for(
+        lambda: watch.counter('frames_skipped_behind') >= 20 and watch.counter('frames_integrated') >= 40,
+        90,
+        'the stride to skip frames',
+        details=watch.counters,
+    )
+    counters = watch.counters()
+    assert counters['stride_engaged'] == 1 and counters['effective_stride'] > 1.2, counters
+    assert counters['frame_queue_length'] <= 3
+    assert counters['frame_latency_ms_p95'] < 1000, counters
+    wait_for(lambda: 'integration cannot keep up' in mapping.output, 10, 'the overload logged')
+    log = mapping.output
+    assert log.count('integration cannot keep up') == 1, 'logged once'
+    assert 'waited more than 100 ms' in log and 'integrate median' in log, 'with its reason'
+
+
 def test_fuses_a_played_synthetic_scene_and_serves_save_reset_load(scene, tmp_path, ros_node, start_node):
     outputs = MapOutputs(ros_node)
     maps = tmp_path / 'maps'
