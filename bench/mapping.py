@@ -10,6 +10,11 @@ Prints one table per device:
   own latency (synchronised arrival -> integrated). Overhead = node time / bare integrate;
 - BEV render for the full map, point-cloud size, blocks and map memory after all
   frames and after revisiting the first 200 frames (must not grow), peak RSS.
+
+``--quality``: instead, the map's accuracy at each integration decimation (``integration_decimation`` 1, 2, 3
+and auto): every frame fused in the gravity-aligned map frame, then the map ray cast at every 25th pose and
+compared with that frame's measured depth within [depth_min_m, depth_max_m] ("map-to-depth": median and p90 of
+|rendered - measured|, and the share of measured pixels the map renders).
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ from gpt4scene_ros.common.settings.mapping import MappingConfig
 from gpt4scene_ros.io.open import open_sequence
 from gpt4scene_ros.mapping.bev import map_bev
 from gpt4scene_ros.mapping.gravity import estimate_gravity_alignment
-from gpt4scene_ros.mapping.tsdf import SceneMap
+from gpt4scene_ros.mapping.raycast import render_depth
+from gpt4scene_ros.mapping.tsdf import SceneMap, integration_decimation
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -270,12 +276,51 @@ def bench_device(device: str, kitchen: Path, sequence, alignment, frames, node_f
     )
 
 
+def map_quality(sequence, alignment, frames, decimations=(1, 2, 3, 0)) -> None:
+    """Map-to-depth accuracy of the kitchen fused at each decimation (0 = auto); see the module docstring."""
+    print(
+        '\n| integration_decimation | image fused | integrate median ms | blocks | surface points '
+        '| map-to-depth median cm | p90 cm | measured pixels rendered |'
+    )
+    print('|---|---|---|---|---|---|---|---|')
+    for decimation in decimations:
+        config = MappingConfig(device='CPU:0', integration_decimation=decimation)
+        scene_map = SceneMap(config)
+        step = integration_decimation(config, sequence.intrinsics)
+        times = []
+        for frame in frames:
+            result = scene_map.integrate(
+                frame.color,
+                frame.depth,
+                sequence.intrinsics,
+                alignment.T_map_world @ frame.T_world_camera,
+                frame.depth_scale,
+            )
+            times.append(result.duration_ms)
+        errors, coverage = [], []
+        for frame in frames[5::25]:
+            rendered = render_depth(scene_map, sequence.intrinsics, alignment.T_map_world @ frame.T_world_camera)
+            measured = frame.depth_m
+            inside = (measured >= config.depth_min_m) & (measured <= config.depth_max_m)
+            both = inside & (rendered > 0)
+            errors.append(np.abs(rendered[both] - measured[both]))
+            coverage.append(both.sum() / max(1, inside.sum()))
+        errors = np.concatenate(errors)
+        width, height = sequence.intrinsics.width // step, sequence.intrinsics.height // step
+        print(
+            f'| {decimation or f"0 (auto: {step})"} | {width}x{height} | {np.median(times):.2f} | '
+            f'{scene_map.num_blocks} | {len(scene_map.point_cloud()[0])} | {100 * np.median(errors):.3f} | '
+            f'{100 * np.percentile(errors, 90):.2f} | {np.mean(coverage):.3f} |'
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--kitchen', type=Path, default=REPO_ROOT.parent / 'shared' / 'data' / '7scenes-redkitchen')
     parser.add_argument('--frames', type=int, default=1000)
     parser.add_argument('--node-frames', type=int, default=300, help='frames sent through the node')
     parser.add_argument('--devices', default='CPU:0,CUDA:0' if o3c.cuda.is_available() else 'CPU:0')
+    parser.add_argument('--quality', action='store_true', help='map accuracy at each integration decimation')
     args = parser.parse_args()
     os.environ.setdefault('ROS_DOMAIN_ID', str(60 + os.getpid() % 30))
     print(
@@ -283,6 +328,9 @@ def main():
         f'Open3D {o3d.__version__}, CUDA available: {o3c.cuda.is_available()}'
     )
     sequence, alignment, frames = load_frames(args.kitchen, args.frames)
+    if args.quality:
+        map_quality(sequence, alignment, frames)
+        return
     for device in args.devices.split(','):
         bench_device(device, args.kitchen, sequence, alignment, frames, args.node_frames)
     print(f'\npeak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB')

@@ -3,6 +3,7 @@ postprocess."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import weakref
@@ -51,10 +52,10 @@ class ImageCache(Generic[_V]):
         value = self.compute(image)
         self.misses += 1
         with self._lock:
-            self._entries[key] = (weakref.ref(image, lambda _ref, key=key: self._forget(key)), value)
+            self._entries[key] = (weakref.ref(image, functools.partial(self._forget, key)), value)
         return value
 
-    def _forget(self, key: int) -> None:
+    def _forget(self, key: int, _dead: weakref.ref) -> None:
         with self._lock:
             self._entries.pop(key, None)
 
