@@ -52,10 +52,10 @@ class Diagnostics:
             return dict(self.values)
 
 
-def rss_mb(pid: int) -> float:
-    """RSS of a process and its children (the mapping node's object layer runs in a child), MB."""
+def rss_mb(pid: int, children: bool = True) -> float:
+    """RSS of a process and (by default) its children (the mapping node's object layer runs in a child), MB."""
     total, found = 0.0, False
-    for member in [pid] + descendants(pid):
+    for member in [pid] + (descendants(pid) if children else []):
         try:
             for line in Path(f'/proc/{member}/status').read_text().splitlines():
                 if line.startswith('VmRSS:'):

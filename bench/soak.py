@@ -200,6 +200,7 @@ def run(args) -> dict:
                     {
                         't': now - t0,
                         **{f'rss_{n}': rss_mb(p.pid) for n, p in processes.items()},
+                        'rss_mapping_node_alone': rss_mb(processes['mapping_node'].pid, children=False),
                         **{f'cpu_{n}': cpu_s(p.pid) for n, p in processes.items()},
                         **watch.counters(),
                     }
@@ -213,6 +214,7 @@ def run(args) -> dict:
             {
                 't': time.monotonic() - t0,
                 **{f'rss_{n}': rss_mb(p.pid) for n, p in processes.items()},
+                'rss_mapping_node_alone': rss_mb(processes['mapping_node'].pid, children=False),
                 **{f'cpu_{n}': cpu_s(p.pid) for n, p in processes.items()},
                 **watch.counters(),
             }

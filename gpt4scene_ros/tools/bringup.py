@@ -11,7 +11,8 @@ and sensor remappings (``-r camera/color/image_raw:=/camera/color/image_raw``)
 as the launch file. ``--sensor realsense_d435`` applies a camera's overlay (``config/sensors/``: its
 topic remappings and depth range; explicit ``-p`` and ``-r`` win). Ctrl-C or SIGTERM stops all of
 them (SIGINT, then SIGKILL after 10 s). A node that dies is reported with its exit code and the others
-are stopped, except the player, which ends by itself when its sequence is done.
+are stopped, except the player, which ends by itself when its sequence is done. The player starts once the
+other nodes are up (the query service discoverable), so no frame is played into a graph still starting.
 Exit code: 0 after a clean stop, 1 when a node died, 2 for bad arguments.
 """
 
@@ -81,6 +82,37 @@ def node_commands(data: str, params_files, overrides, remaps) -> dict:
     return commands
 
 
+GRAPH_READY_TIMEOUT_S = 120.0
+
+
+def _wait_for_the_graph(processes: dict, stopping: list) -> bool:
+    """Wait until the query service is discoverable (the nodes finished starting: models loaded and warmed up),
+    so that a recording is not played into a graph still busy starting: on two cores the first seconds of it
+    were lost to the start-up of the query node. False when stopped or a node died meanwhile; after
+    GRAPH_READY_TIMEOUT_S the player starts anyway."""
+    import rclpy
+
+    from gpt4scene_ros.srv import SceneQuery
+
+    context = rclpy.context.Context()
+    rclpy.init(context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+    try:
+        node = rclpy.create_node('gpt4scene_bringup', context=context)
+        client = node.create_client(SceneQuery, 'query_node/scene_query')
+        deadline = time.monotonic() + GRAPH_READY_TIMEOUT_S
+        while not client.service_is_ready():
+            if stopping or any(process.poll() is not None for process in processes.values()):
+                return False
+            if time.monotonic() > deadline:
+                print('gpt4scene-bringup: the query service is not up after 120 s; playing anyway', flush=True)
+                break
+            time.sleep(0.1)
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+    return True
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='gpt4scene-bringup', description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -142,8 +174,13 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, stop)
     processes = {}
     for name, command in commands.items():
+        if name == 'player':
+            continue
         processes[name] = subprocess.Popen(command, env=env)
         print(f'gpt4scene-bringup: started {name} (pid {processes[name].pid})', flush=True)
+    if 'player' in commands and _wait_for_the_graph(processes, stopping):
+        processes['player'] = subprocess.Popen(commands['player'], env=env)
+        print(f'gpt4scene-bringup: started player (pid {processes["player"].pid})', flush=True)
     code = 0
     while not stopping:
         for name, process in list(processes.items()):
