@@ -216,6 +216,9 @@ def summarise(name, settings, data, samples, watch, queries, t0, t1) -> dict:
         'query_ms': statistics.median(q[1] for q in ok) if ok else float('nan'),
         'query_prepare_ms': statistics.median(q[3] for q in ok) if ok else float('nan'),
         'integrate_ms': statistics.median(s.get('integrate_ms_median', float('nan')) for s in samples),
+        'instance_update_ms': statistics.median(s.get('instance_update_ms_median', float('nan')) for s in samples),
+        'surface_read_ms': statistics.median(s.get('surface_read_ms_median', float('nan')) for s in samples),
+        'map_thread_busy_share': statistics.median(s.get('map_thread_busy_share', float('nan')) for s in samples),
         'instances': last.get('instances'),
     }
 

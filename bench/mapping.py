@@ -285,18 +285,8 @@ def map_quality(sequence, alignment, frames, decimations=(1, 2, 3, 0)) -> None:
     print('|---|---|---|---|---|---|---|---|')
     for decimation in decimations:
         config = MappingConfig(device='CPU:0', integration_decimation=decimation)
-        scene_map = SceneMap(config)
         step = integration_decimation(config, sequence.intrinsics)
-        times = []
-        for frame in frames:
-            result = scene_map.integrate(
-                frame.color,
-                frame.depth,
-                sequence.intrinsics,
-                alignment.T_map_world @ frame.T_world_camera,
-                frame.depth_scale,
-            )
-            times.append(result.duration_ms)
+        scene_map, times = scene_map_run(frames, sequence, alignment, config)
         errors, coverage = [], []
         for frame in frames[5::25]:
             rendered = render_depth(scene_map, sequence.intrinsics, alignment.T_map_world @ frame.T_world_camera)

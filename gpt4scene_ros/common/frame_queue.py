@@ -112,10 +112,12 @@ class FrameQueue(Generic[T]):
             head = self._frames[0] if self._frames else None
         return head, note
 
-    def pop(self) -> Queued[T] | None:
-        """Remove and return the head (after :meth:`peek`)."""
+    def pop(self, head: Queued[T]) -> None:
+        """Remove ``head`` (what :meth:`peek` gave) if it is still at the head: a :meth:`clear` (time jumped back)
+        between the two must not take a newer frame with it."""
         with self._ready:
-            return self._frames.popleft() if self._frames else None
+            if self._frames and self._frames[0] is head:
+                self._frames.popleft()
 
     def overload(self, now_s: float) -> bool:
         """True while the adaptive stride is engaged: frames were skipped in the last ``overload_window_s``."""

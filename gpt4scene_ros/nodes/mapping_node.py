@@ -290,10 +290,10 @@ class MappingNode(Node):
                 if error.reason in ('after_buffer', 'empty') and waited_s < self.config.odom_wait_s:
                     self.waiting_for_odometry = True
                     return  # odometry may still arrive
-                self.frames.pop()
+                self.frames.pop(head)
                 self._drop(f'odometry_{error.reason}', str(error))
                 continue
-            self.frames.pop()
+            self.frames.pop(head)
             if self._integrate(stamp_s, color, depth, info, T_odom_base):
                 self.latency_ms.append((time.monotonic() - head.arrival_s) * 1000.0)
 

@@ -17,9 +17,15 @@ def test_a_full_queue_drops_its_oldest_frame_and_stays_bounded():
     assert len(queue) == 3 and queue.counts['dropped_queue_full'] == 2
     items = []
     while (head := queue.peek(10.0)[0]) is not None:
-        items.append(queue.pop().item)
-        assert head.item == items[-1]
+        items.append(head.item)
+        queue.pop(head)
     assert items == [2, 3, 4], 'the newest frames are kept, in order'
+    queue.put('old', 20.0)
+    head = queue.peek(20.0)[0]
+    queue.clear()  # time jumped back between peek and pop
+    queue.put('new', 21.0)
+    queue.pop(head)
+    assert queue.peek(21.0)[0].item == 'new', 'a frame queued after the clear is not taken with the old head'
 
 
 def test_a_short_stall_is_caught_up_and_a_long_backlog_skipped_to_the_newest():
@@ -35,7 +41,7 @@ def test_a_short_stall_is_caught_up_and_a_long_backlog_skipped_to_the_newest():
     assert head.item == 5 and queue.counts['frames_skipped_behind'] == 5
     assert 'waited more than 250 ms' in note, 'the first engagement says why'
     assert queue.overload(0.4) and not queue.overload(10.0), 'engaged while skipping lately'
-    queue.pop()
+    queue.pop(head)
     queue.put(8, 0.1)
     assert queue.peek(1.0)[1] == '', 'said once'
     assert queue.counts['frames_skipped_behind'] == 7
