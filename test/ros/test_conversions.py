@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Pose
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import Marker
 
@@ -25,7 +26,7 @@ from gpt4scene_ros.ros.conversions.geometry import (
     transform_to_pose,
 )
 from gpt4scene_ros.ros.conversions.images import numpy_to_image
-from gpt4scene_ros.ros.conversions.markers import instances_to_marker_array
+from gpt4scene_ros.ros.conversions.markers import instances_to_marker_array, mesh_marker_bytes
 from gpt4scene_ros.ros.conversions.scene import instance_from_msg, instance_to_msg, snapshot_from_msg, snapshot_to_msg
 from gpt4scene_ros.ros.conversions.time import time_from_msg, time_to_msg
 
@@ -147,6 +148,29 @@ def test_marker_array_has_a_box_and_a_label_per_instance_and_deletes_the_gone():
     text = next(m for m in array.markers if m.ns == 'gpt4scene_object_labels' and m.id == 3)
     assert text.text == '<OBJ003> chair'
     assert all(m.header.frame_id == 'odom' and m.header.stamp.sec == 9 for m in array.markers)
+
+
+@pytest.mark.parametrize('triangles', [0, 1, 2, 5000])
+def test_mesh_marker_serialised_from_numpy_is_the_marker_rclpy_reads(triangles):
+    """The corners written into rclpy's own serialisation of a one-corner marker: deserialised by rclpy, the
+    marker has every corner and colour in triangle order and the header and fields of a TRIANGLE_LIST."""
+    rng = np.random.default_rng(triangles)
+    vertices = rng.normal(size=(max(3, triangles), 3)).astype(np.float32)
+    colors = rng.integers(0, 256, (len(vertices), 3), dtype=np.uint8)
+    faces = rng.integers(0, len(vertices), (triangles, 3)).astype(np.int32)
+    marker = deserialize_message(mesh_marker_bytes(vertices, colors, faces, Time(sec=12, nanosec=5), 'odom'), Marker)
+    assert (marker.type, marker.action, marker.ns, marker.id) == (Marker.TRIANGLE_LIST, Marker.ADD, 'gpt4scene_mesh', 0)
+    assert marker.header.frame_id == 'odom' and (marker.header.stamp.sec, marker.header.stamp.nanosec) == (12, 5)
+    assert marker.pose.orientation.w == 1.0 and marker.scale.x == marker.scale.z == 1.0 and marker.color.a == 1.0
+    corners = faces.reshape(-1)
+    assert len(marker.points) == len(marker.colors) == len(corners)
+    if len(corners):
+        points = np.array([(q.x, q.y, q.z) for q in marker.points])
+        rgba = np.array([(c.r, c.g, c.b, c.a) for c in marker.colors])
+        np.testing.assert_array_equal(points, vertices.astype(np.float64)[corners])
+        np.testing.assert_allclose(rgba[:, :3], colors[corners] / 255.0, atol=1e-7)
+        assert np.all(rgba[:, 3] == 1.0)
+    assert marker.text == '' and marker.mesh_resource == '' and marker.frame_locked is False
 
 
 def test_scene_snapshot_round_trip():
