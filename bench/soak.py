@@ -134,7 +134,8 @@ def run(args) -> dict:
     node = rclpy.create_node('gpt4scene_soak')
     executor = rclpy.executors.SingleThreadedExecutor()  # the multi-threaded one polls a core away
     executor.add_node(node)
-    threading.Thread(target=executor.spin, daemon=True).start()
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
     watch = Watch(node)
     processes = {
         'mapping_node': start('mapping_node', NODE_PARAMS['mapping_node'], log_dir),
@@ -229,6 +230,8 @@ def run(args) -> dict:
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 p.kill()
+        executor.shutdown()  # before the context goes: a spin that outlives it raises ExternalShutdownException
+        spinner.join(timeout=5)
         node.destroy_node()
         rclpy.try_shutdown()
     return {

@@ -64,6 +64,7 @@ from std_srvs.srv import Trigger
 
 from gpt4scene_ros.common.frame_queue import FrameQueue
 from gpt4scene_ros.common.input_watch import InputWatch, RecentCounts
+from gpt4scene_ros.common.memory import return_freed_memory
 from gpt4scene_ros.common.pose_buffer import PoseBuffer, PoseLookupError
 from gpt4scene_ros.common.schedule import Schedule
 from gpt4scene_ros.common.settings.instances import InstanceConfig
@@ -370,6 +371,7 @@ class MappingNode(Node):
     # -- diagnostics -----------------------------------------------------------------------------
 
     def _publish_diagnostics(self):
+        return_freed_memory()  # once per period: frames decoded in several threads leave glibc arenas holding MBs
         now = time.monotonic()
         # Copies first: the map thread adds to these while this runs (dict() and list() copy without a GIL switch).
         counts = collections.Counter(dict(self.counts))
