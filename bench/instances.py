@@ -46,6 +46,7 @@ from gpt4scene_ros.objects.evaluation import (  # noqa: E402
     match_instances,
     observed_truth,
 )
+from gpt4scene_ros.sim.masks import CLEAN, MaskDegradation, write_sam_like_masks  # noqa: E402
 from gpt4scene_ros.sim.scene import SyntheticSceneConfig  # noqa: E402
 from gpt4scene_ros.sim.writer import write_sequence  # noqa: E402
 from gpt4scene_ros.tools.process import process_sequence  # noqa: E402
@@ -104,7 +105,24 @@ def scene_folder(name: str, settings: dict) -> Path:
     return folder
 
 
-def run_scene(folder: Path, instances: InstanceConfig, out: Path) -> dict:
+MASK_SOURCES = {'none': None, 'clean': CLEAN, 'sam-like': MaskDegradation()}
+
+
+def mask_folder(folder: Path, source: str, seed: int) -> Path | None:
+    """The scene's masks from ``source`` (MASK_SOURCES), written once beside the scene."""
+    degradation = MASK_SOURCES[source]
+    if degradation is None:
+        return None
+    out = folder.parent / f'{folder.name}.masks-{source}'
+    stamp = out / 'settings.json'
+    wanted = json.dumps({'degradation': dataclasses.asdict(degradation), 'seed': seed})
+    if not (stamp.exists() and stamp.read_text() == wanted):
+        write_sam_like_masks(folder, out, degradation, seed)
+        stamp.write_text(wanted)
+    return out
+
+
+def run_scene(folder: Path, instances: InstanceConfig, out: Path, masks_dir: Path | None = None) -> dict:
     """Fuse one generated scene as gpt4scene-process does and score every instance update."""
     T_map_world = estimate_gravity_alignment(open_sequence(folder)).T_map_world
     truth = load_truth(folder / 'instances.json', T_map_world)
@@ -116,7 +134,13 @@ def run_scene(folder: Path, instances: InstanceConfig, out: Path) -> dict:
         final['snapshot'], final['objects'] = snapshot, objects
 
     summary = process_sequence(
-        folder, out, MappingConfig(device='CPU:0'), progress=False, instances=instances, on_update=on_update
+        folder,
+        out,
+        MappingConfig(device='CPU:0'),
+        progress=False,
+        instances=instances,
+        on_update=on_update,
+        masks_dir=masks_dir,
     )
     snapshot = final['snapshot']
     truth, unobserved = observed_truth(truth, snapshot.segmentation.voxels.points)
@@ -266,6 +290,13 @@ def main(argv=None) -> int:
     parser.add_argument('--scenes', default='', help='comma-separated scene names')
     parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='InstanceConfig override')
     parser.add_argument('--no-kitchen', action='store_true')
+    parser.add_argument(
+        '--masks',
+        default='none',
+        choices=sorted(MASK_SOURCES),
+        help='instance masks fused per frame: none (geometric only), clean (true masks, numbered per frame), '
+        'sam-like (misses, merges, splits, floor and wall masks, ragged borders)',
+    )
     args = parser.parse_args(argv)
     overrides = {}
     for item in args.set:
@@ -281,14 +312,16 @@ def main(argv=None) -> int:
     for name in names:
         folder = scene_folder(name, SCENES[name][1])
         started = time.perf_counter()
-        rows[name] = run_scene(folder, instances, OUT / 'runs' / name)
+        masks = mask_folder(folder, args.masks, SCENES[name][1]['seed'])
+        rows[name] = run_scene(folder, instances, OUT / 'runs' / name, masks)
         print(
             f'{name}: {time.perf_counter() - started:.0f} s, missed {rows[name]["missed"]}, '
             f'extra {len(rows[name]["extra"])}',
             file=sys.stderr,
             flush=True,
         )
-    print(f'\nInstances on generated scenes ({", ".join(f"{k}={v}" for k, v in overrides.items()) or "defaults"})\n')
+    settings = ', '.join(f'{k}={v}' for k, v in overrides.items()) or 'defaults'
+    print(f'\nInstances on generated scenes, masks: {args.masks} ({settings})\n')
     print_scene_table(rows)
     print_condition_table(rows)
     if not args.no_kitchen:

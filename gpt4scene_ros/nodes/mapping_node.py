@@ -96,6 +96,7 @@ except ImportError:  # pragma: no cover - depends on the installation
 TIME_JUMP_TOLERANCE_S = 0.001
 GIL_SWITCH_INTERVAL_S = 0.001
 RECENT_DROPS_S = 5.0  # dropped frames turn the diagnostics to WARN for this long
+RETURN_MEMORY_PERIOD_S = 5.0  # how often freed memory goes back to the system (malloc_trim)
 IDLE_WAKE_S = 0.1  # the map thread looks at its schedule at least this often
 ODOMETRY_RETRY_S = 0.01  # a frame waiting for its odometry is looked at again this soon
 MAP_TASK_TIMEOUT_S = 120.0  # a map service waits this long for the map thread (a large save or load)
@@ -181,6 +182,7 @@ class MappingNode(Node):
             sub.registerCallback(lambda _msg, name=name: self.input_watch.seen(name, time.monotonic()))
         self.quiet_inputs = set()
         self.stream_ended = False
+        self.memory_returned_at = 0.0
         self.recent_counts = RecentCounts(RECENT_DROPS_S)
 
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -371,8 +373,10 @@ class MappingNode(Node):
     # -- diagnostics -----------------------------------------------------------------------------
 
     def _publish_diagnostics(self):
-        return_freed_memory()  # once per period: frames decoded in several threads leave glibc arenas holding MBs
         now = time.monotonic()
+        if now - self.memory_returned_at >= RETURN_MEMORY_PERIOD_S:
+            return_freed_memory()  # frames decoded in several threads leave glibc's arenas holding MBs
+            self.memory_returned_at = now
         # Copies first: the map thread adds to these while this runs (dict() and list() copy without a GIL switch).
         counts = collections.Counter(dict(self.counts))
         counts.update(dict(self.frames.counts))

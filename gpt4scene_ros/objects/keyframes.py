@@ -15,6 +15,7 @@ remaining picks out in pose space; ``uniform`` samples the pool evenly in time
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gpt4scene_ros.common.frames import CameraIntrinsics, check_rigid_transform, depth_to_metres
+from gpt4scene_ros.common.masks import FrameMasks, check_masks
 from gpt4scene_ros.common.motion import pose_distance
 from gpt4scene_ros.common.settings.instances import KEYFRAME_SELECTIONS
 from gpt4scene_ros.objects.voxels import lookup, pack_keys, packed_offset
@@ -42,6 +44,8 @@ class FrameView:
     intrinsics: CameraIntrinsics
     """Of the colour image."""
     T_map_camera: np.ndarray
+    masks: FrameMasks | None = None
+    """The frame's instance masks, where a mask source gave them."""
 
     def map_keys(self, voxel_size_m: float, step: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, cols, packed voxel keys) of the reduced depth pixels sampled every ``step``, back-projected into
@@ -82,9 +86,11 @@ def make_view(
     index: int,
     view_width_px: int = 320,
     depth_scale: float = 1.0,
+    masks: FrameMasks | None = None,
 ) -> FrameView:
     """A :class:`FrameView` keeping the colour image and every n-th depth pixel (n: width / view_width_px), in
-    metres (``depth``: the sensor's uint16 with ``depth_scale``, or float metres)."""
+    metres (``depth``: the sensor's uint16 with ``depth_scale``, or float metres), and the frame's masks
+    (MaskError, a ValueError, when they do not fit the image)."""
     color = np.asarray(color)
     depth = np.asarray(depth)
     if color.dtype != np.uint8 or color.ndim != 3 or color.shape[2] != 3:
@@ -110,6 +116,7 @@ def make_view(
         step,
         intrinsics,
         check_rigid_transform(T_map_camera, 'T_map_camera').copy(),
+        None if masks is None else dataclasses.replace(masks, labels=check_masks(masks.labels, color.shape[:2])),
     )
 
 

@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from gpt4scene_ros.common.frames import CameraIntrinsics
+from gpt4scene_ros.common.masks import FrameMasks
 from gpt4scene_ros.mapping.map_file import load_map, save_map
 from gpt4scene_ros.mapping.tsdf import IntegrationResult, SceneMap
 from gpt4scene_ros.objects.process import ObjectsWorkerError
@@ -38,6 +39,7 @@ class ObjectLayer(Protocol):
         stamp_s: float,
         index: int,
         depth_scale: float = 1.0,
+        masks: FrameMasks | None = None,
     ) -> bool: ...
 
     def state(self) -> tuple[dict, dict]: ...
@@ -78,14 +80,23 @@ class Mapper:
         stamp_s: float,
         index: int,
         depth_scale: float | None = None,
+        masks: FrameMasks | None = None,
     ) -> IntegrationResult:
-        """Fuse one frame (see :meth:`SceneMap.integrate`); when it was integrated, the objects observe it."""
+        """Fuse one frame (see :meth:`SceneMap.integrate`); when it was integrated, the objects observe it (with
+        its instance masks, a :class:`~gpt4scene_ros.objects.segmentation.masks.FrameMasks`, where given)."""
         result = self.scene_map.integrate(color, depth, intrinsics, T_map_camera, depth_scale)
         if result.integrated:
             self.version += 1
             if self.objects is not None:
                 self.objects.observe(
-                    color, depth, intrinsics, T_map_camera, stamp_s, index, 1.0 if depth_scale is None else depth_scale
+                    color,
+                    depth,
+                    intrinsics,
+                    T_map_camera,
+                    stamp_s,
+                    index,
+                    1.0 if depth_scale is None else depth_scale,
+                    masks,
                 )
         return result
 

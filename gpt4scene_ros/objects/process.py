@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gpt4scene_ros.common.frames import CameraIntrinsics
+from gpt4scene_ros.common.masks import FrameMasks
 from gpt4scene_ros.common.memory import return_freed_memory
 from gpt4scene_ros.common.settings.instances import InstanceConfig
 from gpt4scene_ros.common.settings.mapping import MappingConfig
@@ -172,9 +173,11 @@ class ObjectsProcess:
         stamp_s: float,
         index: int,
         depth_scale: float = 1.0,
+        masks: FrameMasks | None = None,
     ) -> bool:
-        """Offer an integrated frame; True when it was kept as a keyframe candidate. Never blocks."""
-        view = self.gate.offer(color, depth, intrinsics, T_map_camera, stamp_s, index, depth_scale)
+        """Offer an integrated frame (with its instance masks, where given); True when it was kept as a keyframe
+        candidate. Never blocks."""
+        view = self.gate.offer(color, depth, intrinsics, T_map_camera, stamp_s, index, depth_scale, masks)
         if view is None:
             return False
         self.counts['candidates'] += 1

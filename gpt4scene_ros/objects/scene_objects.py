@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gpt4scene_ros.common.frames import CameraIntrinsics
+from gpt4scene_ros.common.masks import FrameMasks
 from gpt4scene_ros.common.motion import MotionGate, viewing_angle_deg
 from gpt4scene_ros.common.settings.instances import InstanceConfig
 from gpt4scene_ros.common.settings.mapping import MappingConfig
@@ -44,6 +45,8 @@ from gpt4scene_ros.objects.keyframes import (
     select_keyframes,
 )
 from gpt4scene_ros.objects.markers import Marker, MarkerStyle, draw_markers, fit_image, place_markers, scale_markers
+from gpt4scene_ros.objects.segmentation.masks import MaskFusion
+from gpt4scene_ros.objects.segmentation.structure import find_structure
 from gpt4scene_ros.objects.segmentation.surface import Segmentation, segment_surface
 from gpt4scene_ros.objects.segmentation.votes import BoundaryVotes
 from gpt4scene_ros.objects.tracking import Instance, InstanceTracker, SegmentObservation
@@ -129,12 +132,15 @@ class CandidateGate:
         stamp_s: float,
         index: int,
         depth_scale: float = 1.0,
+        masks: FrameMasks | None = None,
     ) -> FrameView | None:
         """The frame's view when it is a new candidate, else None (cheap: most frames stop at the pose test)."""
         if not self._motion.passes(T_map_camera):
             return None
         self._motion.accept(T_map_camera)
-        return make_view(color, depth, intrinsics, T_map_camera, stamp_s, index, self.config.view_width_px, depth_scale)
+        return make_view(
+            color, depth, intrinsics, T_map_camera, stamp_s, index, self.config.view_width_px, depth_scale, masks
+        )
 
     def reset(self) -> None:
         self._motion.reset()
@@ -159,6 +165,7 @@ class SceneObjects:
         self.style = MarkerStyle(radius_px=config.marker_radius_px)
         self.tracker = InstanceTracker(config.max_instances)
         self.votes = BoundaryVotes(config, mapping.voxel_size_m)
+        self.masks = MaskFusion(config, mapping.voxel_size_m)
         self.pool = KeyframePool(config.keyframe_pool_size)
         self._pending: collections.deque[FrameView] = collections.deque(maxlen=config.keyframe_pool_size)
         self._pending_lock = threading.Lock()
@@ -168,6 +175,7 @@ class SceneObjects:
         self._views: list[FrameView] = []
         self._visible: list[dict[int, int] | None] = []
         self._table: VoxelLabels | None = None
+        self._segment_ids: list[int] = []
 
     # -- the map thread -----------------------------------------------------------------------------------
 
@@ -180,10 +188,12 @@ class SceneObjects:
         stamp_s: float,
         index: int,
         depth_scale: float = 1.0,
+        masks: FrameMasks | None = None,
     ) -> bool:
-        """Offer an integrated frame (depth as the sensor gave it, see :class:`~gpt4scene_ros.common.frames.RgbdFrame`);
-        True when it was kept as a keyframe candidate (it moved enough)."""
-        view = self.gate.offer(color, depth, intrinsics, T_map_camera, stamp_s, index, depth_scale)
+        """Offer an integrated frame (depth as the sensor gave it, see :class:`~gpt4scene_ros.common.frames.RgbdFrame`)
+        with its instance masks where a mask source gave them; True when it was kept as a keyframe candidate (it
+        moved enough)."""
+        view = self.gate.offer(color, depth, intrinsics, T_map_camera, stamp_s, index, depth_scale, masks)
         if view is None:
             return False
         self.add_candidate(view)
@@ -205,6 +215,7 @@ class SceneObjects:
             self._pending.clear()
         self.tracker.reset()
         self.votes.clear()
+        self.masks.clear()
         self.pool.clear()
         self.gate.reset()
         self.last_snapshot = None
@@ -258,15 +269,30 @@ class SceneObjects:
 
         new_views = self._take_candidates(None if all_candidates else cfg.candidates_per_update)
         for view in new_views:
-            self.votes.add_view(view)
+            if view.masks is None:  # masks say where objects end better than image boundaries do
+                self.votes.add_view(view)
             self.pool.add(view)
         lap('votes')
         detections = self._detect(new_views)
         lap('detector')
         voxels = surface_voxels(points, colors, normals, self.mapping.voxel_size_m)
-        segmentation = segment_surface(voxels, cfg, self.votes)
+        segment_instances: list[int] = []
+        if self.masks.views_fused or any(view.masks is not None for view in new_views):
+            structure = find_structure(voxels, cfg)
+            for view in new_views:
+                if view.masks is not None:
+                    self.masks.add_view(view, view.masks, voxels, structure)
+            lap('mask_fusion')
+            self.masks.consolidate()
+            labels, segment_instances = self.masks.segment(voxels, structure)
+            segmentation = Segmentation(voxels, structure, labels, len(segment_instances))
+        else:
+            segmentation = segment_surface(voxels, cfg, self.votes)
         lap('segmentation')
         voxel_ids = self._track(voxels, segmentation, stamp_s)
+        for instance_id, mask_instance in zip(self._segment_ids, segment_instances):
+            for label, weight in self.masks.take_new_label_votes(mask_instance).items():
+                self.tracker.vote_label(instance_id, label, weight)
         lap('tracking')
         table = VoxelLabels(voxels.keys, voxel_ids, voxels.normals, self.mapping.voxel_size_m)
         self._label_views(table, detections)
@@ -309,6 +335,7 @@ class SceneObjects:
             mean_rgb = tuple(int(c) for c in np.rint(voxels.colors[members].mean(axis=0)))
             observations.append(SegmentObservation(voxels.keys[members], box, mean_rgb))
         ids = self.tracker.update(observations, stamp_s)
+        self._segment_ids = ids
         voxel_ids = np.zeros(len(voxels), np.int64)
         for members, instance_id in zip(segmentation.members(), ids):
             voxel_ids[members] = instance_id

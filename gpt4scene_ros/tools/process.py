@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import statistics
 import sys
 import time
@@ -34,9 +35,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from gpt4scene_ros.common.masks import MaskError
 from gpt4scene_ros.common.settings.instances import DETECTORS, KEYFRAME_SELECTIONS, InstanceConfig
 from gpt4scene_ros.common.settings.mapping import MAP_DEVICES, MappingConfig
 from gpt4scene_ros.io.bags import BagTopics
+from gpt4scene_ros.io.masks import MaskFolder
 from gpt4scene_ros.io.open import open_sequence
 from gpt4scene_ros.io.sequence import FrameError, SequenceError
 from gpt4scene_ros.mapping.bev import map_bev
@@ -45,6 +48,8 @@ from gpt4scene_ros.mapping.tsdf import SceneMap
 from gpt4scene_ros.objects.detectors import DetectorError, make_detector
 from gpt4scene_ros.objects.mapper import Mapper
 from gpt4scene_ros.objects.scene_objects import ObjectsSnapshot, SceneObjects
+
+logger = logging.getLogger('gpt4scene-process')
 
 
 def write_ply(path: Path, points: np.ndarray, colors: np.ndarray) -> None:
@@ -109,12 +114,14 @@ def process_sequence(
     update_every: int = 60,
     on_update=None,
     bag_topics: BagTopics | None = None,
+    masks_dir=None,
 ) -> dict:
     """Fuse ``data_dir`` into a map, write the outputs into ``out_dir`` and return the summary.
 
     ``instances`` (default: :class:`InstanceConfig` defaults) configures the object layer, updated every
     ``update_every`` integrated frames and at the end; ``on_update(snapshot, frame_index, objects)`` sees each
     update (``objects``: the :class:`SceneObjects`). ``bag_topics``: the topics of a rosbag2 input.
+    ``masks_dir``: a folder of instance masks (:class:`~gpt4scene_ros.io.masks.MaskFolder`) fused into the objects.
     """
     started = time.perf_counter()
     sequence = open_sequence(data_dir, bag_topics=bag_topics)
@@ -137,6 +144,8 @@ def process_sequence(
     )
     mapper = Mapper(scene_map, objects)
     load_ms, integrate_ms, update_ms, skipped, refused = [], [], [], [], {}
+    mask_folder = MaskFolder(masks_dir) if masks_dir is not None else None
+    mask_counts = {'frames_with_masks': 0, 'frames_without_masks': 0, 'mask_errors': 0}
     snapshot, frame = None, None
 
     def update_objects():
@@ -161,6 +170,14 @@ def process_sequence(
         else:
             load_ms.append((time.perf_counter() - tick) * 1000.0)
             T_map_camera = alignment.T_map_world @ frame.T_world_camera
+            masks = None
+            if mask_folder is not None:
+                try:
+                    masks = mask_folder.load(frame.index, frame.color.shape[:2])
+                except MaskError as error:
+                    mask_counts['mask_errors'] += 1
+                    logger.warning('%s: frame %d fused without masks', error, frame.index)
+                mask_counts['frames_with_masks' if masks is not None else 'frames_without_masks'] += 1
             result = mapper.integrate(
                 frame.color,
                 frame.depth,
@@ -169,6 +186,7 @@ def process_sequence(
                 frame.timestamp_s,
                 frame.index,
                 frame.depth_scale,
+                masks,
             )
             if result.integrated:
                 integrate_ms.append(result.duration_ms)
@@ -178,6 +196,9 @@ def process_sequence(
                 refused[result.reason] = refused.get(result.reason, 0) + 1
         bar.update()
     bar.close()
+    missing = mask_counts['frames_without_masks'] - mask_counts['mask_errors']
+    if mask_folder is not None and missing:
+        logger.warning('%d of %d frames have no masks in %s: fused without masks', missing, len(positions), masks_dir)
     if frame is not None and (snapshot is None or snapshot.map_version != frame.index):
         update_objects()
 
@@ -220,6 +241,7 @@ def process_sequence(
         'keyframes': len(snapshot.keyframes) if snapshot else 0,
         'markers_on_keyframes': sum(len(k.markers) for k in snapshot.keyframes) if snapshot else 0,
         'instance_updates': len(update_ms),
+        **({**mask_counts, **dict(objects.masks.counts)} if mask_folder is not None else {}),
         'instance_update_ms_median': median(update_ms),
         'total_s': round(time.perf_counter() - started, 2),
     }
@@ -251,6 +273,12 @@ def main(argv=None) -> int:
         choices=DETECTORS,
         default='none',
         help='learned detector naming the instances (see InstanceConfig.detector)',
+    )
+    parser.add_argument(
+        '--masks',
+        default=None,
+        metavar='DIR',
+        help='instance masks per frame (frame-XXXXXX.mask.png, 8- or 16-bit labels, 0 = none) fused into the objects',
     )
     parser.add_argument('--detector-model', default='', help='model folder or hub id (transformers detector)')
     parser.add_argument(
@@ -291,6 +319,7 @@ def main(argv=None) -> int:
             instances=instances,
             update_every=args.update_every,
             bag_topics=BagTopics(args.color_topic, args.depth_topic, args.camera_info_topic, args.odometry_topic),
+            masks_dir=args.masks,
         )
     except (SequenceError, ValueError, DetectorError) as error:
         print(f'gpt4scene-process: {error}', file=sys.stderr)

@@ -224,6 +224,74 @@ class InstanceConfig:
         maximum=10_000_000,
         read_only=True,
     )
+    # 2D instance masks (a mask source: precomputed folder, a masks topic).
+    mask_min_iou: float = setting(
+        0.25,
+        "A frame's mask continues an instance when its voxels' IoU with the instance's part the frame sees is at "
+        'least this (else it starts an instance).',
+        minimum=0.01,
+        maximum=1.0,
+        read_only=True,
+    )
+    mask_min_voxels: int = setting(
+        15, 'Masks covering fewer surface voxels are ignored.', minimum=1, maximum=100_000, read_only=True
+    )
+    mask_keep_fraction: float = setting(
+        0.3,
+        'A voxel stays part of its instance when it was inside one of its masks in at least this fraction of the '
+        'masked frames that saw it.',
+        minimum=0.0,
+        maximum=1.0,
+        read_only=True,
+    )
+    mask_min_observations: int = setting(
+        2,
+        'An instance from masks is published once masks in this many frames made it.',
+        minimum=1,
+        maximum=1000,
+        read_only=True,
+    )
+    mask_min_part_voxels: int = setting(
+        8,
+        "Connected bits of an instance's voxels smaller than this are dropped (border pixels spilled onto the "
+        'background).',
+        minimum=1,
+        maximum=100_000,
+        read_only=True,
+    )
+    mask_merge_consensus: float = setting(
+        0.7,
+        'Two instances merge when, of the frames that show both each mostly inside one mask, at least this '
+        'fraction put them in the same mask.',
+        minimum=0.5,
+        maximum=1.0,
+        read_only=True,
+    )
+    mask_merge_min_views: int = setting(
+        2, 'and at least this many frames did.', minimum=1, maximum=1000, read_only=True
+    )
+    mask_duplicate_owned_fraction: float = setting(
+        0.3,
+        'An instance that owns (saw most often) less than this fraction of its voxels is a duplicate of the one '
+        'that owns most of them and joins it, unless frames showed them apart.',
+        minimum=0.0,
+        maximum=1.0,
+        read_only=True,
+    )
+    mask_max_structure_fraction: float = setting(
+        0.5,
+        'Masks with more of their voxels on the floor, walls or ceiling are structure and ignored.',
+        minimum=0.0,
+        maximum=1.0,
+        read_only=True,
+    )
+    mask_max_image_fraction: float = setting(
+        0.6,
+        'Masks covering more of the pixels with depth are ignored (a label image that is one mask).',
+        minimum=0.0,
+        maximum=1.0,
+        read_only=True,
+    )
     # Learned detectors (labels).
     detector: str = setting(
         'none',
