@@ -128,6 +128,19 @@ def decode_depth(msg: Any) -> tuple[np.ndarray, float]:
     return image_array(msg), scale
 
 
+MASK_ENCODINGS = ('mono16', '16UC1', 'mono8', '8UC1')
+"""Encodings of an instance label image (0 = no mask)."""
+
+
+def decode_masks(msg: Any) -> np.ndarray:
+    """An instance label Image (``MASK_ENCODINGS``) as an HxW uint16 array; ValueError naming the encoding."""
+    if msg.encoding not in MASK_ENCODINGS:
+        raise ValueError(
+            f'mask encoding {msg.encoding!r} is not supported ({", ".join(MASK_ENCODINGS)}: one label per pixel)'
+        )
+    return image_array(msg).astype(np.uint16, copy=False)
+
+
 def _bytes_of(msg: Any) -> np.ndarray:
     """The message's ``data`` as a flat uint8 array without a copy (bytes, array.array or numpy, as rclpy
     and rosbags give it)."""

@@ -32,9 +32,11 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
 from gpt4scene_ros.common.frames import depth_to_millimetres
+from gpt4scene_ros.common.masks import MaskError
 from gpt4scene_ros.common.settings.player import PlayerConfig
 from gpt4scene_ros.common.transforms import R_BASE_OPTICAL, invert_transform, make_transform
 from gpt4scene_ros.io.bags import BagTopics
+from gpt4scene_ros.io.masks import MaskFolder
 from gpt4scene_ros.io.open import open_sequence
 from gpt4scene_ros.io.sequence import FrameError
 from gpt4scene_ros.mapping.gravity import estimate_gravity_alignment, identity_alignment
@@ -84,6 +86,8 @@ class PlayerNode(Node):
                 f'(sequence has {len(self.sequence)} frames)'
             )
         self.positions = range(self.config.start_index, end)
+        self.masks = MaskFolder(cfg.masks_dir) if cfg.masks_dir else None
+        self.masks_missing = 0
         self.alignment = (
             estimate_gravity_alignment(self.sequence)
             if self.config.gravity_alignment == 'auto'
@@ -100,6 +104,7 @@ class PlayerNode(Node):
         self.info_pub = self.create_publisher(CameraInfo, 'camera/color/camera_info', qos)
         self.odom_pub = self.create_publisher(Odometry, 'odom', qos)
         self.data_publishers = (self.color_pub, self.depth_pub, self.info_pub, self.odom_pub)
+        self.masks_pub = self.create_publisher(Image, 'masks', qos) if self.masks is not None else None
         self.clock_pub = self.create_publisher(Clock, '/clock', 10) if self.config.publish_clock else None
         self.alignment_pub = self.create_publisher(TransformStamped, '~/dataset_alignment', LATCHED)
         self.step_service = None
@@ -192,12 +197,32 @@ class PlayerNode(Node):
         self.depth_pub.publish(numpy_to_image(depth, cfg.depth_encoding, stamp, cfg.optical_frame))
         self.info_pub.publish(intrinsics_to_camera_info(self.sequence.intrinsics, stamp, cfg.optical_frame))
         self.odom_pub.publish(odom)
+        if self.masks is not None:
+            self._publish_masks(frame, stamp)
         if self.tf_broadcaster is not None:
             tf = TransformStamped()
             tf.header = odom.header
             tf.child_frame_id = cfg.base_frame
             tf.transform = transform_to_msg(T_odom_base)
             self.tf_broadcaster.sendTransform(tf)
+
+    def _publish_masks(self, frame, stamp):
+        """The frame's masks after its colour image, with its stamp; a missing or bad file is reported, not fatal."""
+        assert self.masks is not None and self.masks_pub is not None
+        try:
+            masks = self.masks.load(frame.index, frame.color.shape[:2])
+        except MaskError as error:
+            self.get_logger().warning(f'{error}: frame {frame.index} played without masks')
+            return
+        if masks is None:
+            self.masks_missing += 1
+            if self.masks_missing == 1:
+                self.get_logger().warning(
+                    f'no masks for frame {frame.index} in {self.config.masks_dir}: frames without a mask file are '
+                    'played without masks (the count at the end)'
+                )
+            return
+        self.masks_pub.publish(numpy_to_image(masks.labels, 'mono16', stamp, self.config.optical_frame))
 
     def wait_for_acknowledgements(self, timeout_s: float = 5.0) -> bool:
         """Block until reliable subscribers acknowledged everything published."""
@@ -259,7 +284,8 @@ def play(node: PlayerNode, executor) -> int:
         deadline = time.monotonic() + STEPPED_LINGER_S
         while rclpy.ok() and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)
-    node.get_logger().info(f'done: {node.published} frames published, {node.skipped} skipped')
+    masks = f', {node.masks_missing} without masks' if node.masks is not None else ''
+    node.get_logger().info(f'done: {node.published} frames published, {node.skipped} skipped{masks}')
     return EXIT_OK if node.published else EXIT_FAILED
 
 

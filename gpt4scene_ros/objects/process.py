@@ -42,7 +42,7 @@ from gpt4scene_ros.common.memory import return_freed_memory
 from gpt4scene_ros.common.settings.instances import InstanceConfig
 from gpt4scene_ros.common.settings.mapping import MappingConfig
 from gpt4scene_ros.objects.keyframes import FrameView
-from gpt4scene_ros.objects.scene_objects import CandidateGate, ObjectsSnapshot, SceneObjects
+from gpt4scene_ros.objects.scene_objects import MASK_COUNTS, CandidateGate, ObjectsSnapshot, SceneObjects
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,8 @@ class ObjectsProcess:
         self.gate = CandidateGate(config)
         self.counts: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()  # one request/answer at a time
-        self._outbox: collections.deque[FrameView | None] = collections.deque()  # None: stop the sender
+        # Views, (stamp_s, FrameMasks) from add_masks, or None: stop the sender.
+        self._outbox: collections.deque[FrameView | tuple[float, FrameMasks] | None] = collections.deque()
         self._outbox_ready = threading.Condition()
         self._next_id = 1
         self._waiting_in_worker = 0  # candidates the child had not used at its last update
@@ -189,6 +190,16 @@ class ObjectsProcess:
             self._outbox_ready.notify()
         return True
 
+    def add_masks(self, stamp_s: float, masks: FrameMasks) -> None:
+        """Masks that came on their own (a masks topic): to the child, which fuses them with the keyframe candidate
+        of their stamp (:meth:`SceneObjects.add_masks`). Never blocks."""
+        with self._outbox_ready:
+            if len(self._outbox) >= SEND_QUEUE_SIZE:
+                dropped = self._outbox.popleft()
+                self.counts['masks_dropped' if isinstance(dropped, tuple) else 'candidates_dropped'] += 1
+            self._outbox.append((float(stamp_s), masks))
+            self._outbox_ready.notify()
+
     def _send_candidates(self) -> None:
         while True:
             with self._outbox_ready:
@@ -229,6 +240,8 @@ class ObjectsProcess:
         )
         self._waiting_in_worker = counts.get('waiting', 0)
         self.counts['candidates_dropped_in_worker'] = counts.get('candidates_dropped', 0)
+        for name in MASK_COUNTS:
+            self.counts[name] = counts.get(name, 0)
         if snapshot.instances:
             self._next_id = max(self._next_id, max(i.id for i in snapshot.instances) + 1)
         return snapshot
@@ -372,7 +385,11 @@ def _serve(
     def receive_candidates() -> None:
         while True:
             try:
-                objects.add_candidate(candidates.recv())
+                item = candidates.recv()
+                if isinstance(item, tuple):  # (stamp_s, FrameMasks) from add_masks
+                    objects.add_masks(*item)
+                else:
+                    objects.add_candidate(item)
             except (EOFError, OSError):
                 os._exit(0)  # the parent is gone
 

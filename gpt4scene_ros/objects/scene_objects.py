@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gpt4scene_ros.common.frames import CameraIntrinsics
-from gpt4scene_ros.common.masks import FrameMasks
+from gpt4scene_ros.common.masks import FrameMasks, MaskError, check_masks
 from gpt4scene_ros.common.motion import MotionGate, viewing_angle_deg
 from gpt4scene_ros.common.settings.instances import InstanceConfig
 from gpt4scene_ros.common.settings.mapping import MappingConfig
@@ -53,6 +53,11 @@ from gpt4scene_ros.objects.tracking import Instance, InstanceTracker, SegmentObs
 from gpt4scene_ros.objects.voxels import SurfaceVoxels, surface_voxels
 
 logger = logging.getLogger(__name__)
+
+MASK_COUNTS = ('mask_views', 'masks_rejected_as_structure', 'mask_errors', 'masks_unused', 'mask_instances_merged')
+"""What the diagnostics show of the mask fusion (counts since the start)."""
+MASKS_WAITING = 64
+"""Masks kept for a keyframe candidate of their stamp (about 2 s of a 30 Hz camera)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,9 +143,15 @@ class CandidateGate:
         if not self._motion.passes(T_map_camera):
             return None
         self._motion.accept(T_map_camera)
-        return make_view(
-            color, depth, intrinsics, T_map_camera, stamp_s, index, self.config.view_width_px, depth_scale, masks
-        )
+        try:
+            return make_view(
+                color, depth, intrinsics, T_map_camera, stamp_s, index, self.config.view_width_px, depth_scale, masks
+            )
+        except MaskError as error:  # the frame is still a good candidate: without its masks
+            logger.warning('masks of frame %d not used: %s', index, error)
+            return make_view(
+                color, depth, intrinsics, T_map_camera, stamp_s, index, self.config.view_width_px, depth_scale
+            )
 
     def reset(self) -> None:
         self._motion.reset()
@@ -176,6 +187,8 @@ class SceneObjects:
         self._visible: list[dict[int, int] | None] = []
         self._table: VoxelLabels | None = None
         self._segment_ids: list[int] = []
+        self._masks_by_stamp: collections.OrderedDict[int, FrameMasks] = collections.OrderedDict()
+        self._fused_views: set[int] = set()
 
     # -- the map thread -----------------------------------------------------------------------------------
 
@@ -207,6 +220,16 @@ class SceneObjects:
             self._pending.append(view)
         self.counts['candidates'] += 1
 
+    def add_masks(self, stamp_s: float, masks: FrameMasks) -> None:
+        """Masks that came apart from their frame (a segmentation node's topic, later than the colour image): they
+        are fused with the keyframe candidate of the same stamp at the next update; masks of frames that were not
+        candidates (the camera had not moved enough) are counted as unused when they age out."""
+        with self._pending_lock:
+            self._masks_by_stamp[_stamp_key(stamp_s)] = masks
+            while len(self._masks_by_stamp) > MASKS_WAITING:
+                self._masks_by_stamp.popitem(last=False)
+                self.counts['masks_unused'] += 1
+
     # -- the worker ----------------------------------------------------------------------------------------
 
     def reset(self) -> None:
@@ -216,6 +239,9 @@ class SceneObjects:
         self.tracker.reset()
         self.votes.clear()
         self.masks.clear()
+        with self._pending_lock:
+            self._masks_by_stamp.clear()
+        self._fused_views.clear()
         self.pool.clear()
         self.gate.reset()
         self.last_snapshot = None
@@ -277,11 +303,11 @@ class SceneObjects:
         lap('detector')
         voxels = surface_voxels(points, colors, normals, self.mapping.voxel_size_m)
         segment_instances: list[int] = []
-        if self.masks.views_fused or any(view.masks is not None for view in new_views):
+        masked = self._masked_views(new_views)
+        if self.masks.views_fused or masked:
             structure = find_structure(voxels, cfg)
-            for view in new_views:
-                if view.masks is not None:
-                    self.masks.add_view(view, view.masks, voxels, structure)
+            for view, masks in masked:
+                self.masks.add_view(view, masks, voxels, structure)
             lap('mask_fusion')
             self.masks.consolidate()
             labels, segment_instances = self.masks.segment(voxels, structure)
@@ -306,6 +332,8 @@ class SceneObjects:
         bev, bev_markers = self._bev(points, colors, table, instances)
         lap('bev')
         timing['total'] = (time.perf_counter() - started) * 1000.0
+        for name, count in self.masks.counts.items():  # totals (set, not added)
+            self.counts[name] = count
         snapshot = ObjectsSnapshot(
             float(stamp_s),
             int(map_version),
@@ -320,6 +348,29 @@ class SceneObjects:
         )
         self.last_snapshot = snapshot
         return snapshot
+
+    def _masked_views(self, new_views: list[FrameView]) -> list[tuple[FrameView, FrameMasks]]:
+        """The new candidates and the pool's views with masks not fused yet: their own, or masks that arrived on
+        their own with the view's stamp (views are told apart by identity: a revisit makes new ones)."""
+        found = []
+        views = {id(view): view for view in [*new_views, *self.pool.views]}
+        with self._pending_lock:
+            for key, view in views.items():
+                if key in self._fused_views:
+                    continue
+                masks = view.masks or self._masks_by_stamp.pop(_stamp_key(view.stamp_s), None)
+                if masks is not None and masks is not view.masks:
+                    try:
+                        check_masks(masks.labels, view.color.shape[:2])
+                    except MaskError as error:
+                        self.counts['mask_errors'] += 1
+                        logger.warning('masks of frame %d (stamp %.3f) not used: %s', view.index, view.stamp_s, error)
+                        continue
+                if masks is not None:
+                    self._fused_views.add(key)
+                    found.append((view, masks))
+        self._fused_views &= {id(view) for view in self.pool.views}
+        return found
 
     def _track(self, voxels: SurfaceVoxels, segmentation: Segmentation, stamp_s: float) -> np.ndarray:
         """Fit each segment's box, match the segments to the instances; the instance id of every voxel (0: none)."""
@@ -421,6 +472,11 @@ class SceneObjects:
             footprint = _footprint_mask(bev, instance)
             markers.extend(place_markers(np.where(footprint, instance.id, 0), [instance.id]))
         return bev, markers
+
+
+def _stamp_key(stamp_s: float) -> int:
+    """A stamp to the millisecond: masks and their colour frame carry the same stamp, through float rounding."""
+    return int(round(stamp_s * 1000.0))
 
 
 def _area_scale(intrinsics: CameraIntrinsics) -> float:

@@ -22,6 +22,12 @@ class PlayerConfig:
         'rosbag2 bag (MCAP or sqlite3; a .mcap/.db3 file or a bag folder).',
         read_only=True,
     )
+    masks_dir: str = setting(
+        '',
+        'Optional folder of instance masks per frame (frame-XXXXXX.mask.png, 8- or 16-bit labels, 0 = none), '
+        'published on masks (mono16) with the colour stamp; empty: none.',
+        read_only=True,
+    )
     color_topic: str = setting(
         '/camera/color/image_raw',
         'Bags: topic of the colour images (sensor_msgs/Image or CompressedImage).',
