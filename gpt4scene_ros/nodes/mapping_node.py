@@ -2,7 +2,8 @@
 
 Inputs (relative, remappable): ``camera/color/image_raw``, ``camera/depth/image_raw``
 (16UC1 millimetres or 32FC1 metres, registered to colour), ``camera/color/camera_info``
-and ``odom`` (nav_msgs/Odometry of the robot base). Colour, depth and camera info
+and ``odom`` (nav_msgs/Odometry of the robot base); optionally ``masks`` (instance label images, the colour
+stamp: :mod:`gpt4scene_ros.ros.mask_input`). Colour, depth and camera info
 are synchronised (message_filters' ApproximateTimeSynchronizer where installed,
 else :mod:`gpt4scene_ros.ros.fallbacks`); the base pose is interpolated from the
 odometry at the image stamp; the camera's pose on the base comes from parameters
@@ -64,14 +65,13 @@ from std_srvs.srv import Trigger
 
 from gpt4scene_ros.common.frame_queue import FrameQueue
 from gpt4scene_ros.common.input_watch import InputWatch, RecentCounts
-from gpt4scene_ros.common.masks import FrameMasks
 from gpt4scene_ros.common.memory import return_freed_memory
 from gpt4scene_ros.common.pose_buffer import PoseBuffer, PoseLookupError
 from gpt4scene_ros.common.schedule import Schedule
 from gpt4scene_ros.common.settings.instances import InstanceConfig
 from gpt4scene_ros.common.settings.mapping import MappingConfig, MappingNodeConfig
 from gpt4scene_ros.common.transforms import make_transform, matrix_from_quaternion
-from gpt4scene_ros.io.messages import decode_color, decode_depth, decode_masks
+from gpt4scene_ros.io.messages import decode_color, decode_depth
 from gpt4scene_ros.mapping.map_directory import MapPathError, open_map_directory, resolve_map_path
 from gpt4scene_ros.mapping.map_file import MapFileError
 from gpt4scene_ros.mapping.tsdf import SceneMap
@@ -84,6 +84,7 @@ from gpt4scene_ros.ros.diagnostics import diagnostic_array
 from gpt4scene_ros.ros.entry import run_node, spin_single_threaded
 from gpt4scene_ros.ros.fallbacks import ApproximateTimeSynchronizer, Subscriber
 from gpt4scene_ros.ros.map_outputs import MapOutputs
+from gpt4scene_ros.ros.mask_input import MaskInput
 from gpt4scene_ros.ros.objects_outputs import ObjectsOutputs
 from gpt4scene_ros.ros.params import declare_settings
 from gpt4scene_ros.ros.qos import sensor_input
@@ -95,8 +96,6 @@ except ImportError:  # pragma: no cover - depends on the installation
     tf2_ros = None
 
 TIME_JUMP_TOLERANCE_S = 0.001
-COLOR_STAMPS_KEPT = 600  # colour stamps remembered for matching masks (20 s at 30 Hz)
-MASK_MATCH_WAIT_S = 1.0  # masks whose colour frame has not arrived this long after them match none
 GIL_SWITCH_INTERVAL_S = 0.001
 RECENT_DROPS_S = 5.0  # dropped frames turn the diagnostics to WARN for this long
 RETURN_MEMORY_PERIOD_S = 5.0  # how often freed memory goes back to the system (malloc_trim)
@@ -104,11 +103,6 @@ IDLE_WAKE_S = 0.1  # the map thread looks at its schedule at least this often
 ODOMETRY_RETRY_S = 0.01  # a frame waiting for its odometry is looked at again this soon
 MAP_TASK_TIMEOUT_S = 120.0  # a map service waits this long for the map thread (a large save or load)
 STREAM_END_SPREAD_S = 1.0  # inputs that all went quiet within this of each other: the stream ended
-
-
-def _stamp_key(stamp) -> int:
-    """A header stamp to the millisecond (the object layer matches masks to candidates the same way)."""
-    return int(round(time_from_msg(stamp) * 1000.0))
 
 
 def _topic_name(subscriber) -> str:
@@ -188,12 +182,8 @@ class MappingNode(Node):
         )
         for name, sub in zip(topics, inputs):
             sub.registerCallback(lambda _msg, name=name: self.input_watch.seen(name, time.monotonic()))
-        # Instance masks from a segmentation node (any label image per colour frame, same stamp).
-        self.color_stamps: collections.OrderedDict[int, tuple[int, int]] = collections.OrderedDict()
-        self.masks_to_match: collections.deque = collections.deque(maxlen=COLOR_STAMPS_KEPT)
-        if objects is not None:
-            inputs[0].registerCallback(self._on_color_stamp)
-            self.masks_sub = self.create_subscription(Image, 'masks', self._on_masks, qos)
+        # Instance masks from a segmentation node (a label image per colour frame, same stamp).
+        self.mask_input = MaskInput(self, objects, inputs[0], qos) if objects is not None else None
         self.quiet_inputs = set()
         self.stream_ended = False
         self.memory_returned_at = 0.0
@@ -236,44 +226,6 @@ class MappingNode(Node):
             self.get_logger().warning('odometry time jumped backwards: odometry buffer cleared (map kept)')
         if self.waiting_for_odometry:
             self.frames.notify()
-
-    def _on_color_stamp(self, color: Image):
-        self.color_stamps[_stamp_key(color.header.stamp)] = (color.height, color.width)
-        while len(self.color_stamps) > COLOR_STAMPS_KEPT:
-            self.color_stamps.popitem(last=False)
-
-    def _on_masks(self, msg: Image):
-        """A label image for the colour frame of the same stamp: checked here, fused by the object layer with the
-        keyframe candidate of that stamp."""
-        self.counts['masks_received'] += 1
-        key = _stamp_key(msg.header.stamp)
-        try:
-            labels = decode_masks(msg)
-            shape = self.color_stamps.get(key) or next(reversed(self.color_stamps.values()), None)
-            if shape is not None and labels.shape != shape:
-                raise ValueError(
-                    f'mask image is {labels.shape[1]}x{labels.shape[0]} but the colour image is {shape[1]}x{shape[0]}'
-                )
-        except ValueError as error:
-            self.counts['masks_rejected'] += 1
-            self.get_logger().warning(
-                f'masks on {self.masks_sub.topic_name} rejected ({error}); the frame is fused without them',
-                throttle_duration_sec=5.0,
-            )
-            return
-        self.masks_to_match.append((time.monotonic(), key))
-        self.mapper.objects.add_masks(time_from_msg(msg.header.stamp), FrameMasks(labels.copy()))
-
-    def _count_unmatched_masks(self, now: float):
-        while self.masks_to_match and self.masks_to_match[0][0] < now - MASK_MATCH_WAIT_S:
-            _, key = self.masks_to_match.popleft()
-            if key not in self.color_stamps:
-                self.counts['masks_unmatched'] += 1
-                self.get_logger().warning(
-                    f'masks stamped {key / 1000.0:.3f} s match no colour frame: not fused (masks_unmatched in '
-                    '/diagnostics)',
-                    throttle_duration_sec=5.0,
-                )
 
     def _on_frame(self, color: Image, depth: Image, info: CameraInfo):
         self.counts['frames_received'] += 1
@@ -426,7 +378,8 @@ class MappingNode(Node):
 
     def _publish_diagnostics(self):
         now = time.monotonic()
-        self._count_unmatched_masks(now)
+        if self.mask_input is not None:
+            self.mask_input.count_unmatched(now)
         if now - self.memory_returned_at >= RETURN_MEMORY_PERIOD_S:
             return_freed_memory()  # frames decoded in several threads leave glibc's arenas holding MBs
             self.memory_returned_at = now

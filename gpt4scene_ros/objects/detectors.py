@@ -32,6 +32,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from gpt4scene_ros.common.masks import FrameMasks
 from gpt4scene_ros.common.settings.instances import DETECTORS
 
 logger = logging.getLogger(__name__)
@@ -301,3 +302,20 @@ def fuse_detections(
         if count >= 0.5 * len(with_depth) and count >= total_of[instance_id] / 3.0:
             votes.append((instance_id, detection.label, detection.score * count / len(with_depth)))
     return votes
+
+
+def detection_masks(detections: Iterable[Detection], shape: tuple[int, ...]) -> FrameMasks | None:
+    """The detections that carry masks (a segmentation model's) as one frame's instance masks, named by their
+    labels; None when none carries a mask (a box detector). Larger masks are painted first, so a small object on
+    a large one keeps its own pixels."""
+    found = [d for d in detections if d.mask is not None]
+    if not found:
+        return None
+    regions = [d.region(shape) for d in found]
+    order = sorted(range(len(found)), key=lambda k: -int(regions[k].sum()))
+    labels = np.zeros(shape[:2], np.uint16)
+    for number, k in enumerate(order, start=1):
+        labels[regions[k]] = number
+    names = {number: found[k].label for number, k in enumerate(order, start=1)}
+    scores = {number: float(found[k].score) for number, k in enumerate(order, start=1)}
+    return FrameMasks(labels, names, scores)

@@ -172,16 +172,22 @@ class ViewLabels:
     """Instance id -> visible pixels, counted in colour-image pixels."""
 
 
-def label_view(view: FrameView, labels: VoxelLabels, step: int = 1) -> ViewLabels:
-    """Depth-tested labels of ``view`` at every ``step``-th reduced depth pixel."""
+def label_view(
+    view: FrameView, labels: VoxelLabels, step: int = 1, depth_range_m: tuple[float, float] = (0.0, np.inf)
+) -> ViewLabels:
+    """Depth-tested labels of ``view`` at every ``step``-th reduced depth pixel; the surface agreement counts the
+    pixels within ``depth_range_m`` only (the map holds nothing beyond the mapping range, so a view looking down a
+    long room would otherwise seem not to fit it)."""
     rows, cols, keys = view.map_keys(labels.voxel_size_m, step)
-    shape = view.depth_m[::step, ::step].shape
-    image = np.full(shape, -1, np.int64)
+    depth = view.depth_m[::step, ::step]
+    image = np.full(depth.shape, -1, np.int64)
     if len(rows) == 0:
         return ViewLabels(image, view.depth_step * step, 0.0, {})
     found = labels.lookup_keys(keys)
     image[rows, cols] = found
-    agreement = float(np.mean(found >= 0))
+    z = depth[rows, cols]
+    in_range = found[(z >= depth_range_m[0]) & (z <= depth_range_m[1])]
+    agreement = float(np.mean(in_range >= 0)) if len(in_range) else 0.0
     ids, counts = np.unique(found[found > 0], return_counts=True)
     area = (view.depth_step * step) ** 2
     return ViewLabels(

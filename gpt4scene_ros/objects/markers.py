@@ -45,21 +45,51 @@ class Marker:
 
 @dataclass(frozen=True)
 class MarkerStyle:
-    """How markers look. ``radius_px`` is for an image whose longest side is :data:`REFERENCE_SIDE_PX`;
-    images of other sizes get proportionally scaled markers, so they stay legible after resizing."""
+    """How markers look. Sizes are for an image whose longest side is :data:`REFERENCE_SIDE_PX`; images of other
+    sizes get proportionally scaled markers, so they stay legible after resizing.
+
+    Each marker's radius comes from its image and its object (:func:`marker_radii`): at most ``radius_px``; at
+    most ``object_share`` of the radius of a disc as large as the object's visible mask, so a marker leaves most
+    of its object in sight (GPT4Scene's markers are small numbers on the objects); all markers together cover at
+    most ``max_cover`` of the image's content (a BEV of 50 objects must still show the room); never below
+    ``min_radius_px``, the smallest disc whose number stays legible."""
 
     radius_px: float = 20.0
     outline_px: float = 2.5
     min_scale: float = 0.6
     """Neighbouring markers that still overlap after being pushed apart shrink down to this factor."""
+    min_radius_px: float = 9.0
+    object_share: float = 0.6
+    max_cover: float = 0.12
 
     def __post_init__(self) -> None:
-        for name in ('radius_px', 'outline_px'):
+        for name in ('radius_px', 'outline_px', 'min_radius_px'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f'MarkerStyle.{name} must be a finite number > 0, got {value!r}')
-        if not 0.1 <= self.min_scale <= 1.0:
-            raise ValueError(f'MarkerStyle.min_scale must be in [0.1, 1], got {self.min_scale!r}')
+        for name, low in (('min_scale', 0.1), ('object_share', 0.1), ('max_cover', 0.01)):
+            value = getattr(self, name)
+            if not low <= value <= 1.0:
+                raise ValueError(f'MarkerStyle.{name} must be in [{low}, 1], got {value!r}')
+
+
+def marker_radii(
+    markers: Sequence[Marker], image_shape: tuple[int, ...], style: MarkerStyle, content_px: int | None = None
+) -> np.ndarray:
+    """The radius of each marker in an image of ``image_shape`` whose content (pixels that show something: a
+    BEV's mapped area) is ``content_px`` (None: the whole image); see :class:`MarkerStyle`."""
+    height, width = image_shape[:2]
+    scale = max(height, width) / REFERENCE_SIDE_PX
+    largest = style.radius_px * scale
+    smallest = min(largest, style.min_radius_px * scale)
+    if not markers:
+        return np.zeros(0)
+    area = float(content_px if content_px else height * width)
+    crowd = math.sqrt(style.max_cover * area / (len(markers) * math.pi))
+    cap = min(largest, max(smallest, crowd))
+    visible = np.array([m.visible_px for m in markers], dtype=np.float64)
+    own = np.where(visible > 0, style.object_share * np.sqrt(visible / math.pi), cap)
+    return np.clip(own, smallest, cap)
 
 
 def marker_color(object_id: int) -> tuple[int, int, int]:
@@ -135,25 +165,33 @@ def fit_image(image: np.ndarray, longest_px: int, multiple: int = 1) -> tuple[np
 def scale_markers(markers: Iterable[Marker], scale_u: float, scale_v: float | None = None) -> list[Marker]:
     """Markers of an image resized by (``scale_u``, ``scale_v``): pixel centres stay pixel centres."""
     scale_v = scale_u if scale_v is None else scale_v
-    return [Marker(m.id, (m.u + 0.5) * scale_u - 0.5, (m.v + 0.5) * scale_v - 0.5, m.visible_px) for m in markers]
+    area = scale_u * scale_v
+    return [
+        Marker(m.id, (m.u + 0.5) * scale_u - 0.5, (m.v + 0.5) * scale_v - 0.5, int(round(m.visible_px * area)))
+        for m in markers
+    ]
 
 
 def layout_markers(
-    markers: Sequence[Marker], image_shape: tuple[int, ...], style: MarkerStyle = MarkerStyle()
+    markers: Sequence[Marker],
+    image_shape: tuple[int, ...],
+    style: MarkerStyle = MarkerStyle(),
+    content_px: int | None = None,
 ) -> list[tuple[Marker, float]]:
-    """Final (marker, radius) pairs for drawing: overlapping markers pushed apart, then shrunk if need be.
+    """Final (marker, radius) pairs for drawing (radii from :func:`marker_radii`): overlapping markers pushed
+    apart, then shrunk if need be.
 
-    Each marker moves at most two radii from its place, and stays inside the image. Every round moves all
+    Each marker moves at most two of its radii from its place, and stays inside the image. Every round moves all
     overlapping pairs at once (numpy over the pairs; 30 markers take about a millisecond).
     """
     height, width = image_shape[:2]
-    radius = style.radius_px * max(height, width) / REFERENCE_SIDE_PX
     if not markers:
         return []
+    radii = marker_radii(markers, image_shape, style, content_px)
     anchors = np.array([[m.u, m.v] for m in markers], dtype=np.float64)
     centres = anchors.copy()
-    gap = 2.0 * radius * 1.05
     first, second = np.triu_indices(len(centres), 1)
+    gap = (radii[first] + radii[second]) * 1.05
     for _ in range(_LAYOUT_ROUNDS):
         delta = centres[second] - centres[first]
         distance = np.hypot(delta[:, 0], delta[:, 1])
@@ -163,7 +201,7 @@ def layout_markers(
         i, j, delta, distance = first[close], second[close], delta[close], distance[close]
         apart = distance > 1e-6
         direction = np.where(apart[:, None], delta / np.where(apart, distance, 1.0)[:, None], (1.0, 0.0))
-        push = direction * ((gap - distance) / 2.0)[:, None]
+        push = direction * ((gap[close] - distance) / 2.0)[:, None]
         shift = np.zeros_like(centres)
         np.add.at(shift, i, -push)
         np.add.at(shift, j, push)
@@ -171,18 +209,18 @@ def layout_markers(
         pushes = np.bincount(np.concatenate([i, j]), minlength=len(centres))
         centres += shift / np.maximum(pushes, 1)[:, None]
         offset = centres - anchors
-        length = np.linalg.norm(offset, axis=1, keepdims=True)
-        centres = anchors + offset * np.minimum(1.0, 2.0 * radius / np.maximum(length, 1e-9))
-        centres[:, 0] = np.clip(centres[:, 0], radius, max(radius, width - 1 - radius))
-        centres[:, 1] = np.clip(centres[:, 1], radius, max(radius, height - 1 - radius))
-    radii = np.full(len(centres), radius)
+        length = np.linalg.norm(offset, axis=1)
+        centres = anchors + offset * np.minimum(1.0, 2.0 * radii / np.maximum(length, 1e-9))[:, None]
+        centres[:, 0] = np.clip(centres[:, 0], radii, np.maximum(radii, width - 1 - radii))
+        centres[:, 1] = np.clip(centres[:, 1], radii, np.maximum(radii, height - 1 - radii))
     distance = np.hypot(*(centres[second] - centres[first]).T)
-    overlapping = distance < 2.0 * radius
-    fitted = np.maximum(style.min_scale * radius, distance[overlapping] / 2.0)
-    np.minimum.at(radii, first[overlapping], fitted)
-    np.minimum.at(radii, second[overlapping], fitted)
+    overlapping = distance < radii[first] + radii[second]
+    share = distance[overlapping] / (radii[first] + radii[second])[overlapping]  # each keeps its part of the gap
+    fitted = radii.copy()
+    np.minimum.at(fitted, first[overlapping], np.maximum(style.min_scale, share) * radii[first[overlapping]])
+    np.minimum.at(fitted, second[overlapping], np.maximum(style.min_scale, share) * radii[second[overlapping]])
     return [
-        (Marker(m.id, float(c[0]), float(c[1]), m.visible_px), float(r)) for m, c, r in zip(markers, centres, radii)
+        (Marker(m.id, float(c[0]), float(c[1]), m.visible_px), float(r)) for m, c, r in zip(markers, centres, fitted)
     ]
 
 
@@ -196,9 +234,9 @@ def draw_markers(image: np.ndarray, markers: Iterable[Marker], style: MarkerStyl
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f'draw_markers needs an HxWx3 uint8 RGB image, got {image.dtype} {image.shape}')
     canvas = np.ascontiguousarray(image).copy()
-    scale = max(canvas.shape[:2]) / REFERENCE_SIDE_PX
-    outline = max(1, int(round(style.outline_px * scale)))
-    for marker, radius in layout_markers(list(markers), canvas.shape, style):
+    content = int(np.count_nonzero(canvas.any(axis=2)))  # a BEV's unmapped background is black
+    for marker, radius in layout_markers(list(markers), canvas.shape, style, content):
+        outline = max(1, int(round(style.outline_px * radius / style.radius_px)))  # in proportion to the disc
         centre = (int(round(marker.u)), int(round(marker.v)))
         fill = marker_color(marker.id)
         light = 0.299 * fill[0] + 0.587 * fill[1] + 0.114 * fill[2] > 150

@@ -42,7 +42,8 @@ from gpt4scene_ros.common.memory import return_freed_memory
 from gpt4scene_ros.common.settings.instances import InstanceConfig
 from gpt4scene_ros.common.settings.mapping import MappingConfig
 from gpt4scene_ros.objects.keyframes import FrameView
-from gpt4scene_ros.objects.scene_objects import MASK_COUNTS, CandidateGate, ObjectsSnapshot, SceneObjects
+from gpt4scene_ros.objects.scene_objects import CandidateGate, ObjectsSnapshot, SceneObjects
+from gpt4scene_ros.objects.segmentation.masks import MASK_COUNTS
 
 logger = logging.getLogger(__name__)
 

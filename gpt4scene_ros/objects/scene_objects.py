@@ -28,13 +28,18 @@ import numpy as np
 import numpy.typing as npt
 
 from gpt4scene_ros.common.frames import CameraIntrinsics
-from gpt4scene_ros.common.masks import FrameMasks, MaskError, check_masks
+from gpt4scene_ros.common.masks import FrameMasks, MaskError
 from gpt4scene_ros.common.motion import MotionGate, viewing_angle_deg
 from gpt4scene_ros.common.settings.instances import InstanceConfig
 from gpt4scene_ros.common.settings.mapping import MappingConfig
 from gpt4scene_ros.mapping.bev import BevImage, map_bev
 from gpt4scene_ros.objects.boxes import fit_box
-from gpt4scene_ros.objects.detectors import Detection, Detector, checked_detections, fuse_detections
+from gpt4scene_ros.objects.detectors import (
+    Detection,
+    Detector,
+    checked_detections,
+    fuse_detections,
+)
 from gpt4scene_ros.objects.keyframes import (
     FrameView,
     KeyframePool,
@@ -45,7 +50,7 @@ from gpt4scene_ros.objects.keyframes import (
     select_keyframes,
 )
 from gpt4scene_ros.objects.markers import Marker, MarkerStyle, draw_markers, fit_image, place_markers, scale_markers
-from gpt4scene_ros.objects.segmentation.masks import MaskFusion
+from gpt4scene_ros.objects.segmentation.masks import MaskFusion, ViewMasks
 from gpt4scene_ros.objects.segmentation.structure import find_structure
 from gpt4scene_ros.objects.segmentation.surface import Segmentation, segment_surface
 from gpt4scene_ros.objects.segmentation.votes import BoundaryVotes
@@ -53,11 +58,6 @@ from gpt4scene_ros.objects.tracking import Instance, InstanceTracker, SegmentObs
 from gpt4scene_ros.objects.voxels import SurfaceVoxels, surface_voxels
 
 logger = logging.getLogger(__name__)
-
-MASK_COUNTS = ('mask_views', 'masks_rejected_as_structure', 'mask_errors', 'masks_unused', 'mask_instances_merged')
-"""What the diagnostics show of the mask fusion (counts since the start)."""
-MASKS_WAITING = 64
-"""Masks kept for a keyframe candidate of their stamp (about 2 s of a 30 Hz camera)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,6 +179,8 @@ class SceneObjects:
         self.masks = MaskFusion(config, mapping.voxel_size_m)
         self.pool = KeyframePool(config.keyframe_pool_size)
         self._pending: collections.deque[FrameView] = collections.deque(maxlen=config.keyframe_pool_size)
+        # In the pool, waiting for the image work (boundary votes, detector) done a few views per update.
+        self._unprocessed: collections.deque[FrameView] = collections.deque()
         self._pending_lock = threading.Lock()
         self.gate = CandidateGate(config)
         self.counts: collections.Counter[str] = collections.Counter()
@@ -187,8 +189,7 @@ class SceneObjects:
         self._visible: list[dict[int, int] | None] = []
         self._table: VoxelLabels | None = None
         self._segment_ids: list[int] = []
-        self._masks_by_stamp: collections.OrderedDict[int, FrameMasks] = collections.OrderedDict()
-        self._fused_views: set[int] = set()
+        self.view_masks = ViewMasks()
 
     # -- the map thread -----------------------------------------------------------------------------------
 
@@ -221,14 +222,8 @@ class SceneObjects:
         self.counts['candidates'] += 1
 
     def add_masks(self, stamp_s: float, masks: FrameMasks) -> None:
-        """Masks that came apart from their frame (a segmentation node's topic, later than the colour image): they
-        are fused with the keyframe candidate of the same stamp at the next update; masks of frames that were not
-        candidates (the camera had not moved enough) are counted as unused when they age out."""
-        with self._pending_lock:
-            self._masks_by_stamp[_stamp_key(stamp_s)] = masks
-            while len(self._masks_by_stamp) > MASKS_WAITING:
-                self._masks_by_stamp.popitem(last=False)
-                self.counts['masks_unused'] += 1
+        """Masks that came apart from their frame (a masks topic): see :class:`ViewMasks`."""
+        self.view_masks.add(stamp_s, masks)
 
     # -- the worker ----------------------------------------------------------------------------------------
 
@@ -236,12 +231,11 @@ class SceneObjects:
         """The map was reset: forget instances, votes and keyframes (IDs are not reused)."""
         with self._pending_lock:
             self._pending.clear()
+        self._unprocessed.clear()
         self.tracker.reset()
         self.votes.clear()
         self.masks.clear()
-        with self._pending_lock:
-            self._masks_by_stamp.clear()
-        self._fused_views.clear()
+        self.view_masks.clear()
         self.pool.clear()
         self.gate.reset()
         self.last_snapshot = None
@@ -261,13 +255,14 @@ class SceneObjects:
         return len(self.tracker.tracks)
 
     def pending_candidates(self) -> int:
-        """Keyframe candidates waiting for the next :meth:`update`."""
-        return len(self._pending)
+        """Keyframe candidates waiting for the next :meth:`update`, or for their boundary votes and detections."""
+        return len(self._pending) + len(self._unprocessed)
 
-    def _take_candidates(self, budget: int | None) -> list[FrameView]:
+    def _take_candidates(self) -> list[FrameView]:
         with self._pending_lock:
-            count = len(self._pending) if budget is None else min(len(self._pending), budget)
-            return [self._pending.popleft() for _ in range(count)]
+            views = list(self._pending)
+            self._pending.clear()
+            return views
 
     def update(
         self,
@@ -280,8 +275,9 @@ class SceneObjects:
     ) -> ObjectsSnapshot:
         """Recompute the instances, keyframes and markers from the map's surface (points, colours, normals).
 
-        At most ``candidates_per_update`` new keyframe candidates are segmented for boundary votes (the
-        rest wait for the next update), or all of them with ``all_candidates`` (offline processing).
+        Every new keyframe candidate enters the pool and has its masks fused; at most ``candidates_per_update``
+        of them are segmented for boundary votes and shown to the detector (the rest wait for the next update),
+        or all of them with ``all_candidates`` (offline processing).
         """
         cfg = self.config
         timing: dict[str, float] = {}
@@ -293,17 +289,27 @@ class SceneObjects:
             timing[name] = (now - tick) * 1000.0
             tick = now
 
-        new_views = self._take_candidates(None if all_candidates else cfg.candidates_per_update)
+        # Every candidate enters the pool at once (a question asked early sees every view there is); the image work
+        # on them, boundary votes and detections, is done a few views per update (all of them offline).
+        new_views = self._take_candidates()
         for view in new_views:
+            self.pool.add(view)
+        pooled = {id(view) for view in self.pool.views}
+        self._unprocessed.extend(new_views)
+        self._unprocessed = collections.deque(v for v in self._unprocessed if id(v) in pooled)
+        budget = len(self._unprocessed) if all_candidates else cfg.candidates_per_update
+        processed = [self._unprocessed.popleft() for _ in range(min(budget, len(self._unprocessed)))]
+        for view in processed:
             if view.masks is None:  # masks say where objects end better than image boundaries do
                 self.votes.add_view(view)
-            self.pool.add(view)
         lap('votes')
-        detections = self._detect(new_views)
+        detections = self._detect(processed)
         lap('detector')
         voxels = surface_voxels(points, colors, normals, self.mapping.voxel_size_m)
         segment_instances: list[int] = []
-        masked = self._masked_views(new_views)
+        masked = self.view_masks.take([*new_views, *self.pool.views], self.pool.views)
+        if cfg.detector_masks:
+            masked += self.view_masks.take_detected(detections)
         if self.masks.views_fused or masked:
             structure = find_structure(voxels, cfg)
             for view, masks in masked:
@@ -332,7 +338,7 @@ class SceneObjects:
         bev, bev_markers = self._bev(points, colors, table, instances)
         lap('bev')
         timing['total'] = (time.perf_counter() - started) * 1000.0
-        for name, count in self.masks.counts.items():  # totals (set, not added)
+        for name, count in [*self.masks.counts.items(), *self.view_masks.counts.items()]:  # totals: set, not added
             self.counts[name] = count
         snapshot = ObjectsSnapshot(
             float(stamp_s),
@@ -348,29 +354,6 @@ class SceneObjects:
         )
         self.last_snapshot = snapshot
         return snapshot
-
-    def _masked_views(self, new_views: list[FrameView]) -> list[tuple[FrameView, FrameMasks]]:
-        """The new candidates and the pool's views with masks not fused yet: their own, or masks that arrived on
-        their own with the view's stamp (views are told apart by identity: a revisit makes new ones)."""
-        found = []
-        views = {id(view): view for view in [*new_views, *self.pool.views]}
-        with self._pending_lock:
-            for key, view in views.items():
-                if key in self._fused_views:
-                    continue
-                masks = view.masks or self._masks_by_stamp.pop(_stamp_key(view.stamp_s), None)
-                if masks is not None and masks is not view.masks:
-                    try:
-                        check_masks(masks.labels, view.color.shape[:2])
-                    except MaskError as error:
-                        self.counts['mask_errors'] += 1
-                        logger.warning('masks of frame %d (stamp %.3f) not used: %s', view.index, view.stamp_s, error)
-                        continue
-                if masks is not None:
-                    self._fused_views.add(key)
-                    found.append((view, masks))
-        self._fused_views &= {id(view) for view in self.pool.views}
-        return found
 
     def _track(self, voxels: SurfaceVoxels, segmentation: Segmentation, stamp_s: float) -> np.ndarray:
         """Fit each segment's box, match the segments to the instances; the instance id of every voxel (0: none)."""
@@ -396,7 +379,8 @@ class SceneObjects:
         """Label the candidate views with the instances they show (views off the map get none), and let the
         detections of the new views vote for the labels of the instances they cover."""
         self._views = list(self.pool.views)
-        coarse = [label_view(view, table, step=2) for view in self._views]
+        depth_range = (self.mapping.depth_min_m, self.mapping.depth_max_m)
+        coarse = [label_view(view, table, 2, depth_range) for view in self._views]
         self._visible = [
             labels.visible_px if labels.surface_agreement >= self.config.min_surface_agreement else None
             for labels in coarse
@@ -472,11 +456,6 @@ class SceneObjects:
             footprint = _footprint_mask(bev, instance)
             markers.extend(place_markers(np.where(footprint, instance.id, 0), [instance.id]))
         return bev, markers
-
-
-def _stamp_key(stamp_s: float) -> int:
-    """A stamp to the millisecond: masks and their colour frame carry the same stamp, through float rounding."""
-    return int(round(stamp_s * 1000.0))
 
 
 def _area_scale(intrinsics: CameraIntrinsics) -> float:

@@ -22,7 +22,7 @@ from gpt4scene_ros.common.settings.mapping import MappingNodeConfig
 from gpt4scene_ros.msg import ObjectInstanceArray, SceneSnapshot
 from gpt4scene_ros.objects.mapper import Mapper
 from gpt4scene_ros.objects.process import ObjectsProcess, ObjectsWorkerError
-from gpt4scene_ros.objects.scene_objects import MASK_COUNTS
+from gpt4scene_ros.objects.segmentation.masks import MASK_COUNTS
 from gpt4scene_ros.ros.conversions.images import numpy_to_image
 from gpt4scene_ros.ros.conversions.markers import instances_to_marker_array
 from gpt4scene_ros.ros.conversions.scene import instance_to_msg, snapshot_to_msg

@@ -12,6 +12,7 @@ from gpt4scene_ros.objects.markers import (
     draw_markers,
     layout_markers,
     marker_color,
+    marker_radii,
     place_marker,
     place_markers,
     scale_markers,
@@ -80,6 +81,27 @@ def test_drawing_is_pure_scaled_to_the_image_and_uses_the_id_colour():
 
 
 def test_scale_markers_keeps_pixel_centres():
-    (scaled,) = scale_markers([Marker(1, 0.0, 9.0, 5)], 0.5)
-    assert (scaled.u, scaled.v, scaled.visible_px) == (-0.25, 4.25, 5)
+    (scaled,) = scale_markers([Marker(1, 0.0, 9.0, 40)], 0.5)
+    assert (scaled.u, scaled.v, scaled.visible_px) == (-0.25, 4.25, 10), 'the visible area scales with the image'
     assert Marker(4, 1.25, 2.5, 10).to_json() == {'id': 4, 'pixel': [1.2, 2.5], 'visible_px': 10}
+
+
+def test_marker_size_follows_the_objects_and_a_crowded_image_keeps_most_of_the_room_in_sight():
+    style = MarkerStyle()
+    rng = np.random.default_rng(0)
+    # 52 objects on a 512x289 BEV (the real kitchen's count): the markers cover at most max_cover of it.
+    crowd = [Marker(i, float(rng.uniform(0, 511)), float(rng.uniform(0, 288)), 2000) for i in range(1, 53)]
+    radii = marker_radii(crowd, (289, 512), style)
+    assert np.pi * np.sum(radii**2) <= style.max_cover * 512 * 289 + 1e-6
+    assert radii.min() >= style.min_radius_px
+    # Few objects: a large one gets the full size, a small one a disc that leaves most of it in sight.
+    big, small = Marker(1, 100.0, 100.0, 20000), Marker(2, 300.0, 100.0, 900)
+    radius_big, radius_small = marker_radii([big, small], (400, 512), style)
+    assert radius_big == style.radius_px
+    assert np.pi * radius_small**2 <= 0.4 * 900 and radius_small >= style.min_radius_px
+    # Drawn: the crowded BEV keeps most of its pixels.
+    image = np.full((289, 512, 3), 90, np.uint8)
+    drawn = draw_markers(image, crowd, style)
+    assert np.mean(np.any(drawn != 90, axis=2)) <= style.max_cover + 0.03
+    with pytest.raises(ValueError, match='max_cover'):
+        MarkerStyle(max_cover=0.0)

@@ -4,6 +4,7 @@ and the bad masks a robot meets (wrong size or type, missing files, one mask ove
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import cv2
@@ -173,3 +174,32 @@ def test_a_masks_folder_with_missing_and_broken_files_fuses_the_rest(room, tmp_p
     assert sum('frame-000001.mask.png' in w for w in warnings) == 1
     assert sum('40 of 120 frames have no masks' in w for w in warnings) == 1, warnings
     assert json.loads((tmp_path / 'out' / 'timing.json').read_text())['mask_errors'] == 3
+
+
+def test_a_segmentation_models_masks_are_fused_and_name_the_instances(room, tiny_models):
+    """detector: transformers with a tiny random SegFormer through the real pipeline: its masks (random classes)
+    are fused like a mask source's; whatever instances they make carry the model's labels."""
+    from gpt4scene_ros.objects.detectors import Detection, detection_masks, make_detector
+
+    big, small = np.zeros((40, 60), bool), np.zeros((40, 60), bool)
+    big[5:35, 5:55], small[10:15, 10:15] = True, True
+    masks = detection_masks(
+        [Detection('cup', 0.8, mask=small), Detection('table', 0.9, mask=big), Detection('chair', 0.7, (0, 0, 9, 9))],
+        (40, 60),
+    )
+    assert masks is not None and sorted(masks.names.values()) == ['cup', 'table']
+    cup = next(n for n, name in masks.names.items() if name == 'cup')
+    assert np.all(masks.labels[small] == cup) and np.count_nonzero(masks.labels) == big.sum()
+    assert detection_masks([Detection('chair', 0.7, (0, 0, 9, 9))], (40, 60)) is None, 'boxes are no masks'
+
+    folder, sequence, scene_map, frames, _ = room
+    segmenter = make_detector('transformers', str(tiny_models / 'segformer'), min_score=0.0)
+    objects = SceneObjects(dataclasses.replace(CONFIG, candidates_per_update=6), MAPPING, segmenter)
+    for frame in frames[::4]:
+        objects.observe(
+            frame.color, frame.depth_m, sequence.intrinsics, frame.T_world_camera, frame.timestamp_s, frame.index
+        )
+    snapshot = objects.update(*scene_map.surface(), 1.0, 1)
+    assert objects.masks.counts['mask_views'] >= 1 and objects.counts['detector_errors'] == 0
+    labels = set(segmenter.pipeline.model.config.id2label.values())
+    assert all(i.label in labels | {''} for i in snapshot.instances)

@@ -68,11 +68,13 @@ def test_the_child_finds_the_rooms_objects_and_keyframes(room, worker):
     assert snapshot.bev_marked().shape == snapshot.bev.image.shape
 
     state, arrays = worker.state()
-    assert len(state['tracks']) == len(ids) and set(arrays) == {'vote_keys', 'vote_seen', 'vote_boundary'}
+    # Every published instance is a track; a track missing from the last update stays (unpublished) a while.
+    tracks = {t['id'] for t in state['tracks']}
+    assert set(ids) <= tracks and set(arrays) == {'vote_keys', 'vote_seen', 'vote_boundary'}
     worker.reset()
     empty = worker.update(*scene_map.surface(), 50.0, 50)
     assert all(i.id > max(ids) for i in empty.instances), 'IDs are not reused after a reset'
-    assert worker.restore(state, arrays) == len(ids)
+    assert worker.restore(state, arrays) == len(tracks)
     again = worker.update(*scene_map.surface(), 51.0, 51)
     assert {i.id for i in again.instances} & set(ids), 'the restored instances keep their IDs'
     with pytest.raises(ValueError, match='tracker state'):

@@ -193,9 +193,9 @@ class InstanceConfig:
     )
     candidates_per_update: int = setting(
         4,
-        'Most new candidate frames segmented for boundary votes per instance '
-        'update while the map grows (the rest wait, the oldest dropped); once '
-        'the map stops changing, an update takes every waiting one.',
+        'Most keyframe candidates segmented for boundary votes and shown to the detector per instance update '
+        'while the map grows (every candidate enters the keyframe pool at once; the rest of this work waits); '
+        'once the map stops changing, an update takes every waiting one.',
         minimum=1,
         maximum=64,
         read_only=True,
@@ -304,6 +304,12 @@ class InstanceConfig:
     detector_model: str = setting(
         '',
         "transformers: model folder or hub id; coco_ssd: a folder with its graph (empty: the installed wheel's).",
+        read_only=True,
+    )
+    detector_masks: bool = setting(
+        True,
+        'A detector that gives masks (transformers) also makes the instances: its masks are fused like a mask '
+        "source's (floor and wall masks rejected); false: it only names the geometric instances.",
         read_only=True,
     )
     detector_min_score: float = setting(

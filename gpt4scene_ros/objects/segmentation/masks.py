@@ -26,15 +26,20 @@ are published.
 from __future__ import annotations
 
 import collections
+import logging
+import threading
 
 import numpy as np
 
-from gpt4scene_ros.common.masks import FrameMasks
+from gpt4scene_ros.common.masks import FrameMasks, MaskError, check_masks
 from gpt4scene_ros.common.settings.instances import InstanceConfig
+from gpt4scene_ros.objects.detectors import detection_masks
 from gpt4scene_ros.objects.keyframes import FrameView
 from gpt4scene_ros.objects.segmentation.regions import components
 from gpt4scene_ros.objects.segmentation.structure import Structure
 from gpt4scene_ros.objects.voxels import SurfaceVoxels, lookup, packed_offset
+
+logger = logging.getLogger(__name__)
 
 
 def reduce_masks(labels: np.ndarray, step: int) -> np.ndarray:
@@ -48,6 +53,76 @@ def reduce_masks(labels: np.ndarray, step: int) -> np.ndarray:
     border[:, 1:] |= reduced[:, 1:] != reduced[:, :-1]
     border[:, :-1] |= reduced[:, :-1] != reduced[:, 1:]
     return np.where(border, 0, reduced).astype(np.uint16)
+
+
+MASK_COUNTS = ('mask_views', 'masks_rejected_as_structure', 'mask_errors', 'masks_unused', 'mask_instances_merged')
+"""What the diagnostics show of the mask fusion (counts since the start)."""
+MASKS_WAITING = 64
+"""Masks kept for a keyframe candidate of their stamp (about 2 s of a 30 Hz camera)."""
+
+
+class ViewMasks:
+    """Which keyframe candidates have masks to fuse: their own (a folder), masks that came on their own with the
+    candidate's stamp (a masks topic: later than the colour image), or a segmentation detector's; each view's
+    once. Views are told apart by identity (a revisit makes new ones). Thread-safe."""
+
+    def __init__(self) -> None:
+        self._by_stamp: collections.OrderedDict[int, FrameMasks] = collections.OrderedDict()
+        self._fused: set[int] = set()
+        self._lock = threading.Lock()
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    def add(self, stamp_s: float, masks: FrameMasks) -> None:
+        """Masks for the candidate of ``stamp_s``; masks of frames that were no candidates (the camera had not
+        moved enough) are counted as unused when they age out."""
+        with self._lock:
+            self._by_stamp[_stamp_key(stamp_s)] = masks
+            while len(self._by_stamp) > MASKS_WAITING:
+                self._by_stamp.popitem(last=False)
+                self.counts['masks_unused'] += 1
+
+    def take(self, views: list[FrameView], live: list[FrameView]) -> list[tuple[FrameView, FrameMasks]]:
+        """(view, masks) of ``views`` with masks not fused yet; ``live``: the views still kept (the pool)."""
+        found = []
+        with self._lock:
+            for view in {id(v): v for v in views}.values():
+                if id(view) in self._fused:
+                    continue
+                masks = view.masks or self._by_stamp.pop(_stamp_key(view.stamp_s), None)
+                if masks is not None and masks is not view.masks:
+                    try:
+                        check_masks(masks.labels, view.color.shape[:2])
+                    except MaskError as error:
+                        self.counts['mask_errors'] += 1
+                        logger.warning('masks of frame %d (stamp %.3f) not used: %s', view.index, view.stamp_s, error)
+                        continue
+                if masks is not None:
+                    self._fused.add(id(view))
+                    found.append((view, masks))
+            self._fused &= {id(view) for view in live}
+        return found
+
+    def take_detected(self, detections: list) -> list[tuple[FrameView, FrameMasks]]:
+        """A segmentation detector's masks ((view, detections) pairs) of views that have no others."""
+        found = []
+        for view, detected in detections:
+            if id(view) in self._fused:
+                continue
+            masks = detection_masks(detected, view.color.shape)
+            if masks is not None:
+                self._fused.add(id(view))
+                found.append((view, masks))
+        return found
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_stamp.clear()
+            self._fused.clear()
+
+
+def _stamp_key(stamp_s: float) -> int:
+    """A stamp to the millisecond: masks and their colour frame carry the same stamp, through float rounding."""
+    return int(round(stamp_s * 1000.0))
 
 
 class _Instance:
