@@ -129,9 +129,12 @@ def run_scene(folder: Path, instances: InstanceConfig, out: Path, masks_dir: Pat
     history = IdHistory()
     final = {}
 
+    fusion_ms = []
+
     def on_update(snapshot, frame_index, objects):
         history.add(match_instances(snapshot.instances, truth).truth_of(0.25))
         final['snapshot'], final['objects'] = snapshot, objects
+        fusion_ms.append(snapshot.timing_ms.get('mask_fusion', 0.0))
 
     summary = process_sequence(
         folder,
@@ -164,6 +167,9 @@ def run_scene(folder: Path, instances: InstanceConfig, out: Path, masks_dir: Pat
         'coverage': keyframe_coverage(snapshot.keyframes, truth_of.keys()),
         'coverage_uniform': keyframe_coverage(uniform, truth_of.keys()),
         'update_ms_median': summary['instance_update_ms_median'],
+        'fusion_ms_per_view': sum(fusion_ms) / max(1, final['objects'].masks.counts['mask_views'])
+        if masks_dir
+        else None,
         'missed': [f'{t.id}:{t.label}' for t, best in zip(truth, matching.best_iou()) if best < 0.25],
         'extra': [f'{i.id}' for i in snapshot.instances if i.id not in truth_of],
     }
@@ -190,6 +196,7 @@ def print_scene_table(rows: dict) -> None:
         'cover',
         'cover unif',
         'update ms',
+        'mask fusion ms/frame',
     )
     print('| ' + ' | '.join(header) + ' |')
     print('|' + '---|' * len(header))
@@ -213,6 +220,7 @@ def print_scene_table(rows: dict) -> None:
                     fmt(r['coverage']),
                     fmt(r['coverage_uniform']),
                     fmt(r['update_ms_median'], 0),
+                    fmt(r['fusion_ms_per_view'], 0),
                 ]
             )
             + ' |'

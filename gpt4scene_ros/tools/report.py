@@ -130,10 +130,12 @@ def write_overview(path, snapshot: ObjectsSnapshot) -> Path:
 
 def _object_rows(instances) -> str:
     rows = []
+    # Some labelled: a detector or labelled masks ran and did not name the rest; none: nothing names objects.
+    unnamed = '(unlabelled)' if any(i.label for i in instances) else '(no detector)'
     for instance in sorted(instances, key=lambda i: i.id):
         box = instance.box
         swatch = '#' + ''.join(f'{int(c):02x}' for c in marker_color(instance.id))
-        label = html.escape(instance.label) if instance.label else '<span class="muted">(no detector)</span>'
+        label = html.escape(instance.label) if instance.label else f'<span class="muted">{unnamed}</span>'
         rows.append(
             f'<tr data-object-id="{instance.id}"><td><span class="swatch" style="background:{swatch}"></span>'
             f'{html.escape(instance.tag)}</td><td>{label}</td>'

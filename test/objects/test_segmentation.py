@@ -225,3 +225,24 @@ def test_boundary_votes_mark_an_image_edge_in_the_map():
     np.testing.assert_array_equal(again.boundary_fraction(keys), fraction), 'a refused restore changes nothing'
     votes.clear()
     assert len(votes) == 0 and votes.boundary_fraction(keys).max() == 0.0
+
+
+def test_a_curtain_of_flying_pixels_along_a_wall_is_structure_but_a_screen_on_it_is_not():
+    from gpt4scene_ros.objects.segmentation.structure import Structure, is_structure_remnant
+
+    v = 0.02
+    count = 400
+    wall = Structure(
+        np.zeros(count, bool), np.zeros(count, bool), np.zeros(count, bool), np.zeros(count), (((-1.0, 0.0), -2.5),)
+    )  # the wall x = 2.5, its normal into the room (distances inside are positive)
+    rng = np.random.default_rng(0)
+    # A sheet 4 cm thick, 2-6 cm in front of the wall x = 2.5, 0.8 m along it and 0.5 m tall.
+    points = np.stack(
+        [2.5 - rng.uniform(0.02, 0.06, count), rng.uniform(-0.4, 0.4, count), rng.uniform(0.1, 0.6, count)], axis=1
+    )
+    up = np.tile([0.0, 0.0, 1.0], (count, 1))  # flying pixels: normals anywhere but out of the wall
+    out = np.tile([-1.0, 0.0, 0.0], (count, 1))  # a screen faces into the room
+    floor = np.zeros(count)
+    assert is_structure_remnant(points, wall, v, floor, up)
+    assert not is_structure_remnant(points, wall, v, floor, out)
+    assert not is_structure_remnant(points - [0.3, 0.0, 0.0], wall, v, floor, up), 'away from the wall: an object'

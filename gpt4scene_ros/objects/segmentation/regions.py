@@ -244,7 +244,10 @@ def merge_hanging_parts(
     labels: np.ndarray, features: np.ndarray, voxels: SurfaceVoxels, config: InstanceConfig
 ) -> np.ndarray:
     """Merge a segment into the one just above its top when their colours are close: table and chair legs end
-    under the top they hold, where the camera never looks, so their surfaces do not touch in the map."""
+    under the top they hold, where the camera never looks, so their surfaces do not touch in the map. A leg
+    (thin and tall: at most ``LEG_MAX_WIDTH_M`` across, at least ``LEG_MIN_ASPECT`` times as tall) joins the
+    segment above it whatever its colour (a thin part's fused colour blends with what is behind it) and across
+    a larger gap (up to ``LEG_MAX_GAP_VOXELS``)."""
     valid = labels >= 0
     if not valid.any():
         return labels
@@ -257,32 +260,46 @@ def merge_hanging_parts(
         )
         / np.maximum(size, 1)[:, None]
     )
-    z = voxels.points[:, 2]
+    points = voxels.points
     v = voxels.voxel_size_m
-    top_of = np.full(n, -np.inf)
-    np.maximum.at(top_of, labels[valid], z[valid])
-    top_layer = valid & (z >= top_of[np.maximum(labels, 0)] - 0.5 * v)
+    low, high = np.full((n, 3), np.inf), np.full((n, 3), -np.inf)
+    for axis in range(3):
+        np.minimum.at(low[:, axis], labels[valid], points[valid, axis])
+        np.maximum.at(high[:, axis], labels[valid], points[valid, axis])
+    extent = high - low + v
+    leg = (np.max(extent[:, :2], axis=1) <= LEG_MAX_WIDTH_M) & (
+        extent[:, 2] >= LEG_MIN_ASPECT * np.max(extent[:, :2], axis=1)
+    )
+    z = points[:, 2]
+    top_layer = valid & (z >= high[np.maximum(labels, 0), 2] - 0.5 * v)
     index = np.flatnonzero(top_layer)
     above = np.full(len(index), -1)
-    for dz in (1, 2, 3, 4):
+    gap = np.zeros(len(index), np.int64)
+    for dz in range(1, LEG_MAX_GAP_VOXELS + 1):
         found = lookup(voxels.keys, voxels.keys[index] + packed_offset(0, 0, dz))
         hit = (above < 0) & (found >= 0)
         other = np.where(found >= 0, labels[np.maximum(found, 0)], -1)
-        above = np.where(hit & (other >= 0) & (other != labels[index]), other, above)
+        take = hit & (other >= 0) & (other != labels[index])
+        above = np.where(take, other, above)
+        gap = np.where(take, dz, gap)
     parent = np.arange(n)
     owners = labels[index]
     for segment in np.unique(owners):
         mine = owners == segment
-        holders = above[mine]
+        reach = LEG_MAX_GAP_VOXELS if leg[segment] else 4
+        holders = above[mine & (gap <= reach)]
         holders = holders[holders >= 0]
         if len(holders) < 0.5 * mine.sum():
             continue
         holder = int(np.bincount(holders).argmax())
-        if (
-            size[holder] > size[segment]
-            and np.linalg.norm(means[holder] - means[segment]) <= config.merge_color_distance
-        ):
+        close = np.linalg.norm(means[holder] - means[segment]) <= config.merge_color_distance
+        if size[holder] > size[segment] and (close or leg[segment]):
             parent[segment] = holder
     for _ in range(8):
         parent = parent[parent]
     return np.where(valid, parent[np.maximum(labels, 0)], -1)
+
+
+LEG_MAX_WIDTH_M = 0.12
+LEG_MIN_ASPECT = 2.5
+LEG_MAX_GAP_VOXELS = 8

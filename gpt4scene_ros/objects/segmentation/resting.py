@@ -9,6 +9,9 @@ from gpt4scene_ros.common.settings.instances import InstanceConfig
 from gpt4scene_ros.objects.segmentation.regions import components
 from gpt4scene_ros.objects.voxels import SurfaceVoxels
 
+RESTING_MAX_COVER = 0.6
+"""A body covering at least this share of the surface it lies on stays with it."""
+
 
 def _convex_hull_mask(cells: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Boolean image of ``shape``: the convex hull of the (row, col) ``cells``, and the cells themselves."""
@@ -128,7 +131,9 @@ def split_resting(
                     _convex_hull_mask(cells_support - origin, shape).astype(np.uint8), np.ones((3, 3), np.uint8)
                 ).astype(bool)
                 inside_share = np.mean(hull[cells_body[:, 0] - origin[0], cells_body[:, 1] - origin[1]])
-                if inside_share >= 0.7:
+                # What covers most of the surface is its top layer (a mattress, a seat cushion), not a thing on it.
+                cover = len(np.unique(cells_body, axis=0)) / max(1, int(hull.sum()))
+                if inside_share >= 0.7 and cover < RESTING_MAX_COVER:
                     resting[body] = support
         if not resting:
             continue

@@ -156,10 +156,15 @@ def _find_ceiling(
 
 
 def is_structure_remnant(
-    points: np.ndarray, structure: Structure, voxel_size_m: float, floor_height: np.ndarray
+    points: np.ndarray,
+    structure: Structure,
+    voxel_size_m: float,
+    floor_height: np.ndarray,
+    normals: np.ndarray | None = None,
 ) -> bool:
     """A thin sheet lying on the floor or on a wall: what structure removal left along its edges (the floor's
-    border at a wall, a poster), not an object."""
+    border at a wall, a poster), not an object. With ``normals``, a slightly thicker sheet along a wall whose
+    surface does not face out of the wall counts too."""
     sheet = 1.5 * voxel_size_m
     low, high = np.percentile(points[:, 2], [2, 98])
     if high - low < sheet and low <= np.median(floor_height) + 2 * voxel_size_m:
@@ -169,4 +174,10 @@ def is_structure_remnant(
         near, far = np.percentile(distance, [2, 98])
         if far - near < sheet and near < 2.5 * voxel_size_m:
             return True
+        if normals is not None and far - near < 3.0 * voxel_size_m and near < 3.5 * voxel_size_m:
+            # A sheet along a wall whose surface does not face out of it: the curtain of flying depth pixels
+            # between an object's edge and the wall behind it (a picture or a screen faces out).
+            facing = np.abs(normals[:, :2] @ np.asarray(normal_xy)) > 0.8
+            if np.mean(facing) < 0.3:
+                return True
     return False

@@ -102,7 +102,11 @@ def segment_surface(voxels: SurfaceVoxels, config: InstanceConfig, votes: Bounda
         k
         for k in np.flatnonzero(sizes >= config.min_instance_voxels)
         if not is_structure_remnant(
-            voxels.points[labels == k], structure, voxels.voxel_size_m, structure.floor_height_m[labels == k]
+            voxels.points[labels == k],
+            structure,
+            voxels.voxel_size_m,
+            structure.floor_height_m[labels == k],
+            voxels.normals[labels == k],
         )
     ]
     mapping = np.full(len(sizes) + 1, -1)  # the extra entry keeps the lookup valid for an empty map
