@@ -139,6 +139,7 @@ class MappingNode(Node):
         self.map_frame = 'odom'
         self.base_frame = ''
         self.last_image_stamp_s = None
+        self.image_jumped_at = -float('inf')
         self.last_map_stamp = None
         self.decimation = 0
         self.map_stats = (0, 0)  # blocks, bytes: read by the diagnostics, written by the map thread only
@@ -182,7 +183,6 @@ class MappingNode(Node):
         )
         for name, sub in zip(topics, inputs):
             sub.registerCallback(lambda _msg, name=name: self.input_watch.seen(name, time.monotonic()))
-        # Instance masks from a segmentation node (a label image per colour frame, same stamp).
         self.mask_input = MaskInput(self, objects, inputs[0], qos) if objects is not None else None
         self.quiet_inputs = set()
         self.stream_ended = False
@@ -237,6 +237,7 @@ class MappingNode(Node):
                 'frame queue cleared (map kept)'
             )
             self.frames.clear()
+            self.image_jumped_at = time.monotonic()
         self.last_image_stamp_s = stamp_s
         arrival = time.monotonic()
         self.arrivals.append(arrival)
@@ -294,7 +295,9 @@ class MappingNode(Node):
                 T_odom_base = self.poses.lookup(stamp_s)
             except PoseLookupError as error:
                 waited_s = time.monotonic() - head.arrival_s
-                if error.reason in ('after_buffer', 'empty') and waited_s < self.config.odom_wait_s:
+                # After a time jump the images may come back before the odometry does: wait for it then too.
+                jumped = time.monotonic() - self.image_jumped_at < 2.0 * self.config.odom_wait_s
+                if waited_s < self.config.odom_wait_s and (error.reason in ('after_buffer', 'empty') or jumped):
                     self.waiting_for_odometry = True
                     return  # odometry may still arrive
                 self.frames.pop(head)
@@ -496,7 +499,8 @@ class MappingNode(Node):
 
     def _on_reset(self, request, response):
         try:
-            self._on_map_thread(self.mapper.reset)
+            # The frames still waiting to be fused (from before the request) go with the map.
+            self._on_map_thread(lambda: (self.frames.clear(), self.mapper.reset()))
         except TimeoutError as error:
             response.success, response.message = False, f'reset failed: {error}'
             return response

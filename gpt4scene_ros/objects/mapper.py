@@ -72,6 +72,8 @@ class Mapper:
         self.on_objects_failure = on_objects_failure
         self.version = 0
         """Bumped by every change of the map: an integrated frame, a reset, a load."""
+        self.replaced_at = 0
+        """The version the map was last replaced or cleared at (a load, a reset): read-outs before it are void."""
 
     def integrate(
         self,
@@ -105,6 +107,7 @@ class Mapper:
     def changed(self) -> None:
         """The map was replaced or cleared outside :meth:`integrate` (load, reset)."""
         self.version += 1
+        self.replaced_at = self.version
 
     def save(self, path: Path, metadata: dict | None = None) -> str:
         """Save the map and the object layer's state to a map file; a note for the caller (empty, or why the

@@ -95,9 +95,14 @@ class MapOutputs:
         return surface
 
     def recent_surface(self, mapper: Mapper, max_age_s: float) -> tuple[int, tuple]:
-        """(map version, surface) of the latest read-out if it is younger than ``max_age_s``, else a fresh one:
-        the object layer takes the BEV's read-out rather than stalling the map thread for another."""
-        if self.latest_read is None or time.monotonic() - self.latest_read[0] > max_age_s:
+        """(map version, surface) of the latest read-out if it is younger than ``max_age_s`` and of the current map
+        (not from before a reset or a load), else a fresh one: the object layer takes the BEV's read-out rather
+        than stalling the map thread for another."""
+        if (
+            self.latest_read is None
+            or time.monotonic() - self.latest_read[0] > max_age_s
+            or self.latest_read[1] < mapper.replaced_at
+        ):
             self.read_surface(mapper)
         assert self.latest_read is not None
         return self.latest_read[1], self.latest_read[2]

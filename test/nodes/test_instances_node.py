@@ -13,6 +13,7 @@ from conftest import call_service, child_pids, wait_for
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
+from test_mapping_node import MapOutputs
 from visualization_msgs.msg import Marker, MarkerArray
 
 from gpt4scene_ros.io.messages import image_array
@@ -74,12 +75,15 @@ def scene(tmp_path_factory):
 @pytest.mark.realtime
 def test_instances_markers_snapshot_and_ids_across_save_reset_load(scene, tmp_path, ros_node, start_node):
     latest = Latest(ros_node)
+    diagnostics = MapOutputs(ros_node, keys=('diagnostics',))
     mapping = start_node('mapping_node', {**PARAMS, 'map_directory': str(tmp_path / 'maps')})
     start_node('query_node')
     player = start_node(
         'player', {'data_dir': str(scene), 'playback_mode': 'as_fast_as_possible', 'wait_for_subscribers': 1}
     )
     assert player.wait(180) == 0, player.output
+    # The player has stopped; the node may still be fusing its queue (a reset would drop what waits there).
+    wait_for(lambda: diagnostics.counters().get('frames_integrated') == 90, 60, 'every frame fused')
 
     # Keyframe candidates are segmented a few per update, while instances update every second: wait until
     # the keyframes of one snapshot show most of its instances, and the other outputs match that update.
@@ -145,7 +149,12 @@ def test_instances_markers_snapshot_and_ids_across_save_reset_load(scene, tmp_pa
     path = 'room.map'
     assert call_service(ros_node, save, FilePath.Request(file_path=path)).success
     assert call_service(ros_node, reset, Trigger.Request()).success
-    wait_for(lambda: (m := latest.get('objects')) is not None and len(m.instances) == 0, 30, 'no instances after reset')
+    wait_for(
+        lambda: (m := latest.get('objects')) is not None and len(m.instances) == 0,
+        30,
+        'no instances after reset',
+        details=lambda: f'{len(latest.get("objects").instances)} instances; {diagnostics.counters()}',
+    )
 
     def deleted():  # the marker array arrives on its own topic, maybe after the empty objects message
         return {

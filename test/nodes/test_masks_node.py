@@ -72,8 +72,11 @@ def test_player_masks_become_the_instances_and_bad_masks_are_counted(scene, ros_
         return f'{len(objects.instances) if objects else None} instances; {outputs.counters()}'
 
     wait_for(scored, 90, 'instances from the masks matching the objects', details=state)
-    counters = wait_for(
-        lambda: (c := outputs.counters()).get('masks_unmatched', 0) >= 1 and c, 15, 'the unmatched masks counted'
+    counters = wait_for(  # the player has stopped; the node may still be fusing its queue
+        lambda: (c := outputs.counters()).get('masks_unmatched', 0) >= 1 and c.get('frames_integrated') == 90 and c,
+        30,
+        'the unmatched masks counted and every frame fused',
+        details=outputs.counters,
     )
     assert counters['masks_received'] >= 88 + 3 and counters['masks_rejected'] == 2, counters
     masks = {k: v for k, v in counters.items() if 'mask' in k}

@@ -246,3 +246,35 @@ def test_a_curtain_of_flying_pixels_along_a_wall_is_structure_but_a_screen_on_it
     assert is_structure_remnant(points, wall, v, floor, up)
     assert not is_structure_remnant(points, wall, v, floor, out)
     assert not is_structure_remnant(points - [0.3, 0.0, 0.0], wall, v, floor, up), 'away from the wall: an object'
+
+
+def test_a_seat_cushion_joins_its_chair_but_a_magazine_and_a_table_top_over_a_chair_stay_apart():
+    from gpt4scene_ros.objects.segmentation.regions import merge_covering_slabs
+
+    v = 0.02
+    boxes = {  # label: (min xyz, max xyz)
+        0: ((0.0, 0.0, 0.0), (0.46, 0.46, 0.9)),  # a chair's frame, back and legs
+        1: ((0.04, 0.04, 0.44), (0.42, 0.42, 0.48)),  # its cushion (another colour): a slab covering it
+        2: ((1.0, 0.0, 0.0), (2.4, 0.8, 0.74)),  # a table
+        3: ((1.2, 0.2, 0.76), (1.5, 0.4, 0.78)),  # a magazine on it
+        4: ((3.0, 0.0, 0.72), (4.4, 0.8, 0.76)),  # a table top on its own (legs apart) ...
+        5: ((3.9, 0.5, 0.0), (4.36, 0.96, 0.9)),  # ... over a chair tucked under it
+    }
+    points, truth = [], []
+    for label, (low, high) in boxes.items():
+        axes = [np.arange(lo, hi + 1e-9, v) for lo, hi in zip(low, high)]
+        grid = np.stack(np.meshgrid(*axes, indexing='ij'), axis=-1).reshape(-1, 3)
+        points.append(grid)
+        truth.append(np.full(len(grid), label))
+    points, truth = np.concatenate(points), np.concatenate(truth)
+    voxels = surface_voxels(points, np.full((len(points), 3), 128.0), np.tile([0.0, 0.0, 1.0], (len(points), 1)), v)
+    # Each voxel's label: the last box it lies in (the cushion, the magazine, the chair over the frame it shares).
+    keys = pack_keys(np.rint(points / v))
+    order = np.argsort(keys, kind='stable')
+    last = np.searchsorted(keys[order], voxels.keys, side='right') - 1
+    labels = truth[order][last]
+    merged = merge_covering_slabs(labels, voxels)
+    group = {label: set(np.unique(merged[labels == label]).tolist()) for label in boxes}
+    assert group[1] == group[0], 'the cushion joins its chair'
+    assert group[3] != group[2], 'the magazine stays apart from its table'
+    assert group[4] != group[5], 'the table top stays apart from the chair under it'

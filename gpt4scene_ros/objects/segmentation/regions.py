@@ -303,3 +303,42 @@ def merge_hanging_parts(
 LEG_MAX_WIDTH_M = 0.12
 LEG_MIN_ASPECT = 2.5
 LEG_MAX_GAP_VOXELS = 8
+
+
+def merge_covering_slabs(labels: np.ndarray, voxels: SurfaceVoxels) -> np.ndarray:
+    """Merge a slab (at most ``SLAB_MAX_HEIGHT_M`` tall) into a segment whose footprint it covers for the most part
+    (``SLAB_MIN_COVER`` of its box) while lying inside it (``SLAB_MIN_INSIDE`` of the slab's box), on or within
+    its height: a seat cushion on its chair, a mattress on its bed, whose colours differ from the frame under
+    them. A magazine covers a small share of its table; a table top over a tucked chair lies mostly outside it."""
+    valid = labels >= 0
+    if not valid.any():
+        return labels
+    v = voxels.voxel_size_m
+    n = int(labels.max()) + 1
+    low, high = np.full((n, 3), np.inf), np.full((n, 3), -np.inf)
+    for axis in range(3):
+        np.minimum.at(low[:, axis], labels[valid], voxels.points[valid, axis])
+        np.maximum.at(high[:, axis], labels[valid], voxels.points[valid, axis])
+    high = high + v  # a voxel's extent
+    present = np.isfinite(low[:, 0])
+    area = np.prod(high[:, :2] - low[:, :2], axis=1)
+    parent = np.arange(n)
+    for slab in np.flatnonzero(present & (high[:, 2] - low[:, 2] <= SLAB_MAX_HEIGHT_M)):
+        overlap = np.prod(
+            np.clip(np.minimum(high[:, :2], high[slab, :2]) - np.maximum(low[:, :2], low[slab, :2]), 0, None), axis=1
+        )
+        cover = overlap / np.maximum(area, 1e-9)
+        inside = overlap / max(area[slab], 1e-9)
+        on_or_in = (low[slab, 2] >= low[:, 2] - v) & (low[slab, 2] <= high[:, 2] + 2 * v)
+        fits = present & on_or_in & (cover >= SLAB_MIN_COVER) & (inside >= SLAB_MIN_INSIDE)
+        fits[slab] = False
+        if fits.any():
+            parent[slab] = int(np.flatnonzero(fits)[np.argmax(cover[fits])])
+    for _ in range(8):
+        parent = parent[parent]
+    return np.where(valid, parent[np.maximum(labels, 0)], -1)
+
+
+SLAB_MAX_HEIGHT_M = 0.10
+SLAB_MIN_COVER = 0.6
+SLAB_MIN_INSIDE = 0.8

@@ -46,6 +46,7 @@ from gpt4scene_ros.objects.segmentation.regions import (
     components,
     edge_evidence,
     merge_across_creases,
+    merge_covering_slabs,
     merge_hanging_parts,
     merge_regions,
 )
@@ -97,6 +98,7 @@ def segment_surface(voxels: SurfaceVoxels, config: InstanceConfig, votes: Bounda
     labels = merge_across_creases(labels, features, edges, active, config)
     labels = merge_hanging_parts(labels, features, voxels, config)
     labels = split_resting(labels, voxels, edges, keep, config)
+    labels = merge_covering_slabs(labels, voxels)
     sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, np.int64)
     big = [
         k
