@@ -295,9 +295,7 @@ def merge_hanging_parts(
         close = np.linalg.norm(means[holder] - means[segment]) <= config.merge_color_distance
         if size[holder] > size[segment] and (close or leg[segment]):
             parent[segment] = holder
-    for _ in range(8):
-        parent = parent[parent]
-    return np.where(valid, parent[np.maximum(labels, 0)], -1)
+    return _follow(labels, parent)
 
 
 LEG_MAX_WIDTH_M = 0.12
@@ -334,11 +332,16 @@ def merge_covering_slabs(labels: np.ndarray, voxels: SurfaceVoxels) -> np.ndarra
         fits[slab] = False
         if fits.any():
             parent[slab] = int(np.flatnonzero(fits)[np.argmax(cover[fits])])
-    for _ in range(8):
-        parent = parent[parent]
-    return np.where(valid, parent[np.maximum(labels, 0)], -1)
+    return _follow(labels, parent)
 
 
 SLAB_MAX_HEIGHT_M = 0.10
 SLAB_MIN_COVER = 0.6
 SLAB_MIN_INSIDE = 0.8
+
+
+def _follow(labels: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """Labels after merging each segment into its ``parent`` (chains of merges followed to their end)."""
+    for _ in range(8):
+        parent = parent[parent]
+    return np.where(labels >= 0, parent[np.maximum(labels, 0)], -1)
