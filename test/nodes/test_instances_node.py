@@ -84,12 +84,14 @@ def test_instances_markers_snapshot_and_ids_across_save_reset_load(scene, tmp_pa
     assert player.wait(180) == 0, player.output
     # The player has stopped; the node may still be fusing its queue (a reset would drop what waits there).
     wait_for(lambda: diagnostics.counters().get('frames_integrated') == 90, 60, 'every frame fused')
+    final_version = diagnostics.counters()['map_version']
 
     # Keyframe candidates are segmented a few per update, while instances update every second: wait until
     # the keyframes of one snapshot show most of its instances, and the other outputs match that update.
     def settled():
         msg = latest.get('snapshot')
-        if msg is None or len(msg.instances) < 6 or len(msg.keyframes) != 6:
+        # Of the whole scene: an update of the map with every frame in it.
+        if msg is None or msg.map_version < final_version or len(msg.instances) < 6 or len(msg.keyframes) != 6:
             return None
         snapshot = snapshot_from_msg(msg)
         ids = {i.id for i in snapshot.instances}
