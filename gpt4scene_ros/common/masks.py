@@ -35,3 +35,8 @@ def check_masks(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
             f'mask image is {image.shape[1]}x{image.shape[0]} but the colour image is {shape[1]}x{shape[0]}'
         )
     return image.astype(np.uint16, copy=False)
+
+
+def stamp_key(stamp_s: float) -> int:
+    """A stamp to the millisecond: masks and their colour frame carry the same stamp, through float rounding."""
+    return int(round(stamp_s * 1000.0))

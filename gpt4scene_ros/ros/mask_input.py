@@ -8,7 +8,7 @@ import time
 
 from sensor_msgs.msg import Image
 
-from gpt4scene_ros.common.masks import FrameMasks
+from gpt4scene_ros.common.masks import FrameMasks, stamp_key
 from gpt4scene_ros.io.messages import decode_masks
 from gpt4scene_ros.ros.conversions.time import time_from_msg
 
@@ -29,14 +29,14 @@ class MaskInput:
         self.subscription = node.create_subscription(Image, 'masks', self._on_masks, qos)
 
     def _on_color(self, color: Image) -> None:
-        self.color_stamps[_stamp_key(color.header.stamp)] = (color.height, color.width)
+        self.color_stamps[stamp_key(time_from_msg(color.header.stamp))] = (color.height, color.width)
         while len(self.color_stamps) > COLOR_STAMPS_KEPT:
             self.color_stamps.popitem(last=False)
 
     def _on_masks(self, msg: Image) -> None:
         counts = self.node.counts
         counts['masks_received'] += 1
-        key = _stamp_key(msg.header.stamp)
+        key = stamp_key(time_from_msg(msg.header.stamp))
         try:
             labels = decode_masks(msg)
             shape = self.color_stamps.get(key) or next(reversed(self.color_stamps.values()), None)
@@ -65,8 +65,3 @@ class MaskInput:
                     '/diagnostics)',
                     throttle_duration_sec=5.0,
                 )
-
-
-def _stamp_key(stamp) -> int:
-    """A header stamp to the millisecond (the object layer matches masks to candidates the same way)."""
-    return int(round(time_from_msg(stamp) * 1000.0))

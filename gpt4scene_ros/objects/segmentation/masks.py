@@ -31,7 +31,7 @@ import threading
 
 import numpy as np
 
-from gpt4scene_ros.common.masks import FrameMasks, MaskError, check_masks
+from gpt4scene_ros.common.masks import FrameMasks, MaskError, check_masks, stamp_key
 from gpt4scene_ros.common.settings.instances import InstanceConfig
 from gpt4scene_ros.objects.detectors import detection_masks
 from gpt4scene_ros.objects.keyframes import FrameView
@@ -76,7 +76,7 @@ class ViewMasks:
         """Masks for the candidate of ``stamp_s``; masks of frames that were no candidates (the camera had not
         moved enough) are counted as unused when they age out."""
         with self._lock:
-            self._by_stamp[_stamp_key(stamp_s)] = masks
+            self._by_stamp[stamp_key(stamp_s)] = masks
             while len(self._by_stamp) > MASKS_WAITING:
                 self._by_stamp.popitem(last=False)
                 self.counts['masks_unused'] += 1
@@ -88,7 +88,7 @@ class ViewMasks:
             for view in {id(v): v for v in views}.values():
                 if id(view) in self._fused:
                     continue
-                masks = view.masks or self._by_stamp.pop(_stamp_key(view.stamp_s), None)
+                masks = view.masks or self._by_stamp.pop(stamp_key(view.stamp_s), None)
                 if masks is not None and masks is not view.masks:
                     try:
                         check_masks(masks.labels, view.color.shape[:2])
@@ -118,11 +118,6 @@ class ViewMasks:
         with self._lock:
             self._by_stamp.clear()
             self._fused.clear()
-
-
-def _stamp_key(stamp_s: float) -> int:
-    """A stamp to the millisecond: masks and their colour frame carry the same stamp, through float rounding."""
-    return int(round(stamp_s * 1000.0))
 
 
 class _Instance:
