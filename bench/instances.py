@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from gpt4scene_ros.common.settings.instances import InstanceConfig  # noqa: E402
 from gpt4scene_ros.common.settings.mapping import MappingConfig  # noqa: E402
+from gpt4scene_ros.common.settings.query import QueryConfig  # noqa: E402
 from gpt4scene_ros.io.open import open_sequence  # noqa: E402
 from gpt4scene_ros.mapping.gravity import estimate_gravity_alignment  # noqa: E402
 from gpt4scene_ros.objects.evaluation import (  # noqa: E402
@@ -46,6 +47,7 @@ from gpt4scene_ros.objects.evaluation import (  # noqa: E402
     match_instances,
     observed_truth,
 )
+from gpt4scene_ros.query.prompts import first_ranked  # noqa: E402
 from gpt4scene_ros.sim.masks import CLEAN, MaskDegradation, write_sam_like_masks  # noqa: E402
 from gpt4scene_ros.sim.scene import SyntheticSceneConfig  # noqa: E402
 from gpt4scene_ros.sim.writer import write_sequence  # noqa: E402
@@ -150,7 +152,9 @@ def run_scene(folder: Path, instances: InstanceConfig, out: Path, masks_dir: Pat
     matching = match_instances(snapshot.instances, truth)
     truth_of = matching.truth_of(0.25)
     correct, total = marker_correctness(snapshot.keyframes, folder, truth_of)
-    uniform = final['objects'].choose_keyframes('uniform', instances.num_keyframes)
+    # Coverage of what a query is shown by default: the first-ranked default_num_frames of the snapshot.
+    shown = first_ranked(snapshot.keyframes, QueryConfig.default_num_frames)
+    uniform = first_ranked(final['objects'].choose_keyframes('uniform', instances.num_keyframes), len(shown))
     return {
         'truth': len(truth),
         'instances': len(snapshot.instances),
@@ -164,7 +168,7 @@ def run_scene(folder: Path, instances: InstanceConfig, out: Path, masks_dir: Pat
         'markers_correct': correct,
         'markers': total,
         'id_switches': history.switches,
-        'coverage': keyframe_coverage(snapshot.keyframes, truth_of.keys()),
+        'coverage': keyframe_coverage(shown, truth_of.keys()),
         'coverage_uniform': keyframe_coverage(uniform, truth_of.keys()),
         'update_ms_median': summary['instance_update_ms_median'],
         'fusion_ms_per_view': sum(fusion_ms) / max(1, final['objects'].masks.counts['mask_views'])

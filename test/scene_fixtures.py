@@ -8,6 +8,7 @@ import numpy as np
 from gpt4scene_ros.common.frames import CameraIntrinsics
 from gpt4scene_ros.mapping.bev import BevImage
 from gpt4scene_ros.objects.boxes import OrientedBox
+from gpt4scene_ros.objects.keyframes import spread_ranked
 from gpt4scene_ros.objects.markers import Marker
 from gpt4scene_ros.objects.scene_objects import Keyframe, ObjectsSnapshot
 from gpt4scene_ros.objects.tracking import Instance
@@ -30,6 +31,7 @@ def make_snapshot(
     if num_objects:
         return crowded(num_objects, num_keyframes, width, height, rng)
     keyframes = []
+    ranks = {position: rank for rank, position in enumerate(spread_ranked(num_keyframes, num_keyframes))}
     for k in range(num_keyframes):
         image = np.full((height, width, 3), (60 + 10 * k) % 256, np.uint8)
         if textured:
@@ -46,6 +48,7 @@ def make_snapshot(
                 CameraIntrinsics(width, height, 500.0, 500.0, width / 2 - 0.5, height / 2 - 0.5),
                 T,
                 markers,
+                ranks[k],
             )
         )
     return ObjectsSnapshot(
@@ -76,5 +79,5 @@ def crowded(num_objects: int, num_keyframes: int, width: int, height: int, rng) 
         T = np.eye(4)
         T[:3, 3] = (0.1 * k, 0.0, 1.4)
         intrinsics = CameraIntrinsics(width, height, 500.0, 500.0, width / 2 - 0.5, height / 2 - 0.5)
-        keyframes.append(Keyframe(100 + k, float(k), detail, intrinsics, T, markers))
+        keyframes.append(Keyframe(100 + k, float(k), detail, intrinsics, T, markers, k))
     return ObjectsSnapshot(10.0, 5, instances, bev, bev_markers, tuple(keyframes))

@@ -35,7 +35,15 @@ def rotation_angle_deg(T_a: np.ndarray, T_b: np.ndarray) -> float:
 
 def pose_distance(T_a: np.ndarray, T_b: np.ndarray) -> float:
     """Metres, with 30 degrees of viewing-direction change counting as 0.5 m."""
-    return translation_m(T_a, T_b) + 0.5 * viewing_angle_deg(T_a, T_b) / 30.0
+    return float(pose_distances(np.asarray(T_a)[None], T_b)[0])
+
+
+def pose_distances(Ts: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """:func:`pose_distance` from each of the (n, 4, 4) poses ``Ts`` to ``T``, as an (n,) array."""
+    Ts, T = np.asarray(Ts, dtype=np.float64), np.asarray(T, dtype=np.float64)
+    metres = np.linalg.norm(Ts[:, :3, 3] - T[:3, 3], axis=1)
+    degrees = np.degrees(np.arccos(np.clip(Ts[:, :3, 2] @ T[:3, 2], -1.0, 1.0)))
+    return metres + 0.5 * degrees / 30.0
 
 
 class MotionGate:

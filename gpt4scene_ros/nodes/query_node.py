@@ -79,6 +79,7 @@ class QueryNode(Node):
         self._decode_lock = threading.Lock()
         self._snapshot_msg = SceneSnapshot()
         self._decoded = (None, None)  # (message it was decoded from, core snapshot)
+        self._keyframe_images: dict = {}  # decoded keyframe images kept between snapshots (under _decode_lock)
         self._pending = 0
         self._rate_limit = QueryRateLimit(self.config.max_queries_per_minute)
         self._jobs = queue.Queue()
@@ -146,7 +147,7 @@ class QueryNode(Node):
             decoded = None
             if msg.instances or msg.keyframes or msg.bev.data:
                 try:
-                    decoded = snapshot_from_msg(msg)
+                    decoded = snapshot_from_msg(msg, self._keyframe_images)
                 except ValueError as error:
                     self.get_logger().error(f'scene snapshot does not decode: {error}', throttle_duration_sec=10.0)
             with self._lock:

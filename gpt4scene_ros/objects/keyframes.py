@@ -10,7 +10,9 @@ odometry message): it is not used.
 Selection (:func:`select_keyframes`): ``coverage`` picks frames greedily so
 that every instance is visible in at least one keyframe, then spreads the
 remaining picks out in pose space; ``uniform`` samples the pool evenly in time
-(as GPT4Scene samples its frames). Either way the keyframes come in time order.
+(as GPT4Scene samples its frames). Either way the picks come ranked: the first n of them are that method's
+choice of n, so one snapshot holds the most frames a query may ask for and a query for fewer takes the first
+ranked (and shows them in time order).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy.typing as npt
 
 from gpt4scene_ros.common.frames import CameraIntrinsics, check_rigid_transform, depth_to_metres
 from gpt4scene_ros.common.masks import FrameMasks, check_masks
-from gpt4scene_ros.common.motion import pose_distance
+from gpt4scene_ros.common.motion import pose_distances
 from gpt4scene_ros.common.settings.instances import KEYFRAME_SELECTIONS
 from gpt4scene_ros.objects.voxels import lookup, pack_keys, packed_offset
 
@@ -230,7 +232,8 @@ def select_keyframes(
     method: str = 'coverage',
     min_visible_px: int = 400,
 ) -> list[int]:
-    """Positions (time order) of ``count`` keyframes among ``views``.
+    """Positions of ``count`` keyframes among ``views``, ranked: every prefix of the list is the method's choice
+    of that many (coverage is greedy; uniform ranks an even spread so that each prefix is spread too).
 
     ``visible[k]`` is view k's {instance id: visible pixels}, or None for a
     view whose pose does not fit the map (never chosen by ``coverage``).
@@ -242,9 +245,7 @@ def select_keyframes(
     if count <= 0:
         return []
     if method == 'uniform':
-        if count == 1:
-            return [n // 2]
-        return sorted(set(int(round(k)) for k in np.linspace(0, n - 1, count)))
+        return spread_ranked(n, count)
     usable = [k for k in range(n) if visible[k] is not None]
     seen = [{i for i, px in (visible[k] or {}).items() if px >= min_visible_px} for k in range(n)]
     uncovered = set().union(*[seen[k] for k in usable]) if usable else set()
@@ -265,15 +266,27 @@ def select_keyframes(
         chosen.append(best)
         uncovered -= seen[best]
     # Spread the rest: farthest from the chosen ones in pose space.
-    while len(chosen) < count:
-        candidates = [k for k in usable if k not in chosen]
-        if not candidates:
-            break
+    candidates = [k for k in usable if k not in chosen]
+    if len(chosen) < count and candidates:
         if not chosen:
-            chosen.append(candidates[len(candidates) // 2])
-            continue
-        distances = [
-            min(pose_distance(views[k].T_map_camera, views[c].T_map_camera) for c in chosen) for k in candidates
-        ]
-        chosen.append(candidates[int(np.argmax(distances))])
-    return sorted(chosen)
+            chosen.append(candidates.pop(len(candidates) // 2))
+        poses = np.stack([views[k].T_map_camera for k in candidates])
+        nearest = np.full(len(candidates), np.inf)
+        for c in chosen:
+            nearest = np.minimum(nearest, pose_distances(poses, views[c].T_map_camera))
+        while len(chosen) < count and np.isfinite(nearest).any() and len(chosen) < len(usable):
+            best = int(np.argmax(nearest))
+            chosen.append(candidates[best])
+            nearest = np.minimum(nearest, pose_distances(poses, views[candidates[best]].T_map_camera))
+            nearest[best] = -np.inf
+    return chosen
+
+
+def spread_ranked(n: int, count: int) -> list[int]:
+    """``count`` of the positions 0..n-1 evenly spread in time, ranked farthest-first: the first pick is the
+    middle one, each next one the farthest (in time) from those before it, so any prefix is spread too."""
+    positions = [n // 2] if count == 1 else sorted({int(round(k)) for k in np.linspace(0, n - 1, count)})
+    ranked = [min(positions, key=lambda p: (abs(p - (n - 1) / 2.0), p))]
+    while len(ranked) < len(positions):
+        ranked.append(max((p for p in positions if p not in ranked), key=lambda p: min(abs(p - r) for r in ranked)))
+    return ranked

@@ -62,7 +62,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, eq=False)
 class Keyframe:
-    """A chosen keyframe: the unmarked colour image, its camera, and the markers of the instances it shows."""
+    """A chosen keyframe: the unmarked colour image, its camera, and the markers of the instances it shows.
+    ``rank`` is its place in the selection (0 first): a query for n frames is shown the n of lowest rank."""
 
     index: int
     stamp_s: float
@@ -70,6 +71,7 @@ class Keyframe:
     intrinsics: CameraIntrinsics
     T_map_camera: np.ndarray
     markers: tuple
+    rank: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -187,7 +189,7 @@ class SceneObjects:
         self.last_snapshot: ObjectsSnapshot | None = None
         self._views: list[FrameView] = []
         self._visible: list[dict[int, int] | None] = []
-        self._table: VoxelLabels | None = None
+        self._view_labels: list[ViewLabels] = []
         self._segment_ids: list[int] = []
         self.view_masks = ViewMasks()
 
@@ -385,7 +387,7 @@ class SceneObjects:
             labels.visible_px if labels.surface_agreement >= self.config.min_surface_agreement else None
             for labels in coarse
         ]
-        self._table = table
+        self._view_labels = coarse  # the keyframes' markers come from these too
         self.counts['views_off_the_map'] = sum(v is None for v in self._visible)
         for view, found in detections:
             k = next((k for k, other in enumerate(self._views) if other is view), None)
@@ -419,22 +421,21 @@ class SceneObjects:
         return found
 
     def choose_keyframes(self, method: str, count: int) -> list[Keyframe]:
-        """Keyframes (time order, with markers) chosen by ``method`` among the candidates labelled by the last
-        :meth:`update`; the update itself uses the configured method and count."""
+        """Keyframes (time order, with markers and their rank) chosen by ``method`` among the candidates labelled
+        by the last :meth:`update`; the update itself uses the configured method and count."""
         area = _area_scale(self._views[0].intrinsics) if self._views else 1.0
         chosen = select_keyframes(
             self._views, self._visible, count, method, max(1, int(self.config.marker_min_area_px * area))
         )
         keyframes = []
-        for k in chosen:
+        for rank, k in sorted(enumerate(chosen), key=lambda ranked: ranked[1]):
             view = self._views[k]
             markers: tuple[Marker, ...] = ()
             if self._visible[k] is not None:
-                assert self._table is not None  # set with the views' visibility by _label_views
                 minimum = max(1, int(self.config.marker_min_area_px * _area_scale(view.intrinsics)))
-                markers = tuple(_markers_in_view(label_view(view, self._table), view, minimum))
+                markers = tuple(_markers_in_view(self._view_labels[k], view, minimum))
             keyframes.append(
-                Keyframe(view.index, view.stamp_s, view.color, view.intrinsics, view.T_map_camera, markers)
+                Keyframe(view.index, view.stamp_s, view.color, view.intrinsics, view.T_map_camera, markers, rank)
             )
         return keyframes
 

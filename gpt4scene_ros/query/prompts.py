@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -125,21 +125,19 @@ def build_prompt(
     size_multiple: int = 1,
     zero_shot: bool = False,
 ) -> Prompt:
-    """The marked BEV, then ``num_frames`` of the snapshot's keyframes in time order, each fitted to
-    ``longest_px`` (sides a multiple of ``size_multiple``) with its markers redrawn at that size, and ``text``.
+    """The marked BEV, then the ``num_frames`` first-ranked of the snapshot's keyframes in time order, each fitted
+    to ``longest_px`` (sides a multiple of ``size_multiple``) with its markers redrawn at that size, and ``text``.
     The marked images come from the snapshot's cache: drawn once per snapshot and size, whatever the queries."""
-    keyframes = _spread(list(snapshot.keyframes), num_frames)
+    keyframes = first_ranked(snapshot.keyframes, num_frames)
     images = [snapshot.marked(keyframe, longest_px, size_multiple) for keyframe in [None, *keyframes]]
     return Prompt(
         tuple(images), text, templates.zero_shot_instruction if zero_shot else '', tuple(k.index for k in keyframes)
     )
 
 
-def _spread(keyframes: list, count: int) -> list:
-    """``count`` of the keyframes, evenly spread over the list (all of them when there are fewer)."""
-    if count >= len(keyframes):
-        return keyframes
+def first_ranked(keyframes: Sequence, count: int) -> list:
+    """The ``count`` keyframes of lowest rank (the selection's first choices), in time order."""
     if count <= 0:
         return []
-    positions = np.linspace(0, len(keyframes) - 1, count)
-    return [keyframes[int(round(p))] for p in positions]
+    chosen = sorted(range(len(keyframes)), key=lambda k: (keyframes[k].rank, k))[:count]
+    return [keyframes[k] for k in sorted(chosen)]

@@ -38,11 +38,11 @@ def make_tiny_segmenter(folder: str | os.PathLike[str]) -> Path:
     try:
         from transformers import SegformerImageProcessorPil as Processor  # no torchvision needed
     except ImportError:
-        from transformers import SegformerImageProcessor as Processor  # type: ignore[assignment]
+        from transformers import SegformerImageProcessor as Processor
     folder = Path(folder)
     torch.manual_seed(0)
     # num_labels, id2label and label2id go to PretrainedConfig through **kwargs, which the stubs do not show.
-    config = SegformerConfig(  # type: ignore[call-arg]
+    config = SegformerConfig(
         num_channels=3,
         num_encoder_blocks=2,
         depths=[1, 1],
@@ -98,7 +98,7 @@ def make_tiny_vlm(folder: str | os.PathLike[str], family: str = 'qwen2-vl') -> P
     try:
         from transformers import Qwen2VLImageProcessorPil as ImageProcessor  # no torchvision needed
     except ImportError:
-        from transformers import Qwen2VLImageProcessor as ImageProcessor  # type: ignore[assignment]
+        from transformers import Qwen2VLImageProcessor as ImageProcessor
     if family == 'qwen2-vl':
         from transformers import Qwen2VLConfig as Config
         from transformers import Qwen2VLForConditionalGeneration as Model
@@ -106,8 +106,8 @@ def make_tiny_vlm(folder: str | os.PathLike[str], family: str = 'qwen2-vl') -> P
         processor_class = 'Qwen2VLProcessor'
         vision: dict[str, Any] = dict(depth=2, embed_dim=32, hidden_size=64, num_heads=2, mlp_ratio=2)
     elif family == 'qwen2.5-vl':
-        from transformers import Qwen2_5_VLConfig as Config  # type: ignore[assignment]
-        from transformers import Qwen2_5_VLForConditionalGeneration as Model  # type: ignore[assignment]
+        from transformers import Qwen2_5_VLConfig as Config
+        from transformers import Qwen2_5_VLForConditionalGeneration as Model
 
         processor_class = 'Qwen2_5_VLProcessor'
         vision = dict(
@@ -137,7 +137,7 @@ def make_tiny_vlm(folder: str | os.PathLike[str], family: str = 'qwen2-vl') -> P
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token='<|im_end|>', pad_token='<|endoftext|>')
     tokenizer.chat_template = QWEN_CHAT_TEMPLATE
     # convert_tokens_to_ids is typed int | list[int]; for one token (a str) it returns an int.
-    ids: dict[str, int] = {token: tokenizer.convert_tokens_to_ids(token) for token in QWEN_SPECIAL_TOKENS}  # type: ignore[misc]
+    ids: dict[str, int] = {token: tokenizer.convert_tokens_to_ids(token) for token in QWEN_SPECIAL_TOKENS}
     special: dict[str, Any] = dict(bos_token_id=None, eos_token_id=ids['<|im_end|>'], pad_token_id=ids['<|endoftext|>'])
     config = Config(
         text_config=dict(
@@ -168,7 +168,7 @@ def make_tiny_vlm(folder: str | os.PathLike[str], family: str = 'qwen2-vl') -> P
         for token, index in tokenizer.get_vocab().items():
             if token not in QWEN_SPECIAL_TOKENS and not tokenizer.convert_tokens_to_string([token]).strip():
                 # torch types Module attributes as Tensor | Module, so .weight is not known to be a Tensor
-                embeddings[index] = 0.0  # type: ignore[operator]
+                embeddings[index] = 0.0
     model.generation_config.eos_token_id = special['eos_token_id']
     model.generation_config.pad_token_id = special['pad_token_id']
     model.generation_config.bos_token_id = None

@@ -93,6 +93,7 @@ def write_objects(out_dir: Path, snapshot: ObjectsSnapshot, frame_id: str = 'map
             {
                 'file': f'keyframes/{position:04d}.png',
                 'frame_index': keyframe.index,
+                'rank': keyframe.rank,
                 'stamp_s': keyframe.stamp_s,
                 'T_map_camera': np.round(keyframe.T_map_camera, 6).tolist(),
                 'markers': [marker.to_json() for marker in keyframe.markers],

@@ -211,7 +211,7 @@ def render_report(snapshot: ObjectsSnapshot, questions, context: ReportContext) 
         ids = html.escape(' '.join(object_tag(m.id) for m in keyframe.markers)) or 'no objects'
         keyframes.append(
             f'<figure><img class="keyframe" alt="keyframe {position}" src="{_data_uri(marked, "jpg")}">'
-            f'<figcaption>#{position}: frame {keyframe.index}, '
+            f'<figcaption>#{position} (rank {keyframe.rank}): frame {keyframe.index}, '
             f't = +{keyframe.stamp_s - first_stamp_s:.1f} s; {ids}</figcaption></figure>'
         )
     timings = ''.join(

@@ -220,7 +220,7 @@ def test_the_map_keeps_integrating_while_queries_run(looped_scene, tiny_models, 
     """The model runs in the query node's worker, never in a mapping callback: with best-effort input and the
     default frame queue (frames that arrive while the node is blocked are lost, not caught up later), the map
     keeps integrating while queries run back to back (a model in a mapping callback would stop it for most of
-    the window). Loose bounds: with instance updates every second, 12 s windows of the same kind differ by up
+    the window). Loose bounds: with instance updates every second, 8 s windows of the same kind differ by up
     to a third on this 2-core machine, and the diagnostics that carry the counter can arrive ~2 s late; the
     numbers are in bench/query.py."""
     outputs = MapOutputs(ros_node)
@@ -248,10 +248,10 @@ def test_the_map_keeps_integrating_while_queries_run(looped_scene, tiny_models, 
         assert response.success, response.message
         answered.append(response.model_ms)
 
-    idle = integrated_per_second(12.0, lambda: time.sleep(0.1))
-    busy = integrated_per_second(12.0, query)
+    idle = integrated_per_second(8.0, lambda: time.sleep(0.1))
+    busy = integrated_per_second(8.0, query)
     # Rates vary with the machine's load (2.5 to 6 frames/s idle here): the bounds only tell a map that keeps
     # integrating from one that stops while the model runs.
     assert idle > 1.0, f'the mapping node integrated {idle:.1f} frames/s without queries'
-    assert len(answered) >= 3, f'only {len(answered)} queries answered in 12 s'
+    assert len(answered) >= 3, f'only {len(answered)} queries answered in 8 s'
     assert busy >= 0.25 * idle, f'{busy:.1f} frames/s while queries run, {idle:.1f} without'

@@ -86,10 +86,13 @@ def test_coverage_selection_shows_every_instance_and_uniform_samples_in_time():
     views = [plane_view(looking_down(x=0.2 * k), index=k, stamp=float(k)) for k in range(10)]
     visible = [{1: 900}, {1: 900, 2: 50}, {1: 800}, {3: 1200}, {1: 700}, None, {1: 900}, {2: 600}, {1: 800}, {1: 900}]
     chosen = select_keyframes(views, visible, 3, 'coverage', min_visible_px=400)
-    assert chosen == sorted(chosen) and len(chosen) == 3
-    assert {3, 7} <= set(chosen), 'the only views of instances 3 and 2'
-    assert 5 not in select_keyframes(views, visible, 9, 'coverage'), 'a view off the map is never chosen'
-    assert select_keyframes(views, visible, 4, 'uniform') == [0, 3, 6, 9]
+    assert len(chosen) == 3 and {3, 7} <= set(chosen), 'the only views of instances 3 and 2'
+    every = select_keyframes(views, visible, 9, 'coverage', min_visible_px=400)
+    assert 5 not in every, 'a view off the map is never chosen'
+    assert every[:3] == chosen, 'ranked: the first three of nine are the choice of three'
+    assert sorted(select_keyframes(views, visible, 4, 'uniform')) == [0, 3, 6, 9]
+    ranked = select_keyframes(views, visible, 10, 'uniform')
+    assert sorted(ranked) == list(range(10)) and sorted(ranked[:2]) == [4, 9] and sorted(ranked[:3]) == [0, 4, 9]
     assert select_keyframes(views, visible, 1, 'uniform') == [5]
     assert select_keyframes([], [], 8, 'coverage') == []
     assert len(select_keyframes(views, visible, 50, 'coverage')) == 9

@@ -68,6 +68,10 @@ def test_prompt_is_the_marked_bev_then_keyframes_in_time_order_at_512_px():
     assert all(image.shape == (384, 512, 3) for image in prompt.images[1:])
     assert list(prompt.keyframe_indices) == sorted(prompt.keyframe_indices)
     assert prompt.keyframe_indices[0] == 100 and prompt.keyframe_indices[-1] == 109, 'spread over the sequence'
+    ranks = {k.index: k.rank for k in snapshot.keyframes}
+    assert sorted(ranks[i] for i in prompt.keyframe_indices) == [0, 1, 2, 3], 'the four first-ranked keyframes'
+    two = build_prompt(snapshot, 'x', 2, TEMPLATES).keyframe_indices
+    assert sorted(ranks[i] for i in two) == [0, 1] and list(two) == sorted(two)
     # The marker of object 7 is redrawn where the 640 px keyframe had it, scaled to 512 px.
     u, v = int(round((400 + 0.5) * 0.8 - 0.5)), int(round((300 + 0.5) * 0.8 - 0.5))
     patch = prompt.images[1][v - 12 : v - 8, u - 2 : u + 2].reshape(-1, 3).astype(int)

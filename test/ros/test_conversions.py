@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
@@ -181,7 +183,7 @@ def test_scene_snapshot_round_trip():
     T = np.eye(4)
     T[:3, 3] = (0.5, 0.2, 1.4)
     keyframe = Keyframe(
-        17, 3.25, frame, CameraIntrinsics(64, 48, 50.0, 50.0, 31.5, 23.5), T, (ImageMarker(7, 30.0, 20.0, 400),)
+        17, 3.25, frame, CameraIntrinsics(64, 48, 50.0, 50.0, 31.5, 23.5), T, (ImageMarker(7, 30.0, 20.0, 400),), 5
     )
     snapshot = ObjectsSnapshot(3.5, 9, (_instance(),), bev, (ImageMarker(7, 12.5, 30.0, 20),), (keyframe,))
     msg = snapshot_to_msg(snapshot, 'odom')
@@ -192,7 +194,13 @@ def test_scene_snapshot_round_trip():
     assert back.bev.max_height_m == pytest.approx(1.9) and back.map_version == 9 and back.stamp_s == 3.5
     assert back.bev_markers[0].id == 7 and back.bev_markers[0].u == 12.5
     k = back.keyframes[0]
-    assert (k.index, k.stamp_s, k.intrinsics) == (17, 3.25, keyframe.intrinsics)
+    assert (k.index, k.stamp_s, k.intrinsics, k.rank) == (17, 3.25, keyframe.intrinsics, 5)
+    # With a cache kept between snapshots, a keyframe that stays is decoded once and one no longer sent is dropped.
+    decoded: dict = {}
+    first = snapshot_from_msg(msg, decoded).keyframes[0].image
+    assert snapshot_from_msg(msg, decoded).keyframes[0].image is first and len(decoded) == 1
+    empty = snapshot_to_msg(dataclasses.replace(snapshot, keyframes=()), 'odom')
+    assert snapshot_from_msg(empty, decoded).keyframes == () and decoded == {}
     assert np.abs(k.image.astype(int) - frame).mean() < 3  # JPEG: close
     np.testing.assert_allclose(k.T_map_camera, T, atol=1e-9)
     assert k.markers == keyframe.markers and back.instances[0].id == 7

@@ -161,8 +161,9 @@ class InstanceConfig:
     )
     # Keyframes.
     num_keyframes: int = setting(
-        8,
-        'Keyframes kept for the model (GPT4Scene: 8 zero-shot, 32 fine-tuned).',
+        32,
+        'Keyframes each snapshot holds, ranked by the selection: a query for n frames is shown the n '
+        'first-ranked (GPT4Scene: 8 zero-shot, 32 fine-tuned; the query node asks for default_num_frames).',
         minimum=1,
         maximum=32,
         read_only=True,

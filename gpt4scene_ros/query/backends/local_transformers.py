@@ -152,7 +152,7 @@ class TransformersBackend(VlmBackend):
             self.model = transformers.AutoModelForImageTextToText.from_pretrained(model, **kwargs)
             if not load_in_4bit:
                 # transformers wraps PreTrainedModel.to with functools.wraps, whose stub loses the bound self
-                self.model = self.model.to(device)  # type: ignore[arg-type]
+                self.model = self.model.to(device)
             self.model.eval()
             self.processor = load_processor(model)
         except VlmSetupError:

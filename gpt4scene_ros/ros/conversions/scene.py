@@ -95,7 +95,7 @@ def snapshot_to_msg(snapshot: ObjectsSnapshot, frame_id: str, keyframe_images: d
     images = {} if keyframe_images is None else keyframe_images
     shown = set()
     for keyframe in snapshot.keyframes:
-        item = Keyframe(frame_index=int(keyframe.index), stamp=time_to_msg(keyframe.stamp_s))
+        item = Keyframe(frame_index=int(keyframe.index), stamp=time_to_msg(keyframe.stamp_s), rank=int(keyframe.rank))
         key = (keyframe.index, keyframe.stamp_s, keyframe.image.shape)
         shown.add(key)
         if key not in images:
@@ -111,8 +111,10 @@ def snapshot_to_msg(snapshot: ObjectsSnapshot, frame_id: str, keyframe_images: d
     return msg
 
 
-def snapshot_from_msg(msg: SceneSnapshot) -> ObjectsSnapshot:
-    """The core snapshot of a message (images decoded); ValueError for a malformed one."""
+def snapshot_from_msg(msg: SceneSnapshot, keyframe_images: dict | None = None) -> ObjectsSnapshot:
+    """The core snapshot of a message (images decoded); ValueError for a malformed one. ``keyframe_images``, a
+    dict kept by the caller between snapshots, holds each keyframe's decoded image: a keyframe that stays is
+    decoded once, and those no longer shown are forgotten."""
     stamp_s = time_from_msg(msg.header.stamp)
     info = msg.bev_info
     if msg.bev.data:
@@ -130,17 +132,25 @@ def snapshot_from_msg(msg: SceneSnapshot) -> ObjectsSnapshot:
         raise ValueError(
             f'snapshot BEV is {bev.width_px}x{bev.height_px}, its metadata says {info.width}x{info.height}'
         )
-    keyframes = tuple(
-        CoreKeyframe(
-            int(k.frame_index),
-            time_from_msg(k.stamp),
-            decode_compressed(k.image),
-            camera_info_to_intrinsics(k.camera_info),
-            pose_to_transform(k.pose),
-            tuple(markers_from_msgs(k.markers)),
+    images = {} if keyframe_images is None else keyframe_images
+    keyframes = []
+    for k in msg.keyframes:
+        key = _keyframe_key(k)
+        if key not in images:
+            images[key] = decode_compressed(k.image)
+        keyframes.append(
+            CoreKeyframe(
+                int(k.frame_index),
+                time_from_msg(k.stamp),
+                images[key],
+                camera_info_to_intrinsics(k.camera_info),
+                pose_to_transform(k.pose),
+                tuple(markers_from_msgs(k.markers)),
+                int(k.rank),
+            )
         )
-        for k in msg.keyframes
-    )
+    for key in set(images) - {_keyframe_key(k) for k in msg.keyframes}:
+        del images[key]
     style = MarkerStyle(radius_px=msg.marker_radius_px) if msg.marker_radius_px > 0 else MarkerStyle()
     return ObjectsSnapshot(
         stamp_s,
@@ -148,9 +158,13 @@ def snapshot_from_msg(msg: SceneSnapshot) -> ObjectsSnapshot:
         tuple(instance_from_msg(i) for i in msg.instances),
         bev,
         tuple(markers_from_msgs(msg.bev_markers)),
-        keyframes,
+        tuple(keyframes),
         style,
     )
+
+
+def _keyframe_key(msg: Keyframe) -> tuple:
+    return int(msg.frame_index), msg.stamp.sec, msg.stamp.nanosec, len(msg.image.data)
 
 
 def query_request_from_msg(request) -> QueryRequest:
