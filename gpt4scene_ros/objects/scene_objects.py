@@ -172,6 +172,8 @@ class SceneObjects:
         (:mod:`gpt4scene_ros.objects.detectors`); it names the instances."""
         if not isinstance(config, InstanceConfig):
             raise TypeError(f'config must be an InstanceConfig, got {type(config).__name__}')
+        if getattr(detector, 'class_agnostic', False) and not config.detector_masks:
+            raise ValueError('the detector gives masks without labels (SAM): it needs detector_masks: true')
         self.config = config
         self.mapping = mapping
         self.detector = detector

