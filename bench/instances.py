@@ -299,7 +299,7 @@ def run_kitchen(instances: InstanceConfig) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--quick', action='store_true', help=f'only {", ".join(QUICK)}')
-    parser.add_argument('--scenes', default='', help='comma-separated scene names')
+    parser.add_argument('--scenes', default='', help='comma-separated scene names (none: only the kitchen)')
     parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='InstanceConfig override')
     parser.add_argument('--no-kitchen', action='store_true')
     parser.add_argument(
@@ -319,7 +319,13 @@ def main(argv=None) -> int:
             else value.lower() == 'true'
         )
     instances = InstanceConfig(**overrides)
-    names = args.scenes.split(',') if args.scenes else list(QUICK if args.quick else SCENES)
+    names = (
+        []
+        if args.scenes == 'none'
+        else args.scenes.split(',')
+        if args.scenes
+        else list(QUICK if args.quick else SCENES)
+    )
     rows = {}
     for name in names:
         folder = scene_folder(name, SCENES[name][1])
@@ -333,9 +339,10 @@ def main(argv=None) -> int:
             flush=True,
         )
     settings = ', '.join(f'{k}={v}' for k, v in overrides.items()) or 'defaults'
-    print(f'\nInstances on generated scenes, masks: {args.masks} ({settings})\n')
-    print_scene_table(rows)
-    print_condition_table(rows)
+    if rows:
+        print(f'\nInstances on generated scenes, masks: {args.masks} ({settings})\n')
+        print_scene_table(rows)
+        print_condition_table(rows)
     if not args.no_kitchen:
         run_kitchen(instances)
     return 0
