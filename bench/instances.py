@@ -8,7 +8,8 @@ every 2 s at 30 Hz), and scored at the end against the generator's ground
 truth: precision and recall at 3D IoU 0.25 and 0.5 (oriented boxes), recall
 at 0.5 of objects under 15 cm, marker correctness (the keyframe marker's pixel
 lies on the true mask of the object its ID was matched to), ID switches over
-the updates, keyframe coverage of the coverage selection and of uniform
+the updates, new IDs per 100 frames once the room is covered (after the first
+update whose map holds 90 % of the final surface), keyframe coverage of the coverage selection and of uniform
 sampling from the same candidates, and the update time. Scenes are generated
 once into ``out/bench/scenes`` (about 15 s each).
 
@@ -133,9 +134,12 @@ def run_scene(folder: Path, instances: InstanceConfig, out: Path, masks_dir: Pat
 
     fusion_ms = []
 
+    updates = []
+
     def on_update(snapshot, frame_index, objects):
         history.add(match_instances(snapshot.instances, truth).truth_of(0.25))
         final['snapshot'], final['objects'] = snapshot, objects
+        updates.append((frame_index, {i.id for i in snapshot.instances}, len(snapshot.segmentation.voxels.keys)))
         fusion_ms.append(snapshot.timing_ms.get('mask_fusion', 0.0))
 
     summary = process_sequence(
@@ -171,12 +175,27 @@ def run_scene(folder: Path, instances: InstanceConfig, out: Path, masks_dir: Pat
         'coverage': keyframe_coverage(shown, truth_of.keys()),
         'coverage_uniform': keyframe_coverage(uniform, truth_of.keys()),
         'update_ms_median': summary['instance_update_ms_median'],
+        'new_ids_per_100': new_ids_after_coverage(updates),
         'fusion_ms_per_view': sum(fusion_ms) / max(1, final['objects'].masks.counts['mask_views'])
         if masks_dir
         else None,
         'missed': [f'{t.id}:{t.label}' for t, best in zip(truth, matching.best_iou()) if best < 0.25],
         'extra': [f'{i.id}' for i in snapshot.instances if i.id not in truth_of],
     }
+
+
+def new_ids_after_coverage(updates: list, covered_share: float = 0.9) -> float | None:
+    """New instance IDs per 100 frames once the room is covered: after the first update whose map holds
+    ``covered_share`` of the final map's surface voxels. ``updates``: (frame index, IDs, surface voxels) of each
+    instance update. None when the room is covered only at the end."""
+    final_voxels = updates[-1][2]
+    covered = next(k for k, (_, _, voxels) in enumerate(updates) if voxels >= covered_share * final_voxels)
+    frames = updates[-1][0] - updates[covered][0]
+    if frames <= 0:
+        return None
+    known = set().union(*(ids for _, ids, _ in updates[: covered + 1]))
+    new = set().union(*(ids for _, ids, _ in updates[covered + 1 :])) - known
+    return 100.0 * len(new) / frames
 
 
 def fmt(value, digits=2):
@@ -197,6 +216,7 @@ def print_scene_table(rows: dict) -> None:
         'small R@.5',
         'markers',
         'ID sw',
+        'new IDs /100 fr',
         'cover',
         'cover unif',
         'update ms',
@@ -221,6 +241,7 @@ def print_scene_table(rows: dict) -> None:
                     f'{fmt(r["small_recall50"])} ({r["small"]})',
                     markers,
                     str(r['id_switches']),
+                    fmt(r['new_ids_per_100']),
                     fmt(r['coverage']),
                     fmt(r['coverage_uniform']),
                     fmt(r['update_ms_median'], 0),
@@ -231,12 +252,17 @@ def print_scene_table(rows: dict) -> None:
         )
 
 
+def worst(group: list, key: str) -> float | None:
+    values = [r[key] for r in group if r[key] is not None]
+    return max(values) if values else None
+
+
 def print_condition_table(rows: dict) -> None:
     print(
         '\n| condition | scenes | R@.25 | P@.25 | R@.5 | small R@.5 | marker correctness | ID switches | '
-        'coverage (coverage / uniform) |'
+        'new IDs per 100 frames after coverage | coverage (coverage / uniform) |'
     )
-    print('|---|---|---|---|---|---|---|---|---|')
+    print('|---|---|---|---|---|---|---|---|---|---|')
     conditions = {}
     for name, r in rows.items():
         conditions.setdefault(SCENES[name][0], []).append(r)
@@ -251,7 +277,8 @@ def print_condition_table(rows: dict) -> None:
         print(
             f'| {condition} | {len(group)} | {mean("recall25"):.2f} | {mean("precision25"):.2f} | '
             f'{mean("recall50"):.2f} | {small_hits / max(small_total, 1):.2f} ({small_total}) | {markers:.3f} | '
-            f'{sum(r["id_switches"] for r in group)} | {mean("coverage"):.2f} / {mean("coverage_uniform"):.2f} |'
+            f'{sum(r["id_switches"] for r in group)} | {fmt(worst(group, "new_ids_per_100"))} (worst) | '
+            f'{mean("coverage"):.2f} / {mean("coverage_uniform"):.2f} |'
         )
 
 
@@ -263,10 +290,13 @@ def run_kitchen(instances: InstanceConfig) -> None:
     at_500 = {}
     final = {}
 
+    updates = []
+
     def on_update(snapshot, frame_index, objects):
         if frame_index <= 500:
             at_500['ids'] = {i.id for i in snapshot.instances}
         final['snapshot'] = snapshot
+        updates.append((frame_index, {i.id for i in snapshot.instances}, len(snapshot.segmentation.voxels.keys)))
 
     started = time.perf_counter()
     summary = process_sequence(
@@ -278,6 +308,7 @@ def run_kitchen(instances: InstanceConfig) -> None:
     print(
         f'\nkitchen (1000 frames, {time.perf_counter() - started:.0f} s): {len(snapshot.instances)} instances; '
         f'{survived} of the {len(at_500.get("ids", ()))} IDs of frame 500 still there at frame 1000; '
+        f'{fmt(new_ids_after_coverage(updates))} new IDs per 100 frames after coverage; '
         f'instance update median {summary["instance_update_ms_median"]} ms '
         f'(last: {", ".join(f"{k} {v:.0f}" for k, v in snapshot.timing_ms.items())} ms); images in {out}'
     )
