@@ -325,7 +325,8 @@ class SceneObjects:
         else:
             segmentation = segment_surface(voxels, cfg, self.votes)
         lap('segmentation')
-        voxel_ids = self._track(voxels, segmentation, stamp_s)
+        # Mask instances are confirmed by the fusion (mask_min_observations); geometric segments by the tracker.
+        voxel_ids = self._track(voxels, segmentation, stamp_s, confirm=not self.masks.views_fused)
         for instance_id, mask_instance in zip(self._segment_ids, segment_instances):
             for label, weight in self.masks.take_new_label_votes(mask_instance).items():
                 self.tracker.vote_label(instance_id, label, weight)
@@ -359,8 +360,9 @@ class SceneObjects:
         self.last_snapshot = snapshot
         return snapshot
 
-    def _track(self, voxels: SurfaceVoxels, segmentation: Segmentation, stamp_s: float) -> np.ndarray:
-        """Fit each segment's box, match the segments to the instances; the instance id of every voxel (0: none)."""
+    def _track(self, voxels: SurfaceVoxels, segmentation: Segmentation, stamp_s: float, confirm: bool) -> np.ndarray:
+        """Fit each segment's box, match the segments to the instances; the instance id of every voxel (0: none,
+        or a segment waiting for confirmation)."""
         v = self.mapping.voxel_size_m
         observations = []
         for members in segmentation.members():
@@ -372,7 +374,7 @@ class SceneObjects:
             box = fit_box(voxels.points[body], v, floor_z=support_z, trim=self.config.box_trim)
             mean_rgb = tuple(int(c) for c in np.rint(voxels.colors[members].mean(axis=0)))
             observations.append(SegmentObservation(voxels.keys[members], box, mean_rgb))
-        ids = self.tracker.update(observations, stamp_s)
+        ids = self.tracker.update(observations, stamp_s, confirm)
         self._segment_ids = ids
         voxel_ids = np.zeros(len(voxels), np.int64)
         for members, instance_id in zip(segmentation.members(), ids):

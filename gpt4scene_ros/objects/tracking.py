@@ -9,7 +9,11 @@ voxel), with a Hungarian assignment on that overlap:
 - an instance whose cells went mostly into another matched segment was merged
   into it: its ID is retired, never given out again;
 - a segment that overlaps nothing known (or only the remainder of an instance
-  that matched another segment: a split) gets a new ID;
+  that matched another segment: a split) is a candidate: it gets a new ID,
+  and is published, when the next update has it again (as Hydra and Khronos
+  confirm a track after repeated observations; a segment that flickers for
+  one update costs no ID). Where no instance is known yet (the first update,
+  after a reset) new segments are published at once;
 - an instance that matches nothing is kept, unpublished, as missing: an object
   that comes back (or whose segment stops flickering) gets its old ID back.
 
@@ -90,6 +94,7 @@ class _Track:
     hits: int = 1
     missed: int = 0
     label_votes: dict = field(default_factory=dict)  # label -> summed confidence
+    split_of: int | None = None  # a candidate's: the instance it split off, if any
 
 
 def _cells(voxel_keys: np.ndarray) -> np.ndarray:
@@ -108,18 +113,22 @@ class InstanceTracker:
         self.max_missing = int(max_missing)
         self.next_id = 1
         self.tracks: dict[int, _Track] = {}
+        self.candidates: dict[int, _Track] = {}
+        """Segments of the last update waiting for confirmation, under negative keys (no ID given yet)."""
         self.retired: list[int] = []
         self.events = {'new': 0, 'merged': 0, 'split': 0, 'returned': 0, 'dropped_over_cap': 0}
 
     def reset(self) -> None:
         """Forget every instance (map reset); IDs keep counting up, so none is reused."""
         self.tracks.clear()
+        self.candidates.clear()
 
-    def update(self, segments: Iterable[SegmentObservation], stamp_s: float) -> list[int]:
+    def update(self, segments: Iterable[SegmentObservation], stamp_s: float, confirm: bool = True) -> list[int]:
         """Associate this update's segments with the known instances.
 
-        Returns the instance ID given to each segment (0 for a segment left out by ``max_instances``);
-        :meth:`published` then lists this update's instances.
+        Returns the instance ID given to each segment (0 for a segment left out by ``max_instances`` or
+        waiting for confirmation); :meth:`published` then lists this update's instances. ``confirm`` False:
+        new segments are published at once (their source already confirmed them, e.g. the mask fusion).
         """
         segments = list(segments)
         kept = list(range(len(segments)))
@@ -138,8 +147,10 @@ class InstanceTracker:
             kept = sorted(order[: self.max_instances])
             segments = [segments[k] for k in kept]
         cells = [_cells(s.voxel_keys) for s in segments]
-        track_ids = list(self.tracks)
-        overlap, inter = self._overlaps(cells, track_ids)
+        immediate = not confirm or not self.tracks
+        candidates, self.candidates = self.candidates, {}
+        track_ids = list(self.tracks) + list(candidates)
+        overlap, inter = self._overlaps(cells, track_ids, candidates)
         assigned: dict[int, int] = {}  # segment index -> track id
         if overlap.size:
             rows, cols = linear_sum_assignment(-overlap)
@@ -149,7 +160,7 @@ class InstanceTracker:
         matched_tracks = set(assigned.values())
         # Merges: a known instance not matched, most of whose cells are in a matched segment.
         for c, track_id in enumerate(track_ids):
-            if track_id in matched_tracks or not len(inter):
+            if track_id in matched_tracks or not len(inter) or track_id < 0:
                 continue
             track = self.tracks[track_id]
             if track.missed > 0:
@@ -165,7 +176,25 @@ class InstanceTracker:
         for r, segment in enumerate(segments):
             matched_id = assigned.get(r)
             if matched_id is None:
-                track = self._new_track(cells[r], segment, stamp_s, inter[r] if len(track_ids) else None, track_ids)
+                split_of = self._split_of(cells[r], inter[r] if len(track_ids) else None, track_ids)
+                if not immediate:  # a candidate: an ID and publication when the next update has it again
+                    key = -1 - len(self.candidates)
+                    self.candidates[key] = _Track(
+                        key,
+                        cells[r],
+                        segment.box,
+                        len(segment.voxel_keys),
+                        segment.mean_rgb,
+                        stamp_s,
+                        stamp_s,
+                        split_of=split_of,
+                    )
+                    continue
+                track = self._new_track(cells[r], segment, stamp_s, split_of)
+            elif matched_id < 0:  # a candidate of the last update, seen again: confirmed
+                candidate = candidates[matched_id]
+                track = self._new_track(cells[r], segment, candidate.first_seen_s, candidate.split_of)
+                track.last_seen_s, track.hits = stamp_s, 2
             else:
                 track = self.tracks[matched_id]
                 if track.missed:
@@ -182,15 +211,19 @@ class InstanceTracker:
         self._forget_old_missing()
         return ids
 
-    def _overlaps(self, cells: list[np.ndarray], track_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """(overlap, intersection) matrices, segments x tracks, over 2-voxel cells."""
+    def _overlaps(
+        self, cells: list[np.ndarray], track_ids: list[int], candidates: dict
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(overlap, intersection) matrices, segments x tracks (candidates under their negative keys), over
+        2-voxel cells."""
+        track_cells_of = [(self.tracks[t] if t >= 0 else candidates[t]).cells for t in track_ids]
         n_segments, n_tracks = len(cells), len(track_ids)
         inter = np.zeros((n_segments, n_tracks))
         if n_segments and n_tracks:
             segment_cells = np.concatenate(cells)
             segment_owner = np.repeat(np.arange(n_segments), [len(c) for c in cells])
-            track_cells = np.concatenate([self.tracks[t].cells for t in track_ids])
-            track_owner = np.repeat(np.arange(n_tracks), [len(self.tracks[t].cells) for t in track_ids])
+            track_cells = np.concatenate(track_cells_of)
+            track_owner = np.repeat(np.arange(n_tracks), [len(c) for c in track_cells_of])
             order = np.argsort(track_cells, kind='stable')
             track_cells, track_owner = track_cells[order], track_owner[order]
             low = np.searchsorted(track_cells, segment_cells, side='left')
@@ -206,7 +239,7 @@ class InstanceTracker:
                 .astype(np.float64)
             )
         sizes_segments = np.array([len(c) for c in cells], dtype=np.float64)[:, None]
-        sizes_tracks = np.array([len(self.tracks[t].cells) for t in track_ids], dtype=np.float64)[None, :]
+        sizes_tracks = np.array([len(c) for c in track_cells_of], dtype=np.float64)[None, :]
         union = sizes_segments + sizes_tracks - inter
         iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
         # A segment that grew (more of the object seen) still matches its track: the share of the smaller
@@ -214,21 +247,19 @@ class InstanceTracker:
         containment = inter / np.maximum(np.minimum(sizes_segments, sizes_tracks), 1)
         return np.maximum(iou, 0.5 * containment), inter
 
+    def _split_of(self, cells: np.ndarray, inter_row: np.ndarray | None, track_ids: list[int]) -> int | None:
+        """The known instance most of ``cells`` lie in (a part split off it), or None (a new object)."""
+        if inter_row is None or not len(inter_row) or inter_row.max() < 0.5 * len(cells):
+            return None
+        parent = track_ids[int(np.argmax(inter_row))]
+        return parent if parent >= 0 else None
+
     def _new_track(
-        self,
-        cells: np.ndarray,
-        segment: SegmentObservation,
-        stamp_s: float,
-        inter_row: np.ndarray | None,
-        track_ids: list[int],
+        self, cells: np.ndarray, segment: SegmentObservation, stamp_s: float, split_of: int | None
     ) -> _Track:
-        if inter_row is not None and len(inter_row) and inter_row.max() >= 0.5 * len(cells):
+        if split_of is not None:
             self.events['split'] += 1
-            logger.info(
-                'a part split off %s: new instance %s',
-                object_tag(track_ids[int(np.argmax(inter_row))]),
-                object_tag(self.next_id),
-            )
+            logger.info('a part split off %s: new instance %s', object_tag(split_of), object_tag(self.next_id))
         else:
             self.events['new'] += 1
         track = _Track(self.next_id, cells, segment.box, len(segment.voxel_keys), segment.mean_rgb, stamp_s, stamp_s)

@@ -43,9 +43,27 @@ def test_an_object_out_of_sight_keeps_its_id_and_ids_are_never_reused():
     tracker.update([blob(0, 0), blob(40, 0)], 1.0)
     assert tracker.update([blob(0, 0)], 2.0) == [1]  # object 2 missing (its segment flickered)
     assert [i.id for i in tracker.published()] == [1]
-    assert tracker.update([blob(0, 0), blob(80, 80)], 3.0) == [1, 3], 'a new object gets a new id, never 2'
+    assert tracker.update([blob(0, 0), blob(80, 80)], 3.0) == [1, 0], 'a new segment waits for confirmation'
     assert tracker.update([blob(0, 0), blob(40, 0), blob(80, 80)], 4.0) == [1, 2, 3], 'object 2 comes back as 2'
     assert tracker.events['returned'] == 1
+    assert next(i for i in tracker.published() if i.id == 3).first_seen_s == 3.0, 'seen since its candidate'
+
+
+def test_a_segment_that_flickers_for_one_update_costs_no_id():
+    tracker = InstanceTracker()
+    assert tracker.update([blob(0, 0)], 1.0) == [1], 'nothing known yet: published at once'
+    assert tracker.update([blob(0, 0), blob(40, 0)], 2.0) == [1, 0]
+    assert [i.id for i in tracker.published()] == [1], 'a candidate is not published'
+    assert tracker.update([blob(0, 0), blob(0, 40)], 3.0) == [1, 0], 'the first candidate is gone, another waits'
+    assert tracker.update([blob(0, 0), blob(0, 40, dz=1)], 4.0) == [1, 2], 'seen again: the next id'
+    assert tracker.events['new'] == 2 and tracker.next_id == 3
+    unconfirmed = InstanceTracker()
+    unconfirmed.update([blob(0, 0)], 1.0)
+    assert unconfirmed.update([blob(0, 0), blob(40, 0)], 2.0, confirm=False) == [1, 2], 'already confirmed'
+    unconfirmed.update([blob(0, 0), blob(40, 40)], 3.0)
+    unconfirmed.reset()
+    assert unconfirmed.update([blob(40, 40)], 4.0) == [3], 'after a reset nothing is known: at once'
+    assert unconfirmed.candidates == {}
 
 
 def test_merges_retire_an_id_and_splits_get_a_new_one():
@@ -54,7 +72,8 @@ def test_merges_retire_an_id_and_splits_get_a_new_one():
     assert tracker.update([a, b], 1.0) == [1, 2]
     assert tracker.update([merged(a, b)], 2.0) == [1]
     assert tracker.events['merged'] == 1 and 2 in tracker.retired and 2 not in tracker.tracks
-    assert tracker.update([a, b], 3.0) == [1, 3], 'the split-off part is a new instance'
+    assert tracker.update([a, b], 3.0) == [1, 0], 'the split-off part waits for confirmation'
+    assert tracker.update([a, b], 4.0) == [1, 3], 'then is a new instance'
     assert tracker.events['split'] == 1
 
 
