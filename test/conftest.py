@@ -218,3 +218,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker('realtime'):
             item.add_marker(pytest.mark.xdist_group('realtime'))
+
+
+def pytest_sessionstart(session):
+    """Tests kill nodes on purpose (kill -9): remove the Fast DDS segments earlier runs left in /dev/shm, which
+    otherwise pile up in memory (gpt4scene_ros/ros/dds_shm.py; the nodes do the same as they start)."""
+    if hasattr(session.config, 'workerinput'):
+        return  # the controller does it once
+    from gpt4scene_ros.ros.dds_shm import remove_stale_segments
+
+    remove_stale_segments()

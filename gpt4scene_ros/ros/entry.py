@@ -8,6 +8,8 @@ import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 
+from gpt4scene_ros.ros.dds_shm import remove_stale_segments
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 
 
@@ -23,6 +25,12 @@ def run_node(node_class, run, args=None) -> int:
         print(f'[FATAL] cannot initialise ROS: {error}', file=sys.stderr)
         return EXIT_BAD_CONFIG
     try:
+        removed, freed = remove_stale_segments()
+        if removed:
+            rclpy.logging.get_logger(node_class.NODE_NAME).info(
+                f'removed {removed} Fast DDS shared-memory segments ({freed / 1e6:.0f} MB) that killed processes '
+                'left in /dev/shm'
+            )
         try:
             node = node_class()
         except (ValueError, ParameterException) as error:
