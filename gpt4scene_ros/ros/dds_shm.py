@@ -11,6 +11,7 @@ living process holds; every node calls it as it starts.
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -20,19 +21,23 @@ except ImportError:  # not POSIX: Fast DDS keeps no such files there
     fcntl = None  # type: ignore[assignment]
 
 SHM_FOLDER = Path('/dev/shm')
+PARTICIPANT_SEGMENT = re.compile(r'fastdds_[0-9a-f]{16}')
+"""A participant's own segment (the 64 MB ones); its name is random, so no later participant reuses it."""
 MIN_AGE_S = 30.0
 """Files younger than this are left alone: a participant starting beside us may not hold its lock yet."""
 
 
 def remove_stale_segments(folder: Path = SHM_FOLDER, min_age_s: float = MIN_AGE_S) -> tuple[int, int]:
-    """Remove every ``fastdds_*`` segment whose ``_el`` lock no process holds and that is at least ``min_age_s``
-    old; (segments removed, bytes freed)."""
+    """Remove every participant segment (``fastdds_<16 hex digits>``) whose ``_el`` lock no process holds and
+    that is at least ``min_age_s`` old; (segments removed, bytes freed)."""
     if fcntl is None or not folder.is_dir():
         return 0, 0
     removed, freed = 0, 0
     now = time.time()
     for lock in folder.glob('fastdds_*_el'):
         segment = lock.with_name(lock.name[: -len('_el')])
+        if not PARTICIPANT_SEGMENT.fullmatch(segment.name):
+            continue  # port queues (fastdds_port*) are shared: a new participant may use one before it locks it
         try:
             if now - lock.stat().st_mtime < min_age_s:
                 continue

@@ -192,14 +192,8 @@ def test_a_segmentation_models_masks_are_fused_and_name_the_instances(room, tiny
     assert np.all(masks.labels[small] == cup) and np.count_nonzero(masks.labels) == big.sum()
     assert detection_masks([Detection('chair', 0.7, (0, 0, 9, 9))], (40, 60)) is None, 'boxes are no masks'
 
-    folder, sequence, scene_map, frames, _ = room
     segmenter = make_detector('transformers', str(tiny_models / 'segformer'), min_score=0.0)
-    objects = SceneObjects(dataclasses.replace(CONFIG, candidates_per_update=6), MAPPING, segmenter)
-    for frame in frames[::4]:
-        objects.observe(
-            frame.color, frame.depth_m, sequence.intrinsics, frame.T_world_camera, frame.timestamp_s, frame.index
-        )
-    snapshot = objects.update(*scene_map.surface(), 1.0, 1)
+    objects, snapshot = update_with_detector(room, segmenter, every=4, per_update=6)
     assert objects.masks.counts['mask_views'] >= 1 and objects.counts['detector_errors'] == 0
     labels = set(segmenter.pipeline.model.config.id2label.values())
     assert all(i.label in labels | {''} for i in snapshot.instances)
@@ -210,13 +204,18 @@ def test_a_sam_generators_masks_are_fused_without_naming_anything(room, tiny_mod
     instances come from them) and, having no labels, name nothing."""
     from gpt4scene_ros.objects.detectors import make_detector
 
-    folder, sequence, scene_map, frames, _ = room
     generator = make_detector('transformers', str(tiny_models / 'sam'), min_score=0.0)
-    objects = SceneObjects(dataclasses.replace(CONFIG, candidates_per_update=4), MAPPING, generator)
-    for frame in frames[::8]:
+    objects, snapshot = update_with_detector(room, generator, every=8, per_update=4)
+    assert objects.counts['detector_errors'] == 0 and objects.masks.counts['mask_views'] >= 1
+    assert all(i.label == '' for i in snapshot.instances)
+
+
+def update_with_detector(room, detector, every: int, per_update: int):
+    """Every ``every``-th frame of the room observed with ``detector``, then one update: (objects, snapshot)."""
+    folder, sequence, scene_map, frames, _ = room
+    objects = SceneObjects(dataclasses.replace(CONFIG, candidates_per_update=per_update), MAPPING, detector)
+    for frame in frames[::every]:
         objects.observe(
             frame.color, frame.depth_m, sequence.intrinsics, frame.T_world_camera, frame.timestamp_s, frame.index
         )
-    snapshot = objects.update(*scene_map.surface(), 1.0, 1)
-    assert objects.counts['detector_errors'] == 0 and objects.masks.counts['mask_views'] >= 1
-    assert all(i.label == '' for i in snapshot.instances)
+    return objects, objects.update(*scene_map.surface(), 1.0, 1)

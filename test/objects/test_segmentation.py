@@ -246,6 +246,14 @@ def test_a_curtain_of_flying_pixels_along_a_wall_is_structure_but_a_screen_on_it
     assert is_structure_remnant(points, wall, v, floor, up)
     assert not is_structure_remnant(points, wall, v, floor, out)
     assert not is_structure_remnant(points - [0.3, 0.0, 0.0], wall, v, floor, up), 'away from the wall: an object'
+    # A flat strip of ceiling at 2.6 m that the ceiling search left (it is sparse at the room's edge) is
+    # structure; a table top, flat too, at 0.75 m is not, nor a box reaching 2.1 m.
+    strip = np.stack([rng.uniform(0.0, 2.0, count), rng.uniform(1.0, 1.3, count), rng.uniform(2.6, 2.61, count)], 1)
+    assert is_structure_remnant(strip, wall, v, floor, -up)
+    assert not is_structure_remnant(strip - [0.0, 0.0, 1.85], wall, v, floor, up), 'a table top'
+    box = strip.copy()
+    box[:, 2] = rng.uniform(1.6, 2.1, count)
+    assert not is_structure_remnant(box, wall, v, floor, out)
 
 
 def test_a_seat_cushion_joins_its_chair_but_a_magazine_and_a_table_top_over_a_chair_stay_apart():

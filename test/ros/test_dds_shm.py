@@ -18,10 +18,11 @@ def segment(folder, name, size, age_s):
     return folder / name, lock
 
 
-def test_only_segments_no_process_holds_and_old_enough_are_removed(tmp_path):
-    dead, dead_lock = segment(tmp_path, 'fastdds_dead', 8192, 120)
-    live, live_lock = segment(tmp_path, 'fastdds_live', 4096, 120)
-    fresh, fresh_lock = segment(tmp_path, 'fastdds_fresh', 4096, 1)
+def test_only_participant_segments_no_process_holds_and_old_enough_are_removed(tmp_path):
+    dead, dead_lock = segment(tmp_path, 'fastdds_0123456789abcdef', 8192, 120)
+    live, live_lock = segment(tmp_path, 'fastdds_00000000000000aa', 4096, 120)
+    fresh, fresh_lock = segment(tmp_path, 'fastdds_00000000000000bb', 4096, 1)
+    port, port_lock = segment(tmp_path, 'fastdds_port7411', 4096, 120)
     other = tmp_path / 'not_fastdds_el'
     other.write_bytes(b'')
     holder = os.open(live_lock, os.O_RDWR)
@@ -35,4 +36,6 @@ def test_only_segments_no_process_holds_and_old_enough_are_removed(tmp_path):
     assert live.exists() and live_lock.exists(), 'held: in use'
     assert fresh.exists() and fresh_lock.exists(), 'too young: its owner may not hold the lock yet'
     assert other.exists()
+    assert port.exists() and port_lock.exists(), 'port queues are shared: never removed'
+
     assert remove_stale_segments(tmp_path / 'missing') == (0, 0)

@@ -155,6 +155,10 @@ def _find_ceiling(
     return (points[:, 2] > level - 2 * v) & (normals[:, 2] < -0.5) & ~exclude
 
 
+CEILING_SHEET_MIN_HEIGHT_M = 2.0
+"""A flat horizontal sheet this high above the floor is a piece of ceiling (no object's top is seen there)."""
+
+
 def is_structure_remnant(
     points: np.ndarray,
     structure: Structure,
@@ -162,12 +166,14 @@ def is_structure_remnant(
     floor_height: np.ndarray,
     normals: np.ndarray | None = None,
 ) -> bool:
-    """A thin sheet lying on the floor or on a wall: what structure removal left along its edges (the floor's
-    border at a wall, a poster), not an object. With ``normals``, a slightly thicker sheet along a wall whose
-    surface does not face out of the wall counts too."""
+    """A thin sheet lying on the floor, under the ceiling or on a wall: what structure removal left along its
+    edges (the floor's border at a wall, a strip of ceiling, a poster), not an object. With ``normals``, a
+    slightly thicker sheet along a wall whose surface does not face out of the wall counts too."""
     sheet = 1.5 * voxel_size_m
     low, high = np.percentile(points[:, 2], [2, 98])
     if high - low < sheet and low <= np.median(floor_height) + 2 * voxel_size_m:
+        return True
+    if high - low < sheet and low >= np.median(floor_height) + CEILING_SHEET_MIN_HEIGHT_M:
         return True
     for normal_xy, offset in structure.wall_planes:
         distance = points[:, :2] @ np.asarray(normal_xy) - offset
