@@ -274,7 +274,7 @@ def select_keyframes(
         nearest = np.full(len(candidates), np.inf)
         for c in chosen:
             nearest = np.minimum(nearest, pose_distances(poses, views[c].T_map_camera))
-        while len(chosen) < count and np.isfinite(nearest).any() and len(chosen) < len(usable):
+        while len(chosen) < count and np.isfinite(nearest).any():
             best = int(np.argmax(nearest))
             chosen.append(candidates[best])
             nearest = np.minimum(nearest, pose_distances(poses, views[candidates[best]].T_map_camera))

@@ -96,6 +96,14 @@ class _Track:
     label_votes: dict = field(default_factory=dict)  # label -> summed confidence
     split_of: int | None = None  # a candidate's: the instance it split off, if any
 
+    @classmethod
+    def first_seen(
+        cls, track_id: int, cells: np.ndarray, segment: SegmentObservation, stamp_s: float, split_of: int | None
+    ) -> _Track:
+        """A track of ``segment``, seen for the first time at ``stamp_s``."""
+        box, size, rgb = segment.box, len(segment.voxel_keys), segment.mean_rgb
+        return cls(track_id, cells, box, size, rgb, stamp_s, stamp_s, split_of=split_of)
+
 
 def _cells(voxel_keys: np.ndarray) -> np.ndarray:
     keys = unpack_keys(voxel_keys)
@@ -179,16 +187,7 @@ class InstanceTracker:
                 split_of = self._split_of(cells[r], inter[r] if len(track_ids) else None, track_ids)
                 if not immediate:  # a candidate: an ID and publication when the next update has it again
                     key = -1 - len(self.candidates)
-                    self.candidates[key] = _Track(
-                        key,
-                        cells[r],
-                        segment.box,
-                        len(segment.voxel_keys),
-                        segment.mean_rgb,
-                        stamp_s,
-                        stamp_s,
-                        split_of=split_of,
-                    )
+                    self.candidates[key] = _Track.first_seen(key, cells[r], segment, stamp_s, split_of)
                     continue
                 track = self._new_track(cells[r], segment, stamp_s, split_of)
             elif matched_id < 0:  # a candidate of the last update, seen again: confirmed
@@ -262,7 +261,7 @@ class InstanceTracker:
             logger.info('a part split off %s: new instance %s', object_tag(split_of), object_tag(self.next_id))
         else:
             self.events['new'] += 1
-        track = _Track(self.next_id, cells, segment.box, len(segment.voxel_keys), segment.mean_rgb, stamp_s, stamp_s)
+        track = _Track.first_seen(self.next_id, cells, segment, stamp_s, None)
         self.tracks[track.id] = track
         self.next_id += 1
         return track

@@ -262,10 +262,7 @@ def merge_hanging_parts(
     )
     points = voxels.points
     v = voxels.voxel_size_m
-    low, high = np.full((n, 3), np.inf), np.full((n, 3), -np.inf)
-    for axis in range(3):
-        np.minimum.at(low[:, axis], labels[valid], points[valid, axis])
-        np.maximum.at(high[:, axis], labels[valid], points[valid, axis])
+    low, high = _bounds(labels, points, n)
     extent = high - low + v
     leg = (np.max(extent[:, :2], axis=1) <= LEG_MAX_WIDTH_M) & (
         extent[:, 2] >= LEG_MIN_ASPECT * np.max(extent[:, :2], axis=1)
@@ -313,10 +310,7 @@ def merge_covering_slabs(labels: np.ndarray, voxels: SurfaceVoxels) -> np.ndarra
         return labels
     v = voxels.voxel_size_m
     n = int(labels.max()) + 1
-    low, high = np.full((n, 3), np.inf), np.full((n, 3), -np.inf)
-    for axis in range(3):
-        np.minimum.at(low[:, axis], labels[valid], voxels.points[valid, axis])
-        np.maximum.at(high[:, axis], labels[valid], voxels.points[valid, axis])
+    low, high = _bounds(labels, voxels.points, n)
     high = high + v  # a voxel's extent
     present = np.isfinite(low[:, 0])
     area = np.prod(high[:, :2] - low[:, :2], axis=1)
@@ -338,6 +332,16 @@ def merge_covering_slabs(labels: np.ndarray, voxels: SurfaceVoxels) -> np.ndarra
 SLAB_MAX_HEIGHT_M = 0.10
 SLAB_MIN_COVER = 0.6
 SLAB_MIN_INSIDE = 0.8
+
+
+def _bounds(labels: np.ndarray, points: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high): the (n, 3) corners of each segment's axis-aligned box of points (inf / -inf for none)."""
+    valid = labels >= 0
+    low, high = np.full((n, 3), np.inf), np.full((n, 3), -np.inf)
+    for axis in range(3):
+        np.minimum.at(low[:, axis], labels[valid], points[valid, axis])
+        np.maximum.at(high[:, axis], labels[valid], points[valid, axis])
+    return low, high
 
 
 def _follow(labels: np.ndarray, parent: np.ndarray) -> np.ndarray:

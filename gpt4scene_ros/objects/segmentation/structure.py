@@ -171,10 +171,10 @@ def is_structure_remnant(
     slightly thicker sheet along a wall whose surface does not face out of the wall counts too."""
     sheet = 1.5 * voxel_size_m
     low, high = np.percentile(points[:, 2], [2, 98])
-    if high - low < sheet and low <= np.median(floor_height) + 2 * voxel_size_m:
-        return True
-    if high - low < sheet and low >= np.median(floor_height) + CEILING_SHEET_MIN_HEIGHT_M:
-        return True
+    if high - low < sheet:
+        above_floor = low - np.median(floor_height)
+        if above_floor <= 2 * voxel_size_m or above_floor >= CEILING_SHEET_MIN_HEIGHT_M:
+            return True
     for normal_xy, offset in structure.wall_planes:
         distance = points[:, :2] @ np.asarray(normal_xy) - offset
         near, far = np.percentile(distance, [2, 98])

@@ -92,22 +92,20 @@ def snapshot_to_msg(snapshot: ObjectsSnapshot, frame_id: str, keyframe_images: d
     msg.bev_info = bev_info_msg(snapshot.bev, stamp)
     msg.bev_max_height_m = float(snapshot.bev.max_height_m)
     msg.bev_markers = markers_to_msgs(snapshot.bev_markers)
-    images = {} if keyframe_images is None else keyframe_images
-    shown = set()
-    for keyframe in snapshot.keyframes:
+    images = _convert_once(
+        snapshot.keyframes,
+        lambda k: (k.index, k.stamp_s, k.image.shape),
+        lambda k: encode_image(k.image, 'jpeg', time_to_msg(k.stamp_s), 'camera'),
+        keyframe_images,
+    )
+    for keyframe, image in zip(snapshot.keyframes, images):
         item = Keyframe(frame_index=int(keyframe.index), stamp=time_to_msg(keyframe.stamp_s), rank=int(keyframe.rank))
-        key = (keyframe.index, keyframe.stamp_s, keyframe.image.shape)
-        shown.add(key)
-        if key not in images:
-            images[key] = encode_image(keyframe.image, 'jpeg', item.stamp, 'camera')
-        item.image = images[key]
+        item.image = image
         item.camera_info = intrinsics_to_camera_info(keyframe.intrinsics, item.stamp, 'camera')
         item.pose = transform_to_pose(keyframe.T_map_camera)
         item.markers = markers_to_msgs(keyframe.markers)
         msg.keyframes.append(item)
     msg.instances = [instance_to_msg(instance) for instance in snapshot.instances]
-    for key in set(images) - shown:
-        del images[key]
     return msg
 
 
@@ -132,25 +130,24 @@ def snapshot_from_msg(msg: SceneSnapshot, keyframe_images: dict | None = None) -
         raise ValueError(
             f'snapshot BEV is {bev.width_px}x{bev.height_px}, its metadata says {info.width}x{info.height}'
         )
-    images = {} if keyframe_images is None else keyframe_images
-    keyframes = []
-    for k in msg.keyframes:
-        key = _keyframe_key(k)
-        if key not in images:
-            images[key] = decode_compressed(k.image)
-        keyframes.append(
-            CoreKeyframe(
-                int(k.frame_index),
-                time_from_msg(k.stamp),
-                images[key],
-                camera_info_to_intrinsics(k.camera_info),
-                pose_to_transform(k.pose),
-                tuple(markers_from_msgs(k.markers)),
-                int(k.rank),
-            )
+    images = _convert_once(
+        msg.keyframes,
+        lambda k: (int(k.frame_index), k.stamp.sec, k.stamp.nanosec, len(k.image.data)),
+        lambda k: decode_compressed(k.image),
+        keyframe_images,
+    )
+    keyframes = [
+        CoreKeyframe(
+            int(k.frame_index),
+            time_from_msg(k.stamp),
+            image,
+            camera_info_to_intrinsics(k.camera_info),
+            pose_to_transform(k.pose),
+            tuple(markers_from_msgs(k.markers)),
+            int(k.rank),
         )
-    for key in set(images) - {_keyframe_key(k) for k in msg.keyframes}:
-        del images[key]
+        for k, image in zip(msg.keyframes, images)
+    ]
     style = MarkerStyle(radius_px=msg.marker_radius_px) if msg.marker_radius_px > 0 else MarkerStyle()
     return ObjectsSnapshot(
         stamp_s,
@@ -163,8 +160,17 @@ def snapshot_from_msg(msg: SceneSnapshot, keyframe_images: dict | None = None) -
     )
 
 
-def _keyframe_key(msg: Keyframe) -> tuple:
-    return int(msg.frame_index), msg.stamp.sec, msg.stamp.nanosec, len(msg.image.data)
+def _convert_once(items, key, convert, cache: dict | None) -> list:
+    """``convert(item)`` for each of ``items``, taken from ``cache`` (kept by the caller between snapshots, keyed
+    by ``key(item)``) where it is there; the entries of items no longer given are forgotten."""
+    cache = {} if cache is None else cache
+    keys = [key(item) for item in items]
+    for item, item_key in zip(items, keys):
+        if item_key not in cache:
+            cache[item_key] = convert(item)
+    for stale in set(cache) - set(keys):
+        del cache[stale]
+    return [cache[item_key] for item_key in keys]
 
 
 def query_request_from_msg(request) -> QueryRequest:
