@@ -286,3 +286,44 @@ def test_a_seat_cushion_joins_its_chair_but_a_magazine_and_a_table_top_over_a_ch
     assert group[1] == group[0], 'the cushion joins its chair'
     assert group[3] != group[2], 'the magazine stays apart from its table'
     assert group[4] != group[5], 'the table top stays apart from the chair under it'
+
+
+def test_thin_parts_inside_a_larger_segment_join_it_but_what_lies_or_stands_on_a_top_stays_apart():
+    from gpt4scene_ros.objects.segmentation.regions import merge_enclosed_parts
+
+    v = 0.02
+
+    def solid(low, high, yaw_deg=0.0, about=(0.0, 0.0)):
+        axes = [np.arange(lo, hi + 1e-9, v) for lo, hi in zip(low, high)]
+        grid = np.stack(np.meshgrid(*axes, indexing='ij'), axis=-1).reshape(-1, 3)
+        c, s = np.cos(np.radians(yaw_deg)), np.sin(np.radians(yaw_deg))
+        xy = grid[:, :2] - about
+        grid[:, :2] = np.stack([c * xy[:, 0] - s * xy[:, 1], s * xy[:, 0] + c * xy[:, 1]], axis=1) + about
+        return grid
+
+    chair = dict(yaw_deg=45.0, about=(0.25, 0.25))  # turned, so its back is thin only along its own axes
+    legs = [solid((x, y, 0.0), (x + 0.04, y + 0.04, 0.4), **chair) for x in (0, 0.46) for y in (0, 0.46)]
+    posts = [solid((x, 0.44, 0.46), (x + 0.04, 0.48, 0.9), **chair) for x in (0, 0.46)]
+    parts = {  # label: points
+        0: np.concatenate([solid((0.0, 0.0, 0.4), (0.5, 0.5, 0.46), **chair), *legs, *posts]),  # a chair
+        1: solid((0.06, 0.44, 0.5), (0.44, 0.48, 0.88), **chair),  # its back panel, cut off between the posts
+        2: solid((1.0, 0.0, 0.0), (2.4, 0.8, 0.74)),  # a table
+        3: solid((1.2, 0.2, 0.74), (1.5, 0.4, 0.74)),  # a magazine lying on it: in the top's own voxel layer
+        5: solid((1.3, 0.3, 0.0), (1.6, 0.6, 0.3)),  # a box under it (not thin)
+        6: solid((3.0, 0.0, 0.0), (3.8, 0.4, 0.8)),  # a cabinet ...
+        7: solid((3.0, 0.36, 0.6), (3.8, 0.4, 0.8)),  # ... and its back rim, cut off by depth noise
+        8: solid((3.04, 0.04, 0.4), (3.76, 0.36, 0.42)),  # ... and a shelf board inside it
+    }
+    points = np.concatenate(list(parts.values()))
+    truth = np.concatenate([np.full(len(p), label) for label, p in parts.items()])
+    voxels = surface_voxels(points, np.full((len(points), 3), 128.0), np.tile([0.0, 0.0, 1.0], (len(points), 1)), v)
+    keys = pack_keys(np.rint(points / v))
+    order = np.argsort(keys, kind='stable')
+    labels = truth[order][np.searchsorted(keys[order], voxels.keys, side='right') - 1]
+    merged = merge_enclosed_parts(labels, voxels)
+    group = {label: set(np.unique(merged[labels == label]).tolist()) for label in parts}
+    assert group[1] == group[0], 'the turned chair back joins its chair'
+    assert group[7] == group[6] and group[8] == group[6], 'the rim and the shelf board join their cabinet'
+    for label, what in ((3, 'the magazine'), (5, 'the box under the table')):
+        assert group[label] != group[2], f'{what} stays apart from the table'
+        assert len(group[label]) == 1

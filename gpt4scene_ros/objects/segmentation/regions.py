@@ -334,6 +334,55 @@ SLAB_MIN_COVER = 0.6
 SLAB_MIN_INSIDE = 0.8
 
 
+def merge_enclosed_parts(labels: np.ndarray, voxels: SurfaceVoxels) -> np.ndarray:
+    """Merge a thin part into the largest larger segment whose box holds ``PART_MIN_INSIDE`` of the part's box,
+    below that segment's top: a chair back or a cabinet's rim cut off by depth noise, the lower half of a leg, a
+    shelf board. Thin is at most ``PART_MAX_THICKNESS_M`` across and ``PART_MIN_ASPECT`` times as long: upright
+    (a sheet or a stick, measured along its own horizontal axes, so a turned chair's back is thin too), whose
+    bottom must be ``PART_MIN_BELOW_TOP_M`` under the top, or flat, whose own top must be: a magazine or a tray
+    lying on a table, or a book standing on it, stays apart."""
+    valid = labels >= 0
+    if not valid.any():
+        return labels
+    v = voxels.voxel_size_m
+    n = int(labels.max()) + 1
+    low, high = _bounds(labels, voxels.points, n)
+    high = high + v
+    present = np.isfinite(low[:, 0])
+    size = np.bincount(labels[valid], minlength=n).astype(np.float64)
+    extent = np.where(present[:, None], high - low, 0.0)
+    volume = np.prod(extent, axis=1)
+    x, y, owner = voxels.points[valid, 0], voxels.points[valid, 1], labels[valid]
+
+    def mean(values: np.ndarray) -> np.ndarray:
+        return np.bincount(owner, weights=values, minlength=n) / np.maximum(size, 1)
+
+    # The smaller horizontal extent along the principal axes (a uniform spread of width w has variance w^2 / 12).
+    mx, my = mean(x), mean(y)
+    sxx, syy, sxy = mean(x * x) - mx**2, mean(y * y) - my**2, mean(x * y) - mx * my
+    spread = np.sqrt(np.maximum(0.25 * (sxx - syy) ** 2 + sxy**2, 0.0))
+    across = np.sqrt(12.0 * np.maximum(0.5 * (sxx + syy) - spread, 0.0)) + v
+    upright = present & (across <= PART_MAX_THICKNESS_M) & (extent[:, 2] >= PART_MIN_ASPECT * across)
+    flat = present & (extent[:, 2] <= PART_MAX_THICKNESS_M)
+    flat &= np.max(extent[:, :2], axis=1) >= PART_MIN_ASPECT * extent[:, 2]
+    parent = np.arange(n)
+    for part in np.flatnonzero(upright | flat):
+        overlap = np.prod(np.clip(np.minimum(high, high[part]) - np.maximum(low, low[part]), 0, None), axis=1)
+        reference_z = low[part, 2] if upright[part] else high[part, 2]
+        below_top = reference_z < high[:, 2] - PART_MIN_BELOW_TOP_M
+        fits = present & below_top & (overlap >= PART_MIN_INSIDE * volume[part]) & (size > size[part])
+        fits[part] = False
+        if fits.any():
+            parent[part] = int(np.flatnonzero(fits)[np.argmax(size[fits])])
+    return _follow(labels, parent)
+
+
+PART_MAX_THICKNESS_M = 0.10
+PART_MIN_ASPECT = 2.5
+PART_MIN_INSIDE = 0.8
+PART_MIN_BELOW_TOP_M = 0.06
+
+
 def _bounds(labels: np.ndarray, points: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(low, high): the (n, 3) corners of each segment's axis-aligned box of points (inf / -inf for none)."""
     valid = labels >= 0

@@ -29,7 +29,9 @@ few points Open3D extracts per voxel (voxel keys: :mod:`gpt4scene_ros.objects.vo
    concave. This heals over-segmentation by texture, seams and shading.
    Parts of one piece of furniture then merge across creases and with the top
    they hang under, and what rests on a horizontal surface is split off again
-   (:mod:`gpt4scene_ros.objects.segmentation.resting`).
+   (:mod:`gpt4scene_ros.objects.segmentation.resting`); slabs join what they
+   cover, thin parts (a chair back, a rim, a shelf board) the segment whose
+   box holds them.
 4. Regions of at least ``min_instance_voxels`` voxels are the segments.
 """
 
@@ -47,6 +49,7 @@ from gpt4scene_ros.objects.segmentation.regions import (
     edge_evidence,
     merge_across_creases,
     merge_covering_slabs,
+    merge_enclosed_parts,
     merge_hanging_parts,
     merge_regions,
 )
@@ -99,6 +102,7 @@ def segment_surface(voxels: SurfaceVoxels, config: InstanceConfig, votes: Bounda
     labels = merge_hanging_parts(labels, features, voxels, config)
     labels = split_resting(labels, voxels, edges, keep, config)
     labels = merge_covering_slabs(labels, voxels)
+    labels = merge_enclosed_parts(labels, voxels)
     sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, np.int64)
     big = [
         k
