@@ -48,11 +48,11 @@ from gpt4scene_ros.objects.evaluation import (  # noqa: E402
     match_instances,
     observed_truth,
 )
+from gpt4scene_ros.objects.offline import process_sequence  # noqa: E402
 from gpt4scene_ros.query.prompts import first_ranked  # noqa: E402
 from gpt4scene_ros.sim.masks import CLEAN, MaskDegradation, write_sam_like_masks  # noqa: E402
 from gpt4scene_ros.sim.scene import SyntheticSceneConfig  # noqa: E402
 from gpt4scene_ros.sim.writer import write_sequence  # noqa: E402
-from gpt4scene_ros.tools.process import process_sequence  # noqa: E402
 
 KITCHEN = REPO.parent / 'shared' / 'data' / '7scenes-redkitchen'
 KITCHEN_ANNOTATION = REPO / 'bench' / 'data' / 'redkitchen_objects.json'

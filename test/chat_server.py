@@ -70,6 +70,9 @@ class ChatServer:
                     if message['role'] == 'system':
                         system = message['content']
                         continue
+                    if isinstance(message['content'], str):  # the API's plain-text form
+                        text = message['content']
+                        continue
                     for part in message['content']:
                         if part['type'] == 'image_url':
                             images.append(decode_data_url(part['image_url']['url']))

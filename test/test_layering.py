@@ -10,7 +10,7 @@ from pathlib import Path
 from conftest import REPO_ROOT
 
 PACKAGE = REPO_ROOT / 'gpt4scene_ros'
-STAGES = ('common', 'io', 'mapping', 'objects', 'query', 'sim', 'ros', 'nodes', 'tools')
+STAGES = ('common', 'io', 'mapping', 'objects', 'query', 'eval', 'sim', 'ros', 'nodes', 'tools')
 """In data-flow order: a stage may import itself and the stages before it, never one after it."""
 ROS_STAGES = ('ros', 'nodes', 'tools')
 ROS_MODULE_PREFIXES = (

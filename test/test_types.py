@@ -11,7 +11,7 @@ from pathlib import Path
 from conftest import REPO_ROOT
 
 PACKAGE = REPO_ROOT / 'gpt4scene_ros'
-TYPED_STAGES = ('common', 'io', 'mapping', 'objects', 'query', 'sim')
+TYPED_STAGES = ('common', 'io', 'mapping', 'objects', 'query', 'eval', 'sim')
 """The folders pyproject.toml's [tool.mypy] checks; ros/, nodes/ and tools/ need rclpy and are not checked."""
 
 

@@ -1,4 +1,5 @@
-"""Recorded RGB-D sequences on disk: Microsoft 7-Scenes and TUM RGB-D layouts.
+"""Recorded RGB-D sequences on disk: Microsoft 7-Scenes and TUM RGB-D layouts, and the folder sequence that
+:mod:`gpt4scene_ros.io.scannet` (ScanNet exports) and :mod:`gpt4scene_ros.io.openeqa` (OpenEQA episodes) build on.
 
 :func:`gpt4scene_ros.io.open.open_sequence` detects the layout. Opening is
 lazy: it lists the folder, parses the small text files and reads the size of
@@ -313,7 +314,8 @@ class TumSequence(FolderSequence):
 
 
 def open_folder(root: Path, frame_rate_hz: float = 30.0) -> FolderSequence:
-    """The sequence in folder ``root``, its layout detected; SequenceError when it is neither layout."""
+    """The TUM or 7-Scenes sequence in folder ``root``, its layout detected; SequenceError when it is neither
+    (:func:`gpt4scene_ros.io.open.open_sequence` tries the ScanNet and OpenEQA layouts first)."""
     if not root.is_dir():
         raise SequenceError(f'{root}: is a file, neither a sequence folder nor a rosbag2 bag (.mcap, .db3)')
     if (root / 'rgb.txt').is_file() and (root / 'depth.txt').is_file():
@@ -322,8 +324,9 @@ def open_folder(root: Path, frame_rate_hz: float = 30.0) -> FolderSequence:
         return SevenScenesSequence(root, float(frame_rate_hz))
     raise SequenceError(
         f'{root}: neither a TUM RGB-D folder (rgb.txt, depth.txt, groundtruth.txt), '
-        f'a 7-Scenes folder (frame-XXXXXX.depth.png, .color.jpg, .pose.txt) nor a rosbag2 '
-        f'bag (metadata.yaml)'
+        f'a 7-Scenes folder (frame-XXXXXX.depth.png, .color.jpg, .pose.txt), a ScanNet export '
+        f'(color/, depth/, pose/, intrinsic/), an OpenEQA episode (NNNNNN-rgb.png, -depth.png, .txt) '
+        f'nor a rosbag2 bag (metadata.yaml)'
     )
 
 

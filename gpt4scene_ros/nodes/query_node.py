@@ -20,7 +20,6 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from pathlib import Path
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
@@ -28,7 +27,7 @@ from rclpy.node import Node
 from gpt4scene_ros.common.settings.query import QueryConfig
 from gpt4scene_ros.msg import SceneSnapshot
 from gpt4scene_ros.query.backends import VlmError, VlmSetupError, make_backend
-from gpt4scene_ros.query.prompts import PromptError, PromptTemplates, build_prompt
+from gpt4scene_ros.query.prompts import PromptError, PromptTemplates, build_prompt, default_templates_file
 from gpt4scene_ros.query.scene_query import ErrorCode, QueryRateLimit, QueryResult, answer_query
 from gpt4scene_ros.ros.conversions.scene import fill_query_response, query_request_from_msg, snapshot_from_msg
 from gpt4scene_ros.ros.entry import run_node, spin_multi_threaded
@@ -37,16 +36,6 @@ from gpt4scene_ros.ros.qos import LATCHED
 from gpt4scene_ros.srv import SceneQuery
 
 PACKAGE = 'gpt4scene_ros'
-
-
-def default_templates_file() -> Path:
-    """config/prompts.yaml of the installed package (its share folder), or of this source tree."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return Path(get_package_share_directory(PACKAGE)) / 'config' / 'prompts.yaml'
-    except Exception:  # no ament index: running from a source checkout
-        return Path(__file__).resolve().parents[2] / 'config' / 'prompts.yaml'
 
 
 class _Job:

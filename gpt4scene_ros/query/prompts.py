@@ -30,6 +30,18 @@ _PLACEHOLDERS = {'question', 'situation', 'description', 'object'}
 _PLACEHOLDER = re.compile(r'\{([a-z_]+)\}')
 
 
+def default_templates_file() -> Path:
+    """The package's ``config/prompts.yaml``: in the share folder of its install prefix (colcon, a ROS
+    distribution: ``<prefix>/lib/pythonX.Y/site-packages/gpt4scene_ros`` beside ``<prefix>/share/gpt4scene_ros``),
+    else in this source tree."""
+    package = Path(__file__).resolve().parents[1]
+    if len(package.parents) > 3:
+        installed = package.parents[3] / 'share' / 'gpt4scene_ros' / 'config' / 'prompts.yaml'
+        if installed.is_file():
+            return installed
+    return package.parent / 'config' / 'prompts.yaml'
+
+
 class PromptError(ValueError):
     """A template file or a request cannot make a prompt (the message says what to fix)."""
 

@@ -11,10 +11,10 @@ from gpt4scene_ros.common.settings.mapping import MappingConfig
 from gpt4scene_ros.io.bags import BAG_EPOCH_S, BagSequence, BagTopics, is_bag, write_bag
 from gpt4scene_ros.io.open import open_sequence
 from gpt4scene_ros.io.sequence import SequenceError
+from gpt4scene_ros.objects.offline import process_sequence
 from gpt4scene_ros.sim.scene import SyntheticSceneConfig
 from gpt4scene_ros.sim.writer import write_sequence
 from gpt4scene_ros.tools.process import main as process_main
-from gpt4scene_ros.tools.process import process_sequence
 
 
 @pytest.fixture(scope='module')

@@ -17,9 +17,9 @@ from gpt4scene_ros.common.settings.instances import InstanceConfig
 from gpt4scene_ros.common.settings.mapping import MappingConfig
 from gpt4scene_ros.io.masks import MaskFolder
 from gpt4scene_ros.objects.evaluation import load_truth, marker_correctness, match_instances
+from gpt4scene_ros.objects.offline import process_sequence
 from gpt4scene_ros.objects.scene_objects import SceneObjects
 from gpt4scene_ros.sim.masks import CLEAN, MaskDegradation, sam_like_masks, write_sam_like_masks
-from gpt4scene_ros.tools.process import process_sequence
 
 MAPPING = MappingConfig(device='CPU:0', initial_block_count=2000)
 CONFIG = InstanceConfig(num_keyframes=6)

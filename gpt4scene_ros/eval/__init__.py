@@ -1,0 +1,1 @@
+"""Benchmarks: annotation readers, answer and grounding metrics, the evaluation run and training-data export."""
