@@ -32,11 +32,12 @@ from gpt4scene_ros.eval.benchmarks import GROUNDING_BENCHMARKS as GROUNDING
 from gpt4scene_ros.eval.benchmarks import TASK_OF, Question, by_scene, read_questions, scene_folder
 from gpt4scene_ros.eval.oracle import OracleBackend, best_instances
 from gpt4scene_ros.eval.scoring import GroundTruth, box_json, read_ground_truth
+from gpt4scene_ros.io.scannet import is_scannet_folder
 from gpt4scene_ros.objects.offline import process_sequence
 from gpt4scene_ros.query.backends import make_backend
 from gpt4scene_ros.query.backends.base import VlmBackend
 from gpt4scene_ros.query.prompts import PromptTemplates, first_ranked
-from gpt4scene_ros.query.scene_query import QueryRequest, answer_query
+from gpt4scene_ros.query.scene_query import ErrorCode, QueryRequest, answer_query
 
 logger = logging.getLogger(__name__)
 
@@ -81,10 +82,6 @@ def read_answers(path: Path) -> dict[str, dict]:
     return answers
 
 
-def is_scannet_export(folder: Path) -> bool:
-    return all((folder / name).is_dir() for name in ('color', 'depth', 'pose', 'intrinsic'))
-
-
 def map_scene(folder: Path, out: Path, settings: RunSettings) -> tuple[Any, dict]:
     """The last objects snapshot of a scan fused as gpt4scene-process does, and its summary. ScanNet exports are
     z-up in the frame of their ground truth: gravity alignment stays off there, so that boxes compare with it."""
@@ -97,7 +94,7 @@ def map_scene(folder: Path, out: Path, settings: RunSettings) -> tuple[Any, dict
         folder,
         out,
         settings.mapping,
-        gravity='none' if is_scannet_export(folder) else 'auto',
+        gravity='none' if is_scannet_folder(folder) else 'auto',
         stride=settings.stride,
         max_frames=settings.max_frames,
         progress=False,
@@ -127,7 +124,9 @@ def make_request(
 def answer_scene(
     settings: RunSettings, scene_id: str, questions: list[Question], backend: VlmBackend | None
 ) -> dict[str, Any]:
-    """Map one scene and answer its questions not answered yet; the scene's status record."""
+    """Map one scene and answer its questions not answered yet; the scene's status record (also written to its
+    ``scene.json``). A question the model failed on (``MODEL``: a server down, a timeout) is not written, so a
+    rerun asks it again."""
     started = time.perf_counter()
     folder = scene_folder(settings.scans, scene_id)
     record: dict[str, Any] = {'scene_id': scene_id, 'questions': len(questions)}
@@ -140,7 +139,19 @@ def answer_scene(
     pending = [q for q in questions if q.question_id not in done]
     record['answered_before'] = len(questions) - len(pending)
     if not pending:
-        return {**record, 'status': 'ok', 'seconds': 0.0}
+        record.update(status='ok', seconds=0.0)
+    else:
+        record.update(_map_and_answer(settings, folder, where, pending, backend))
+        record['seconds'] = round(time.perf_counter() - started, 2)
+    (where / 'scene.json').write_text(json.dumps(record, indent=1))
+    return record
+
+
+def _map_and_answer(
+    settings: RunSettings, folder: Path, where: Path, pending: list[Question], backend: VlmBackend | None
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    scene_id = pending[0].scene_id
     try:
         snapshot, summary = map_scene(folder, where / 'map', settings)
         mapped = time.perf_counter()
@@ -150,23 +161,26 @@ def answer_scene(
         shown = first_ranked(snapshot.keyframes, frames)
         positions = [k for k, keyframe in enumerate(snapshot.keyframes) if keyframe in shown]
         images = ['map/bev_marked.png', *(f'map/keyframes/{k:04d}.png' for k in positions)]
-        with answers_file.open('a') as stream:
+        model_failures = 0
+        with (where / 'answers.jsonl').open('a') as stream:
             for question in pending:
                 prediction = _answer(settings, question, snapshot, truth, frames, backend, templates)
+                if prediction.pop('retry', False):
+                    model_failures += 1
+                    continue
                 prediction['images'] = [f'scenes/{scene_key(scene_id)}/{name}' for name in images]
                 stream.write(json.dumps(prediction) + '\n')
                 stream.flush()
     except Exception as error:  # one scene failing must not stop the run: it is reported in the summary
         logger.exception('%s failed', scene_id)
-        return {**record, 'status': 'failed', 'error': f'{type(error).__name__}: {error}'}
+        return {'status': 'failed', 'error': f'{type(error).__name__}: {error}'}
     return {
-        **record,
         'status': 'ok',
         'frames': summary['frames'],
         'integrated': summary['integrated'],
         'instances': summary['instances'],
+        'model_failures': model_failures,
         'map_seconds': round(mapped - started, 2),
-        'seconds': round(time.perf_counter() - started, 2),
     }
 
 
@@ -198,6 +212,7 @@ def _answer(
     )
     if not result.success:
         prediction['error'] = result.message
+        prediction['retry'] = result.error_code == ErrorCode.MODEL
     return prediction
 
 
@@ -205,12 +220,14 @@ _WORKER_BACKEND: dict[str, VlmBackend | None] = {}
 
 
 def make_run_backend(settings: RunSettings) -> VlmBackend | None:
-    """The oracle, or the backend the query settings name (once per process)."""
+    """The oracle, or the backend the query settings name (made once per process and settings)."""
     if settings.oracle:
         return OracleBackend()
-    if 'backend' not in _WORKER_BACKEND:
-        _WORKER_BACKEND['backend'] = make_backend(settings.query)
-    return _WORKER_BACKEND['backend']
+    key = repr(settings.query)
+    if key not in _WORKER_BACKEND:
+        _WORKER_BACKEND.clear()
+        _WORKER_BACKEND[key] = make_backend(settings.query)
+    return _WORKER_BACKEND[key]
 
 
 def _scene_job(settings: RunSettings, scene_id: str, questions: list[Question]) -> dict[str, Any]:

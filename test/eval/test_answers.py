@@ -9,7 +9,6 @@ import pytest
 from conftest import SHARED_DATA
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
-from pycocoevalcap.meteor.meteor import Meteor
 from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
@@ -178,7 +177,7 @@ def caption_results():
     if shutil.which('java') is None:
         pytest.skip('the caption metrics need Java')
     pairs = {**CAPTION_PAIRS, **_scanqa_sample_pairs()}
-    meteor_process = Meteor()
+    meteor_process = answers._running_meteor()  # the process caption_scores uses: one Java start
     tokenizer = PTBTokenizer()
     candidates = tokenizer.tokenize({k: [{'caption': _one_line(p)}] for k, (p, _) in pairs.items()})
     references = tokenizer.tokenize({k: [{'caption': _one_line(r)} for r in refs] for k, (_, refs) in pairs.items()})
@@ -190,7 +189,6 @@ def caption_results():
         dict(zip(CAPTION_METRICS, [*bleu, meteor, rouge, cider])),
         dict(zip(CAPTION_METRICS, [*bleu_items, meteor_items, rouge_items, list(cider_items)])),
     )
-    answers._stop_meteor(meteor_process)
     corpus, per_item = caption_scores(pairs)
     by_key = {name: dict(zip(pairs, values)) for name, values in per_item.items()}
     return pairs, (corpus, per_item, by_key), direct

@@ -65,7 +65,8 @@ def test_the_oracle_grounds_nearly_every_reference_and_the_scores_agree_with_the
 def test_a_rerun_skips_answered_questions_and_shards_merge_into_the_same_scores(bench, oracle_refer, tmp_path):
     args = ['--benchmark', 'scanrefer', '--annotations', str(bench / 'scanrefer.json'), '--scans', str(bench / 'scans')]
     before = (oracle_refer / 'predictions.json').read_text()
-    assert main(['run', *args, '--out', str(oracle_refer), '--oracle', '--shard', '0/2', *FAST]) == 0
+    rerun = ['--out', str(oracle_refer), '--oracle', '--shard', '0/2', '--workers', '2', *FAST]  # the process pool
+    assert main(['run', *args, *rerun]) == 0
     summary = json.loads((oracle_refer / 'summary.json').read_text())
     assert summary['records'][0]['answered_before'] == summary['records'][0]['questions'] > 0
     assert json.loads((oracle_refer / 'predictions.json').read_text()) == json.loads(before)
@@ -85,7 +86,7 @@ def test_the_oracle_answers_reach_the_caption_metrics_maximum_and_the_tiny_model
 ):
     scans = ['--scans', str(bench / 'scans')]
     qa = ['run', '--benchmark', 'scanqa', '--annotations', str(bench / 'scanqa.json'), *scans]
-    assert main([*qa, '--out', str(tmp_path / 'oracle'), '--oracle', *FAST]) == 0
+    assert main([*qa, '--out', str(tmp_path / 'oracle'), '--oracle', '--max-frames', '10', *FAST]) == 0
     oracle = json.loads((tmp_path / 'oracle' / 'scores.json').read_text())['scores']
     assert oracle['EM'] == 100.0 and oracle['EM_refined'] == 100.0 and oracle['BLEU-1'] == pytest.approx(100.0)
     refer = ['run', '--benchmark', 'multi3drefer', '--annotations', str(bench / 'multi3drefer.json'), *scans]
@@ -160,3 +161,60 @@ def test_bad_input_exits_2_naming_the_file_and_missing_scenes_are_listed(bench, 
     predictions.write_text('{"question_id": 1}')
     assert main(['score', *refer, *scans, '--predictions', str(predictions), '--out', str(scores_file)]) == 2
     assert 'predictions.json: expected a JSON list' in capsys.readouterr().err
+
+
+def test_questions_the_model_failed_on_are_asked_again_on_the_next_run(bench, tmp_path):
+    from chat_server import ChatServer
+
+    from gpt4scene_ros.eval.oracle import OracleBackend
+
+    reply = OracleBackend()  # what the stand-in server's model says
+    reply.set_answer('<OBJ001>')
+    down = ChatServer(reply)
+    down.close()
+    out = tmp_path / 'run'
+    args = ['run', '--benchmark', 'scanrefer', '--annotations', str(bench / 'scanrefer.json')]
+    args += ['--scans', str(bench / 'scans'), '--out', str(out), '--max-frames', '6', *FAST]
+    openai = ['-p', 'query_node.backend=openai', '-p', 'query_node.model=m', '-p', 'query_node.query_timeout_s=0.5']
+    assert main([*args, *openai, '-p', f'query_node.base_url={down.base_url}']) == 0
+    record = json.loads((out / 'summary.json').read_text())['records'][0]
+    assert record['model_failures'] == record['questions'] > 0
+    assert json.loads((out / 'predictions.json').read_text()) == []
+    up = ChatServer(reply)
+    try:
+        assert main([*args, *openai, '-p', f'query_node.base_url={up.base_url}']) == 0
+    finally:
+        up.close()
+    predictions = json.loads((out / 'predictions.json').read_text())
+    assert len(predictions) == record['questions'] and all(p['answer'] == '<OBJ001>' for p in predictions)
+    assert len(up.requests) == record['questions']
+
+
+def test_ground_truth_boxes_shifted_by_half_their_length_score_the_iou_derived_accuracy(bench, tmp_path):
+    """Each true box moved along x by half its length overlaps it with IoU (L - L/2) / (L + L/2) = 1/3:
+    every reference counts at 0.25 and none at 0.5; unmoved, every one counts at both."""
+    questions = read_questions('scanrefer', bench / 'scanrefer.json')
+    truth = read_ground_truth(bench / 'scans', [q.scene_id for q in questions])
+    for shift, expected in ((0.0, (100.0, 100.0)), (0.5, (100.0, 0.0))):
+        predictions = []
+        for q in questions:
+            box = truth.boxes[(q.scene_id, q.object_ids[0])]
+            center = [box.center[0] + shift * box.size[0], box.center[1], box.center[2]]
+            predictions.append(
+                {
+                    'question_id': q.question_id,
+                    'answer': '',
+                    'boxes': [{'center': center, 'size': list(box.size), 'yaw': 0.0}],
+                }
+            )
+        path = tmp_path / 'predictions.json'
+        path.write_text(json.dumps(predictions))
+        args = ['score', '--benchmark', 'scanrefer', '--annotations', str(bench / 'scanrefer.json')]
+        assert (
+            main(
+                [*args, '--scans', str(bench / 'scans'), '--predictions', str(path), '--out', str(tmp_path / 's.json')]
+            )
+            == 0
+        )
+        scores = json.loads((tmp_path / 's.json').read_text())['scores']
+        assert (scores['Acc@0.25'], scores['Acc@0.5']) == pytest.approx(expected)
