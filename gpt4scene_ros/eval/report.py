@@ -59,6 +59,15 @@ def _quality(benchmark: str, question: Question, prediction: dict, truth: Ground
     return (1.0 if exact else 0.5 if refined else 0.0), 'right' if exact else 'partly' if refined else 'wrong'
 
 
+def _reference(question: Question, truth: GroundTruth | None) -> str:
+    """The answers, or the benchmark objects to ground (id and label)."""
+    if question.answers:
+        return ' | '.join(question.answers[:3])
+    labels = truth.labels if truth is not None else {}
+    named = [f'object {i} ({labels.get((question.scene_id, i), "?")})' for i in question.object_ids]
+    return ', '.join(named) or 'no object (a zero-target query)'
+
+
 def write_report(
     path: Path,
     benchmark: str,
@@ -77,7 +86,7 @@ def write_report(
         f'{len(scores.get("unknown_question_ids", []))} predictions for unknown questions (not scored).</p>',
         '<h2>Scores</h2><table><tr><th>metric</th><th>%</th></tr>',
     ]
-    top = {k: v for k, v in scores.get('scores', {}).items() if not isinstance(v, dict)}
+    top = {k: v for k, v in scores.get('scores', {}).items() if not isinstance(v, dict) and k != 'count'}
     for name, value in _flat(top):
         parts.append(f'<tr><td>{html.escape(name)}</td><td>{value:.2f}</td></tr>')
     parts.append('</table>')
@@ -113,7 +122,7 @@ def write_report(
             f'<div class="muted">{html.escape(question.question_id)} · {html.escape(question.scene_id)}</div>'
             f'<div><b>Q:</b> {html.escape(question.situation + " " if question.situation else "")}'
             f'{html.escape(question.question or "(caption of the object)")}</div>'
-            f'<div><b>Reference:</b> {html.escape(" | ".join(question.answers[:3]) or "-")}</div>'
+            f'<div><b>Reference:</b> {html.escape(_reference(question, truth))}</div>'
             f'<div class="wrong"><b>Prediction:</b> {html.escape(str(prediction.get("answer", "")) or "(none)")} '
             f'({html.escape(shown)}){html.escape(" · " + prediction["error"] if prediction.get("error") else "")}'
             f'</div><div>{images}</div></div>'
