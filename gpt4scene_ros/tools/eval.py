@@ -6,7 +6,8 @@
     gpt4scene-eval merge --benchmark B --annotations FILE [--scans DIR] --out DIR RUN_DIR [RUN_DIR ...]
 
 B: scanqa, sqa3d, scanrefer, multi3drefer, scan2cap, openeqa. Grounding benchmarks need ``--scans`` (the
-ground-truth boxes); openeqa needs a judge (``--judge-base-url``, ``--judge-model``, ``--judge-api-key-env``).
+ground-truth boxes); openeqa is marked by a judge (``--judge-base-url``, ``--judge-model``,
+``--judge-api-key-env``; ``run`` without one leaves the marks to ``score``).
 Exit code: 0 done, 2 bad input (an annotation or predictions file that is not the benchmark's, a bad option).
 """
 
@@ -72,7 +73,12 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def _judge(args: argparse.Namespace) -> Judge | None:
+    """OpenEQA's judge; ``run`` and ``merge`` without one write the predictions and leave the marks for later
+    (``score``, which needs it)."""
     if args.benchmark != 'openeqa':
+        return None
+    if args.command != 'score' and not args.judge_base_url:
+        logging.getLogger('gpt4scene-eval').warning('no --judge-base-url: answers not marked (score them later)')
         return None
     return Judge(args.judge_base_url, args.judge_model, args.judge_api_key_env)
 
