@@ -245,17 +245,27 @@ class SceneObjects:
         self.last_snapshot = None
 
     def state(self) -> tuple[dict, dict]:
-        """(tracker state, boundary-vote arrays): what a map file keeps of the object layer."""
-        return self.tracker.state(), self.votes.state()
+        """(tracker state, arrays): what a map file keeps of the object layer: the tracker's instances, the
+        boundary votes and, once masks were fused, the mask instances (``mask_fusion`` in the tracker state)."""
+        tracker_state, arrays = self.tracker.state(), dict(self.votes.state())
+        if self.masks.views_fused:
+            tracker_state['mask_fusion'], mask_arrays = self.masks.state()
+            arrays.update(mask_arrays)
+        return tracker_state, arrays
 
     def restore(self, tracker_state: dict | None, arrays: dict | None) -> int:
-        """Replace the instances and votes by saved ones (a :meth:`state`); the number of instances. Raises
-        ValueError."""
+        """Replace the instances, votes and mask instances by saved ones (a :meth:`state`); the number of
+        instances. Raises ValueError."""
         self.reset()
+        mask_fusion = None
         if tracker_state is not None:
+            tracker_state = dict(tracker_state)
+            mask_fusion = tracker_state.pop('mask_fusion', None)
             self.tracker.restore(tracker_state)
         if arrays:
             self.votes.restore(arrays)
+        if mask_fusion is not None:
+            self.masks.restore(mask_fusion, arrays or {})
         return len(self.tracker.tracks)
 
     def pending_candidates(self) -> int:

@@ -219,3 +219,27 @@ def update_with_detector(room, detector, every: int, per_update: int):
             frame.color, frame.depth_m, sequence.intrinsics, frame.T_world_camera, frame.timestamp_s, frame.index
         )
     return objects, objects.update(*scene_map.surface(), 1.0, 1)
+
+
+def test_mask_instances_survive_a_map_file_save_and_load(room, tmp_path):
+    from gpt4scene_ros.mapping.tsdf import SceneMap
+    from gpt4scene_ros.objects.mapper import Mapper
+
+    scene_map = room[2]
+    objects, first = fuse(room, sam_like(3))
+    path = tmp_path / 'room.map'
+    Mapper(scene_map, objects).save(path)
+    loaded_map, reloaded = SceneMap(MAPPING), SceneObjects(CONFIG, MAPPING)
+    _, note = Mapper(loaded_map, reloaded).load(path)
+    assert note == f', {len(objects.tracker.tracks)} instances'
+    assert len(reloaded.masks) == len(objects.masks) and reloaded.masks.views_fused == objects.masks.views_fused
+    # No new masks after the load: the mask instances, not a geometric segmentation, give the same IDs and boxes.
+    again = reloaded.update(*loaded_map.surface(), 20.0, 2, all_candidates=True)
+    before = {i.id: i.box for i in first.instances}
+    assert {i.id for i in again.instances} == set(before)
+    for instance in again.instances:
+        assert np.linalg.norm(np.subtract(instance.box.center, before[instance.id].center)) < 0.05
+    tracker_state, arrays = objects.state()
+    arrays['mask_sizes'] = arrays['mask_sizes'][:-1]
+    with pytest.raises(ValueError, match='mask fusion state'):
+        SceneObjects(CONFIG, MAPPING).restore(tracker_state, arrays)

@@ -394,6 +394,77 @@ class MaskFusion:
         instance.new_label_votes.clear()
         return votes
 
+    # -- persistence: saved with the map, so that a reloaded map keeps its mask instances ------------------------
+
+    def state(self) -> tuple[dict, dict]:
+        """(a JSON record, numeric arrays) of the fused instances, their voxels and their view consensus."""
+        ids = sorted(self.instances)
+        kept = [self.instances[i] for i in ids]
+        record = {
+            'next_id': self._next_id,
+            'counts': dict(self.counts),
+            'label_votes': {str(i): dict(inst.label_votes) for i, inst in zip(ids, kept) if inst.label_votes},
+        }
+        arrays = {
+            'mask_instance_ids': np.array(ids, np.int64),
+            'mask_observations': np.array([inst.observations for inst in kept], np.int64),
+            'mask_sizes': np.array([len(inst.keys) for inst in kept], np.int64),
+            'mask_keys': np.concatenate([inst.keys for inst in kept]) if kept else np.zeros(0, np.int64),
+            'mask_counts': np.concatenate([inst.counts for inst in kept]) if kept else np.zeros(0, np.int32),
+            'mask_seen_keys': self._seen_keys,
+            'mask_seen_counts': self._seen_counts,
+            'mask_pairs': np.array([[a, b, t, s] for (a, b), (t, s) in sorted(self._pairs.items())], np.int64).reshape(
+                -1, 4
+            ),
+        }
+        return record, arrays
+
+    def restore(self, record: dict, arrays: dict) -> None:
+        """Replace the fusion by a :meth:`state`; ValueError (the fusion unchanged) for a malformed one."""
+        try:
+            ids, observations, sizes, keys, counts, seen_keys, seen_counts, pairs = (
+                np.asarray(arrays[name])
+                for name in (
+                    'mask_instance_ids',
+                    'mask_observations',
+                    'mask_sizes',
+                    'mask_keys',
+                    'mask_counts',
+                    'mask_seen_keys',
+                    'mask_seen_counts',
+                    'mask_pairs',
+                )
+            )
+            next_id = int(record['next_id'])
+            votes = {int(i): {str(k): float(v) for k, v in named.items()} for i, named in record['label_votes'].items()}
+            counts_record = {str(k): int(v) for k, v in record['counts'].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ValueError(f'mask fusion state: {error!r}') from None
+        shapes_agree = (
+            len(ids) == len(observations) == len(sizes)
+            and int(sizes.sum()) == len(keys) == len(counts)
+            and len(seen_keys) == len(seen_counts)
+            and pairs.ndim == 2
+            and pairs.shape[1] == 4
+        )
+        integers = all(a.dtype.kind == 'i' for a in (ids, observations, sizes, keys, counts, seen_keys, pairs))
+        if not (shapes_agree and integers) or (len(ids) and (ids.min() < 1 or ids.max() >= next_id)):
+            raise ValueError('mask fusion state: arrays of different lengths, not integers, or ids out of range')
+        self.clear()
+        starts = np.r_[0, np.cumsum(sizes)]
+        for k, instance_id in enumerate(ids.tolist()):
+            instance = _Instance()
+            instance.keys = keys[starts[k] : starts[k + 1]].astype(np.int64)
+            instance.counts = counts[starts[k] : starts[k + 1]].astype(np.int32)
+            instance.observations = int(observations[k])
+            instance.label_votes.update(votes.get(instance_id, {}))
+            self.instances[instance_id] = instance
+        self._next_id = next_id
+        self._seen_keys, self._seen_counts = seen_keys.astype(np.int64), seen_counts.astype(np.int32)
+        self._pairs = {(int(a), int(b)): [int(t), int(s)] for a, b, t, s in pairs.tolist()}
+        self.counts.update(counts_record)
+        self._rebuild_owners()
+
     # -- owners -----------------------------------------------------------------------------------------------
 
     def _owner(self, keys: np.ndarray) -> np.ndarray:
