@@ -65,7 +65,9 @@ class PlayerNode(Node):
         super().__init__(self.NODE_NAME, **node_kwargs)
         self.config = declare_settings(self, PlayerConfig)
         if not self.config.data_dir:
-            raise ValueError('parameter data_dir is empty: set it to a 7-Scenes or TUM RGB-D folder or a rosbag2 bag')
+            raise ValueError(
+                'parameter data_dir is empty: set it to a recorded folder (ScanNet, OpenEQA, 7-Scenes, TUM) or a bag'
+            )
         cfg = self.config
         self.sequence = open_sequence(
             cfg.data_dir,

@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         '--data',
         default='',
-        help='7-Scenes or TUM RGB-D folder or rosbag2 bag to play '
+        help='recorded folder (ScanNet, OpenEQA, 7-Scenes, TUM) or rosbag2 bag to play '
         '(starts the player; bag topics: -p player.color_topic=... )',
     )
     parser.add_argument(

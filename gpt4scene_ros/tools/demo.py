@@ -3,8 +3,9 @@
     python -m gpt4scene_ros.tools.demo [DATA] [--out DIR] [--model PATH|ID] [--params-file FILE ...]
                                      [-p NODE.PARAM=VALUE ...] [--frames N] [--timeout S]
 
-DATA is a 7-Scenes or TUM RGB-D folder or a rosbag2 bag (its topics: ``-p player.color_topic=...``, see
-docs/parameters.md). Without DATA it generates the synthetic demo scene (cached in ``DIR/scene``). It builds
+DATA is a recorded folder (ScanNet, OpenEQA, 7-Scenes, TUM) or a rosbag2 bag (its topics:
+``-p player.color_topic=...``, see docs/parameters.md). Without DATA it generates the synthetic demo scene
+(cached in ``DIR/scene``). It builds
 the tiny random Qwen2-VL (cached in ``DIR/models``) unless ``--model`` or a ``--params-file`` names a model,
 starts the graph with ``gpt4scene-bringup`` (its output goes to ``DIR/graph.log``), plays the sequence in
 real time with a progress bar, waits for the object instances, asks one question of every SceneQuery task
@@ -318,7 +319,7 @@ def main(argv=None) -> int:
         'data',
         nargs='?',
         default='',
-        help='7-Scenes or TUM RGB-D folder or rosbag2 bag (default: the synthetic demo scene)',
+        help='recorded folder (ScanNet, OpenEQA, 7-Scenes, TUM) or rosbag2 bag (default: the synthetic demo scene)',
     )
     parser.add_argument('--out', default='out/demo', help='output folder (default out/demo)')
     parser.add_argument(

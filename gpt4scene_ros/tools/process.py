@@ -20,7 +20,9 @@ from gpt4scene_ros.objects.offline import process_sequence
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='gpt4scene-process', description=__doc__.splitlines()[0])
-    parser.add_argument('data_dir', help='7-Scenes or TUM RGB-D folder, or a rosbag2 bag (.mcap, .db3, bag folder)')
+    parser.add_argument(
+        'data_dir', help='recorded folder (ScanNet export, OpenEQA episode, 7-Scenes, TUM) or rosbag2 bag (.mcap, .db3)'
+    )
     parser.add_argument(
         'out_dir',
         help='folder for bev.png, bev_meta.json, map.ply, instances.json, '

@@ -18,7 +18,7 @@ class PlayerConfig:
 
     data_dir: str = setting(
         '',
-        'Recorded RGB-D sequence: a Microsoft 7-Scenes or TUM RGB-D folder, or a '
+        'Recorded RGB-D sequence: a ScanNet export, an OpenEQA episode, a Microsoft 7-Scenes or TUM RGB-D folder, or a '
         'rosbag2 bag (MCAP or sqlite3; a .mcap/.db3 file or a bag folder).',
         read_only=True,
     )
