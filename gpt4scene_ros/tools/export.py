@@ -1,7 +1,8 @@
 """``gpt4scene-export``: training samples for LLaMA-Factory made with the robot's own BEV and markers.
 
     gpt4scene-export --scans DIR --annotations FILE --benchmark B --out DIR [--frames 32]
-                     [--markers both|frames|bev|none] [--size 512] [-p mapping_node.PARAM=VALUE]
+                     [--markers both|frames|bev|none] [--size 512] [--stride N] [--max-frames N]
+                     [-p mapping_node.PARAM=VALUE]
 
 Writes ``gpt4scene_<B>.json`` (ShareGPT multimodal samples), ``dataset_info.json`` and ``images/`` into DIR
 (:mod:`gpt4scene_ros.eval.export`). Exit code: 0 done, 2 bad input.
@@ -32,8 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--frames', type=int, default=32, help='frames per sample after the BEV')
     parser.add_argument('--markers', choices=MARKER_VARIANTS, default='both', help='which images carry markers')
     parser.add_argument('--size', type=int, default=512, help='longest image side, pixels')
+    parser.add_argument('--stride', type=int, default=1, help='fuse every n-th frame')
+    parser.add_argument('--max-frames', type=int, default=0, help='fuse at most this many frames (0: all)')
     parser.add_argument('-p', dest='overrides', action='append', default=[], metavar='NODE.PARAM=VALUE')
     args = parser.parse_args(argv)
+    if args.stride < 1 or args.max_frames < 0:
+        parser.error('--stride must be >= 1 and --max-frames >= 0')
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
     try:
         query, mapping, instances = apply_overrides(args.overrides)
@@ -48,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             query,
             mapping,
             instances,
+            stride=args.stride,
+            max_frames=args.max_frames,
         )
         summary, dataset = export_benchmark(settings, args.frames, args.markers, args.size)
     except (AnnotationError, PromptError, ValueError) as error:

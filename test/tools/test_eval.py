@@ -15,13 +15,13 @@ from gpt4scene_ros.objects.boxes import OrientedBox, box_iou
 from gpt4scene_ros.tools.eval import main
 from gpt4scene_ros.tools.make_scene import main as make_scene
 
-FAST = ['--stride', '2']  # 30 of the 60 frames: the room is covered, and a run takes seconds
+FAST = ['--stride', '2']  # 20 of the 40 frames: the room is covered, and a run takes seconds
 
 
 @pytest.fixture(scope='module')
 def bench(tmp_path_factory):
     root = tmp_path_factory.mktemp('bench')
-    args = ['--frames', '60', '--width', '320', '--height', '240', '--seed', '7', '--questions', str(root)]
+    args = ['--frames', '40', '--width', '320', '--height', '240', '--seed', '7', '--questions', str(root)]
     assert make_scene([str(root / 'sequence'), *args]) == 0
     return root
 
@@ -173,7 +173,9 @@ def test_questions_the_model_failed_on_are_asked_again_on_the_next_run(bench, tm
     down = ChatServer(reply)
     down.close()
     out = tmp_path / 'run'
-    args = ['run', '--benchmark', 'scanrefer', '--annotations', str(bench / 'scanrefer.json')]
+    annotations = tmp_path / 'three.json'  # three questions: each waits for the dead server until its timeout
+    annotations.write_text(json.dumps(json.loads((bench / 'scanrefer.json').read_text())[:3]))
+    args = ['run', '--benchmark', 'scanrefer', '--annotations', str(annotations)]
     args += ['--scans', str(bench / 'scans'), '--out', str(out), '--max-frames', '6', *FAST]
     openai = ['-p', 'query_node.backend=openai', '-p', 'query_node.model=m', '-p', 'query_node.query_timeout_s=0.5']
     assert main([*args, *openai, '-p', f'query_node.base_url={down.base_url}']) == 0

@@ -25,7 +25,8 @@ def bench(tmp_path_factory):
 
 def _export(bench, out, benchmark, *extra):
     args = ['--scans', str(bench / 'scans'), '--annotations', str(bench / f'{benchmark}.json')]
-    return main([*args, '--benchmark', benchmark, '--out', str(out), '--frames', '3', '--size', '256', *extra])
+    extra = ['--frames', '3', '--size', '256', '--stride', '2', *extra]
+    return main([*args, '--benchmark', benchmark, '--out', str(out), *extra])
 
 
 def test_grounding_samples_name_the_map_objects_and_the_images_carry_markers_as_asked(bench, tmp_path, capsys):
