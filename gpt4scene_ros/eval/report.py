@@ -9,8 +9,8 @@ from pathlib import Path
 
 from gpt4scene_ros.eval.answers import answer_match
 from gpt4scene_ros.eval.benchmarks import Question
+from gpt4scene_ros.eval.grounding import prediction_iou
 from gpt4scene_ros.eval.scoring import GroundTruth, prediction_boxes
-from gpt4scene_ros.objects.boxes import box_iou
 
 WORST_EXAMPLES = 8
 
@@ -52,7 +52,7 @@ def _quality(benchmark: str, question: Question, prediction: dict, truth: Ground
     if benchmark in ('scanrefer', 'multi3drefer', 'scan2cap') and truth is not None:
         targets = [truth.boxes.get((question.scene_id, i)) for i in question.object_ids]
         boxes = prediction_boxes(prediction)
-        ious = [max((box_iou(b, t) for b in boxes), default=0.0) for t in targets if t is not None]
+        ious = [max((prediction_iou(b, t) for b in boxes), default=0.0) for t in targets if t is not None]
         value = min(ious) if ious else (1.0 if not boxes else 0.0)
         return value, f'IoU {value:.2f}'
     exact, refined = answer_match(str(prediction.get('answer', '')), list(question.answers))

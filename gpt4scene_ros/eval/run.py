@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -31,12 +32,13 @@ from gpt4scene_ros.common.settings.query import QueryConfig
 from gpt4scene_ros.eval.benchmarks import GROUNDING_BENCHMARKS as GROUNDING
 from gpt4scene_ros.eval.benchmarks import TASK_OF, Question, by_scene, read_questions, scene_folder
 from gpt4scene_ros.eval.oracle import OracleBackend, best_instances
-from gpt4scene_ros.eval.scoring import GroundTruth, box_json, read_ground_truth
+from gpt4scene_ros.eval.report import write_report
+from gpt4scene_ros.eval.scoring import GroundTruth, box_json, read_ground_truth, score
 from gpt4scene_ros.io.scannet import is_scannet_folder
 from gpt4scene_ros.objects.offline import process_sequence
 from gpt4scene_ros.query.backends import make_backend
 from gpt4scene_ros.query.backends.base import VlmBackend
-from gpt4scene_ros.query.prompts import PromptTemplates, first_ranked
+from gpt4scene_ros.query.prompts import PromptTemplates, default_templates_file, first_ranked
 from gpt4scene_ros.query.scene_query import ErrorCode, QueryRequest, answer_query
 
 logger = logging.getLogger(__name__)
@@ -48,7 +50,6 @@ class RunSettings:
     annotations: Path
     scans: Path
     out: Path
-    templates_file: Path
     query: QueryConfig = QueryConfig()
     mapping: MappingConfig = MappingConfig()
     instances: InstanceConfig = InstanceConfig()
@@ -57,6 +58,11 @@ class RunSettings:
     max_frames: int = 0
     num_frames: int = 0
     """Keyframes per question (0: the query config's default_num_frames)."""
+
+    @property
+    def templates_file(self) -> Path:
+        """The query node's prompt templates: its ``prompt_templates_file``, else the package's."""
+        return Path(self.query.prompt_templates_file or default_templates_file())
 
 
 def scene_key(scene_id: str) -> str:
@@ -288,9 +294,6 @@ def finish(
     judge: Any = None,
 ) -> dict[str, Any]:
     """predictions.json, scores.json and report.html of the predictions under ``out``; the run's summary."""
-    from gpt4scene_ros.eval.report import write_report
-    from gpt4scene_ros.eval.scoring import score
-
     predictions = collect_predictions(out)
     (out / 'predictions.json').write_text(json.dumps(predictions, indent=1))
     truth = read_ground_truth(scans, [q.scene_id for q in questions]) if benchmark in GROUNDING and scans else None
@@ -321,8 +324,6 @@ def merge_runs(
     out: Path, runs: list[Path], benchmark: str, annotations: Path, scans: Path | None, judge: Any = None
 ) -> dict[str, Any]:
     """Join the scene folders of shard runs into ``out`` and score them together."""
-    import shutil
-
     (out / 'scenes').mkdir(parents=True, exist_ok=True)
     records = []
     for run in runs:

@@ -184,19 +184,7 @@ class SevenScenesSequence(FolderSequence):
         return f'{self.root / stem}.color.jpg: colour image is missing (no .color.jpg or .color.png)'
 
     def _load_pose(self, i: int, record: _FrameRecord) -> np.ndarray:
-        path = self._pose_paths[i]
-        if not path.is_file():
-            raise FrameError(f'{path}: pose file is missing')
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore')  # loadtxt warns on an empty file; the shape check reports it
-                pose = np.loadtxt(path, dtype=np.float64)
-        except (OSError, ValueError) as error:
-            raise FrameError(f'{path}: pose file is unreadable: {error}') from None
-        try:
-            return check_rigid_transform(pose, name=f'{path}: pose')
-        except ValueError as error:
-            raise FrameError(str(error)) from None
+        return read_pose_file(self._pose_paths[i])
 
 
 class TumSequence(FolderSequence):
@@ -331,6 +319,26 @@ def open_folder(root: Path, frame_rate_hz: float = 30.0) -> FolderSequence:
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+def read_pose_file(path: Path, non_finite: str = '') -> np.ndarray:
+    """The 4x4 camera-to-world pose in ``path``; FrameError when missing, unreadable or not rigid. ``non_finite``:
+    what a -inf/NaN pose means in this layout (ScanNet: lost tracking), said instead of the rigidity check's
+    message."""
+    if not path.is_file():
+        raise FrameError(f'{path}: pose file is missing')
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # loadtxt warns on an empty file; the shape check reports it
+            pose = np.loadtxt(path, dtype=np.float64)
+    except (OSError, ValueError) as error:
+        raise FrameError(f'{path}: pose file is unreadable: {error}') from None
+    if non_finite and pose.shape == (4, 4) and not np.all(np.isfinite(pose)):
+        raise FrameError(f'{path}: {non_finite}')
+    try:
+        return check_rigid_transform(pose, name=f'{path}: pose')
+    except ValueError as error:
+        raise FrameError(str(error)) from None
 
 
 def _list_names(root: Path) -> list[str]:

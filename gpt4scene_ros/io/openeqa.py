@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gpt4scene_ros.io.folders import _first_depth_size, _FrameRecord, _list_names
-from gpt4scene_ros.io.scannet import DEPTH_INTRINSICS_FILE, ResizedColorSequence, read_intrinsics_file, read_pose_file
+from gpt4scene_ros.io.folders import _first_depth_size, _FrameRecord, _list_names, read_pose_file
+from gpt4scene_ros.io.scannet import DEPTH_INTRINSICS_FILE, LOST_TRACKING, ResizedColorSequence, read_intrinsics_file
 from gpt4scene_ros.io.sequence import SequenceError
 
 logger = logging.getLogger(__name__)
@@ -121,5 +121,5 @@ class OpenEqaEpisode(ResizedColorSequence):
         return f'{str(record.depth_path).removesuffix("-depth.png")}-rgb.png: colour image is missing'
 
     def _load_pose(self, i: int, record: _FrameRecord) -> np.ndarray:
-        pose = read_pose_file(self._pose_paths[i])
+        pose = read_pose_file(self._pose_paths[i], LOST_TRACKING)
         return pose @ T_OPENGL_OPTICAL if self.variant == VARIANT_HM3D else pose

@@ -27,7 +27,14 @@ import cv2
 import numpy as np
 
 from gpt4scene_ros.common.frames import CameraIntrinsics, check_rigid_transform
-from gpt4scene_ros.io.folders import FolderSequence, _first_depth_size, _FrameRecord, _list_names, _read_image
+from gpt4scene_ros.io.folders import (
+    FolderSequence,
+    _first_depth_size,
+    _FrameRecord,
+    _list_names,
+    _read_image,
+    read_pose_file,
+)
 from gpt4scene_ros.io.sequence import FrameError, SequenceError
 
 logger = logging.getLogger(__name__)
@@ -100,22 +107,8 @@ def read_intrinsics_file(path: Path, width: int, height: int) -> CameraIntrinsic
         raise SequenceError(f'{path}: malformed camera intrinsics: {error}') from None
 
 
-def read_pose_file(path: Path) -> np.ndarray:
-    """The 4x4 camera-to-world pose in ``path``; FrameError when missing, unreadable, lost (-inf/NaN) or not rigid."""
-    if not path.is_file():
-        raise FrameError(f'{path}: pose file is missing')
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')  # loadtxt warns on an empty file; the shape check reports it
-            pose = np.loadtxt(path, dtype=np.float64, ndmin=2)
-    except (OSError, ValueError) as error:
-        raise FrameError(f'{path}: pose file is unreadable: {error}') from None
-    if pose.shape == (4, 4) and not np.all(np.isfinite(pose)):
-        raise FrameError(f'{path}: pose is -inf/NaN: the recording lost tracking at this frame, it has no pose')
-    try:
-        return check_rigid_transform(pose, name=f'{path}: pose')
-    except ValueError as error:
-        raise FrameError(str(error)) from None
+LOST_TRACKING = 'pose is -inf/NaN: the recording lost tracking at this frame, it has no pose'
+"""What a -inf/NaN pose means in ScanNet exports and OpenEQA episodes (:func:`read_pose_file`'s ``non_finite``)."""
 
 
 class ResizedColorSequence(FolderSequence):
@@ -186,4 +179,4 @@ class ScanNetSequence(ResizedColorSequence):
         return f'{self.root / "color" / record.depth_path.stem}.jpg: colour image is missing'
 
     def _load_pose(self, i: int, record: _FrameRecord) -> np.ndarray:
-        return self.axis_alignment @ read_pose_file(self._pose_paths[i])
+        return self.axis_alignment @ read_pose_file(self._pose_paths[i], LOST_TRACKING)

@@ -31,7 +31,6 @@ from gpt4scene_ros.eval.judge import Judge, JudgeSetupError
 from gpt4scene_ros.eval.run import RunSettings, merge_runs, run_benchmark
 from gpt4scene_ros.eval.scoring import read_ground_truth, read_predictions, score
 from gpt4scene_ros.query.backends import VlmSetupError
-from gpt4scene_ros.query.prompts import default_templates_file
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
@@ -130,7 +129,6 @@ def main(argv: list[str] | None = None) -> int:
                 args.annotations,
                 args.scans,
                 args.out,
-                Path(query.prompt_templates_file or default_templates_file()),
                 query,
                 mapping,
                 instances,

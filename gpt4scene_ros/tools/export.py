@@ -20,7 +20,7 @@ from pathlib import Path
 from gpt4scene_ros.eval.benchmarks import BENCHMARKS, AnnotationError
 from gpt4scene_ros.eval.export import MARKER_VARIANTS, export_benchmark
 from gpt4scene_ros.eval.run import RunSettings
-from gpt4scene_ros.query.prompts import PromptError, default_templates_file
+from gpt4scene_ros.query.prompts import PromptError
 from gpt4scene_ros.tools.eval import EXIT_BAD_INPUT, EXIT_OK, apply_overrides
 
 
@@ -49,7 +49,6 @@ def main(argv: list[str] | None = None) -> int:
             args.annotations,
             args.scans,
             args.out,
-            Path(query.prompt_templates_file or default_templates_file()),
             query,
             mapping,
             instances,

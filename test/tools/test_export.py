@@ -59,7 +59,7 @@ def test_the_marker_variants_mark_the_bev_the_frames_both_or_neither(bench, tmp_
     from gpt4scene_ros.eval.run import RunSettings, map_scene
 
     scene = next((bench / 'scans').iterdir())
-    settings = RunSettings('scanrefer', bench / 'scanrefer.json', bench / 'scans', tmp_path, tmp_path, max_frames=16)
+    settings = RunSettings('scanrefer', bench / 'scanrefer.json', bench / 'scans', tmp_path, max_frames=16)
     snapshot, _ = map_scene(scene, tmp_path / 'map', settings)
     images = {m: scene_images(snapshot, 3, m, 256) for m in ('both', 'frames', 'bev', 'none')}
     assert [len(v) for v in images.values()] == [4] * 4 and MappingConfig() == settings.mapping

@@ -316,9 +316,7 @@ def merge_covering_slabs(labels: np.ndarray, voxels: SurfaceVoxels) -> np.ndarra
     area = np.prod(high[:, :2] - low[:, :2], axis=1)
     parent = np.arange(n)
     for slab in np.flatnonzero(present & (high[:, 2] - low[:, 2] <= SLAB_MAX_HEIGHT_M)):
-        overlap = np.prod(
-            np.clip(np.minimum(high[:, :2], high[slab, :2]) - np.maximum(low[:, :2], low[slab, :2]), 0, None), axis=1
-        )
+        overlap = _box_overlaps(low[:, :2], high[:, :2], slab)  # footprint areas
         cover = overlap / np.maximum(area, 1e-9)
         inside = overlap / max(area[slab], 1e-9)
         on_or_in = (low[slab, 2] >= low[:, 2] - v) & (low[slab, 2] <= high[:, 2] + 2 * v)
@@ -367,7 +365,7 @@ def merge_enclosed_parts(labels: np.ndarray, voxels: SurfaceVoxels) -> np.ndarra
     flat &= np.max(extent[:, :2], axis=1) >= PART_MIN_ASPECT * extent[:, 2]
     parent = np.arange(n)
     for part in np.flatnonzero(upright | flat):
-        overlap = np.prod(np.clip(np.minimum(high, high[part]) - np.maximum(low, low[part]), 0, None), axis=1)
+        overlap = _box_overlaps(low, high, part)  # volumes
         reference_z = low[part, 2] if upright[part] else high[part, 2]
         below_top = reference_z < high[:, 2] - PART_MIN_BELOW_TOP_M
         fits = present & below_top & (overlap >= PART_MIN_INSIDE * volume[part]) & (size > size[part])
@@ -381,6 +379,12 @@ PART_MAX_THICKNESS_M = 0.10
 PART_MIN_ASPECT = 2.5
 PART_MIN_INSIDE = 0.8
 PART_MIN_BELOW_TOP_M = 0.06
+
+
+def _box_overlaps(low: np.ndarray, high: np.ndarray, k: int | np.integer) -> np.ndarray:
+    """The overlap of segment ``k``'s axis-aligned box with every segment's, over the columns given (2: areas,
+    3: volumes)."""
+    return np.prod(np.clip(np.minimum(high, high[k]) - np.maximum(low, low[k]), 0, None), axis=1)
 
 
 def _bounds(labels: np.ndarray, points: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
