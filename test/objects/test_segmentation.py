@@ -327,3 +327,35 @@ def test_thin_parts_inside_a_larger_segment_join_it_but_what_lies_or_stands_on_a
     for label, what in ((3, 'the magazine'), (5, 'the box under the table')):
         assert group[label] != group[2], f'{what} stays apart from the table'
         assert len(group[label]) == 1
+
+
+def test_a_dark_leg_with_its_apron_joins_the_top_above_it_but_a_dark_seat_under_the_top_stays_apart():
+    from gpt4scene_ros.objects.segmentation.regions import merge_hanging_parts
+
+    v = 0.02
+
+    def solid(low, high):
+        axes = [np.arange(lo, hi + 1e-9, v) for lo, hi in zip(low, high)]
+        return np.stack(np.meshgrid(*axes, indexing='ij'), axis=-1).reshape(-1, 3)
+
+    light, dark = (200, 170, 130), (50, 40, 42)
+    parts = {  # label: (points, colour)
+        0: (solid((0.0, 0.0, 0.70), (1.6, 0.8, 0.74)), light),  # a table top
+        # a leg and the apron it holds, in darker wood: 0.5 m wide, thin only across (the 7-Scenes table's legs)
+        1: (
+            np.concatenate([solid((0.0, 0.0, 0.0), (0.06, 0.06, 0.62)), solid((0.0, 0.0, 0.56), (0.5, 0.04, 0.62))]),
+            dark,
+        ),
+        2: (solid((0.7, 0.25, 0.58), (1.15, 0.7, 0.62)), dark),  # a seat tucked under the top: wide, not a leg
+    }
+    points = np.concatenate([p for p, _ in parts.values()])
+    colors = np.concatenate([np.tile(np.array(c, float), (len(p), 1)) for p, c in parts.values()])
+    truth = np.concatenate([np.full(len(p), label) for label, (p, _) in parts.items()])
+    voxels = surface_voxels(points, colors, np.tile([0.0, 0.0, 1.0], (len(points), 1)), v)
+    keys = pack_keys(np.rint(points / v))
+    order = np.argsort(keys, kind='stable')
+    labels = truth[order][np.searchsorted(keys[order], voxels.keys, side='right') - 1]
+    merged = merge_hanging_parts(labels, shading_invariant_colors(voxels.colors), voxels, CONFIG)
+    group = {label: set(np.unique(merged[labels == label]).tolist()) for label in parts}
+    assert group[1] == group[0], 'the leg and its apron join the top they hold'
+    assert group[2] != group[0] and len(group[2]) == 1, 'the seat under the top stays apart'

@@ -246,8 +246,9 @@ def merge_hanging_parts(
     """Merge a segment into the one just above its top when their colours are close: table and chair legs end
     under the top they hold, where the camera never looks, so their surfaces do not touch in the map. A leg
     (thin and tall: at most ``LEG_MAX_WIDTH_M`` across, at least ``LEG_MIN_ASPECT`` times as tall) joins the
-    segment above it whatever its colour (a thin part's fused colour blends with what is behind it) and across
-    a larger gap (up to ``LEG_MAX_GAP_VOXELS``)."""
+    segment above it whatever its colour (a thin part's fused colour blends with what is behind it, and legs are
+    often stained darker than the top) and across a larger gap (up to ``LEG_MAX_GAP_VOXELS``). Thin is measured
+    along the part's own horizontal axes, so a leg with the apron it holds (a board under the top's edge) is one."""
     valid = labels >= 0
     if not valid.any():
         return labels
@@ -264,9 +265,8 @@ def merge_hanging_parts(
     v = voxels.voxel_size_m
     low, high = _bounds(labels, points, n)
     extent = high - low + v
-    leg = (np.max(extent[:, :2], axis=1) <= LEG_MAX_WIDTH_M) & (
-        extent[:, 2] >= LEG_MIN_ASPECT * np.max(extent[:, :2], axis=1)
-    )
+    across = _thickness(labels, points, n, v)
+    leg = (across <= LEG_MAX_WIDTH_M) & (extent[:, 2] >= LEG_MIN_ASPECT * across)
     z = points[:, 2]
     top_layer = valid & (z >= high[np.maximum(labels, 0), 2] - 0.5 * v)
     index = np.flatnonzero(top_layer)
@@ -350,16 +350,7 @@ def merge_enclosed_parts(labels: np.ndarray, voxels: SurfaceVoxels) -> np.ndarra
     size = np.bincount(labels[valid], minlength=n).astype(np.float64)
     extent = np.where(present[:, None], high - low, 0.0)
     volume = np.prod(extent, axis=1)
-    x, y, owner = voxels.points[valid, 0], voxels.points[valid, 1], labels[valid]
-
-    def mean(values: np.ndarray) -> np.ndarray:
-        return np.bincount(owner, weights=values, minlength=n) / np.maximum(size, 1)
-
-    # The smaller horizontal extent along the principal axes (a uniform spread of width w has variance w^2 / 12).
-    mx, my = mean(x), mean(y)
-    sxx, syy, sxy = mean(x * x) - mx**2, mean(y * y) - my**2, mean(x * y) - mx * my
-    spread = np.sqrt(np.maximum(0.25 * (sxx - syy) ** 2 + sxy**2, 0.0))
-    across = np.sqrt(12.0 * np.maximum(0.5 * (sxx + syy) - spread, 0.0)) + v
+    across = _thickness(labels, voxels.points, n, v)
     upright = present & (across <= PART_MAX_THICKNESS_M) & (extent[:, 2] >= PART_MIN_ASPECT * across)
     flat = present & (extent[:, 2] <= PART_MAX_THICKNESS_M)
     flat &= np.max(extent[:, :2], axis=1) >= PART_MIN_ASPECT * extent[:, 2]
@@ -379,6 +370,22 @@ PART_MAX_THICKNESS_M = 0.10
 PART_MIN_ASPECT = 2.5
 PART_MIN_INSIDE = 0.8
 PART_MIN_BELOW_TOP_M = 0.06
+
+
+def _thickness(labels: np.ndarray, points: np.ndarray, n: int, voxel_size_m: float) -> np.ndarray:
+    """Per segment, its smaller horizontal extent along its own principal axes (a turned board is thin too): a
+    uniform spread of width w has variance w^2 / 12."""
+    valid = labels >= 0
+    x, y, owner = points[valid, 0], points[valid, 1], labels[valid]
+    size = np.maximum(np.bincount(owner, minlength=n), 1)
+
+    def mean(values: np.ndarray) -> np.ndarray:
+        return np.bincount(owner, weights=values, minlength=n) / size
+
+    mx, my = mean(x), mean(y)
+    sxx, syy, sxy = mean(x * x) - mx**2, mean(y * y) - my**2, mean(x * y) - mx * my
+    spread = np.sqrt(np.maximum(0.25 * (sxx - syy) ** 2 + sxy**2, 0.0))
+    return np.sqrt(12.0 * np.maximum(0.5 * (sxx + syy) - spread, 0.0)) + voxel_size_m
 
 
 def _box_overlaps(low: np.ndarray, high: np.ndarray, k: int | np.integer) -> np.ndarray:
