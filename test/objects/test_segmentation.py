@@ -359,3 +359,43 @@ def test_a_dark_leg_with_its_apron_joins_the_top_above_it_but_a_dark_seat_under_
     group = {label: set(np.unique(merged[labels == label]).tolist()) for label in parts}
     assert group[1] == group[0], 'the leg and its apron join the top they hold'
     assert group[2] != group[0] and len(group[2]) == 1, 'the seat under the top stays apart'
+
+
+def test_a_chair_back_tucked_against_a_tables_edge_is_split_off_but_a_chairs_back_and_a_sofas_arms_stay():
+    from gpt4scene_ros.objects.segmentation.resting import split_tucked
+
+    wood = (150, 110, 70)
+    parts = {  # object: its boxes, all in one wood colour
+        'table': [((-1.0, -0.4, 0.70), (0.6, 0.4, 0.74))]
+        + [((x, y, 0.0), (x + 0.06, y + 0.06, 0.70)) for x in (-0.96, 0.5) for y in (-0.36, 0.3)],
+        # the back of a chair pushed under it: it shows above and below the edge it touches; its seat is hidden
+        'tucked back': [((-0.4, 0.42, 0.48), (0.0, 0.46, 0.80))],
+        # a chair standing free, its back on its seat, and a sofa with its arms reaching the floor
+        'chair': [((1.5, -0.2, 0.41), (1.95, 0.25, 0.45)), ((1.5, 0.21, 0.45), (1.95, 0.25, 0.90))]
+        + [((x, y, 0.0), (x + 0.04, y + 0.04, 0.41)) for x in (1.5, 1.91) for y in (-0.2, 0.21)],
+        'sofa': [((-1.0, -2.0, 0.0), (-0.2, -0.6, 0.42)), ((-1.0, -2.15, 0.0), (-0.2, -2.0, 0.6))]
+        + [((-1.0, -0.6, 0.0), (-0.2, -0.45, 0.6))],
+    }
+    surface = Surface().floor(half_x=3.0, half_y=3.0)
+    for boxes in parts.values():
+        for lo, hi in boxes:
+            surface.box(lo, hi, wood)
+    # Through the whole segmentation: the table and the tucked back come apart.
+    segmentation, boxes = segments(surface)
+    table = OrientedBox((-0.2, 0.0, 0.37), (1.6, 0.8, 0.74), 0.0)
+    back = OrientedBox((-0.2, 0.44, 0.64), (0.4, 0.04, 0.32), 0.0)
+    assert best_iou(boxes, table) >= 0.8 and best_iou(boxes, back) >= 0.5
+    # The rule alone, on one segment per piece of furniture (the table holding the back it touches).
+    voxels = segmentation.voxels
+    owner = np.full(len(voxels), -1)
+    segment_of = {'table': 0, 'tucked back': 0, 'chair': 1, 'sofa': 2}
+    for name, part_boxes in parts.items():
+        for lo, hi in part_boxes:
+            inside = np.all((voxels.points >= np.add(lo, -1e-6)) & (voxels.points <= np.add(hi, 1e-6)), axis=1)
+            owner[inside] = segment_of[name]
+    split = split_tucked(owner, voxels, voxels.edges, np.zeros(len(voxels)), CONFIG)
+    in_back = np.all((voxels.points >= (-0.4, 0.42, 0.48)) & (voxels.points <= (0.0, 0.46, 0.80)), axis=1)
+    assert len(np.unique(split[in_back])) == 1 and split[in_back][0] not in (0, 1, 2), 'the tucked back is its own'
+    assert np.mean(split[(owner == 0) & ~in_back] == 0) > 0.98, 'the table keeps its legs'
+    for label, name in ((1, 'the chair'), (2, 'the sofa')):
+        assert np.all(split[owner == label] == label), f'{name} stays whole'

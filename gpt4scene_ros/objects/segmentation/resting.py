@@ -1,4 +1,5 @@
-"""Splitting off what rests on a segment's horizontal surfaces (a mug on the table, a box on a crate)."""
+"""Splitting off what rests on a segment's horizontal surfaces (a mug on the table, a box on a crate) and what is
+tucked against its top (a chair's back at a table's edge)."""
 
 from __future__ import annotations
 
@@ -144,4 +145,79 @@ def split_resting(
                     parts |= surfaces == support
             labels[members[parts]] = next_label
             next_label += 1
+    return labels
+
+
+TUCKED_MIN_RISE_M = 0.04
+"""A part beside a segment's top that reaches this far above it, ..."""
+TUCKED_MIN_DROP_M = 0.10
+"""... and this far below it, ..."""
+TUCKED_MIN_CLEARANCE_M = 0.20
+"""... while ending this far above the floor, is a chair's back tucked against the top's edge."""
+
+
+def split_tucked(
+    labels: np.ndarray, voxels: SurfaceVoxels, edges: np.ndarray, floor_height_m: np.ndarray, config: InstanceConfig
+) -> np.ndarray:
+    """Split off, in every segment, what stands beside its largest top and straddles the top's height without
+    reaching the floor: the back of a chair pushed under a table, touching the table's edge in the map.
+
+    The parts of one piece of furniture that rise beside its top reach the floor (a sofa's arm, a bed's
+    headboard, a shelf's side) or stand on the top's level (a seat's backrest, a sofa's back); a tucked chair's
+    back shows above and below the table's edge, its seat and legs hidden under the table.
+    """
+    v = voxels.voxel_size_m
+    points, normals = voxels.points, voxels.normals
+    next_label = int(labels.max()) + 1 if (labels >= 0).any() else 0
+    labels = labels.copy()
+    within = (labels[edges[:, 0]] == labels[edges[:, 1]]) & (labels[edges[:, 0]] >= 0)
+    segment_edges = edges[within]
+    local = np.full(len(labels), -1)
+    for segment in np.unique(labels[labels >= 0]):
+        members = np.flatnonzero(labels == segment)
+        if len(members) < 2 * config.min_instance_voxels:
+            continue
+        local[members] = np.arange(len(members))
+        seg_edges = local[segment_edges[labels[segment_edges[:, 0]] == segment]]
+        up = normals[members, 2] > 0.9
+        z = points[members, 2]
+        flat = up[seg_edges[:, 0]] & up[seg_edges[:, 1]] & (np.abs(z[seg_edges[:, 0]] - z[seg_edges[:, 1]]) <= 0.6 * v)
+        surfaces = np.where(up, components(len(members), seg_edges, flat), -1)
+        if not up.any():
+            continue
+        sizes = np.bincount(surfaces[surfaces >= 0])
+        top = int(sizes.argmax())
+        if sizes[top] < config.min_support_voxels:
+            continue
+        in_top = surfaces == top
+        height = float(np.median(z[in_top]))
+        cells = np.floor(points[members, :2] / v).astype(np.int64)
+        cells -= cells.min(axis=0)
+        shape = tuple(cells.max(axis=0) + 1)
+        if shape[0] * shape[1] > 4_000_000:
+            continue
+        # The top's own cells, opened so that a strip of it leaking onto the rail of a chair's back drops out.
+        top_cells = np.zeros(shape, np.uint8)
+        top_cells[cells[in_top, 0], cells[in_top, 1]] = 1
+        closed = cv2.morphologyEx(top_cells, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+        opened = np.argwhere(cv2.morphologyEx(closed, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8)) > 0)
+        if len(opened) < 3:
+            continue
+        hull = cv2.dilate(_convex_hull_mask(opened, shape).astype(np.uint8), np.ones((3, 3), np.uint8))
+        beside = ~hull.astype(bool)[cells[:, 0], cells[:, 1]]
+        parts = np.where(
+            beside, components(len(members), seg_edges, beside[seg_edges[:, 0]] & beside[seg_edges[:, 1]]), -1
+        )
+        part_ids, part_sizes = np.unique(parts[parts >= 0], return_counts=True)
+        for part in part_ids[part_sizes >= config.min_instance_voxels]:
+            mine = parts == part
+            low, high = np.percentile(z[mine], [2, 98])
+            floor = float(np.median(floor_height_m[members[mine]]))
+            if (
+                high >= height + TUCKED_MIN_RISE_M
+                and low <= height - TUCKED_MIN_DROP_M
+                and low >= floor + TUCKED_MIN_CLEARANCE_M
+            ):
+                labels[members[mine]] = next_label
+                next_label += 1
     return labels

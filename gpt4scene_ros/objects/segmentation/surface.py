@@ -28,7 +28,8 @@ few points Open3D extracts per voxel (voxel keys: :mod:`gpt4scene_ros.objects.vo
    while their colours are close and their shared boundary is not mostly
    concave. This heals over-segmentation by texture, seams and shading.
    Parts of one piece of furniture then merge across creases and with the top
-   they hang under, and what rests on a horizontal surface is split off again
+   they hang under, and what rests on a horizontal surface, or stands beside a top straddling its height (a
+   chair's back tucked against a table's edge), is split off again
    (:mod:`gpt4scene_ros.objects.segmentation.resting`); slabs join what they
    cover, thin parts (a chair back, a rim, a shelf board) the segment whose
    box holds them.
@@ -53,7 +54,7 @@ from gpt4scene_ros.objects.segmentation.regions import (
     merge_hanging_parts,
     merge_regions,
 )
-from gpt4scene_ros.objects.segmentation.resting import split_resting
+from gpt4scene_ros.objects.segmentation.resting import split_resting, split_tucked
 from gpt4scene_ros.objects.segmentation.structure import Structure, find_structure, is_structure_remnant
 from gpt4scene_ros.objects.segmentation.votes import BoundaryVotes
 from gpt4scene_ros.objects.voxels import SurfaceVoxels
@@ -101,6 +102,7 @@ def segment_surface(voxels: SurfaceVoxels, config: InstanceConfig, votes: Bounda
     labels = merge_across_creases(labels, features, edges, active, config)
     labels = merge_hanging_parts(labels, features, voxels, config)
     labels = split_resting(labels, voxels, edges, keep, config)
+    labels = split_tucked(labels, voxels, edges, structure.floor_height_m, config)
     labels = merge_covering_slabs(labels, voxels)
     labels = merge_enclosed_parts(labels, voxels)
     sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, np.int64)
