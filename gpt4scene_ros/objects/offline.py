@@ -23,6 +23,7 @@ so their IDs are tracked the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -118,6 +119,7 @@ def process_sequence(
     on_update: Callable[[ObjectsSnapshot, int, SceneObjects], None] | None = None,
     bag_topics: BagTopics | None = None,
     masks_dir: str | os.PathLike[str] | None = None,
+    passes: int = 1,
 ) -> dict:
     """Fuse ``data_dir`` into a map, write the outputs into ``out_dir`` and return the summary.
 
@@ -125,12 +127,20 @@ def process_sequence(
     ``update_every`` integrated frames and at the end; ``on_update(snapshot, frame_index, objects)`` sees each
     update (``objects``: the :class:`SceneObjects`). ``bag_topics``: the topics of a rosbag2 input.
     ``masks_dir``: a folder of instance masks (:class:`~gpt4scene_ros.io.masks.MaskFolder`) fused into the objects.
+    ``passes``: play the frames this many times, the later passes with their stamps moved on by the sequence's
+    duration (a robot revisiting the room it mapped: the benchmarks measure the IDs' stability with it).
     """
+    if passes < 1:
+        raise ValueError(f'passes must be at least 1, got {passes}')
     started = time.perf_counter()
     sequence = open_sequence(data_dir, bag_topics=bag_topics)
     positions = list(range(0, len(sequence), stride))
     if max_frames:
         positions = positions[:max_frames]
+    period_s = (
+        sequence.timestamp_s(positions[-1]) - sequence.timestamp_s(positions[0]) + 1.0 / 30.0 if positions else 0.0
+    )
+    played = [(lap, position) for lap in range(passes) for position in positions]
     alignment = (
         estimate_gravity_alignment(sequence)
         if gravity == 'auto'
@@ -166,14 +176,16 @@ def process_sequence(
             on_update(result, frame.index, objects)
 
     if progress and not sys.stderr.isatty():
-        print(f'fusing {len(positions)} frames (no progress bar: stderr is not a terminal)', file=sys.stderr)
+        print(f'fusing {len(played)} frames (no progress bar: stderr is not a terminal)', file=sys.stderr)
     bar = tqdm(
-        total=len(positions), unit='frame', desc='fusing', file=sys.stderr, disable=None if progress else True
+        total=len(played), unit='frame', desc='fusing', file=sys.stderr, disable=None if progress else True
     )  # None: only on a terminal
-    for position in positions:
+    for lap, position in played:
         tick = time.perf_counter()
         try:
             frame = sequence.load(position)
+            if lap:
+                frame = dataclasses.replace(frame, timestamp_s=frame.timestamp_s + lap * period_s)
         except FrameError as error:
             skipped.append(str(error))
         else:
@@ -207,7 +219,7 @@ def process_sequence(
     bar.close()
     missing = mask_counts['frames_without_masks'] - mask_counts['mask_errors']
     if mask_folder is not None and missing:
-        logger.warning('%d of %d frames have no masks in %s: fused without masks', missing, len(positions), masks_dir)
+        logger.warning('%d of %d frames have no masks in %s: fused without masks', missing, len(played), masks_dir)
     if frame is not None and (snapshot is None or snapshot.map_version != frame.index):
         update_objects()
 
@@ -234,7 +246,7 @@ def process_sequence(
         return round(statistics.median(values), 2) if values else None
 
     summary = {
-        'frames': len(positions),
+        'frames': len(played),
         'integrated': len(integrate_ms),
         'skipped_unreadable': len(skipped),
         'refused': refused,

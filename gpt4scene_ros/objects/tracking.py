@@ -7,7 +7,9 @@ voxel), with a Hungarian assignment on that overlap:
 
 - a matched segment keeps its instance's ID;
 - an instance whose cells went mostly into another matched segment was merged
-  into it: its ID is retired, never given out again;
+  into it: it is kept as missing (below), so that a part that splits off
+  again where it was (segmentations flicker between merging two touching
+  objects and not) gets its old ID back;
 - a segment that overlaps nothing known (or only the remainder of an instance
   that matched another segment: a split) is a candidate: it gets a new ID,
   and is published, when the next update has it again (as Hydra and Khronos
@@ -175,10 +177,9 @@ class InstanceTracker:
                 continue
             r = int(np.argmax(inter[:, c]))
             if inter[r, c] >= 0.5 * len(track.cells) and r in assigned:
+                # Kept as missing with its cells, not retired: when the part splits off again it gets its ID back.
                 logger.info('%s merged into %s', object_tag(track_id), object_tag(assigned[r]))
                 self.events['merged'] += 1
-                del self.tracks[track_id]
-                self.retired.append(track_id)
         published = []
         ids = [0] * (max(kept) + 1 if kept else 0)
         for r, segment in enumerate(segments):

@@ -66,14 +66,18 @@ def test_a_segment_that_flickers_for_one_update_costs_no_id():
     assert unconfirmed.candidates == {}
 
 
-def test_merges_retire_an_id_and_splits_get_a_new_one():
+def test_a_merged_instance_gets_its_id_back_when_it_splits_off_again_and_a_new_part_gets_a_new_one():
     tracker = InstanceTracker()
     a, b = blob(0, 0), blob(6, 0)  # touching blobs, two instances
     assert tracker.update([a, b], 1.0) == [1, 2]
     assert tracker.update([merged(a, b)], 2.0) == [1]
-    assert tracker.events['merged'] == 1 and 2 in tracker.retired and 2 not in tracker.tracks
-    assert tracker.update([a, b], 3.0) == [1, 0], 'the split-off part waits for confirmation'
-    assert tracker.update([a, b], 4.0) == [1, 3], 'then is a new instance'
+    assert tracker.events['merged'] == 1 and [i.id for i in tracker.published()] == [1]
+    assert tracker.update([a, b], 3.0) == [1, 2], 'the segmentation flickered back: the old ID, at once'
+    assert tracker.events['returned'] == 1 and tracker.next_id == 3
+    c = blob(12, 0)  # a part of the merged segment that was never an instance of its own
+    assert tracker.update([merged(a, c)], 4.0) == [1]
+    assert tracker.update([a, c], 5.0) == [1, 0], 'the split-off part waits for confirmation'
+    assert tracker.update([a, c], 6.0) == [1, 3], 'then is a new instance'
     assert tracker.events['split'] == 1
 
 
