@@ -9,7 +9,9 @@ voxel), with a Hungarian assignment on that overlap:
 - an instance whose cells went mostly into another matched segment was merged
   into it: it is kept as missing (below), so that a part that splits off
   again where it was (segmentations flicker between merging two touching
-  objects and not) gets its old ID back;
+  objects and not) gets its old ID back, published, like a new segment, when
+  the next update has it again (segments are matched to the instances of the
+  last update first, to missing ones only where none is left);
 - a segment that overlaps nothing known (or only the remainder of an instance
   that matched another segment: a split) is a candidate: it gets a new ID,
   and is published, when the next update has it again (as Hydra and Khronos
@@ -97,6 +99,8 @@ class _Track:
     missed: int = 0
     label_votes: dict = field(default_factory=dict)  # label -> summed confidence
     split_of: int | None = None  # a candidate's: the instance it split off, if any
+    absorbed: bool = False  # merged into another instance; comes back (with its ID) once seen in two updates
+    returning: bool = False  # absorbed, and seen again in the last update
 
     @classmethod
     def first_seen(
@@ -163,10 +167,19 @@ class InstanceTracker:
         overlap, inter = self._overlaps(cells, track_ids, candidates)
         assigned: dict[int, int] = {}  # segment index -> track id
         if overlap.size:
-            rows, cols = linear_sum_assignment(-overlap)
-            for r, c in zip(rows, cols):
-                if overlap[r, c] >= self.match_min_overlap:
-                    assigned[r] = track_ids[c]
+            # The instances of the last update (and its candidates) first, then the missing ones for what is left:
+            # a missing instance (one merged into another) never takes a segment from the one it merged into.
+            missing = np.array([t >= 0 and self.tracks[t].missed > 0 for t in track_ids])
+            for columns in (~missing, missing):
+                free = [r for r in range(len(segments)) if r not in assigned]
+                candidate_columns = np.flatnonzero(columns)
+                if not free or not len(candidate_columns):
+                    continue
+                sub = overlap[np.ix_(free, candidate_columns)]
+                rows, cols = linear_sum_assignment(-sub)
+                for r, c in zip(rows, cols):
+                    if sub[r, c] >= self.match_min_overlap:
+                        assigned[free[r]] = track_ids[candidate_columns[c]]
         matched_tracks = set(assigned.values())
         # Merges: a known instance not matched, most of whose cells are in a matched segment.
         for c, track_id in enumerate(track_ids):
@@ -180,6 +193,7 @@ class InstanceTracker:
                 # Kept as missing with its cells, not retired: when the part splits off again it gets its ID back.
                 logger.info('%s merged into %s', object_tag(track_id), object_tag(assigned[r]))
                 self.events['merged'] += 1
+                track.absorbed = True
         published = []
         ids = [0] * (max(kept) + 1 if kept else 0)
         for r, segment in enumerate(segments):
@@ -197,17 +211,23 @@ class InstanceTracker:
                 track.last_seen_s, track.hits = stamp_s, 2
             else:
                 track = self.tracks[matched_id]
-                if track.missed:
-                    self.events['returned'] += 1
                 track.cells, track.box, track.num_points = cells[r], segment.box, len(segment.voxel_keys)
                 track.mean_rgb, track.last_seen_s = segment.mean_rgb, stamp_s
+                if track.absorbed and not track.returning and not immediate:  # confirmed like a new segment
+                    track.returning = True
+                    continue
+                if track.missed:
+                    self.events['returned'] += 1
                 track.hits += 1
                 track.missed = 0
+                track.absorbed = track.returning = False
             published.append(track.id)
             ids[kept[r]] = track.id
+        returning = {assigned[r] for r in assigned if assigned[r] >= 0 and self.tracks[assigned[r]].returning}
         for track_id, track in list(self.tracks.items()):
             if track_id not in published:
                 track.missed += 1
+                track.returning = track.returning and track_id in returning
         self._forget_old_missing()
         return ids
 

@@ -122,6 +122,27 @@ def test_gpt4scene_process_fuses_a_bag_and_refuses_a_wrong_topic(scene, tmp_path
     assert code == 2 and 'no odometry topic /tf in the bag' in capsys.readouterr().err
 
 
+def test_gpt4scene_process_plays_the_frames_again_for_a_revisit_with_later_stamps(scene, tmp_path):
+    updates = []
+    config = MappingConfig(voxel_size_m=0.04)
+    summary = process_sequence(
+        scene,
+        tmp_path / 'out',
+        config,
+        progress=False,
+        update_every=8,
+        passes=2,
+        on_update=lambda snapshot, index, _: updates.append((index, snapshot.stamp_s, len(snapshot.instances))),
+    )
+    assert summary['frames'] == summary['integrated'] == 48
+    indices, stamps, counts = zip(*updates)
+    assert indices == (7, 15, 23, 7, 15, 23), 'the second pass plays the same frames'
+    assert all(b > a for a, b in zip(stamps, stamps[1:])), f'stamps go on: {stamps}'
+    assert counts[-1] >= 2
+    with pytest.raises(ValueError, match='passes must be at least 1'):
+        process_sequence(scene, tmp_path / 'out', config, progress=False, passes=0)
+
+
 @pytest.mark.skipif(not (KITCHEN / 'camera-intrinsics.txt').exists(), reason='real 7-Scenes data not found')
 def test_the_real_kitchen_recorded_as_a_bag_fuses_like_the_folder(tmp_path):
     assert write_bag(open_sequence(KITCHEN), tmp_path / 'kitchen', max_frames=120) == 120

@@ -72,12 +72,15 @@ def test_a_merged_instance_gets_its_id_back_when_it_splits_off_again_and_a_new_p
     assert tracker.update([a, b], 1.0) == [1, 2]
     assert tracker.update([merged(a, b)], 2.0) == [1]
     assert tracker.events['merged'] == 1 and [i.id for i in tracker.published()] == [1]
-    assert tracker.update([a, b], 3.0) == [1, 2], 'the segmentation flickered back: the old ID, at once'
+    assert tracker.update([a, b], 3.0) == [1, 0], 'split off again: it waits for confirmation, like a new segment'
+    assert tracker.update([merged(a, b)], 4.0) == [1], 'a flicker: nothing published'
+    assert tracker.update([a, b], 5.0) == [1, 0]
+    assert tracker.update([a, b], 6.0) == [1, 2], 'then it is back with its old ID'
     assert tracker.events['returned'] == 1 and tracker.next_id == 3
     c = blob(12, 0)  # a part of the merged segment that was never an instance of its own
-    assert tracker.update([merged(a, c)], 4.0) == [1]
-    assert tracker.update([a, c], 5.0) == [1, 0], 'the split-off part waits for confirmation'
-    assert tracker.update([a, c], 6.0) == [1, 3], 'then is a new instance'
+    assert tracker.update([merged(a, c)], 7.0) == [1]
+    assert tracker.update([a, c], 8.0) == [1, 0], 'the split-off part waits for confirmation'
+    assert tracker.update([a, c], 9.0) == [1, 3], 'then is a new instance'
     assert tracker.events['split'] == 1
 
 
