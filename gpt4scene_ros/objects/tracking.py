@@ -171,15 +171,15 @@ class InstanceTracker:
             # a missing instance (one merged into another) never takes a segment from the one it merged into.
             missing = np.array([t >= 0 and self.tracks[t].missed > 0 for t in track_ids])
             for columns in (~missing, missing):
-                free = [r for r in range(len(segments)) if r not in assigned]
+                free = np.array([r for r in range(len(segments)) if r not in assigned], dtype=np.int64)
                 candidate_columns = np.flatnonzero(columns)
-                if not free or not len(candidate_columns):
+                if not len(free) or not len(candidate_columns):
                     continue
                 sub = overlap[np.ix_(free, candidate_columns)]
                 rows, cols = linear_sum_assignment(-sub)
                 for r, c in zip(rows, cols):
                     if sub[r, c] >= self.match_min_overlap:
-                        assigned[free[r]] = track_ids[candidate_columns[c]]
+                        assigned[int(free[r])] = track_ids[candidate_columns[c]]
         matched_tracks = set(assigned.values())
         # Merges: a known instance not matched, most of whose cells are in a matched segment.
         for c, track_id in enumerate(track_ids):

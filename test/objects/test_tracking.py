@@ -132,3 +132,23 @@ def test_state_round_trip_keeps_ids_and_the_counter_never_goes_back():
     for bad in ({'version': 99, 'tracks': []}, {'version': 1}, {'version': 1, 'next_id': 1, 'tracks': [{'id': 1}]}):
         with pytest.raises(ValueError, match='tracker state'):
             InstanceTracker().restore(bad)
+
+
+def test_a_segment_keeps_the_id_it_had_in_the_last_update_before_a_merged_instance_comes_back():
+    """A small part inside a big instance scores half its overlap by containment: without matching the last
+    update's instances first, the big segment would be handed to a merged instance that overlaps it half."""
+    from gpt4scene_ros.objects.voxels import unpack_keys
+
+    def part(keys, keep):
+        kept = np.sort(keys[keep])
+        return SegmentObservation(kept, OrientedBox((0.0, 0.0, 0.0), (0.1, 0.1, 0.1)))
+
+    table = blob(0, 0, size=10).voxel_keys
+    grid = unpack_keys(table)
+    left, right = grid[:, 0] < 5, grid[:, 0] >= 5
+    small = (grid[:, 0] < 2) & (grid[:, 1] < 2) & (grid[:, 2] >= 8)  # a small part of the left half
+    tracker = InstanceTracker()
+    assert tracker.update([part(table, left), part(table, right)], 1.0) == [1, 2]
+    assert tracker.update([part(table, np.ones(len(table), bool))], 2.0) == [1], 'the right half merged into 1'
+    ids = tracker.update([part(table, ~small), part(table, small)], 3.0)
+    assert ids == [1, 0], 'the table stays 1; the small part waits for confirmation'
