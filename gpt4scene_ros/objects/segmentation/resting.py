@@ -172,13 +172,17 @@ def split_tucked(
     labels = labels.copy()
     within = (labels[edges[:, 0]] == labels[edges[:, 1]]) & (labels[edges[:, 0]] >= 0)
     segment_edges = edges[within]
+    segment_edges = segment_edges[np.argsort(labels[segment_edges[:, 0]], kind='stable')]
+    edge_labels = labels[segment_edges[:, 0]]
+    order = np.argsort(labels, kind='stable')
+    sorted_labels = labels[order]
+    sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, np.int64)
     local = np.full(len(labels), -1)
-    for segment in np.unique(labels[labels >= 0]):
-        members = np.flatnonzero(labels == segment)
-        if len(members) < 2 * config.min_instance_voxels:
-            continue
+    for segment in np.flatnonzero(sizes >= 2 * config.min_instance_voxels):
+        members = order[np.searchsorted(sorted_labels, segment) : np.searchsorted(sorted_labels, segment, side='right')]
         local[members] = np.arange(len(members))
-        seg_edges = local[segment_edges[labels[segment_edges[:, 0]] == segment]]
+        first, last = np.searchsorted(edge_labels, segment), np.searchsorted(edge_labels, segment, side='right')
+        seg_edges = local[segment_edges[first:last]]
         up = normals[members, 2] > 0.9
         z = points[members, 2]
         flat = up[seg_edges[:, 0]] & up[seg_edges[:, 1]] & (np.abs(z[seg_edges[:, 0]] - z[seg_edges[:, 1]]) <= 0.6 * v)
