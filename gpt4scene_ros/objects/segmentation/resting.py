@@ -24,6 +24,35 @@ def _convex_hull_mask(cells: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return mask.astype(bool)
 
 
+def _segment_surfaces(
+    labels: np.ndarray, voxels: SurfaceVoxels, edges: np.ndarray, config: InstanceConfig
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per segment of at least twice ``min_instance_voxels``: its voxel indices, the indices (into ``edges``) of
+    its own edges, those edges in its local numbering, and per voxel its upward flat surface (-1: none), the
+    connected upward-facing voxels of one height."""
+    v = voxels.voxel_size_m
+    order = np.argsort(labels, kind='stable')
+    sorted_labels = labels[order]
+    # Each segment's own edges, found once: edges within one segment, grouped by it.
+    within = (labels[edges[:, 0]] == labels[edges[:, 1]]) & (labels[edges[:, 0]] >= 0)
+    edge_index = np.flatnonzero(within)
+    edge_index = edge_index[np.argsort(labels[edges[edge_index, 0]], kind='stable')]
+    edge_labels = labels[edges[edge_index, 0]]
+    sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, np.int64)
+    local = np.full(len(labels), -1)
+    result = []
+    for segment in np.flatnonzero(sizes >= 2 * config.min_instance_voxels):
+        members = order[np.searchsorted(sorted_labels, segment) : np.searchsorted(sorted_labels, segment, side='right')]
+        local[members] = np.arange(len(members))
+        mine = edge_index[np.searchsorted(edge_labels, segment) : np.searchsorted(edge_labels, segment, side='right')]
+        seg_edges = local[edges[mine]]
+        up = voxels.normals[members, 2] > 0.9
+        z = voxels.points[members, 2]
+        flat = up[seg_edges[:, 0]] & up[seg_edges[:, 1]] & (np.abs(z[seg_edges[:, 0]] - z[seg_edges[:, 1]]) <= 0.6 * v)
+        result.append((members, mine, seg_edges, np.where(up, components(len(members), seg_edges, flat), -1)))
+    return result
+
+
 def split_resting(
     labels: np.ndarray, voxels: SurfaceVoxels, edges: np.ndarray, keep_edge: np.ndarray, config: InstanceConfig
 ) -> np.ndarray:
@@ -37,30 +66,14 @@ def split_resting(
     surface goes back to the body under it.
     """
     v = voxels.voxel_size_m
-    points, normals = voxels.points, voxels.normals
+    points = voxels.points
     next_label = int(labels.max()) + 1 if (labels >= 0).any() else 0
+    segments = _segment_surfaces(labels, voxels, edges, config)
     labels = labels.copy()
-    order = np.argsort(labels, kind='stable')
-    sorted_labels = labels[order]
-    # Each segment's own edges, found once: edges within one segment, grouped by it.
-    within = (labels[edges[:, 0]] == labels[edges[:, 1]]) & (labels[edges[:, 0]] >= 0)
-    edge_index = np.flatnonzero(within)
-    edge_index = edge_index[np.argsort(labels[edges[edge_index, 0]], kind='stable')]
-    edge_labels = labels[edges[edge_index, 0]]
-    local = np.full(len(labels), -1)
-    for segment in np.unique(labels[labels >= 0]):
-        members = order[np.searchsorted(sorted_labels, segment) : np.searchsorted(sorted_labels, segment, side='right')]
-        if len(members) < 2 * config.min_instance_voxels:
-            continue
-        local[members] = np.arange(len(members))
-        mine = edge_index[np.searchsorted(edge_labels, segment) : np.searchsorted(edge_labels, segment, side='right')]
-        seg_edges = local[edges[mine]]
-        up = normals[members, 2] > 0.9
+    for members, mine, seg_edges, surfaces in segments:
         z = points[members, 2]
-        flat = up[seg_edges[:, 0]] & up[seg_edges[:, 1]] & (np.abs(z[seg_edges[:, 0]] - z[seg_edges[:, 1]]) <= 0.6 * v)
-        surfaces = components(len(members), seg_edges, flat)
-        surfaces = np.where(up, surfaces, -1)
-        sizes = np.bincount(surfaces[surfaces >= 0], minlength=len(members)) if up.any() else np.zeros(1, int)
+        up = surfaces >= 0
+        sizes = np.bincount(surfaces[up], minlength=len(members)) if up.any() else np.zeros(1, int)
         support_ids = np.flatnonzero(sizes >= config.min_support_voxels)
         if len(support_ids) == 0:
             continue
@@ -167,31 +180,17 @@ def split_tucked(
     back shows above and below the table's edge, its seat and legs hidden under the table.
     """
     v = voxels.voxel_size_m
-    points, normals = voxels.points, voxels.normals
+    points = voxels.points
     next_label = int(labels.max()) + 1 if (labels >= 0).any() else 0
+    segments = _segment_surfaces(labels, voxels, edges, config)
     labels = labels.copy()
-    within = (labels[edges[:, 0]] == labels[edges[:, 1]]) & (labels[edges[:, 0]] >= 0)
-    segment_edges = edges[within]
-    segment_edges = segment_edges[np.argsort(labels[segment_edges[:, 0]], kind='stable')]
-    edge_labels = labels[segment_edges[:, 0]]
-    order = np.argsort(labels, kind='stable')
-    sorted_labels = labels[order]
-    sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, np.int64)
-    local = np.full(len(labels), -1)
-    for segment in np.flatnonzero(sizes >= 2 * config.min_instance_voxels):
-        members = order[np.searchsorted(sorted_labels, segment) : np.searchsorted(sorted_labels, segment, side='right')]
-        local[members] = np.arange(len(members))
-        first, last = np.searchsorted(edge_labels, segment), np.searchsorted(edge_labels, segment, side='right')
-        seg_edges = local[segment_edges[first:last]]
-        up = normals[members, 2] > 0.9
-        z = points[members, 2]
-        flat = up[seg_edges[:, 0]] & up[seg_edges[:, 1]] & (np.abs(z[seg_edges[:, 0]] - z[seg_edges[:, 1]]) <= 0.6 * v)
-        surfaces = np.where(up, components(len(members), seg_edges, flat), -1)
-        if not up.any():
+    for members, _, seg_edges, surfaces in segments:
+        if not (surfaces >= 0).any():
             continue
-        sizes = np.bincount(surfaces[surfaces >= 0])
-        top = int(sizes.argmax())
-        if sizes[top] < config.min_support_voxels:
+        z = points[members, 2]
+        surface_sizes = np.bincount(surfaces[surfaces >= 0])
+        top = int(surface_sizes.argmax())
+        if surface_sizes[top] < config.min_support_voxels:
             continue
         in_top = surfaces == top
         height = float(np.median(z[in_top]))
