@@ -223,11 +223,10 @@ class InstanceTracker:
                 track.absorbed = track.returning = False
             published.append(track.id)
             ids[kept[r]] = track.id
-        returning = {assigned[r] for r in assigned if assigned[r] >= 0 and self.tracks[assigned[r]].returning}
         for track_id, track in list(self.tracks.items()):
             if track_id not in published:
                 track.missed += 1
-                track.returning = track.returning and track_id in returning
+                track.returning = track.returning and track_id in matched_tracks  # seen in successive updates only
         self._forget_old_missing()
         return ids
 
