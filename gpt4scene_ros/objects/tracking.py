@@ -3,7 +3,8 @@
 Each update's segments (:func:`gpt4scene_ros.objects.segmentation.surface.segment_surface`)
 are matched to the instances of the previous updates by the overlap of their
 voxels, coarsened to cells of two voxels (a re-fused surface moves by up to a
-voxel), with a Hungarian assignment on that overlap:
+voxel), with a Hungarian assignment on that overlap weighed by how well the
+boxes agree (of two halves of an object, the one with its box keeps its ID):
 
 - a matched segment keeps its instance's ID;
 - an instance whose cells went mostly into another matched segment was merged
@@ -11,7 +12,9 @@ voxel), with a Hungarian assignment on that overlap:
   again where it was (segmentations flicker between merging two touching
   objects and not) gets its old ID back, published, like a new segment, when
   the next update has it again (segments are matched to the instances of the
-  last update first, to missing ones only where none is left);
+  last update first, to missing ones and candidates only where none is left;
+  the instance it merged into keeps only its own cells, so each part finds
+  its own ID when they split);
 - a segment that overlaps nothing known (or only the remainder of an instance
   that matched another segment: a split) is a candidate: it gets a new ID,
   and is published, when the next update has it again (as Hydra and Khronos
@@ -36,7 +39,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from gpt4scene_ros.objects.boxes import OrientedBox
+from gpt4scene_ros.objects.boxes import OrientedBox, box_iou
 from gpt4scene_ros.objects.tags import object_tag
 from gpt4scene_ros.objects.voxels import pack_keys, unpack_keys
 
@@ -99,7 +102,7 @@ class _Track:
     missed: int = 0
     label_votes: dict = field(default_factory=dict)  # label -> summed confidence
     split_of: int | None = None  # a candidate's: the instance it split off, if any
-    absorbed: bool = False  # merged into another instance; comes back (with its ID) once seen in two updates
+    absorbed_into: int | None = None  # merged into that instance; comes back (with its ID) once seen in two updates
     returning: bool = False  # absorbed, and seen again in the last update
 
     @classmethod
@@ -165,18 +168,20 @@ class InstanceTracker:
         candidates, self.candidates = self.candidates, {}
         track_ids = list(self.tracks) + list(candidates)
         overlap, inter = self._overlaps(cells, track_ids, candidates)
+        preference = self._preference(overlap, segments, track_ids, candidates)
         assigned: dict[int, int] = {}  # segment index -> track id
         if overlap.size:
-            # The instances of the last update (and its candidates) first, then the missing ones for what is left:
-            # a missing instance (one merged into another) never takes a segment from the one it merged into.
-            missing = np.array([t >= 0 and self.tracks[t].missed > 0 for t in track_ids])
+            # The instances of the last update first, then the missing ones and the candidates for what is left:
+            # a missing instance (one merged into another) never takes a segment from the one it merged into, and
+            # a part of an object that flickers back competes with the object's old instance on equal terms.
+            missing = np.array([t < 0 or self.tracks[t].missed > 0 for t in track_ids])
             for columns in (~missing, missing):
                 free = np.array([r for r in range(len(segments)) if r not in assigned], dtype=np.int64)
                 candidate_columns = np.flatnonzero(columns)
                 if not len(free) or not len(candidate_columns):
                     continue
                 sub = overlap[np.ix_(free, candidate_columns)]
-                rows, cols = linear_sum_assignment(-sub)
+                rows, cols = linear_sum_assignment(-preference[np.ix_(free, candidate_columns)])
                 for r, c in zip(rows, cols):
                     if sub[r, c] >= self.match_min_overlap:
                         assigned[int(free[r])] = track_ids[candidate_columns[c]]
@@ -193,7 +198,13 @@ class InstanceTracker:
                 # Kept as missing with its cells, not retired: when the part splits off again it gets its ID back.
                 logger.info('%s merged into %s', object_tag(track_id), object_tag(assigned[r]))
                 self.events['merged'] += 1
-                track.absorbed = True
+                track.absorbed_into = assigned[r]
+        # An instance's cells leave out those of the instances merged into it: when the segmentation splits them
+        # apart again, each part is matched to the instance it was, not to the one that held both for a while.
+        absorbed_cells: dict[int, list[np.ndarray]] = {}
+        for track in self.tracks.values():
+            if track.absorbed_into is not None:
+                absorbed_cells.setdefault(track.absorbed_into, []).append(track.cells)
         published = []
         ids = [0] * (max(kept) + 1 if kept else 0)
         for r, segment in enumerate(segments):
@@ -211,16 +222,20 @@ class InstanceTracker:
                 track.last_seen_s, track.hits = stamp_s, 2
             else:
                 track = self.tracks[matched_id]
-                track.cells, track.box, track.num_points = cells[r], segment.box, len(segment.voxel_keys)
+                own = cells[r]
+                if matched_id in absorbed_cells:
+                    own = np.setdiff1d(own, np.concatenate(absorbed_cells[matched_id]))
+                track.cells = own if len(own) else cells[r]
+                track.box, track.num_points = segment.box, len(segment.voxel_keys)
                 track.mean_rgb, track.last_seen_s = segment.mean_rgb, stamp_s
-                if track.absorbed and not track.returning and not immediate:  # confirmed like a new segment
-                    track.returning = True
+                if track.absorbed_into is not None and not track.returning and not immediate:
+                    track.returning = True  # confirmed like a new segment
                     continue
                 if track.missed:
                     self.events['returned'] += 1
                 track.hits += 1
                 track.missed = 0
-                track.absorbed = track.returning = False
+                track.absorbed_into, track.returning = None, False
             published.append(track.id)
             ids[kept[r]] = track.id
         for track_id, track in list(self.tracks.items()):
@@ -265,6 +280,21 @@ class InstanceTracker:
         # side that overlaps counts too, at half weight.
         containment = inter / np.maximum(np.minimum(sizes_segments, sizes_tracks), 1)
         return np.maximum(iou, 0.5 * containment), inter
+
+    def _preference(
+        self, overlap: np.ndarray, segments: list[SegmentObservation], track_ids: list[int], candidates: dict
+    ) -> np.ndarray:
+        """The overlap, weighed by how well the boxes agree, that the assignment maximises.
+
+        When an object splits into two parts of about equal size (a bed's frame and its mattress), the overlap
+        alone is a coin toss; the part whose box is the object's box keeps its ID, so the ID stays with the object
+        as a user sees it (its box, its marker). Whether a pair matches at all is still the overlap's call.
+        """
+        preference = np.zeros_like(overlap)
+        for r, c in zip(*np.nonzero(overlap)):
+            track_box = (self.tracks[track_ids[c]] if track_ids[c] >= 0 else candidates[track_ids[c]]).box
+            preference[r, c] = overlap[r, c] * (0.2 + 0.8 * box_iou(segments[r].box, track_box))
+        return preference
 
     def _split_of(self, cells: np.ndarray, inter_row: np.ndarray | None, track_ids: list[int]) -> int | None:
         """The known instance most of ``cells`` lie in (a part split off it), or None (a new object)."""

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from gpt4scene_ros.objects.boxes import OrientedBox
+from gpt4scene_ros.objects.boxes import OrientedBox, fit_box
 from gpt4scene_ros.objects.tags import object_tag
 from gpt4scene_ros.objects.tracking import InstanceTracker, SegmentObservation
 from gpt4scene_ros.objects.voxels import pack_keys
@@ -141,7 +141,7 @@ def test_a_segment_keeps_the_id_it_had_in_the_last_update_before_a_merged_instan
 
     def part(keys, keep):
         kept = np.sort(keys[keep])
-        return SegmentObservation(kept, OrientedBox((0.0, 0.0, 0.0), (0.1, 0.1, 0.1)))
+        return SegmentObservation(kept, fit_box(unpack_keys(kept) * 0.02 + 0.01, 0.02))
 
     table = blob(0, 0, size=10).voxel_keys
     grid = unpack_keys(table)
@@ -152,3 +152,43 @@ def test_a_segment_keeps_the_id_it_had_in_the_last_update_before_a_merged_instan
     assert tracker.update([part(table, np.ones(len(table), bool))], 2.0) == [1], 'the right half merged into 1'
     ids = tracker.update([part(table, ~small), part(table, small)], 3.0)
     assert ids == [1, 0], 'the table stays 1; the small part waits for confirmation'
+
+
+def fitted(keys):
+    """A segment of ``keys`` with the box fitted to its voxels (2 cm)."""
+    from gpt4scene_ros.objects.voxels import unpack_keys
+
+    keys = np.unique(keys)
+    return SegmentObservation(keys, fit_box(unpack_keys(keys) * 0.02 + 0.01, 0.02))
+
+
+def test_an_object_split_in_two_halves_keeps_its_id_on_the_half_with_its_box():
+    """A bed segmented as frame and mattress: the mattress holds a few more voxels of the bed, the frame has the
+    bed's box (its legs and headboard span it); the bed's ID stays on the frame, where a user sees the bed."""
+    from gpt4scene_ros.objects.voxels import unpack_keys
+
+    bed = fitted(blob(0, 0, size=20).voxel_keys)
+    x, z = unpack_keys(bed.voxel_keys)[:, 0], unpack_keys(bed.voxel_keys)[:, 2]
+    on_frame = (x < 2) | ((z < 10) & ((x >= 16) | (z < 2)))  # headboard, foot board, slats
+    frame = fitted(bed.voxel_keys[on_frame])
+    mattress = fitted(bed.voxel_keys[(z >= 10) & ~on_frame])
+    assert len(mattress.voxel_keys) > len(frame.voxel_keys)
+    tracker = InstanceTracker()
+    assert tracker.update([bed], 1.0) == [1]
+    assert tracker.update([mattress, frame], 2.0) == [0, 1], 'the frame keeps the ID, the mattress waits'
+
+
+def test_parts_that_split_apart_again_get_the_ids_they_had_before_they_merged():
+    """Chair 1 joins a part of chair 2 for an update (chair 2 matched only its other half), then all of it; when
+    the two split, chair 1's ID stays with chair 1, although for two updates its instance held half of chair 2."""
+    from gpt4scene_ros.objects.voxels import unpack_keys
+
+    one, two = fitted(blob(0, 0, size=6).voxel_keys), fitted(blob(6, 0, size=7).voxel_keys)
+    grid = unpack_keys(two.voxel_keys)
+    near_half, far_half = two.voxel_keys[grid[:, 0] < 9], two.voxel_keys[grid[:, 0] >= 9]
+    tracker = InstanceTracker()
+    assert tracker.update([one, two], 1.0) == [1, 2]
+    assert tracker.update([fitted(np.concatenate([one.voxel_keys, near_half])), fitted(far_half)], 2.0) == [1, 2]
+    assert tracker.update([fitted(np.concatenate([one.voxel_keys, two.voxel_keys]))], 3.0) == [1]
+    assert tracker.update([one, two], 4.0) == [1, 0], 'chair 1 keeps its ID; chair 2 comes back'
+    assert tracker.update([one, two], 5.0) == [1, 2], 'with its own'
