@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from scipy.spatial import cKDTree
 
 from gpt4scene_ros.objects.boxes import OrientedBox, box_iou
 from gpt4scene_ros.objects.tags import object_tag
@@ -122,10 +123,20 @@ def _cells(voxel_keys: np.ndarray) -> np.ndarray:
 class InstanceTracker:
     """Gives segments persistent IDs across updates (see the module docstring)."""
 
-    def __init__(self, max_instances: int = 100, match_min_overlap: float = 0.2, max_missing: int = 300) -> None:
+    def __init__(
+        self,
+        max_instances: int = 100,
+        match_min_overlap: float = 0.2,
+        max_missing: int = 300,
+        merge_after_updates: int = 1,
+    ) -> None:
         if max_instances < 1:
             raise ValueError(f'max_instances must be >= 1, got {max_instances}')
+        if merge_after_updates < 1:
+            raise ValueError(f'merge_after_updates must be >= 1, got {merge_after_updates}')
         self.max_instances = int(max_instances)
+        self.merge_after_updates = int(merge_after_updates)
+        self._joined: dict[frozenset, int] = {}  # pairs of instances one segment joined: successive updates
         self.match_min_overlap = float(match_min_overlap)
         self.max_missing = int(max_missing)
         self.next_id = 1
@@ -139,6 +150,55 @@ class InstanceTracker:
         """Forget every instance (map reset); IDs keep counting up, so none is reused."""
         self.tracks.clear()
         self.candidates.clear()
+        self._joined = {}
+
+    def keep_apart(self, segment_keys: list[np.ndarray]) -> list[list[np.ndarray | None]]:
+        """The parts of each segment to track apart: the instances it joins that no earlier update joined.
+
+        A segment joins an instance of the last update (seen in two updates or more) when it holds half of its
+        cells, and a quarter as many as of the largest instance it joins (a fragment joining a much larger
+        instance is noise on its border, believed at once). A join of two or more is believed once
+        ``merge_after_updates`` successive updates have it; until then the segment is parted by the instances'
+        cells (voxels in none go with the nearest part), so that a segmentation that joins two touching objects
+        for one update costs no ID and no box. Returns, per segment, index arrays into its keys, or ``[None]`` for
+        a segment kept whole. Call before :meth:`update`.
+        """
+        whole: list[list[np.ndarray | None]] = [[None] for _ in segment_keys]
+        established = [t for t in self.tracks.values() if t.missed == 0 and t.hits >= 2]
+        if self.merge_after_updates <= 1 or not established:
+            self._joined = {}
+            return whole
+        track_cells = np.concatenate([t.cells for t in established])
+        track_owner = np.repeat(np.arange(len(established)), [len(t.cells) for t in established])
+        order = np.argsort(track_cells, kind='stable')
+        track_cells, track_owner = track_cells[order], track_owner[order]
+        sizes = np.array([len(t.cells) for t in established])
+        joined_now: dict[frozenset, int] = {}
+        for k, keys in enumerate(segment_keys):
+            voxel_cells = pack_keys(np.floor_divide(unpack_keys(keys), 2))
+            unique_cells, inverse = np.unique(voxel_cells, return_inverse=True)
+            at = np.minimum(np.searchsorted(track_cells, unique_cells), len(track_cells) - 1)
+            owner = np.where(track_cells[at] == unique_cells, track_owner[at], -1)
+            inside = np.bincount(owner[owner >= 0], minlength=len(established))
+            joined = np.flatnonzero(inside >= 0.5 * sizes)
+            joined = joined[inside[joined] >= 0.25 * inside[joined].max()] if len(joined) else joined
+            if len(joined) < 2:
+                continue
+            ids = [established[j].id for j in joined]
+            pairs = [frozenset((a, b)) for n, a in enumerate(ids) for b in ids[n + 1 :]]
+            for pair in pairs:
+                joined_now[pair] = self._joined.get(pair, 0) + 1
+            if min(joined_now[pair] for pair in pairs) >= self.merge_after_updates:
+                continue
+            voxel_owner = owner[inverse]
+            owned = np.isin(voxel_owner, joined)
+            if not owned.all():  # surface the instances did not hold (newly mapped): to the nearest part
+                grid = unpack_keys(keys)
+                _, nearest = cKDTree(grid[owned]).query(grid[~owned])
+                voxel_owner[~owned] = voxel_owner[owned][nearest]
+            whole[k] = [np.flatnonzero(voxel_owner == j) for j in joined]
+        self._joined = joined_now
+        return whole
 
     def update(self, segments: Iterable[SegmentObservation], stamp_s: float, confirm: bool = True) -> list[int]:
         """Associate this update's segments with the known instances.

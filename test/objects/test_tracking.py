@@ -192,3 +192,38 @@ def test_parts_that_split_apart_again_get_the_ids_they_had_before_they_merged():
     assert tracker.update([fitted(np.concatenate([one.voxel_keys, two.voxel_keys]))], 3.0) == [1]
     assert tracker.update([one, two], 4.0) == [1, 0], 'chair 1 keeps its ID; chair 2 comes back'
     assert tracker.update([one, two], 5.0) == [1, 2], 'with its own'
+
+
+def test_a_join_of_two_instances_is_believed_only_when_successive_updates_have_it():
+    """Geometric segmentation flickers between joining two touching chairs and not: the first update that joins
+    them is parted by the instances' cells (new surface between them going to the nearer chair), the next one
+    that still joins them merges them."""
+    from gpt4scene_ros.objects.voxels import unpack_keys
+
+    one, two = fitted(blob(0, 0, size=6).voxel_keys), fitted(blob(8, 0, size=6).voxel_keys)
+    gap = fitted(blob(6, 0, size=2).voxel_keys)  # the surface between them, mapped with the join
+    joined = fitted(np.concatenate([one.voxel_keys, gap.voxel_keys, two.voxel_keys]))
+    tracker = InstanceTracker(merge_after_updates=2)
+    for stamp in (1.0, 2.0):
+        assert tracker.keep_apart([one.voxel_keys, two.voxel_keys]) == [[None], [None]]
+        assert tracker.update([one, two], stamp) == [1, 2]
+    parts = tracker.keep_apart([joined.voxel_keys])
+    assert len(parts[0]) == 2, 'the first join is parted'
+    x = unpack_keys(joined.voxel_keys)[:, 0]
+    halves = [fitted(joined.voxel_keys[part]) for part in parts[0]]
+    assert sorted(int(x[part].max()) for part in parts[0]) == [6, 13], 'the gap split between the nearer chairs'
+    assert sorted(tracker.update(halves, 3.0)) == [1, 2]
+    assert tracker.keep_apart([joined.voxel_keys]) == [[None]], 'joined again: believed'
+    assert tracker.update([joined], 4.0) == [1] and tracker.events['merged'] == 1
+    fragment = fitted(blob(20, 0, size=2).voxel_keys)  # noise on the chair's border, a segment of its own
+    chair = fitted(blob(14, 0, size=6).voxel_keys)
+    tracker.update([joined, chair, fragment], 5.0)
+    tracker.update([joined, chair, fragment], 6.0)
+    with_fragment = np.concatenate([chair.voxel_keys, fragment.voxel_keys])
+    assert tracker.keep_apart([joined.voxel_keys, with_fragment]) == [[None], [None]], 'a fragment joins at once'
+    once = InstanceTracker()
+    once.update([one, two], 1.0)
+    once.update([one, two], 2.0)
+    assert once.keep_apart([joined.voxel_keys]) == [[None]], 'merge_after_updates=1: every join is believed'
+    with pytest.raises(ValueError, match='merge_after_updates'):
+        InstanceTracker(merge_after_updates=0)

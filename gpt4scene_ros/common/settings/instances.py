@@ -159,6 +159,15 @@ class InstanceConfig:
         maximum=999,
         read_only=True,
     )
+    merge_after_updates: int = setting(
+        2,
+        'Two instances that one segment joins are merged once this many successive instance updates join them; '
+        'until then they are tracked apart (geometric segmentation flickers between joining touching objects and '
+        'not).',
+        minimum=1,
+        maximum=10,
+        read_only=True,
+    )
     # Keyframes.
     num_keyframes: int = setting(
         32,
