@@ -377,7 +377,9 @@ class SceneObjects:
         observations, tracked = [], []
         segments = segmentation.members()
         # Mask instances were joined by view consensus; geometric segments that newly join instances wait.
-        parts = self.tracker.keep_apart([voxels.keys[m] for m in segments]) if confirm else [[None]] * len(segments)
+        parts: list[list[np.ndarray | None]] = [[None] for _ in segments]
+        if confirm:
+            parts = self.tracker.keep_apart([voxels.keys[m] for m in segments])
         for members in (m if part is None else m[part] for m, found in zip(segments, parts) for part in found):
             floor_z = float(np.median(segmentation.structure.floor_height_m[members]))
             support_z = _support_height(voxels, segmentation, members, floor_z)
