@@ -374,13 +374,11 @@ class SceneObjects:
         """Fit each segment's box, match the segments to the instances; the instance id of every voxel (0: none,
         or a segment waiting for confirmation)."""
         v = self.mapping.voxel_size_m
-        observations, tracked = [], []
-        segments = segmentation.members()
-        # Mask instances were joined by view consensus; geometric segments that newly join instances wait.
-        parts: list[list[np.ndarray | None]] = [[None] for _ in segments]
-        if confirm:
+        observations, segments = [], segmentation.members()
+        if confirm:  # mask instances were joined by view consensus; geometric joins of instances wait (tracker)
             parts = self.tracker.keep_apart([voxels.keys[m] for m in segments])
-        for members in (m if part is None else m[part] for m, found in zip(segments, parts) for part in found):
+            segments = [members[part] for members, found in zip(segments, parts) for part in found]
+        for members in segments:
             floor_z = float(np.median(segmentation.structure.floor_height_m[members]))
             support_z = _support_height(voxels, segmentation, members, floor_z)
             # The ring of the support's own surface that a segment's border often takes along stays out of its box.
@@ -389,11 +387,9 @@ class SceneObjects:
             box = fit_box(voxels.points[body], v, floor_z=support_z, trim=self.config.box_trim)
             mean_rgb = tuple(int(c) for c in np.rint(voxels.colors[members].mean(axis=0)))
             observations.append(SegmentObservation(voxels.keys[members], box, mean_rgb))
-            tracked.append(members)
-        ids = self.tracker.update(observations, stamp_s, confirm)
-        self._segment_ids = ids
+        ids = self._segment_ids = self.tracker.update(observations, stamp_s, confirm)
         voxel_ids = np.zeros(len(voxels), np.int64)
-        for members, instance_id in zip(tracked, ids):
+        for members, instance_id in zip(segments, ids):
             voxel_ids[members] = instance_id
         return voxel_ids
 

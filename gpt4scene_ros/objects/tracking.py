@@ -152,7 +152,7 @@ class InstanceTracker:
         self.candidates.clear()
         self._joined = {}
 
-    def keep_apart(self, segment_keys: list[np.ndarray]) -> list[list[np.ndarray | None]]:
+    def keep_apart(self, segment_keys: list[np.ndarray]) -> list[list[np.ndarray]]:
         """The parts of each segment to track apart: the instances it joins that no earlier update joined.
 
         A segment joins an instance of the last update (seen in two updates or more) when it holds half of its
@@ -160,10 +160,10 @@ class InstanceTracker:
         instance is noise on its border, believed at once). A join of two or more is believed once
         ``merge_after_updates`` successive updates have it; until then the segment is parted by the instances'
         cells (voxels in none go with the nearest part), so that a segmentation that joins two touching objects
-        for one update costs no ID and no box. Returns, per segment, index arrays into its keys, or ``[None]`` for
-        a segment kept whole. Call before :meth:`update`.
+        for one update costs no ID and no box. Returns, per segment, index arrays into its keys (one for a segment
+        kept whole). Call before :meth:`update`.
         """
-        whole: list[list[np.ndarray | None]] = [[None] for _ in segment_keys]
+        whole = [[np.arange(len(keys))] for keys in segment_keys]
         established = [t for t in self.tracks.values() if t.missed == 0 and t.hits >= 2]
         if self.merge_after_updates <= 1 or not established:
             self._joined = {}
