@@ -14,7 +14,9 @@ boxes agree (of two halves of an object, the one with its box keeps its ID):
   the next update has it again (segments are matched to the instances of the
   last update first, to missing ones and candidates only where none is left;
   the instance it merged into keeps only its own cells, so each part finds
-  its own ID when they split);
+  its own ID when they split); two instances that one segment joins are
+  tracked apart until ``merge_after_updates`` successive updates join them
+  (:meth:`InstanceTracker.keep_apart`);
 - a segment that overlaps nothing known (or only the remainder of an instance
   that matched another segment: a split) is a candidate: it gets a new ID,
   and is published, when the next update has it again (as Hydra and Khronos
