@@ -135,14 +135,16 @@ def test_overload_engages_the_stride_logged_once_with_queue_and_latency_bounded(
         },
     )
     start_node('player', {'data_dir': str(scene), 'rate_hz': 60.0, 'loop': True, 'wait_for_subscribers': 1})
-    wait_for(
-        lambda: watch.counter('frames_skipped_behind') >= 20 and watch.counter('frames_integrated') >= 40,
-        90,
-        'the stride to skip frames',
-        details=watch.counters,
-    )
+
+    # A diagnostics message sent while one slow integration runs has no frame integrated in its recent window
+    # (effective_stride 0: unknown), so the stride is waited for in the messages, not read from one of them.
+    def stride_reported() -> bool:
+        c = watch.counters()
+        engaged = c.get('stride_engaged') == 1 and c.get('effective_stride', 0.0) > 1.2
+        return engaged and c.get('frames_skipped_behind', 0.0) >= 20 and c.get('frames_integrated', 0.0) >= 40
+
+    wait_for(stride_reported, 90, 'the stride to skip frames, engaged and reported', details=watch.counters)
     counters = watch.counters()
-    assert counters['stride_engaged'] == 1 and counters['effective_stride'] > 1.2, counters
     assert counters['frame_queue_length'] <= 3
     assert counters['frame_latency_ms_p95'] < 1000, counters
     wait_for(lambda: 'integration cannot keep up' in mapping.output, 10, 'the overload logged')
