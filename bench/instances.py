@@ -132,7 +132,8 @@ def mask_folder(folder: Path, source: str, seed: int) -> Path | None:
 def run_scene(folder: Path, instances: InstanceConfig, out: Path, masks_dir: Path | None = None) -> dict:
     """Fuse one generated scene as gpt4scene-process does, twice over (the second pass revisits the mapped
     room), and score every instance update; the scores are those of the first pass's last update."""
-    T_map_world = estimate_gravity_alignment(open_sequence(folder)).T_map_world
+    sequence = open_sequence(folder)
+    T_map_world = estimate_gravity_alignment(sequence).T_map_world
     truth = load_truth(folder / 'instances.json', T_map_world)
     history = IdHistory()
     first = {}
@@ -169,7 +170,7 @@ def run_scene(folder: Path, instances: InstanceConfig, out: Path, masks_dir: Pat
     matching = match_instances(snapshot.instances, truth)
     truth_of = matching.truth_of(0.25)
     correct, total = marker_correctness(snapshot.keyframes, folder, truth_of)
-    frames = len(open_sequence(folder))
+    frames = len(sequence)
     new_on_revisit = set().union(*(ids for _, ids, _ in laps[1])) - set().union(*(ids for _, ids, _ in laps[0]))
     return {
         'truth': len(truth),

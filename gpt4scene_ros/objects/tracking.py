@@ -117,9 +117,21 @@ class _Track:
         return cls(track_id, cells, box, size, rgb, stamp_s, stamp_s, split_of=split_of)
 
 
+def _voxel_cells(voxel_keys: np.ndarray) -> np.ndarray:
+    """The packed key of the 2-voxel cell of each voxel."""
+    return pack_keys(np.floor_divide(unpack_keys(voxel_keys), 2))
+
+
 def _cells(voxel_keys: np.ndarray) -> np.ndarray:
-    keys = unpack_keys(voxel_keys)
-    return np.unique(pack_keys(np.floor_divide(keys, 2)))
+    return np.unique(_voxel_cells(voxel_keys))
+
+
+def _sorted_owners(cell_lists: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """All cells of ``cell_lists`` sorted, and the list each came from: for lookups with ``np.searchsorted``."""
+    cells = np.concatenate(cell_lists)
+    owner = np.repeat(np.arange(len(cell_lists)), [len(c) for c in cell_lists])
+    order = np.argsort(cells, kind='stable')
+    return cells[order], owner[order]
 
 
 class InstanceTracker:
@@ -170,15 +182,11 @@ class InstanceTracker:
         if self.merge_after_updates <= 1 or not established:
             self._joined = {}
             return whole
-        track_cells = np.concatenate([t.cells for t in established])
-        track_owner = np.repeat(np.arange(len(established)), [len(t.cells) for t in established])
-        order = np.argsort(track_cells, kind='stable')
-        track_cells, track_owner = track_cells[order], track_owner[order]
+        track_cells, track_owner = _sorted_owners([t.cells for t in established])
         sizes = np.array([len(t.cells) for t in established])
         joined_now: dict[frozenset, int] = {}
         for k, keys in enumerate(segment_keys):
-            voxel_cells = pack_keys(np.floor_divide(unpack_keys(keys), 2))
-            unique_cells, inverse = np.unique(voxel_cells, return_inverse=True)
+            unique_cells, inverse = np.unique(_voxel_cells(keys), return_inverse=True)
             at = np.minimum(np.searchsorted(track_cells, unique_cells), len(track_cells) - 1)
             owner = np.where(track_cells[at] == unique_cells, track_owner[at], -1)
             inside = np.bincount(owner[owner >= 0], minlength=len(established))
@@ -318,10 +326,7 @@ class InstanceTracker:
         if n_segments and n_tracks:
             segment_cells = np.concatenate(cells)
             segment_owner = np.repeat(np.arange(n_segments), [len(c) for c in cells])
-            track_cells = np.concatenate(track_cells_of)
-            track_owner = np.repeat(np.arange(n_tracks), [len(c) for c in track_cells_of])
-            order = np.argsort(track_cells, kind='stable')
-            track_cells, track_owner = track_cells[order], track_owner[order]
+            track_cells, track_owner = _sorted_owners(track_cells_of)
             low = np.searchsorted(track_cells, segment_cells, side='left')
             high = np.searchsorted(track_cells, segment_cells, side='right')
             repeats = high - low
