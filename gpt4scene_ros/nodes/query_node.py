@@ -88,6 +88,9 @@ class QueryNode(Node):
         )
         # Re-entrant: a query waiting for the model does not keep the next one from being refused or queued.
         self.create_service(SceneQuery, '~/scene_query', self._on_query, callback_group=ReentrantCallbackGroup())
+
+    def log_serving(self) -> None:
+        cfg = self.config
         model = f'{cfg.backend} {cfg.model}'.strip() if self.backend is not None else 'no VLM (backend none)'
         self.get_logger().info(f'serving {self.resolve_service_name("~/scene_query")} with {model}')
 
@@ -216,7 +219,11 @@ class QueryNode(Node):
 
 
 def main(args=None) -> int:
-    return run_node(QueryNode, lambda node: spin_multi_threaded(node, num_threads=node.config.max_pending + 3), args)
+    return run_node(
+        QueryNode,
+        lambda node: spin_multi_threaded(node, num_threads=node.config.max_pending + 3, on_ready=node.log_serving),
+        args,
+    )
 
 
 if __name__ == '__main__':

@@ -50,10 +50,15 @@ def run_node(node_class, run, args=None) -> int:
             rclpy.shutdown()
 
 
-def spin_multi_threaded(node, num_threads: int | None = None) -> int:
-    """Spin ``node`` until shutdown on a MultiThreadedExecutor (callback groups run in parallel)."""
+def spin_multi_threaded(node, num_threads: int | None = None, on_ready=None) -> int:
+    """Spin ``node`` until shutdown on a MultiThreadedExecutor (callback groups run in parallel).
+
+    ``on_ready`` (e.g. logging that the node serves) runs once the executor exists: a SIGTERM sent on that
+    line then stops a spinning executor, not one being built (rclpy prints a traceback for that)."""
     executor = MultiThreadedExecutor(num_threads=num_threads)
     executor.add_node(node)
+    if on_ready is not None:
+        on_ready()
     executor.spin()
     return EXIT_OK
 

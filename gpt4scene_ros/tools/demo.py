@@ -342,10 +342,15 @@ def main(argv=None) -> int:
     if args.frames < 0 or args.timeout <= 0:
         parser.error('--frames must be >= 0 and --timeout > 0')
 
-    def on_sigterm(signum, frame):  # stop the graph as Ctrl-C does
+    interrupted = []
+
+    def on_signal(signum, frame):  # SIGTERM stops the graph as Ctrl-C does
+        interrupted.append(signum)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    # Remembered too: Ctrl-C reaches the graph's processes as well, and the graph stopping by it may be seen first.
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     timings, counts = {}, {}
     started = time.monotonic()
     try:
@@ -381,6 +386,9 @@ def main(argv=None) -> int:
         print(f'demo: {error}', file=sys.stderr)
         return EXIT_BAD_INPUT
     except DemoFailed as error:
+        if interrupted:
+            print('demo: interrupted; the graph is stopped', file=sys.stderr)
+            return EXIT_INTERRUPTED
         print(f'demo: {error}', file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
