@@ -15,8 +15,8 @@ boxes agree (of two halves of an object, the one with its box keeps its ID):
   last update first, to missing ones and candidates only where none is left;
   the instance it merged into keeps only its own cells, so each part finds
   its own ID when they split); two instances that one segment joins are
-  tracked apart until ``merge_after_updates`` successive updates join them
-  (:meth:`InstanceTracker.keep_apart`);
+  tracked apart until ``merge_after_updates`` successive updates join them,
+  more for instances seen apart for long (:meth:`InstanceTracker.keep_apart`);
 - a segment that overlaps nothing known (or only the remainder of an instance
   that matched another segment: a split) is a candidate: it gets a new ID,
   and is published, when the next update has it again (as Hydra and Khronos
@@ -150,7 +150,8 @@ class InstanceTracker:
             raise ValueError(f'merge_after_updates must be >= 1, got {merge_after_updates}')
         self.max_instances = int(max_instances)
         self.merge_after_updates = int(merge_after_updates)
-        self._joined: dict[frozenset, int] = {}  # pairs of instances one segment joined: successive updates
+        # Pairs of instances one segment joined: (successive updates, updates it takes to believe the join).
+        self._joined: dict[frozenset, tuple[int, int]] = {}
         self.match_min_overlap = float(match_min_overlap)
         self.max_missing = int(max_missing)
         self.next_id = 1
@@ -172,10 +173,14 @@ class InstanceTracker:
         A segment joins an instance of the last update (seen in two updates or more) when it holds half of its
         cells, and a quarter as many as of the largest instance it joins (a fragment joining a much larger
         instance is noise on its border, believed at once). A join of two or more is believed once
-        ``merge_after_updates`` successive updates have it; until then the segment is parted by the instances'
-        cells (voxels in none go with the nearest part), so that a segmentation that joins two touching objects
-        for one update costs no ID and no box. Returns, per segment, index arrays into its keys (one for a segment
-        kept whole). Call before :meth:`update`.
+        ``merge_after_updates`` successive updates have it, or half as many as the updates the two were seen
+        apart before (the fewer hits of the pair when the join began; at most three times
+        ``merge_after_updates``): the longer two objects were told apart, the more it takes to believe they are
+        one, so a revisit's flicker does not merge two chairs seen apart all along, while parts of one object
+        joined early on merge soon. Until then the segment is parted by the instances' cells (voxels in none go
+        with the nearest part), so that a segmentation that joins two touching objects for a few updates costs no
+        ID and no box. Returns, per segment, index arrays into its keys (one for a segment kept whole). Call
+        before :meth:`update`.
         """
         whole = [[np.arange(len(keys))] for keys in segment_keys]
         established = [t for t in self.tracks.values() if t.missed == 0 and t.hits >= 2]
@@ -184,7 +189,8 @@ class InstanceTracker:
             return whole
         track_cells, track_owner = _sorted_owners([t.cells for t in established])
         sizes = np.array([len(t.cells) for t in established])
-        joined_now: dict[frozenset, int] = {}
+        joined_now: dict[frozenset, tuple[int, int]] = {}
+        most = 3 * self.merge_after_updates
         for k, keys in enumerate(segment_keys):
             unique_cells, inverse = np.unique(_voxel_cells(keys), return_inverse=True)
             at = np.minimum(np.searchsorted(track_cells, unique_cells), len(track_cells) - 1)
@@ -194,11 +200,16 @@ class InstanceTracker:
             joined = joined[inside[joined] >= 0.25 * inside[joined].max()] if len(joined) else joined
             if len(joined) < 2:
                 continue
-            ids = [established[j].id for j in joined]
-            pairs = [frozenset((a, b)) for n, a in enumerate(ids) for b in ids[n + 1 :]]
-            for pair in pairs:
-                joined_now[pair] = self._joined.get(pair, 0) + 1
-            if min(joined_now[pair] for pair in pairs) >= self.merge_after_updates:
+            pairs = [(established[a], established[b]) for n, a in enumerate(joined) for b in joined[n + 1 :]]
+            believed = True
+            for a, b in pairs:
+                pair = frozenset((a.id, b.id))
+                count, needed = self._joined.get(pair, (0, 0))
+                if not count:  # the join begins: the updates it takes, from how long the two were seen apart
+                    needed = min(max(self.merge_after_updates, -(-min(a.hits, b.hits) // 2)), most)
+                joined_now[pair] = (count + 1, needed)
+                believed &= count + 1 >= needed
+            if believed:
                 continue
             voxel_owner = owner[inverse]
             owned = np.isin(voxel_owner, joined)

@@ -221,6 +221,41 @@ def test_a_join_of_two_instances_is_believed_only_when_successive_updates_have_i
     tracker.update([joined, chair, fragment], 6.0)
     with_fragment = np.concatenate([chair.voxel_keys, fragment.voxel_keys])
     assert [len(p) for p in tracker.keep_apart([joined.voxel_keys, with_fragment])] == [1, 1], 'at once'
+
+
+def test_a_join_of_instances_seen_apart_for_long_takes_more_updates_to_believe():
+    """Two chairs seen apart for six updates (a mapped room), then joined by a revisit's flicker: a join is
+    believed after half as many successive updates as the two were seen apart (here three), parted before."""
+    one, two = fitted(blob(0, 0, size=6).voxel_keys), fitted(blob(7, 0, size=6).voxel_keys)
+    joined = fitted(np.concatenate([one.voxel_keys, two.voxel_keys]))
+    tracker = InstanceTracker(merge_after_updates=2)
+    for stamp in range(6):
+        tracker.keep_apart([one.voxel_keys, two.voxel_keys])
+        assert tracker.update([one, two], float(stamp)) == [1, 2]
+    for stamp in (6.0, 7.0):
+        parts = tracker.keep_apart([joined.voxel_keys])
+        assert len(parts[0]) == 2, f'a join at {stamp} of two chairs seen apart six times is parted'
+        assert sorted(tracker.update([fitted(joined.voxel_keys[p]) for p in parts[0]], stamp)) == [1, 2]
+    assert len(tracker.keep_apart([joined.voxel_keys])[0]) == 1, 'the third successive join is believed'
+    assert tracker.update([joined], 8.0) in ([1], [2]) and tracker.events['merged'] == 1  # equal chairs: a tie
+    young = InstanceTracker(merge_after_updates=2)  # two parts seen apart twice: two joins are enough
+    for stamp in (0.0, 1.0):
+        young.keep_apart([one.voxel_keys, two.voxel_keys])
+        young.update([one, two], stamp)
+    assert len(young.keep_apart([joined.voxel_keys])[0]) == 2
+    young.update([one, two], 2.0)
+    assert len(young.keep_apart([joined.voxel_keys])[0]) == 1
+    long_apart = InstanceTracker(merge_after_updates=2)  # at most three times merge_after_updates
+    for stamp in range(40):
+        long_apart.keep_apart([one.voxel_keys, two.voxel_keys])
+        long_apart.update([one, two], float(stamp))
+    joins = [len(long_apart.keep_apart([joined.voxel_keys])[0]) for _ in range(6)]
+    assert joins == [2, 2, 2, 2, 2, 1], joins
+
+
+def test_merge_after_updates_one_believes_every_join():
+    one, two = fitted(blob(0, 0, size=6).voxel_keys), fitted(blob(8, 0, size=6).voxel_keys)
+    joined = fitted(np.concatenate([one.voxel_keys, two.voxel_keys]))
     once = InstanceTracker()
     once.update([one, two], 1.0)
     once.update([one, two], 2.0)

@@ -161,9 +161,9 @@ class InstanceConfig:
     )
     merge_after_updates: int = setting(
         2,
-        'Two instances that one segment joins are merged once this many successive instance updates join them; '
-        'until then they are tracked apart (geometric segmentation flickers between joining touching objects and '
-        'not).',
+        'Two instances that one segment joins are merged once this many successive instance updates join them, '
+        'or half as many as the updates they were seen apart (at most three times this); until then they are '
+        'tracked apart (geometric segmentation flickers between joining touching objects and not).',
         minimum=1,
         maximum=10,
         read_only=True,
