@@ -21,8 +21,10 @@ boxes agree (of two halves of an object, the one with its box keeps its ID):
   that matched another segment: a split) is a candidate: it gets a new ID,
   and is published, when the next update has it again (as Hydra and Khronos
   confirm a track after repeated observations; a segment that flickers for
-  one update costs no ID). Where no instance is known yet (the first update,
-  after a reset) new segments are published at once;
+  one update costs no ID). A part split off an instance seen for long waits
+  longer: as many updates as a join of two instances seen apart that long
+  (:meth:`InstanceTracker.keep_apart`). Where no instance is known yet (the
+  first update, after a reset) new segments are published at once;
 - an instance that matches nothing is kept, unpublished, as missing: an object
   that comes back (or whose segment stops flickering) gets its old ID back.
 
@@ -105,6 +107,7 @@ class _Track:
     missed: int = 0
     label_votes: dict = field(default_factory=dict)  # label -> summed confidence
     split_of: int | None = None  # a candidate's: the instance it split off, if any
+    needed: int = 2  # a candidate's: the updates that must have it before it is confirmed
     absorbed_into: int | None = None  # merged into that instance; comes back (with its ID) once seen in two updates
     returning: bool = False  # absorbed, and seen again in the last update
 
@@ -190,7 +193,6 @@ class InstanceTracker:
         track_cells, track_owner = _sorted_owners([t.cells for t in established])
         sizes = np.array([len(t.cells) for t in established])
         joined_now: dict[frozenset, tuple[int, int]] = {}
-        most = 3 * self.merge_after_updates
         for k, keys in enumerate(segment_keys):
             unique_cells, inverse = np.unique(_voxel_cells(keys), return_inverse=True)
             at = np.minimum(np.searchsorted(track_cells, unique_cells), len(track_cells) - 1)
@@ -206,7 +208,7 @@ class InstanceTracker:
                 pair = frozenset((a.id, b.id))
                 count, needed = self._joined.get(pair, (0, 0))
                 if not count:  # the join begins: the updates it takes, from how long the two were seen apart
-                    needed = min(max(self.merge_after_updates, -(-min(a.hits, b.hits) // 2)), most)
+                    needed = self._updates_to_believe(min(a.hits, b.hits))
                 joined_now[pair] = (count + 1, needed)
                 believed &= count + 1 >= needed
             if believed:
@@ -220,6 +222,11 @@ class InstanceTracker:
             whole[k] = [np.flatnonzero(voxel_owner == j) for j in joined]
         self._joined = joined_now
         return whole
+
+    def _updates_to_believe(self, hits: int) -> int:
+        """Successive updates a change of what the tracker believed for ``hits`` updates needs (two instances
+        joined, an instance split): half as many, from ``merge_after_updates`` to three times that."""
+        return min(max(self.merge_after_updates, -(-hits // 2)), 3 * self.merge_after_updates)
 
     def update(self, segments: Iterable[SegmentObservation], stamp_s: float, confirm: bool = True) -> list[int]:
         """Associate this update's segments with the known instances.
@@ -288,19 +295,29 @@ class InstanceTracker:
                 absorbed_cells.setdefault(track.absorbed_into, []).append(track.cells)
         published = []
         ids = [0] * (max(kept) + 1 if kept else 0)
+        hits_before = {track_id: track.hits for track_id, track in self.tracks.items()}
         for r, segment in enumerate(segments):
             matched_id = assigned.get(r)
             if matched_id is None:
                 split_of = self._split_of(cells[r], inter[r] if len(track_ids) else None, track_ids)
                 if not immediate:  # a candidate: an ID and publication when the next update has it again
                     key = -1 - len(self.candidates)
-                    self.candidates[key] = _Track.first_seen(key, cells[r], segment, stamp_s, split_of)
+                    candidate = _Track.first_seen(key, cells[r], segment, stamp_s, split_of)
+                    if split_of is not None and self.merge_after_updates > 1:  # a part of an instance seen whole
+                        candidate.needed = max(2, self._updates_to_believe(hits_before[split_of]))
+                    self.candidates[key] = candidate
                     continue
                 track = self._new_track(cells[r], segment, stamp_s, split_of)
-            elif matched_id < 0:  # a candidate of the last update, seen again: confirmed
+            elif matched_id < 0:  # a candidate of the last update, seen again
                 candidate = candidates[matched_id]
+                if candidate.hits + 1 < candidate.needed:  # not yet: a candidate one update longer
+                    key = -1 - len(self.candidates)
+                    candidate.id, candidate.cells, candidate.box = key, cells[r], segment.box
+                    candidate.hits += 1
+                    self.candidates[key] = candidate
+                    continue
                 track = self._new_track(cells[r], segment, candidate.first_seen_s, candidate.split_of)
-                track.last_seen_s, track.hits = stamp_s, 2
+                track.last_seen_s, track.hits = stamp_s, candidate.hits + 1
             else:
                 track = self.tracks[matched_id]
                 own = cells[r]

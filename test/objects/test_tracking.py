@@ -253,6 +253,27 @@ def test_a_join_of_instances_seen_apart_for_long_takes_more_updates_to_believe()
     assert joins == [2, 2, 2, 2, 2, 1], joins
 
 
+def test_a_part_split_off_an_instance_seen_whole_for_long_waits_longer_for_its_id():
+    """A table seen whole for eight updates: a part the segmentation splits off for three updates (a revisit's
+    flicker) gets no ID; one split off for four (half as many as the updates the table was whole) gets one."""
+    table, part = blob(0, 0, size=10), blob(10, 0, size=4)
+    whole = merged(table, part)
+    for split_for in (3, 4):
+        tracker = InstanceTracker(merge_after_updates=2)
+        for stamp in range(8):
+            assert tracker.update([whole], float(stamp)) == [1]
+        ids = [tracker.update([table, part], 8.0 + k) for k in range(split_for)]
+        if split_for == 3:
+            assert ids == [[1, 0]] * 3, ids
+            assert tracker.update([whole], 11.0) == [1] and tracker.next_id == 2, 'a flicker costs no ID'
+        else:
+            assert ids == [[1, 0], [1, 0], [1, 0], [1, 2]], ids
+    young = InstanceTracker(merge_after_updates=2)  # a part of an instance seen twice: the next update, as any
+    young.update([whole], 0.0)
+    young.update([whole], 1.0)
+    assert young.update([table, part], 2.0) == [1, 0] and young.update([table, part], 3.0) == [1, 2]
+
+
 def test_merge_after_updates_one_believes_every_join():
     one, two = fitted(blob(0, 0, size=6).voxel_keys), fitted(blob(8, 0, size=6).voxel_keys)
     joined = fitted(np.concatenate([one.voxel_keys, two.voxel_keys]))
