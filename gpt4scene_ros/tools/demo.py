@@ -385,13 +385,10 @@ def main(argv=None) -> int:
     except ReportError as error:
         print(f'demo: {error}', file=sys.stderr)
         return EXIT_BAD_INPUT
-    except DemoFailed as error:
-        if interrupted:
-            print('demo: interrupted; the graph is stopped', file=sys.stderr)
-            return EXIT_INTERRUPTED
-        print(f'demo: {error}', file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
+    except (DemoFailed, KeyboardInterrupt) as error:
+        if isinstance(error, DemoFailed) and not interrupted:  # a graph stopped by our signal is an interruption
+            print(f'demo: {error}', file=sys.stderr)
+            return EXIT_FAILED
         print('demo: interrupted; the graph is stopped', file=sys.stderr)
         return EXIT_INTERRUPTED
     answered = sum(1 for a in answers if a.success)
