@@ -329,6 +329,58 @@ def test_thin_parts_inside_a_larger_segment_join_it_but_what_lies_or_stands_on_a
         assert len(group[label]) == 1
 
 
+def test_a_book_on_a_table_stays_apart_when_the_tables_box_has_grown_but_a_strip_of_a_mattress_joins_its_bed():
+    """What earlier stages merged into a table (here a vase on it) raises its box's top, so a book lying on the
+    table fits under that top like a shelf board in its cabinet: the table's surface around the book, below it, tells
+    them apart. A strip of a mattress's top (cut off along its edge) has the mattress around it at its own height."""
+    from gpt4scene_ros.objects.segmentation.regions import merge_enclosed_parts
+
+    wood = (150, 110, 70)
+    boxes = {  # label: boxes (their visible faces); a later box owns the voxels it shares with an earlier one
+        0: [((0.0, 0.0, 0.0), (1.4, 0.8, 0.74)), ((1.2, 0.5, 0.74), (1.3, 0.6, 1.1))],  # a table, a vase merged in
+        1: [((0.2, 0.2, 0.76), (0.44, 0.36, 0.80))],  # a book lying on it (the layer they meet in is the table's)
+        2: [((2.0, 0.0, 0.0), (3.0, 2.0, 0.5)), ((2.0, -0.06, 0.0), (3.0, 0.0, 0.96))],  # a bed, its headboard
+    }
+    surface = Surface()
+    for part_boxes in boxes.values():
+        for lo, hi in part_boxes:
+            surface.box(lo, hi, wood)
+    voxels = surface.voxels()
+    labels = np.full(len(voxels), -1)
+    for label, part_boxes in boxes.items():
+        for lo, hi in part_boxes:
+            labels[np.all((voxels.points >= np.add(lo, -1e-6)) & (voxels.points <= np.add(hi, 1e-6)), axis=1)] = label
+    strip = (np.abs(voxels.points[:, 2] - 0.5) < 1e-6) & (voxels.points[:, 0] < 2.09) & (labels == 2)
+    strip &= (voxels.points[:, 1] > 0.19) & (voxels.points[:, 1] < 1.81)
+    labels[strip] = 3
+    merged = merge_enclosed_parts(labels, voxels)
+    book = set(merged[labels == 1].tolist())
+    assert len(book) == 1 and book != {merged[labels == 0][0]}, 'the book stays whole and apart from the table'
+    assert np.all(merged[labels == 3] == merged[labels == 2][0]), 'the strip of the mattress joins its bed'
+
+
+def test_a_stack_of_two_books_is_split_in_two_but_a_single_book_with_rounded_edges_is_not():
+    from gpt4scene_ros.objects.segmentation.resting import split_stacked
+
+    paper = (220, 220, 210)
+    surface = Surface().box((0.0, 0.0, 0.0), (1.4, 0.8, 0.74), (150, 110, 70))  # the table
+    surface.box((0.2, 0.2, 0.76), (0.44, 0.38, 0.80), paper)  # the lower book ...
+    surface.box((0.24, 0.22, 0.80), (0.40, 0.34, 0.82), paper)  # ... and the upper one, a cell from one edge
+    # A single book whose top edges the fusion rounded off: its top one voxel higher than its sides, a cell in.
+    for axis, sign in ((0, -1), (0, 1), (1, -1), (1, 1)):
+        surface.face((1.0, 0.2, 0.76), (1.24, 0.38, 0.78), axis, sign, paper)
+    surface.face((1.02, 0.22, 0.80), (1.22, 0.36, 0.80), 2, 1, paper)
+    voxels = surface.voxels()
+    x, y, z = voxels.points.T
+    labels = np.where(z > 0.75, np.where(x < 0.7, 1, 2), 0)
+    split = split_stacked(labels, voxels, CONFIG)
+    upper_top = (labels == 1) & (np.abs(z - 0.82) < 1e-6)
+    lower_rim = (labels == 1) & (np.abs(z - 0.80) < 1e-6) & ((x > 0.41) | (x < 0.23) | (y > 0.35))
+    assert len(set(split[upper_top].tolist())) == 1 and len(set(split[lower_rim].tolist())) == 1
+    assert split[upper_top][0] != split[lower_rim][0], 'the two books of the stack come apart'
+    assert np.all(split[labels == 2] == 2) and np.all(split[labels == 0] == 0), 'the single book and the table stay'
+
+
 def test_a_dark_leg_with_its_apron_joins_the_top_above_it_but_a_dark_seat_under_the_top_stays_apart():
     from gpt4scene_ros.objects.segmentation.regions import merge_hanging_parts
 

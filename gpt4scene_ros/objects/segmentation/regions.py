@@ -338,7 +338,8 @@ def merge_enclosed_parts(labels: np.ndarray, voxels: SurfaceVoxels) -> np.ndarra
     shelf board. Thin is at most ``PART_MAX_THICKNESS_M`` across and ``PART_MIN_ASPECT`` times as long: upright
     (a sheet or a stick, measured along its own horizontal axes, so a turned chair's back is thin too), whose
     bottom must be ``PART_MIN_BELOW_TOP_M`` under the top, or flat, whose own top must be: a magazine or a tray
-    lying on a table, or a book standing on it, stays apart."""
+    lying on a table, or a book standing on it, stays apart. A flat part that rests on the holder stays apart too,
+    however high the holder's box has grown with what earlier stages merged into it (:func:`_rests_on`)."""
     valid = labels >= 0
     if not valid.any():
         return labels
@@ -361,11 +362,36 @@ def merge_enclosed_parts(labels: np.ndarray, voxels: SurfaceVoxels) -> np.ndarra
         below_top = reference_z < high[:, 2] - PART_MIN_BELOW_TOP_M
         fits = present & below_top & (overlap >= PART_MIN_INSIDE * volume[part]) & (size > size[part])
         fits[part] = False
-        if fits.any():
-            parent[part] = int(np.flatnonzero(fits)[np.argmax(size[fits])])
+        if not fits.any():
+            continue
+        holder = int(np.flatnonzero(fits)[np.argmax(size[fits])])
+        if flat[part] and not upright[part] and _rests_on(voxels.points[labels == holder], low[part], high[part], v):
+            continue
+        parent[part] = holder
     return _follow(labels, parent)
 
 
+def _rests_on(holder_points: np.ndarray, low: np.ndarray, high: np.ndarray, voxel_size_m: float) -> bool:
+    """Whether a flat part (box ``low``..``high``, ``high`` including its top voxel) lies on the holder rather
+    than in its surface, judged by the holder's highest voxel in each column of a band two voxels wide around the
+    part's footprint: mostly below the part (a table top around a book) and seldom at the part's own height (a
+    mattress around a strip of its top, a cabinet's sides around a shelf board), or no holder there at all."""
+    v = voxel_size_m
+    xy, first, last = holder_points[:, :2], low[:2], high[:2] - v  # the part's outermost voxel centres
+    band = np.all((xy > first - 2.5 * v) & (xy < last + 2.5 * v), axis=1)
+    band &= ~np.all((xy > first - 0.5 * v) & (xy < last + 0.5 * v), axis=1)
+    if not band.any():
+        return True
+    cells, owner = np.unique(np.rint(xy[band] / v).astype(np.int64), axis=0, return_inverse=True)
+    top = np.full(len(cells), -np.inf)
+    np.maximum.at(top, owner.ravel(), holder_points[band, 2])
+    below = np.count_nonzero(top < low[2] - v / 2)
+    level = np.count_nonzero((top >= low[2] - v / 2) & (top <= high[2] - v / 2))
+    return below >= REST_MIN_BELOW * len(top) and level < REST_MAX_LEVEL * len(top)
+
+
+REST_MIN_BELOW = 0.5
+REST_MAX_LEVEL = 0.2
 PART_MAX_THICKNESS_M = 0.10
 PART_MIN_ASPECT = 2.5
 PART_MIN_INSIDE = 0.8

@@ -224,3 +224,73 @@ def split_tucked(
                 labels[members[mine]] = next_label
                 next_label += 1
     return labels
+
+
+STACK_MAX_LAYERS = 5
+"""A segment at most this many voxels tall can be a stack of flat objects."""
+STACK_TOP_SHARE = (0.2, 0.8)
+"""The share of a stack's footprint that its upper object covers."""
+STACK_MIN_RIM = 0.85
+"""The share of the ring of cells around the upper object that the lower one must fill (it may reach one edge)."""
+STACK_MIN_AROUND = 0.6
+"""The share of the second ring of cells around the upper object that the lower one must fill."""
+
+
+def split_stacked(labels: np.ndarray, voxels: SurfaceVoxels, config: InstanceConfig) -> np.ndarray:
+    """Split a flat segment that is a stack of two flat objects (a book on a larger book) into both.
+
+    Seen from above, the upper object is the segment's highest voxel layer over an inner part of its footprint,
+    surrounded by the lower object's rim and sides (nearly all of the first ring of cells around it) two cells or
+    more wide on most sides: the edge of a single book, one cell wide, does not count. The lower object may be cut
+    in pieces (its other pieces count, above the segment's bottom layer). The upper object's voxels become a
+    segment of their own; the rest is the lower object, whose marker then falls on its own rim.
+    """
+    v = voxels.voxel_size_m
+    valid = labels >= 0
+    if not valid.any():
+        return labels
+    labels = labels.copy()
+    next_label = int(labels.max()) + 1
+    sizes = np.bincount(labels[valid])
+    order = np.argsort(labels, kind='stable')
+    sorted_labels = labels[order]
+    all_cells = np.rint(voxels.points[:, :2] / v).astype(np.int64)
+    all_layers = np.rint(voxels.points[:, 2] / v).astype(np.int64)
+    for segment in np.flatnonzero(sizes >= 2 * config.min_instance_voxels):
+        members = order[np.searchsorted(sorted_labels, segment) : np.searchsorted(sorted_labels, segment, side='right')]
+        layer = all_layers[members]
+        highest = int(layer.max())
+        if highest - int(layer.min()) + 1 > STACK_MAX_LAYERS:
+            continue
+        cells = all_cells[members]
+        origin = cells.min(axis=0) - 2  # two free cells around, for the rings
+        cells = cells - origin
+        shape = tuple(cells.max(axis=0) + 3)
+        top = np.full(shape, np.iinfo(np.int64).min)
+        np.maximum.at(top, (cells[:, 0], cells[:, 1]), layer)
+        occupied = top > np.iinfo(np.int64).min
+        # The lower object may be cut in pieces: its other pieces count for the rings, what lies as low as the
+        # segment's bottom layer (the table under a single book) does not.
+        others = valid & (labels != segment) & (all_layers > layer.min()) & (all_layers < highest)
+        others &= np.all((all_cells >= origin) & (all_cells < origin + shape), axis=1)
+        around = occupied.copy()
+        around[all_cells[others, 0] - origin[0], all_cells[others, 1] - origin[1]] = True
+        count, components_image = cv2.connectedComponents((top == highest).astype(np.uint8), connectivity=4)
+        if count < 2:
+            continue
+        largest = 1 + int(np.argmax(np.bincount(components_image.ravel())[1:]))
+        inner = (components_image == largest).astype(np.uint8)
+        first_ring = cv2.dilate(inner, np.ones((3, 3), np.uint8)).astype(bool) & ~inner.astype(bool)
+        second_ring = cv2.dilate(inner, np.ones((5, 5), np.uint8)).astype(bool) & ~first_ring & ~inner.astype(bool)
+        share = inner.sum() / occupied.sum()
+        if (
+            inner.sum() < config.min_instance_voxels // 2
+            or not STACK_TOP_SHARE[0] <= share <= STACK_TOP_SHARE[1]
+            or np.mean(around[first_ring]) < STACK_MIN_RIM
+            or np.mean(around[second_ring]) < STACK_MIN_AROUND
+        ):
+            continue
+        upper = inner.astype(bool)[cells[:, 0], cells[:, 1]] & (layer >= highest - 1)
+        labels[members[upper]] = next_label
+        next_label += 1
+    return labels

@@ -32,7 +32,8 @@ few points Open3D extracts per voxel (voxel keys: :mod:`gpt4scene_ros.objects.vo
    chair's back tucked against a table's edge), is split off again
    (:mod:`gpt4scene_ros.objects.segmentation.resting`); slabs join what they
    cover, thin parts (a chair back, a rim, a shelf board) the segment whose
-   box holds them.
+   box holds them, unless they rest on it (a book on a table); a flat stack (a
+   book on a larger book) is split in two.
 4. Regions of at least ``min_instance_voxels`` voxels are the segments.
 """
 
@@ -54,7 +55,7 @@ from gpt4scene_ros.objects.segmentation.regions import (
     merge_hanging_parts,
     merge_regions,
 )
-from gpt4scene_ros.objects.segmentation.resting import split_resting, split_tucked
+from gpt4scene_ros.objects.segmentation.resting import split_resting, split_stacked, split_tucked
 from gpt4scene_ros.objects.segmentation.structure import Structure, find_structure, is_structure_remnant
 from gpt4scene_ros.objects.segmentation.votes import BoundaryVotes
 from gpt4scene_ros.objects.voxels import SurfaceVoxels
@@ -105,6 +106,7 @@ def segment_surface(voxels: SurfaceVoxels, config: InstanceConfig, votes: Bounda
     labels = split_tucked(labels, voxels, edges, structure.floor_height_m, config)
     labels = merge_covering_slabs(labels, voxels)
     labels = merge_enclosed_parts(labels, voxels)
+    labels = split_stacked(labels, voxels, config)
     sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, np.int64)
     big = [
         k
