@@ -241,9 +241,8 @@ def split_stacked(labels: np.ndarray, voxels: SurfaceVoxels, config: InstanceCon
 
     Seen from above, the upper object is the segment's highest voxel layer over an inner part of its footprint,
     surrounded by the lower object's rim and sides (nearly all of the first ring of cells around it) two cells or
-    more wide on most sides: the edge of a single book, one cell wide, does not count. The lower object may be cut
-    in pieces (its other pieces count, above the segment's bottom layer). The upper object's voxels become a
-    segment of their own; the rest is the lower object, whose marker then falls on its own rim.
+    more wide on most sides: the edge of a single book, one cell wide, does not count. The upper object's voxels
+    become a segment of their own; the rest is the lower object, whose marker then falls on its own rim.
     """
     v = voxels.voxel_size_m
     valid = labels >= 0
@@ -269,26 +268,17 @@ def split_stacked(labels: np.ndarray, voxels: SurfaceVoxels, config: InstanceCon
         top = np.full(shape, np.iinfo(np.int64).min)
         np.maximum.at(top, (cells[:, 0], cells[:, 1]), layer)
         occupied = top > np.iinfo(np.int64).min
-        # The lower object may be cut in pieces: its other pieces count for the rings, what lies as low as the
-        # segment's bottom layer (the table under a single book) does not.
-        others = valid & (labels != segment) & (all_layers > layer.min()) & (all_layers < highest)
-        others &= np.all((all_cells >= origin) & (all_cells < origin + shape), axis=1)
-        around = occupied.copy()
-        around[all_cells[others, 0] - origin[0], all_cells[others, 1] - origin[1]] = True
         count, components_image = cv2.connectedComponents((top == highest).astype(np.uint8), connectivity=4)
         if count < 2:
             continue
         largest = 1 + int(np.argmax(np.bincount(components_image.ravel())[1:]))
         inner = (components_image == largest).astype(np.uint8)
+        share = inner.sum() / occupied.sum()
+        if inner.sum() < config.min_instance_voxels // 2 or not STACK_TOP_SHARE[0] <= share <= STACK_TOP_SHARE[1]:
+            continue
         first_ring = cv2.dilate(inner, np.ones((3, 3), np.uint8)).astype(bool) & ~inner.astype(bool)
         second_ring = cv2.dilate(inner, np.ones((5, 5), np.uint8)).astype(bool) & ~first_ring & ~inner.astype(bool)
-        share = inner.sum() / occupied.sum()
-        if (
-            inner.sum() < config.min_instance_voxels // 2
-            or not STACK_TOP_SHARE[0] <= share <= STACK_TOP_SHARE[1]
-            or np.mean(around[first_ring]) < STACK_MIN_RIM
-            or np.mean(around[second_ring]) < STACK_MIN_AROUND
-        ):
+        if np.mean(occupied[first_ring]) < STACK_MIN_RIM or np.mean(occupied[second_ring]) < STACK_MIN_AROUND:
             continue
         upper = inner.astype(bool)[cells[:, 0], cells[:, 1]] & (layer >= highest - 1)
         labels[members[upper]] = next_label
