@@ -387,7 +387,7 @@ def _rests_on(holder_points: np.ndarray, low: np.ndarray, high: np.ndarray, voxe
     np.maximum.at(top, owner.ravel(), holder_points[band, 2])
     below = np.count_nonzero(top < low[2] - v / 2)
     level = np.count_nonzero((top >= low[2] - v / 2) & (top <= high[2] - v / 2))
-    return below >= REST_MIN_BELOW * len(top) and level < REST_MAX_LEVEL * len(top)
+    return bool(below >= REST_MIN_BELOW * len(top) and level < REST_MAX_LEVEL * len(top))
 
 
 REST_MIN_BELOW = 0.5
