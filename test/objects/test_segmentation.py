@@ -366,18 +366,22 @@ def test_a_stack_of_two_books_is_split_in_two_but_a_single_book_with_rounded_edg
     surface = Surface().box((0.0, 0.0, 0.0), (1.4, 0.8, 0.74), (150, 110, 70))  # the table
     surface.box((0.2, 0.2, 0.76), (0.44, 0.38, 0.80), paper)  # the lower book ...
     surface.box((0.24, 0.22, 0.80), (0.40, 0.34, 0.82), paper)  # ... and the upper one, a cell from one edge
+    surface.box((0.2, 0.5, 0.76), (0.44, 0.68, 0.80), paper)  # the same stack again, the lower book's rim cut
+    surface.box((0.24, 0.52, 0.80), (0.40, 0.64, 0.82), paper)  # along one side into a piece of its own
     # A single book whose top edges the fusion rounded off: its top one voxel higher than its sides, a cell in.
     for axis, sign in ((0, -1), (0, 1), (1, -1), (1, 1)):
         surface.face((1.0, 0.2, 0.76), (1.24, 0.38, 0.78), axis, sign, paper)
     surface.face((1.02, 0.22, 0.80), (1.22, 0.36, 0.80), 2, 1, paper)
     voxels = surface.voxels()
     x, y, z = voxels.points.T
-    labels = np.where(z > 0.75, np.where(x < 0.7, 1, 2), 0)
+    labels = np.where(z > 0.75, np.where(x < 0.7, np.where(y < 0.45, 1, 3), 2), 0)
+    labels[(labels == 3) & (x > 0.41) & (np.abs(z - 0.80) < 1e-6)] = 4  # the piece: the lower book's rim there
     split = split_stacked(labels, voxels, CONFIG)
-    upper_top = (labels == 1) & (np.abs(z - 0.82) < 1e-6)
-    lower_rim = (labels == 1) & (np.abs(z - 0.80) < 1e-6) & ((x > 0.41) | (x < 0.23) | (y > 0.35))
-    assert len(set(split[upper_top].tolist())) == 1 and len(set(split[lower_rim].tolist())) == 1
-    assert split[upper_top][0] != split[lower_rim][0], 'the two books of the stack come apart'
+    for stack, (y0, y1) in ((1, (0.21, 0.35)), (3, (0.51, 0.65))):
+        upper_top = (labels == stack) & (np.abs(z - 0.82) < 1e-6)
+        lower_rim = (labels == stack) & (np.abs(z - 0.80) < 1e-6) & ((x < 0.23) | (y < y0) | (y > y1))
+        assert len(set(split[upper_top].tolist())) == 1 and len(set(split[lower_rim].tolist())) == 1
+        assert split[upper_top][0] != split[lower_rim][0], 'the two books of the stack come apart'
     assert np.all(split[labels == 2] == 2) and np.all(split[labels == 0] == 0), 'the single book and the table stay'
 
 

@@ -242,19 +242,24 @@ def split_stacked(labels: np.ndarray, voxels: SurfaceVoxels, config: InstanceCon
     Seen from above, the upper object is the segment's highest voxel layer over an inner part of its footprint,
     surrounded by the lower object's rim and sides (nearly all of the first ring of cells around it) two cells or
     more wide on most sides: the edge of a single book, one cell wide, does not count. The upper object's voxels
-    become a segment of their own; the rest is the lower object, whose marker then falls on its own rim.
+    become a segment of their own; the rest is the lower object, whose marker then falls on its own rim. A lower
+    object cut in pieces is seen whole through its other flat pieces.
     """
     v = voxels.voxel_size_m
     valid = labels >= 0
     if not valid.any():
         return labels
-    labels = labels.copy()
+    given, labels = labels, labels.copy()
     next_label = int(labels.max()) + 1
     sizes = np.bincount(labels[valid])
     order = np.argsort(labels, kind='stable')
     sorted_labels = labels[order]
     all_cells = np.rint(voxels.points[:, :2] / v).astype(np.int64)
     all_layers = np.rint(voxels.points[:, 2] / v).astype(np.int64)
+    lowest_layer = np.full(len(sizes), np.iinfo(np.int64).max)
+    highest_layer = np.full(len(sizes), np.iinfo(np.int64).min)
+    np.minimum.at(lowest_layer, given[valid], all_layers[valid])
+    np.maximum.at(highest_layer, given[valid], all_layers[valid])
     for segment in np.flatnonzero(sizes >= 2 * config.min_instance_voxels):
         members = order[np.searchsorted(sorted_labels, segment) : np.searchsorted(sorted_labels, segment, side='right')]
         layer = all_layers[members]
@@ -276,6 +281,12 @@ def split_stacked(labels: np.ndarray, voxels: SurfaceVoxels, config: InstanceCon
         share = inner.sum() / occupied.sum()
         if inner.sum() < config.min_instance_voxels // 2 or not STACK_TOP_SHARE[0] <= share <= STACK_TOP_SHARE[1]:
             continue
+        # The lower object may be cut in pieces: flat pieces lying within its height, under the upper object's
+        # layer, count for the rings too (not the table under a single book: it reaches the segment's bottom).
+        piece = valid & (lowest_layer[np.maximum(given, 0)] >= layer.min())
+        piece &= highest_layer[np.maximum(given, 0)] < highest
+        piece &= np.all((all_cells >= origin) & (all_cells < origin + shape), axis=1)
+        occupied[all_cells[piece, 0] - origin[0], all_cells[piece, 1] - origin[1]] = True
         first_ring = cv2.dilate(inner, np.ones((3, 3), np.uint8)).astype(bool) & ~inner.astype(bool)
         second_ring = cv2.dilate(inner, np.ones((5, 5), np.uint8)).astype(bool) & ~first_ring & ~inner.astype(bool)
         if np.mean(occupied[first_ring]) < STACK_MIN_RIM or np.mean(occupied[second_ring]) < STACK_MIN_AROUND:
