@@ -21,7 +21,8 @@ instances, how many IDs seen at frame 500 are still there at frame 1000, the
 new IDs of the revisit and the IDs it keeps, the
 marked BEV and keyframes saved under ``out/bench/kitchen`` (look at them), and,
 with the hand annotation ``bench/data/redkitchen_objects.json``, how many of
-its clearly separate objects are found at IoU >= 0.25.
+its clearly separate objects are found at IoU >= 0.25 and their ID switches
+over the updates of each pass.
 """
 
 from __future__ import annotations
@@ -311,12 +312,14 @@ def run_kitchen(instances: InstanceConfig) -> None:
     at_500 = {}
     laps = [[], []]  # per pass: (frame index, IDs, surface voxels) of each update
     snapshots = [None, None]
+    published = [[], []]  # per pass: the instances of each update, scored against the annotation at the end
 
     def on_update(snapshot, frame_index, objects):
         lap = 1 if laps[1] or (laps[0] and frame_index < laps[0][-1][0]) else 0
         if lap == 0 and frame_index <= 500:
             at_500['ids'] = {i.id for i in snapshot.instances}
         snapshots[lap] = snapshot
+        published[lap].append(list(snapshot.instances))
         laps[lap].append((frame_index, {i.id for i in snapshot.instances}, len(snapshot.segmentation.voxels.keys)))
 
     started = time.perf_counter()
@@ -345,6 +348,16 @@ def run_kitchen(instances: InstanceConfig) -> None:
         T_now = np.array(json.loads((out / 'bev_meta.json').read_text())['T_map_world'])
         T_then = np.array(json.loads(KITCHEN_ANNOTATION.read_text())['T_map_world'])
         truth = load_truth(KITCHEN_ANNOTATION, T_now @ np.linalg.inv(T_then))
+        history = IdHistory()
+        for instances_of_update in published[0]:
+            history.add(match_instances(instances_of_update, truth).truth_of(0.25))
+        first_pass_switches = history.switches
+        for instances_of_update in published[1]:
+            history.add(match_instances(instances_of_update, truth).truth_of(0.25))
+        print(
+            f'kitchen annotation ID switches (IoU >= 0.25, every update): first pass {first_pass_switches}, '
+            f'revisit {history.switches - first_pass_switches}'
+        )
         for when, snapshot in (('after the first pass', first), ('after the revisit', last)):
             matching = match_instances(snapshot.instances, truth)
             best = matching.best_iou()
