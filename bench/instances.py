@@ -348,15 +348,14 @@ def run_kitchen(instances: InstanceConfig) -> None:
         T_now = np.array(json.loads((out / 'bev_meta.json').read_text())['T_map_world'])
         T_then = np.array(json.loads(KITCHEN_ANNOTATION.read_text())['T_map_world'])
         truth = load_truth(KITCHEN_ANNOTATION, T_now @ np.linalg.inv(T_then))
-        history = IdHistory()
-        for instances_of_update in published[0]:
-            history.add(match_instances(instances_of_update, truth).truth_of(0.25))
-        first_pass_switches = history.switches
-        for instances_of_update in published[1]:
-            history.add(match_instances(instances_of_update, truth).truth_of(0.25))
+        history, switches = IdHistory(), []
+        for lap in published:
+            for instances_of_update in lap:
+                history.add(match_instances(instances_of_update, truth).truth_of(0.25))
+            switches.append(history.switches)
         print(
-            f'kitchen annotation ID switches (IoU >= 0.25, every update): first pass {first_pass_switches}, '
-            f'revisit {history.switches - first_pass_switches}'
+            f'kitchen annotation ID switches (IoU >= 0.25, every update): first pass {switches[0]}, '
+            f'revisit {switches[1] - switches[0]}'
         )
         for when, snapshot in (('after the first pass', first), ('after the revisit', last)):
             matching = match_instances(snapshot.instances, truth)

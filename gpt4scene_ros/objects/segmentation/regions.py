@@ -263,7 +263,7 @@ def merge_hanging_parts(
     )
     points = voxels.points
     v = voxels.voxel_size_m
-    low, high = _bounds(labels, points, n)
+    low, high = segment_bounds(labels, points, n)
     extent = high - low + v
     across = _thickness(labels, points, n, v)
     leg = (across <= LEG_MAX_WIDTH_M) & (extent[:, 2] >= LEG_MIN_ASPECT * across)
@@ -310,7 +310,7 @@ def merge_covering_slabs(labels: np.ndarray, voxels: SurfaceVoxels) -> np.ndarra
         return labels
     v = voxels.voxel_size_m
     n = int(labels.max()) + 1
-    low, high = _bounds(labels, voxels.points, n)
+    low, high = segment_bounds(labels, voxels.points, n)
     high = high + v  # a voxel's extent
     present = np.isfinite(low[:, 0])
     area = np.prod(high[:, :2] - low[:, :2], axis=1)
@@ -345,7 +345,7 @@ def merge_enclosed_parts(labels: np.ndarray, voxels: SurfaceVoxels) -> np.ndarra
         return labels
     v = voxels.voxel_size_m
     n = int(labels.max()) + 1
-    low, high = _bounds(labels, voxels.points, n)
+    low, high = segment_bounds(labels, voxels.points, n)
     high = high + v
     present = np.isfinite(low[:, 0])
     size = np.bincount(labels[valid], minlength=n).astype(np.float64)
@@ -420,7 +420,16 @@ def _box_overlaps(low: np.ndarray, high: np.ndarray, k: int | np.integer) -> np.
     return np.prod(np.clip(np.minimum(high, high[k]) - np.maximum(low, low[k]), 0, None), axis=1)
 
 
-def _bounds(labels: np.ndarray, points: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def segment_members(labels: np.ndarray, count: int) -> list[np.ndarray]:
+    """Voxel indices of each segment 0..count-1 (-1 labels belong to none): index k holds segment k."""
+    order = np.argsort(labels, kind='stable')
+    ordered = labels[order]
+    starts = np.searchsorted(ordered, np.arange(count))
+    ends = np.searchsorted(ordered, np.arange(count), side='right')
+    return [order[s:e] for s, e in zip(starts, ends)]
+
+
+def segment_bounds(labels: np.ndarray, points: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(low, high): the (n, 3) corners of each segment's axis-aligned box of points (inf / -inf for none)."""
     valid = labels >= 0
     low, high = np.full((n, 3), np.inf), np.full((n, 3), -np.inf)

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from gpt4scene_ros.common.settings.instances import InstanceConfig
-from gpt4scene_ros.objects.segmentation.regions import components
+from gpt4scene_ros.objects.segmentation.regions import components, segment_bounds, segment_members
 from gpt4scene_ros.objects.voxels import SurfaceVoxels
 
 RESTING_MAX_COVER = 0.6
@@ -252,16 +252,13 @@ def split_stacked(labels: np.ndarray, voxels: SurfaceVoxels, config: InstanceCon
     given, labels = labels, labels.copy()
     next_label = int(labels.max()) + 1
     sizes = np.bincount(labels[valid])
-    order = np.argsort(labels, kind='stable')
-    sorted_labels = labels[order]
+    members_of = segment_members(given, len(sizes))
     all_cells = np.rint(voxels.points[:, :2] / v).astype(np.int64)
     all_layers = np.rint(voxels.points[:, 2] / v).astype(np.int64)
-    lowest_layer = np.full(len(sizes), np.iinfo(np.int64).max)
-    highest_layer = np.full(len(sizes), np.iinfo(np.int64).min)
-    np.minimum.at(lowest_layer, given[valid], all_layers[valid])
-    np.maximum.at(highest_layer, given[valid], all_layers[valid])
+    low, high = segment_bounds(given, voxels.points, len(sizes))
+    lowest_layer, highest_layer = np.rint(low[:, 2] / v), np.rint(high[:, 2] / v)
     for segment in np.flatnonzero(sizes >= 2 * config.min_instance_voxels):
-        members = order[np.searchsorted(sorted_labels, segment) : np.searchsorted(sorted_labels, segment, side='right')]
+        members = members_of[segment]
         layer = all_layers[members]
         highest = int(layer.max())
         if highest - int(layer.min()) + 1 > STACK_MAX_LAYERS:

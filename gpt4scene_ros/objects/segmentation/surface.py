@@ -54,6 +54,7 @@ from gpt4scene_ros.objects.segmentation.regions import (
     merge_enclosed_parts,
     merge_hanging_parts,
     merge_regions,
+    segment_members,
 )
 from gpt4scene_ros.objects.segmentation.resting import split_resting, split_stacked, split_tucked
 from gpt4scene_ros.objects.segmentation.structure import Structure, find_structure, is_structure_remnant
@@ -74,11 +75,7 @@ class Segmentation:
 
     def members(self) -> list[np.ndarray]:
         """Voxel indices of each segment, largest first is not implied: index k holds segment k."""
-        order = np.argsort(self.labels, kind='stable')
-        labels = self.labels[order]
-        starts = np.searchsorted(labels, np.arange(self.count))
-        ends = np.searchsorted(labels, np.arange(self.count), side='right')
-        return [order[s:e] for s, e in zip(starts, ends)]
+        return segment_members(self.labels, self.count)
 
 
 def segment_surface(voxels: SurfaceVoxels, config: InstanceConfig, votes: BoundaryVotes | None = None) -> Segmentation:
