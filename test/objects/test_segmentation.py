@@ -246,6 +246,17 @@ def test_a_curtain_of_flying_pixels_along_a_wall_is_structure_but_a_screen_on_it
     assert is_structure_remnant(points, wall, v, floor, up)
     assert not is_structure_remnant(points, wall, v, floor, out)
     assert not is_structure_remnant(points - [0.3, 0.0, 0.0], wall, v, floor, up), 'away from the wall: an object'
+    # Flat, facing up, reaching 9 cm into the room (the smeared top edge of a sofa's back against the wall) is
+    # structure too; a book 15 cm deep lying against the wall is not.
+    flat = np.tile([0.0, 0.0, 1.0], (count, 1))
+    sliver = np.stack(
+        [2.5 - rng.uniform(0.0, 0.09, count), rng.uniform(-0.6, 0.6, count), rng.uniform(0.86, 0.88, count)], 1
+    )
+    assert is_structure_remnant(sliver, wall, v, floor, flat)
+    book = np.stack(
+        [2.5 - rng.uniform(0.0, 0.15, count), rng.uniform(-0.1, 0.1, count), rng.uniform(0.86, 0.88, count)], 1
+    )
+    assert not is_structure_remnant(book, wall, v, floor, flat)
     # A flat strip of ceiling at 2.6 m that the ceiling search left (it is sparse at the room's edge) is
     # structure; a table top, flat too, at 0.75 m is not, nor a box reaching 2.1 m.
     strip = np.stack([rng.uniform(0.0, 2.0, count), rng.uniform(1.0, 1.3, count), rng.uniform(2.6, 2.61, count)], 1)

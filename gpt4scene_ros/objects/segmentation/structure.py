@@ -155,6 +155,10 @@ def _find_ceiling(
     return (points[:, 2] > level - 2 * v) & (normals[:, 2] < -0.5) & ~exclude
 
 
+WALL_SHEET_MAX_DEPTH_VOXELS = 5.0
+"""How far a sheet along a wall, not facing out of it, may reach into the room and still be a remnant: noisy
+depth smears a wall's edge 3-4 voxels out (measured on the generated rooms with depth noise)."""
+
 CEILING_SHEET_MIN_HEIGHT_M = 2.0
 """A flat horizontal sheet this high above the floor is a piece of ceiling (no object's top is seen there)."""
 
@@ -168,7 +172,8 @@ def is_structure_remnant(
 ) -> bool:
     """A thin sheet lying on the floor, under the ceiling or on a wall: what structure removal left along its
     edges (the floor's border at a wall, a strip of ceiling, a poster), not an object. With ``normals``, a
-    slightly thicker sheet along a wall whose surface does not face out of the wall counts too."""
+    sheet along a wall up to ``WALL_SHEET_MAX_DEPTH_VOXELS`` deep whose surface does not face out of the wall counts
+    too."""
     sheet = 1.5 * voxel_size_m
     low, high = np.percentile(points[:, 2], [2, 98])
     if high - low < sheet:
@@ -180,9 +185,14 @@ def is_structure_remnant(
         near, far = np.percentile(distance, [2, 98])
         if far - near < sheet and near < 2.5 * voxel_size_m:
             return True
-        if normals is not None and far - near < 3.0 * voxel_size_m and near < 3.5 * voxel_size_m:
+        if (
+            normals is not None
+            and far - near < WALL_SHEET_MAX_DEPTH_VOXELS * voxel_size_m
+            and near < 3.5 * voxel_size_m
+        ):
             # A sheet along a wall whose surface does not face out of it: the curtain of flying depth pixels
-            # between an object's edge and the wall behind it (a picture or a screen faces out).
+            # between an object's edge and the wall behind it, the strip of a sofa's back top that the wall's
+            # flying pixels cut off (a picture or a screen faces out).
             facing = np.abs(normals[:, :2] @ np.asarray(normal_xy)) > 0.8
             if np.mean(facing) < 0.3:
                 return True
