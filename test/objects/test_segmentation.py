@@ -324,7 +324,8 @@ def test_thin_parts_inside_a_larger_segment_join_it_but_what_lies_or_stands_on_a
         6: solid((3.0, 0.0, 0.0), (3.8, 0.4, 0.8)),  # a cabinet ...
         7: solid((3.0, 0.36, 0.6), (3.8, 0.4, 0.8)),  # ... and its back rim, cut off by depth noise
         8: solid((3.04, 0.04, 0.4), (3.76, 0.36, 0.42)),  # ... and a shelf board inside it
-    }
+        9: solid((3.76, 0.1, 0.6), (3.82, 0.3, 0.62)),  # ... and a piece of its side that flying pixels smear
+    }  # a voxel out of its box (an armrest's top against a wall)
     points = np.concatenate(list(parts.values()))
     truth = np.concatenate([np.full(len(p), label) for label, p in parts.items()])
     voxels = surface_voxels(points, np.full((len(points), 3), 128.0), np.tile([0.0, 0.0, 1.0], (len(points), 1)), v)
@@ -335,6 +336,7 @@ def test_thin_parts_inside_a_larger_segment_join_it_but_what_lies_or_stands_on_a
     group = {label: set(np.unique(merged[labels == label]).tolist()) for label in parts}
     assert group[1] == group[0], 'the turned chair back joins its chair'
     assert group[7] == group[6] and group[8] == group[6], 'the rim and the shelf board join their cabinet'
+    assert group[9] == group[6], "a piece reaching a voxel out of its holder's box joins it"
     for label, what in ((3, 'the magazine'), (5, 'the box under the table')):
         assert group[label] != group[2], f'{what} stays apart from the table'
         assert len(group[label]) == 1

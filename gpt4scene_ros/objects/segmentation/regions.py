@@ -333,8 +333,8 @@ SLAB_MIN_INSIDE = 0.8
 
 
 def merge_enclosed_parts(labels: np.ndarray, voxels: SurfaceVoxels) -> np.ndarray:
-    """Merge a thin part into the largest larger segment whose box holds ``PART_MIN_INSIDE`` of the part's box,
-    below that segment's top: a chair back or a cabinet's rim cut off by depth noise, the lower half of a leg, a
+    """Merge a thin part into the largest larger segment whose box (a voxel wider across) holds
+    ``PART_MIN_INSIDE`` of the part's box, below that segment's top: a chair back or a cabinet's rim cut off by depth noise, the lower half of a leg, a
     shelf board. Thin is at most ``PART_MAX_THICKNESS_M`` across and ``PART_MIN_ASPECT`` times as long: upright
     (a sheet or a stick, measured along its own horizontal axes, so a turned chair's back is thin too), whose
     bottom must be ``PART_MIN_BELOW_TOP_M`` under the top, or flat, whose own top must be: a magazine or a tray
@@ -355,9 +355,11 @@ def merge_enclosed_parts(labels: np.ndarray, voxels: SurfaceVoxels) -> np.ndarra
     upright = present & (across <= PART_MAX_THICKNESS_M) & (extent[:, 2] >= PART_MIN_ASPECT * across)
     flat = present & (extent[:, 2] <= PART_MAX_THICKNESS_M)
     flat &= np.max(extent[:, :2], axis=1) >= PART_MIN_ASPECT * extent[:, 2]
+    # Holders' boxes one voxel wider across: a part's edge smeared by flying pixels sticks out of its holder's box.
+    grown_low, grown_high = low - [v, v, 0.0], high + [v, v, 0.0]
     parent = np.arange(n)
     for part in np.flatnonzero(upright | flat):
-        overlap = _box_overlaps(low, high, part)  # volumes
+        overlap = np.prod(np.clip(np.minimum(grown_high, high[part]) - np.maximum(grown_low, low[part]), 0, None), 1)
         reference_z = low[part, 2] if upright[part] else high[part, 2]
         below_top = reference_z < high[:, 2] - PART_MIN_BELOW_TOP_M
         fits = present & below_top & (overlap >= PART_MIN_INSIDE * volume[part]) & (size > size[part])
