@@ -468,3 +468,24 @@ def test_a_chair_back_tucked_against_a_tables_edge_is_split_off_but_a_chairs_bac
     assert np.mean(split[(owner == 0) & ~in_back] == 0) > 0.98, 'the table keeps its legs'
     for label, name in ((1, 'the chair'), (2, 'the sofa')):
         assert np.all(split[owner == label] == label), f'{name} stays whole'
+
+
+def test_a_boxs_corner_edge_of_a_blended_colour_joins_its_box_but_a_stick_standing_against_it_does_not():
+    """At the crease between two boxes of different colours the fused colour blends, so a box's vertical corner
+    edge there can be a segment too far in colour from either box to merge; it continues its own box without a
+    crease. A thin stick standing against the box meets it at a concave crease and stays apart."""
+    from gpt4scene_ros.objects.segmentation.regions import edge_evidence, merge_smooth_slivers
+
+    purple, teal = (120, 60, 140), (60, 130, 140)
+    surface = Surface().box((0.0, 0.0, 0.0), (0.3, 0.3, 0.3), purple).box((0.32, 0.0, 0.0), (0.7, 0.4, 0.36), teal)
+    surface.box((0.1, -0.06, 0.0), (0.14, -0.02, 0.14), purple)  # a stick against the box's side
+    voxels = surface.voxels()
+    p = voxels.points
+    labels = np.where(p[:, 0] > 0.31, 1, 0)
+    labels[(p[:, 0] >= 0.26) & (p[:, 0] <= 0.3) & (p[:, 1] >= 0.26) & (p[:, 1] <= 0.3)] = 2  # the corner edge
+    labels[p[:, 1] < -0.01] = 3
+    _, concave, _, _ = edge_evidence(voxels, CONFIG)
+    merged = merge_smooth_slivers(labels, voxels, voxels.edges, np.ones(len(voxels.edges), bool), concave)
+    assert np.all(merged[labels == 2] == merged[labels == 0][0]), 'the corner edge joins its box'
+    assert set(merged[labels == 3].tolist()) == {3}, 'the stick against the box stays apart'
+    assert set(merged[labels == 1].tolist()) == {1}, 'the other box stays apart'

@@ -333,13 +333,13 @@ SLAB_MIN_INSIDE = 0.8
 
 
 def merge_enclosed_parts(labels: np.ndarray, voxels: SurfaceVoxels) -> np.ndarray:
-    """Merge a thin part into the largest larger segment whose box (a voxel wider across) holds
-    ``PART_MIN_INSIDE`` of the part's box, below that segment's top: a chair back or a cabinet's rim cut off by depth noise, the lower half of a leg, a
-    shelf board. Thin is at most ``PART_MAX_THICKNESS_M`` across and ``PART_MIN_ASPECT`` times as long: upright
-    (a sheet or a stick, measured along its own horizontal axes, so a turned chair's back is thin too), whose
-    bottom must be ``PART_MIN_BELOW_TOP_M`` under the top, or flat, whose own top must be: a magazine or a tray
-    lying on a table, or a book standing on it, stays apart. A flat part that rests on the holder stays apart too,
-    however high the holder's box has grown with what earlier stages merged into it (:func:`_rests_on`)."""
+    """Merge a thin part into the largest larger segment whose box (a voxel wider across) holds ``PART_MIN_INSIDE``
+    of the part's box, below that segment's top: a chair back or a cabinet's rim cut off by depth noise, the lower
+    half of a leg, a shelf board. Thin is at most ``PART_MAX_THICKNESS_M`` across and ``PART_MIN_ASPECT`` times as
+    long: upright (a sheet or a stick, measured along its own horizontal axes, so a turned chair's back is thin
+    too), whose bottom must be ``PART_MIN_BELOW_TOP_M`` under the top, or flat, whose own top must be: a magazine or
+    a tray lying on a table, or a book standing on it, stays apart. A flat part that rests on the holder stays apart
+    too, however high the holder's box has grown with what earlier stages merged into it (:func:`_rests_on`)."""
     valid = labels >= 0
     if not valid.any():
         return labels
@@ -371,6 +371,50 @@ def merge_enclosed_parts(labels: np.ndarray, voxels: SurfaceVoxels) -> np.ndarra
             continue
         parent[part] = holder
     return _follow(labels, parent)
+
+
+def merge_smooth_slivers(
+    labels: np.ndarray, voxels: SurfaceVoxels, edges: np.ndarray, active_edge: np.ndarray, concave: np.ndarray
+) -> np.ndarray:
+    """Merge a small upright sliver (at most ``SLIVER_MAX_VOXELS``, thin and tall as in
+    :func:`merge_enclosed_parts`) into the larger neighbour it continues without a crease: a box's vertical edge
+    whose fused colour blends with the box beside it, too far from either colour for :func:`merge_regions`. That
+    neighbour is the one with the longest border that is not concave, and at most ``SLIVER_MAX_CONCAVE`` of their
+    border may be; an object standing against another (a stick beside a box, a bottle on a table) meets it at a
+    concave crease."""
+    valid = labels >= 0
+    if not valid.any():
+        return labels
+    v = voxels.voxel_size_m
+    n = int(labels.max()) + 1
+    size = np.bincount(labels[valid], minlength=n)
+    low, high = segment_bounds(labels, voxels.points, n)
+    across = _thickness(labels, voxels.points, n, v)
+    tall = np.where(size > 0, high[:, 2] - low[:, 2] + v, 0.0) >= PART_MIN_ASPECT * across
+    sliver = (size > 0) & (size <= SLIVER_MAX_VOXELS) & (across <= PART_MAX_THICKNESS_M) & tall
+    a, b = labels[edges[active_edge, 0]], labels[edges[active_edge, 1]]
+    border = (a != b) & (a >= 0) & (b >= 0)
+    own = np.concatenate([a[border], b[border]])
+    other = np.concatenate([b[border], a[border]])
+    creased = np.concatenate([concave[active_edge][border]] * 2)
+    mine = sliver[own]
+    pair, inverse = np.unique(own[mine].astype(np.int64) * n + other[mine], return_inverse=True)
+    shared = np.bincount(inverse, minlength=len(pair))
+    creases = np.bincount(inverse, weights=creased[mine].astype(np.float64), minlength=len(pair))
+    parent = np.arange(n)
+    owners = pair // n
+    smooth = shared - creases
+    for segment in np.unique(owners):
+        rows = np.flatnonzero(owners == segment)
+        best = rows[np.argmax(smooth[rows])]
+        neighbour = int(pair[best] % n)
+        if creases[best] <= SLIVER_MAX_CONCAVE * shared[best] and size[neighbour] > size[segment]:
+            parent[segment] = neighbour
+    return _follow(labels, parent)
+
+
+SLIVER_MAX_VOXELS = 100
+SLIVER_MAX_CONCAVE = 0.1
 
 
 def _rests_on(holder_points: np.ndarray, low: np.ndarray, high: np.ndarray, voxel_size_m: float) -> bool:

@@ -32,8 +32,10 @@ few points Open3D extracts per voxel (voxel keys: :mod:`gpt4scene_ros.objects.vo
    chair's back tucked against a table's edge), is split off again
    (:mod:`gpt4scene_ros.objects.segmentation.resting`); slabs join what they
    cover, thin parts (a chair back, a rim, a shelf board) the segment whose
-   box holds them, unless they rest on it (a book on a table); a flat stack (a
-   book on a larger book) is split in two.
+   box holds them, unless they rest on it (a book on a table); a small upright
+   sliver joins the neighbour it continues without a crease (a box's corner
+   edge whose colour blends with the box beside it); a flat stack (a book on a
+   larger book) is split in two.
 4. Regions of at least ``min_instance_voxels`` voxels are the segments.
 """
 
@@ -54,6 +56,7 @@ from gpt4scene_ros.objects.segmentation.regions import (
     merge_enclosed_parts,
     merge_hanging_parts,
     merge_regions,
+    merge_smooth_slivers,
     segment_members,
 )
 from gpt4scene_ros.objects.segmentation.resting import split_resting, split_stacked, split_tucked
@@ -103,6 +106,7 @@ def segment_surface(voxels: SurfaceVoxels, config: InstanceConfig, votes: Bounda
     labels = split_tucked(labels, voxels, edges, structure.floor_height_m, config)
     labels = merge_covering_slabs(labels, voxels)
     labels = merge_enclosed_parts(labels, voxels)
+    labels = merge_smooth_slivers(labels, voxels, edges, active, concave)
     labels = split_stacked(labels, voxels, config)
     sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, np.int64)
     big = [
