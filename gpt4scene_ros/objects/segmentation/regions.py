@@ -316,7 +316,7 @@ def merge_covering_slabs(labels: np.ndarray, voxels: SurfaceVoxels) -> np.ndarra
     area = np.prod(high[:, :2] - low[:, :2], axis=1)
     parent = np.arange(n)
     for slab in np.flatnonzero(present & (high[:, 2] - low[:, 2] <= SLAB_MAX_HEIGHT_M)):
-        overlap = _box_overlaps(low[:, :2], high[:, :2], slab)  # footprint areas
+        overlap = _box_overlaps(low[:, :2], high[:, :2], low[slab, :2], high[slab, :2])  # footprint areas
         cover = overlap / np.maximum(area, 1e-9)
         inside = overlap / max(area[slab], 1e-9)
         on_or_in = (low[slab, 2] >= low[:, 2] - v) & (low[slab, 2] <= high[:, 2] + 2 * v)
@@ -359,7 +359,7 @@ def merge_enclosed_parts(labels: np.ndarray, voxels: SurfaceVoxels) -> np.ndarra
     grown_low, grown_high = low - [v, v, 0.0], high + [v, v, 0.0]
     parent = np.arange(n)
     for part in np.flatnonzero(upright | flat):
-        overlap = np.prod(np.clip(np.minimum(grown_high, high[part]) - np.maximum(grown_low, low[part]), 0, None), 1)
+        overlap = _box_overlaps(grown_low, grown_high, low[part], high[part])  # volumes
         reference_z = low[part, 2] if upright[part] else high[part, 2]
         below_top = reference_z < high[:, 2] - PART_MIN_BELOW_TOP_M
         fits = present & below_top & (overlap >= PART_MIN_INSIDE * volume[part]) & (size > size[part])
@@ -460,10 +460,10 @@ def _thickness(labels: np.ndarray, points: np.ndarray, n: int, voxel_size_m: flo
     return np.sqrt(12.0 * np.maximum(0.5 * (sxx + syy) - spread, 0.0)) + voxel_size_m
 
 
-def _box_overlaps(low: np.ndarray, high: np.ndarray, k: int | np.integer) -> np.ndarray:
-    """The overlap of segment ``k``'s axis-aligned box with every segment's, over the columns given (2: areas,
-    3: volumes)."""
-    return np.prod(np.clip(np.minimum(high, high[k]) - np.maximum(low, low[k]), 0, None), axis=1)
+def _box_overlaps(low: np.ndarray, high: np.ndarray, box_low: np.ndarray, box_high: np.ndarray) -> np.ndarray:
+    """The overlap of the axis-aligned box ``box_low``..``box_high`` with every segment's (``low``..``high``), over
+    the columns given (2: areas, 3: volumes)."""
+    return np.prod(np.clip(np.minimum(high, box_high) - np.maximum(low, box_low), 0, None), axis=1)
 
 
 def segment_members(labels: np.ndarray, count: int) -> list[np.ndarray]:
