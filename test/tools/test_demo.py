@@ -4,6 +4,7 @@ that a real browser renders, and clean failures (bad input, an unwritable output
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import re
@@ -120,6 +121,17 @@ def marked_processes(marker: str) -> list:
 
 
 @pytest.fixture
+def run_marker():
+    """A marker for the processes a test starts (``GPT4SCENE_TEST_RUN``): whatever the test's outcome, none of them
+    is left running after it (a failed assertion would otherwise leave the demo's nodes behind)."""
+    marker = uuid.uuid4().hex
+    yield marker
+    for pid in marked_processes(marker):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
 def small_scene(tmp_path) -> Path:
     folder = tmp_path / 'scene'
     write_sequence(SyntheticSceneConfig(seed=3, num_frames=60).with_resolution(320, 240), folder)
@@ -138,10 +150,10 @@ def small_bag(small_scene, tmp_path) -> Path:
     reason='no chromium here (scripts/test installs it)',
 )
 @pytest.mark.realtime
-def test_the_demo_on_a_bag_asks_every_task_and_writes_a_report_a_browser_renders(small_bag, tmp_path):
+def test_the_demo_on_a_bag_asks_every_task_and_writes_a_report_a_browser_renders(small_bag, tmp_path, run_marker):
     assert BROWSER, 'scripts/test installs chromium: the report must be checked in a real browser'
     out = tmp_path / 'out'
-    marker = uuid.uuid4().hex
+    marker = run_marker
     # More keyframe candidates per update than the default 4: the objects settle sooner after the last frame.
     roles = ('color', 'depth', 'camera_info', 'odometry')
     topics = [f'player.{role}_topic={getattr(REALSENSE, role)}' for role in roles]
@@ -205,9 +217,9 @@ def test_bad_input_and_an_unwritable_output_folder_exit_2_with_the_reason(tmp_pa
 
 
 @pytest.mark.parametrize('how', ['ctrl_c', 'sigterm'])
-def test_an_interrupted_demo_stops_the_graph_and_leaves_no_process(how, small_scene, tmp_path, tiny_models):
+def test_an_interrupted_demo_stops_the_graph_and_leaves_no_process(how, small_scene, tmp_path, tiny_models, run_marker):
     out = tmp_path / 'out'
-    marker = uuid.uuid4().hex
+    marker = run_marker
     process = subprocess.Popen(
         [
             sys.executable,
