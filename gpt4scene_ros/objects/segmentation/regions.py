@@ -352,7 +352,7 @@ def merge_enclosed_parts(labels: np.ndarray, voxels: SurfaceVoxels) -> np.ndarra
     extent = np.where(present[:, None], high - low, 0.0)
     volume = np.prod(extent, axis=1)
     across = _thickness(labels, voxels.points, n, v)
-    upright = present & (across <= PART_MAX_THICKNESS_M) & (extent[:, 2] >= PART_MIN_ASPECT * across)
+    upright = present & _thin_upright(extent[:, 2], across)
     flat = present & (extent[:, 2] <= PART_MAX_THICKNESS_M)
     flat &= np.max(extent[:, :2], axis=1) >= PART_MIN_ASPECT * extent[:, 2]
     # Holders' boxes one voxel wider across: a part's edge smeared by flying pixels sticks out of its holder's box.
@@ -390,8 +390,7 @@ def merge_smooth_slivers(
     size = np.bincount(labels[valid], minlength=n)
     low, high = segment_bounds(labels, voxels.points, n)
     across = _thickness(labels, voxels.points, n, v)
-    tall = np.where(size > 0, high[:, 2] - low[:, 2] + v, 0.0) >= PART_MIN_ASPECT * across
-    sliver = (size > 0) & (size <= SLIVER_MAX_VOXELS) & (across <= PART_MAX_THICKNESS_M) & tall
+    sliver = (size > 0) & (size <= SLIVER_MAX_VOXELS) & _thin_upright(high[:, 2] - low[:, 2] + v, across)
     a, b = labels[edges[active_edge, 0]], labels[edges[active_edge, 1]]
     border = (a != b) & (a >= 0) & (b >= 0)
     own = np.concatenate([a[border], b[border]])
@@ -415,6 +414,12 @@ def merge_smooth_slivers(
 
 SLIVER_MAX_VOXELS = 100
 SLIVER_MAX_CONCAVE = 0.1
+
+
+def _thin_upright(height: np.ndarray, across: np.ndarray) -> np.ndarray:
+    """Per segment (its height, its thickness from :func:`_thickness`): a sheet or a stick, at most
+    ``PART_MAX_THICKNESS_M`` across and ``PART_MIN_ASPECT`` times as tall."""
+    return (across <= PART_MAX_THICKNESS_M) & (height >= PART_MIN_ASPECT * across)
 
 
 def _rests_on(holder_points: np.ndarray, low: np.ndarray, high: np.ndarray, voxel_size_m: float) -> bool:

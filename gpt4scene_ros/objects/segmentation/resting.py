@@ -258,11 +258,11 @@ def split_stacked(labels: np.ndarray, voxels: SurfaceVoxels, config: InstanceCon
     low, high = segment_bounds(given, voxels.points, len(sizes))
     lowest_layer, highest_layer = np.rint(low[:, 2] / v), np.rint(high[:, 2] / v)
     for segment in np.flatnonzero(sizes >= 2 * config.min_instance_voxels):
+        lowest, highest = int(lowest_layer[segment]), int(highest_layer[segment])
+        if highest - lowest + 1 > STACK_MAX_LAYERS:
+            continue
         members = members_of[segment]
         layer = all_layers[members]
-        highest = int(layer.max())
-        if highest - int(layer.min()) + 1 > STACK_MAX_LAYERS:
-            continue
         cells = all_cells[members]
         origin = cells.min(axis=0) - 2  # two free cells around, for the rings
         cells = cells - origin
@@ -280,7 +280,7 @@ def split_stacked(labels: np.ndarray, voxels: SurfaceVoxels, config: InstanceCon
             continue
         # The lower object may be cut in pieces: flat pieces lying within its height, under the upper object's
         # layer, count for the rings too (not the table under a single book: it reaches the segment's bottom).
-        piece = valid & (lowest_layer[np.maximum(given, 0)] >= layer.min())
+        piece = valid & (lowest_layer[np.maximum(given, 0)] >= lowest)
         piece &= highest_layer[np.maximum(given, 0)] < highest
         piece &= np.all((all_cells >= origin) & (all_cells < origin + shape), axis=1)
         occupied[all_cells[piece, 0] - origin[0], all_cells[piece, 1] - origin[1]] = True
